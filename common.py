@@ -1,0 +1,292 @@
+"""
+Plumbing shared by the scripts: reading a corpus, its vocabulary, checkpoint files, signals,
+argument checks and one-line errors. No model math lives here.
+"""
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT_VERSION = 1  # bump when the checkpoint layout changes; load() refuses other versions
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line 'error: ...', exit status `status`."""
+
+    def __init__(self, message, status=2):
+        super().__init__(message)
+        self.status = status
+
+
+def run(main):
+    """Call main() and turn UserError, Ctrl-C and a closed pipe into one line and an exit status."""
+    try:
+        status = main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        status = e.status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        status = 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): stop quietly, as other command-line tools do
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 1
+    except MemoryError:
+        print("error: out of memory: try a smaller --batch-size, --seq-length or --hidden-size",
+              file=sys.stderr)
+        status = 1
+    sys.exit(status or 0)
+
+
+# ----------------------------------------------------------------------------- text and vocabulary
+
+def read_bytes(path, what="input file"):
+    """The file's bytes, or a UserError naming what is wrong with the path."""
+    if not os.path.exists(path):
+        raise UserError(f"{what} not found: {path}")
+    if os.path.isdir(path):
+        raise UserError(f"{what} is a directory, not a file: {path}")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror}") from None
+
+
+def decode_text(data, encoding="utf-8", path="input"):
+    """Bytes -> str exactly: no newline translation, no normalisation; a leading BOM is dropped."""
+    try:
+        text = data.decode(encoding)
+    except LookupError:
+        raise UserError(f"unknown encoding {encoding!r}: give a Python codec name, e.g. "
+                        "--encoding latin-1") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not valid {encoding}: bad byte 0x{data[e.start]:02x} at byte "
+                        f"offset {e.start}; if the file uses another encoding, pass it with "
+                        "--encoding (e.g. --encoding cp949 or --encoding latin-1)") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def read_text(path, encoding="utf-8", what="input file"):
+    """Returns (text, sha256 hex of the file's bytes, number of bytes); empty files are refused."""
+    data = read_bytes(path, what)
+    if not data:
+        raise UserError(f"{what} is empty: {path}")
+    return decode_text(data, encoding, path), hashlib.sha256(data).hexdigest(), len(data)
+
+
+def code_points(text):
+    """str -> (len,) uint32 array of its Unicode code points, without a Python-level loop."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
+def build_vocab(text):
+    """Returns (vocab, ids, counts): vocab is sorted(set(text)) as one string (sorted, so the
+    same corpus always gives the same vocabulary), ids the text as an int32 array of indices
+    into it, counts how often each character occurs. O(len) time via a code-point histogram."""
+    cps = code_points(text)                                  # (L,)
+    counts = np.bincount(cps)                                # (max code point + 1,)
+    present = np.flatnonzero(counts)                         # (V,) sorted code points
+    lookup = np.zeros(len(counts), dtype=np.int32)           # code point -> index
+    lookup[present] = np.arange(len(present), dtype=np.int32)
+    vocab = "".join(map(chr, present))
+    return vocab, lookup[cps], counts[present]
+
+
+def encode(text, vocab, what="text"):
+    """Map text onto an existing vocabulary -> int32 ids; unknown characters are a UserError."""
+    cps = code_points(text)                                  # (L,)
+    known = code_points(vocab)                               # (V,) sorted
+    pos = np.searchsorted(known, cps)                        # (L,)
+    pos[pos == len(known)] = 0
+    bad = known[pos] != cps                                  # (L,) True where unknown
+    if bad.any():
+        missing = "".join(map(chr, np.unique(cps[bad])))
+        raise UserError(f"{what} has {len(missing)} character(s) not in the model's vocabulary "
+                        f"of {len(vocab)}: {shown(missing)}")
+    return pos.astype(np.int32)
+
+
+def shown(chars, limit=40):
+    """A short printable listing of characters, e.g. 'x', '\\n', '한' ... (and 12 more)."""
+    items = [repr(c) for c in chars[:limit]]
+    more = f" ... (and {len(chars) - limit} more)" if len(chars) > limit else ""
+    return ", ".join(items) + more
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path, arrays, meta):
+    """Write arrays plus a JSON meta string to one .npz, atomically: a temporary file in the
+    same folder, flushed to disk, then renamed over `path`. A crash at any moment leaves
+    either the previous complete file or the new complete one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it an ordinary file's mode
+        with os.fdopen(fd, "wb") as f:
+            # a file object, so np.savez never appends its own suffix
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (not possible everywhere)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def load_checkpoint(path, kinds=None):
+    """Read a checkpoint written by save_checkpoint -> (arrays dict, meta dict).
+    Never unpickles (allow_pickle=False); checks the format version and, if given, the kind."""
+    read_bytes(path, "checkpoint")  # path errors first, in the same words as for inputs
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        reason = "it holds Python objects (pickles), which are never loaded" \
+            if "pickle" in str(e) or "Object arrays" in str(e) else "not a complete .npz file"
+        raise UserError(f"{path} is not a usable checkpoint: {reason}") from None
+    except Exception as e:  # zlib.error and friends from a damaged archive
+        raise UserError(f"{path} is not a usable checkpoint: damaged ({type(e).__name__})") from None
+    meta_arr = arrays.pop("meta", None)
+    if meta_arr is None or meta_arr.dtype.kind != "U" or meta_arr.shape != ():
+        raise UserError(f"{path} is not a min-char-rnn checkpoint (no meta record)")
+    try:
+        meta = json.loads(str(meta_arr))
+        version = meta["format_version"]
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path} is not a min-char-rnn checkpoint (unreadable meta record)") from None
+    if version != FORMAT_VERSION:
+        raise UserError(f"{path} has checkpoint format version {version}, this code reads version "
+                        f"{FORMAT_VERSION}: use the matching version of min-char-rnn or retrain")
+    if kinds is not None and meta.get("kind") not in kinds:
+        raise UserError(f"{path} holds a model of kind {meta.get('kind')!r}; expected "
+                        + " or ".join(repr(k) for k in kinds))
+    if not isinstance(meta.get("vocab"), str) or not meta["vocab"]:
+        raise UserError(f"{path} has no vocabulary in its meta record")
+    return arrays, meta
+
+
+def check_arrays(path, arrays, shapes):
+    """Every named array present, with the expected shape, a float dtype and finite values."""
+    for name, shape in shapes.items():
+        a = arrays.get(name)
+        if a is None:
+            raise UserError(f"{path} is damaged: array {name!r} is missing")
+        if a.shape != tuple(shape):
+            raise UserError(f"{path} is damaged: {name} has shape {a.shape}, expected "
+                            f"{tuple(shape)} (does the vocabulary match the weights?)")
+        if a.dtype not in (np.float32, np.float64):
+            raise UserError(f"{path} is damaged: {name} has dtype {a.dtype}, expected float32 "
+                            "or float64")
+        if not np.isfinite(a).all():
+            raise UserError(f"{path} is damaged: {name} holds NaN or infinite values")
+
+
+def prepare_output(path):
+    """Create the checkpoint's folder and check it can be written, before any training."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"--out {path} is a directory: give a file name such as {path}/model.npz")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write checkpoints to {folder}: {e.strerror}; choose another "
+                        "--out") from None
+
+
+def sibling(path, tag):
+    """out/model.npz -> out/model.<tag>.npz (the best and previous checkpoints live beside it)."""
+    stem = path[:-4] if path.endswith(".npz") else path
+    return f"{stem}.{tag}.npz"
+
+
+# ----------------------------------------------------------------------------- run control
+
+class StopFlag:
+    """SIGINT / SIGTERM set a flag instead of raising, so the loop stops between iterations
+    and never saves a half-updated state. `signum` is the signal received, or None."""
+
+    def __init__(self):
+        self.signum = None
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    @property
+    def exit_status(self):
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
+
+
+def open_log(path):
+    """Open a JSON-lines log for appending (line-buffered), failing before training if it can't."""
+    if path is None:
+        return None
+    try:
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        return open(path, "a", buffering=1, encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write --log {path}: {e.strerror}") from None
+
+
+def positive_int(s):
+    return _checked(int, s, lambda v: v > 0, "a positive integer")
+
+
+def nonnegative_int(s):
+    return _checked(int, s, lambda v: v >= 0, "an integer >= 0")
+
+
+def positive_float(s):
+    return _checked(float, s, lambda v: 0 < v < float("inf"), "a positive number")
+
+
+def nonnegative_float(s):
+    return _checked(float, s, lambda v: 0 <= v < float("inf"), "a number >= 0")
+
+
+def fraction(s):
+    return _checked(float, s, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def _checked(convert, s, ok, wanted):
+    import argparse
+    try:
+        v = convert(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not {wanted}") from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"{s!r} is not {wanted}")
+    return v
+
+
+def json_line(**fields):
+    """One JSON-lines record, newline included."""
+    return json.dumps(fields, ensure_ascii=False) + "\n"

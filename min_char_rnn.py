@@ -1,0 +1,433 @@
+"""
+Minimal character-level vanilla RNN language model trained with Adagrad: Karpathy's min-char-rnn
+as one file you can read top to bottom, exact on its numbers, batched and several times faster.
+
+References:
+  https://gist.github.com/karpathy/d4dee566867f8291f086  (the original min-char-rnn, BSD license)
+  https://cs231n.github.io/neural-networks-case-study/  (softmax + cross-entropy gradient p - onehot)
+  https://github.com/oreilly-japan/deep-learning-from-scratch-2  (ch. 5: truncated BPTT minibatches)
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+import common
+
+KIND = "min_char_rnn"
+DEFAULT_INPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "corpus.txt")
+PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+
+
+def param_shapes(vocab_size, hidden_size):
+    """The gist's parameters and their shapes, column-vector convention (x_t is (V, 1))."""
+    H, V = hidden_size, vocab_size
+    return {"Wxh": (H, V),   # input -> hidden
+            "Whh": (H, H),   # hidden -> hidden
+            "Why": (V, H),   # hidden -> output
+            "bh": (H, 1),    # hidden bias
+            "by": (V, 1)}    # output bias
+
+
+def flat_views(flat, vocab_size, hidden_size):
+    """Views of one flat buffer under the gist's names, so that clipping and Adagrad over all
+    five arrays are a handful of numpy calls on `flat` instead of five of each."""
+    views, start = {}, 0
+    for name, shape in param_shapes(vocab_size, hidden_size).items():
+        size = shape[0] * shape[1]
+        views[name] = flat[start:start + size].reshape(shape)
+        start += size
+    return views
+
+
+def num_params(vocab_size, hidden_size):
+    return sum(a * b for a, b in param_shapes(vocab_size, hidden_size).values())
+
+
+def init_params(vocab_size, hidden_size, seed, dtype=np.float64):
+    """The gist's initialisation: randn * 0.01 drawn in the order Wxh, Whh, Why from
+    RandomState(seed) (so seed S replays np.random.seed(S) in the gist), zero biases.
+    Returns a dict of the gist's names; the arrays are views of one flat buffer."""
+    rs = np.random.RandomState(seed)
+    flat = np.zeros(num_params(vocab_size, hidden_size), dtype=dtype)  # (P,) all parameters
+    params = flat_views(flat, vocab_size, hidden_size)
+    for name in ("Wxh", "Whh", "Why"):
+        params[name][...] = rs.randn(*params[name].shape) * 0.01
+    return params
+
+
+def lossFun(inputs, targets, hprev, params, clip=5.0, out=None):
+    """Forward and backward pass over T steps of B streams.
+    inputs, targets: T ints (one stream) or (B, T) ints; hprev: (H, 1) or (H, B).
+    Returns loss (cross-entropy summed over T, averaged over B), dWxh, dWhh, dWhy, dbh, dby
+    (clipped elementwise to [-clip, clip]; clip=None leaves them raw) and hlast (like hprev).
+    out: optional flat (P,) buffer that receives the gradients (they are returned as its views)."""
+    Wxh, Whh, Why, bh, by = (params[name] for name in PARAM_NAMES)
+    inputs = np.asarray(inputs)
+    targets = np.asarray(targets)
+    if inputs.ndim == 1:  # one stream, as in the gist
+        inputs, targets = inputs[None, :], targets[None, :]  # (1, T)
+    B, T = inputs.shape
+    H, V = Wxh.shape
+    dtype = Wxh.dtype
+
+    # forward pass
+    hs = np.empty((H, T + 1, B), dtype=dtype)  # (H, T+1, B) hs[:, t + 1] is h_t, hs[:, 0] is h_{-1}
+    hs[:, 0] = hprev
+    # x_t is one-hot, so Wxh @ x_t is column x_t of Wxh: picking the columns for all T steps at once
+    # is the same math as the gist's V-wide one-hot products, without the (V, T, B) one-hot tensor.
+    hraw = Wxh[:, inputs.T]  # (H, T, B) Wxh x_t for every step and stream
+    hraw += bh[:, :, None]   # (H, T, B) + bh
+    for t in range(T):
+        hraw[:, t] += Whh @ hs[:, t]          # Wxh x_t + Whh h_{t-1} + bh
+        np.tanh(hraw[:, t], out=hs[:, t + 1])  # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
+    hs_out = hs[:, 1:].reshape(H, T * B)   # (H, T*B) h_t of every step; column t*B + b (a view)
+    ys = Why @ hs_out + by                 # (V, T*B) y_t = Why h_t + by, unnormalised log-probs
+    # softmax: subtracting each column's max leaves p_t unchanged and keeps exp() from overflowing
+    ys -= ys.max(axis=0)
+    cols = np.arange(T * B)                # (T*B,)
+    tgt = targets.T.reshape(T * B)         # (T*B,) target of column t*B + b
+    ps = np.exp(ys)                        # (V, T*B) unnormalised p_t
+    sums = ps.sum(axis=0)                  # (T*B,)
+    # loss_t = -log p_t[target] = log(sum_j exp(y_j)) - y_target
+    loss = float((np.log(sums) - ys[tgt, cols]).sum()) / B
+
+    # backward pass: compute gradients going backwards
+    grads = np.empty(num_params(V, H), dtype=dtype) if out is None else out  # (P,)
+    d = flat_views(grads, V, H)
+    dy = ps                                # (V, T*B) reuses the buffer of ps
+    dy /= sums                             # p_t
+    dy[tgt, cols] -= 1                     # softmax with cross-entropy gives dy = p - onehot
+    dy /= B                                # the loss is a mean over the B streams
+    np.matmul(dy, hs_out.T, out=d["Why"])  # dWhy = sum_t dy_t h_t^T
+    dy.sum(axis=1, keepdims=True, out=d["by"])  # dby = sum_t dy_t
+    dh = (Why.T @ dy).reshape(H, T, B)     # (H, T, B) Why^T dy_t, the gradient into h_t from y_t
+    dtanh = 1 - hs[:, 1:] * hs[:, 1:]      # (H, T, B) tanh' = 1 - h_t^2
+    for t in reversed(range(T)):
+        if t < T - 1:
+            dh[:, t] += Whh.T @ dh[:, t + 1]  # + Whh^T dhraw_{t+1}: h_t feeds h_{t+1} through Whh
+        dh[:, t] *= dtanh[:, t]               # dhraw_t = (1 - h_t^2) * dh_t, backprop through tanh
+    dhraw = dh.reshape(H, T * B)           # (H, T*B) gradient at the tanh inputs, a view of dh
+    np.matmul(dhraw, hs[:, :-1].reshape(H, T * B).T, out=d["Whh"])  # dWhh = sum_t dhraw_t h_{t-1}^T
+    dhraw.sum(axis=1, keepdims=True, out=d["bh"])  # dbh = sum_t dhraw_t
+    # dWxh = sum_t dhraw_t x_t^T adds dhraw_t into column x_t. Sorting the steps by input id and
+    # summing runs of equal ids (reduceat) does it in O(T B H) memory whatever V is, and several
+    # times faster than np.add.at.
+    ids = inputs.T.reshape(T * B)          # (T*B,) input id of column t*B + b
+    order = np.argsort(ids, kind="stable")  # (T*B,)
+    ids_sorted = ids[order]
+    starts = np.flatnonzero(np.r_[True, ids_sorted[1:] != ids_sorted[:-1]])  # (U,) run starts
+    d["Wxh"][...] = 0
+    d["Wxh"][:, ids_sorted[starts]] = np.add.reduceat(dhraw[:, order], starts, axis=1)  # (H, U)
+    if clip is not None:
+        np.clip(grads, -clip, clip, out=grads)  # the gist's elementwise clip, against exploding gradients
+    hlast = hs[:, T].copy()                # (H, B) h_{T-1}, the next block's hprev
+    return (loss, d["Wxh"], d["Whh"], d["Why"], d["bh"], d["by"], hlast)
+
+
+def sample(params, h, seed_ix, n, rng, temperature=1.0, top_k=0):
+    """Generate n characters for K streams side by side, one step at a time.
+    h: (H, K) state after the inputs before seed_ix (not modified); seed_ix: K ints, the first
+    inputs. temperature 0 is greedy argmax; top_k > 0 samples among the k most likely only.
+    Returns ixes (K, n) ints and the state after them (H, K)."""
+    Wxh, Whh, Why, bh, by = (params[name] for name in PARAM_NAMES)
+    H, V = Wxh.shape
+    K = len(seed_ix)
+    dtype = Wxh.dtype
+    top_k = top_k if 0 < top_k < V else 0    # k >= V keeps every character: no filtering
+    # Row layout for the loop: hr is (K, H) = h^T, so each step is two small row-major products.
+    x_rows = (Wxh + bh).T.copy()             # (V, H) row i is Wxh x + bh for x = onehot(i)
+    Whh_T = Whh.T.copy()                     # (H, H)
+    scale = 1.0 if temperature == 0 else 1.0 / temperature
+    Why_T = (Why.T * scale).astype(dtype)    # (H, V) hidden -> logits / temperature
+    b_out = (by.T * scale).astype(dtype)     # (1, V) by / temperature
+    hr = np.array(h.T, dtype=dtype)          # (K, H)
+    ix = np.asarray(seed_ix)                 # (K,)
+    ixes = np.empty((n, K), dtype=np.int64)  # (n, K)
+    for t0 in range(0, n, 1024):             # noise for 1024 steps at a time bounds memory
+        steps = min(1024, n - t0)
+        # Gumbel-max: argmax(y / temperature + g) with g ~ Gumbel(0, 1) draws from
+        # softmax(y / temperature) without forming probabilities (and so without overflow).
+        if temperature == 0:
+            noise = np.zeros((steps, 1, V), dtype=dtype)  # greedy: plain argmax
+        else:
+            noise = rng.gumbel(size=(steps, K, V)).astype(dtype)  # (steps, K, V)
+        if not top_k:
+            noise += b_out                   # fold by into the noise: one add per step less
+        for t in range(steps):
+            hr = np.tanh(x_rows[ix] + hr @ Whh_T)  # h = tanh(Wxh x + Whh h + bh), as rows
+            y = hr @ Why_T                   # (K, V) Why h / temperature
+            if top_k:
+                y += b_out
+                kth = np.partition(y, V - top_k, axis=1)[:, V - top_k, None]  # (K, 1) k-th largest
+                y[y < kth] = -np.inf         # below the k-th largest logit is never drawn
+            y += noise[t]
+            ix = y.argmax(axis=1)            # (K,) the sampled characters
+            ixes[t0 + t] = ix
+    return ixes.T, hr.T.copy()
+
+
+def evaluate(params, ids, chunk=None):
+    """Total cross-entropy (nats) of predicting ids[1:] from ids[:-1] as one stream from a zero
+    state, the state carried across chunks; returns (nats, number of characters predicted)."""
+    H, V = params["Wxh"].shape
+    chunk = chunk or max(64, min(8192, 2 ** 22 // V))  # keeps the (V, chunk) softmax near 32 MB
+    h = np.zeros((H, 1), dtype=params["Wxh"].dtype)  # (H, 1)
+    nats = 0.0
+    for s in range(0, len(ids) - 1, chunk):
+        inputs = ids[s:min(s + chunk, len(ids) - 1)]
+        loss, *_, h = lossFun(inputs, ids[s + 1:s + 1 + len(inputs)], h, params, clip=None)
+        nats += loss
+    return nats, len(ids) - 1
+
+
+# ----------------------------------------------------------------------------- training
+
+def build_parser(suppress_defaults=False):
+    """The command line; with suppress_defaults, only the options actually given are parsed
+    (how --resume tells a value the user typed from a default)."""
+    ap = argparse.ArgumentParser(
+        description="Train Karpathy's min-char-rnn (tanh RNN, Adagrad) on a text file.",
+        argument_default=argparse.SUPPRESS if suppress_defaults else None)
+    i, f = common.positive_int, common.nonnegative_int
+    ap.add_argument("input", nargs="?", help="UTF-8 text file to train on (default: the bundled "
+                    "data/corpus.txt, or the input stored in the --resume checkpoint)")
+    model = ap.add_argument_group("model, data and optimiser (stored in the checkpoint)")
+    model.add_argument("--hidden-size", type=i, default=100, help="hidden units H (default 100)")
+    model.add_argument("--seq-length", type=i, default=25,
+                       help="characters per stream per iteration, T (default 25)")
+    model.add_argument("--learning-rate", type=common.positive_float, default=0.1,
+                       help="Adagrad learning rate (default 0.1)")
+    model.add_argument("--batch-size", type=i, default=1,
+                       help="streams B trained side by side, cut from B offsets (default 1)")
+    model.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                       help="float64 (default) matches the gist exactly; float32 is ~2x faster")
+    model.add_argument("--val-fraction", type=common.fraction, default=0.1,
+                       help="fraction of the text, from its end, held out for validation "
+                            "(default 0.1; 0 trains on all of it, as the gist)")
+    model.add_argument("--seed", type=int, default=0,
+                       help="seed for the initial weights and the samples (default 0)")
+    model.add_argument("--encoding", default="utf-8", help="text encoding of INPUT (default utf-8)")
+    run = ap.add_argument_group("run control (may change on --resume)")
+    run.add_argument("--max-iters", type=f, default=None,
+                     help="stop after this many iterations in all, resumed ones included "
+                          "(default: run until interrupted, as the gist)")
+    run.add_argument("--out", default=None, help="checkpoint file (default: "
+                     "out/min_char_rnn-<input name>.npz, or the --resume file); the best by "
+                     "validation loss is kept beside it as <name>.best.npz")
+    run.add_argument("--resume", default=None, help="continue the run saved in this checkpoint")
+    run.add_argument("--save-every", type=f, default=1000,
+                     help="save a checkpoint every N iterations (default 1000; 0: only at the end)")
+    run.add_argument("--sample-every", type=f, default=100,
+                     help="print a sample and the loss every N iterations (default 100; 0: never)")
+    run.add_argument("--sample-length", type=i, default=200,
+                     help="characters per printed sample (default 200)")
+    run.add_argument("--eval-every", type=f, default=1000,
+                     help="validation loss every N iterations (default 1000; 0: only at the end)")
+    run.add_argument("--eval-max-chars", type=f, default=0,
+                     help="evaluate on at most this many validation characters (default 0: all)")
+    run.add_argument("--log", default=None, help="append JSON lines of training figures here")
+    run.add_argument("--log-every", type=f, default=100,
+                     help="write a --log line every N iterations (default 100; 0: never)")
+    return ap
+
+
+# options that define the model, the data or the optimiser: fixed for the life of a run
+RUN_DEFINING = ("hidden_size", "seq_length", "learning_rate", "batch_size", "dtype",
+                "val_fraction", "seed", "encoding")
+
+
+def resolve_options(argv):
+    """Parse argv; with --resume, take the run-defining options from the checkpoint and refuse
+    a different value given on the command line. Returns (args, checkpoint or None)."""
+    args = build_parser().parse_args(argv)
+    given = vars(build_parser(suppress_defaults=True).parse_args(argv))
+    if args.resume is None:
+        return args, None
+    arrays, meta = common.load_checkpoint(args.resume, kinds=(KIND,))
+    stored = meta["options"]
+    for name in RUN_DEFINING:
+        if name in given and given[name] != stored[name]:
+            flag = "--" + name.replace("_", "-")
+            raise common.UserError(f"{flag} {given[name]} differs from the {stored[name]} stored in "
+                                   f"{args.resume}: drop {flag} to resume, or start a new run")
+        setattr(args, name, stored[name])
+    if args.input is None:
+        args.input = meta["input"]
+    if args.out is None:
+        args.out = args.resume
+    return args, (arrays, meta)
+
+
+def load_data(args, meta=None):
+    """Read and split the corpus. Returns (vocab, counts, train ids, val ids, sha256, nbytes)."""
+    text, sha, nbytes = common.read_text(args.input, args.encoding)
+    if meta is not None and (sha != meta["input_sha256"] or nbytes != meta["input_bytes"]):
+        raise common.UserError(f"{args.input} is not the text this run was trained on ({nbytes} "
+                               f"bytes now, {meta['input_bytes']} in the checkpoint, SHA-256 "
+                               f"differs): resume with the original file, or start a new run")
+    vocab, ids, counts = common.build_vocab(text)
+    split = int(len(ids) * (1 - args.val_fraction))
+    train, val = ids[:split], ids[split:]
+    B, T = args.batch_size, args.seq_length
+    if len(train) // B < T + 1:
+        raise common.UserError(
+            f"the training text has {len(train)} characters, too few for --batch-size {B} and "
+            f"--seq-length {T}: each of the {B} streams needs at least T + 1 = {T + 1}, so at "
+            f"least {B * (T + 1)} characters; use a longer text or smaller values")
+    if args.val_fraction > 0 and len(val) < 2:
+        raise common.UserError(f"the validation split has {len(val)} character(s), too few to "
+                               "evaluate: raise --val-fraction or use --val-fraction 0")
+    return vocab, counts, train, val, sha, nbytes
+
+
+def main(argv=None):
+    args, resumed = resolve_options(argv)
+    if args.input is None:
+        args.input = DEFAULT_INPUT
+    if args.out is None:
+        stem = os.path.splitext(os.path.basename(args.input))[0]
+        args.out = os.path.join("out", f"min_char_rnn-{stem}.npz")
+    meta = resumed[1] if resumed else None
+    vocab, counts, train, val, sha, nbytes = load_data(args, meta)
+    common.prepare_output(args.out)
+    log = common.open_log(args.log)
+    H, T, B, V = args.hidden_size, args.seq_length, args.batch_size, len(vocab)
+    dtype = np.dtype(args.dtype)
+    char_to_ix = {ch: i for i, ch in enumerate(vocab)}  # noqa: F841 (the gist's names, for readers)
+    ix_to_char = dict(enumerate(vocab))
+    print(f"data has {len(train) + len(val)} characters, {V} unique "
+          f"({len(train)} train, {len(val)} validation).")
+    print("options: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()))
+    # B streams of S characters each, cut from B offsets of the training text: (B, S)
+    S = len(train) // B
+    streams = train[:B * S].reshape(B, S)
+    eval_ids = val[:args.eval_max_chars] if args.eval_max_chars else val
+
+    # state: parameters and Adagrad memory as flat buffers, the gist's names as views
+    P = num_params(V, H)
+    flat = np.empty(P, dtype=dtype)  # (P,) Wxh, Whh, Why, bh, by
+    mem = np.zeros(P, dtype=dtype)   # (P,) Adagrad memory mWxh ... mby
+    grads = np.empty(P, dtype=dtype)  # (P,) dWxh ... dby, written by lossFun
+    step = np.empty(P, dtype=dtype)  # (P,) scratch for the Adagrad step
+    params = flat_views(flat, V, H)
+    if resumed:
+        arrays, meta = resumed
+        shapes = param_shapes(V, H)
+        common.check_arrays(args.resume, arrays, {**shapes, **{"m" + k: s for k, s in shapes.items()},
+                                                  "hprev": (H, B)})
+        for name in PARAM_NAMES:
+            params[name][...] = arrays[name]
+            flat_views(mem, V, H)[name][...] = arrays["m" + name]
+        hprev = arrays["hprev"].astype(dtype)  # (H, B)
+        n, p, smooth_loss = meta["n"], meta["p"], meta["smooth_loss"]
+        best_val = meta["best_val_loss"]
+        rng = np.random.default_rng()
+        rng.bit_generator.state = meta["rng_state"]
+        print(f"resuming {args.resume} at iteration {n}")
+    else:
+        for name, value in init_params(V, H, args.seed, dtype).items():
+            params[name][...] = value
+        hprev = np.zeros((H, B), dtype=dtype)  # (H, B)
+        n, p = 0, 0
+        smooth_loss = -math.log(1.0 / V) * T  # loss at iteration 0
+        best_val = None
+        rng = np.random.default_rng(args.seed)
+        if os.path.exists(args.out):  # never silently lose yesterday's model
+            os.replace(args.out, common.sibling(args.out, "prev"))
+            print(f"kept the existing {args.out} as {common.sibling(args.out, 'prev')}")
+
+    def save(path):
+        if not np.isfinite(flat).all():  # never write a broken model
+            raise common.UserError(f"weights are not finite at iteration {n}; not saved", 1)
+        arrays = {name: params[name] for name in PARAM_NAMES}
+        arrays.update({"m" + k: v for k, v in flat_views(mem, V, H).items()})
+        arrays["hprev"] = hprev
+        common.save_checkpoint(path, arrays, {
+            "format_version": common.FORMAT_VERSION, "kind": KIND, "vocab": vocab,
+            "char_counts": counts.tolist(), "options": {k: getattr(args, k) for k in RUN_DEFINING},
+            "input": os.path.abspath(args.input), "input_bytes": nbytes, "input_sha256": sha,
+            "n": n, "p": p, "smooth_loss": smooth_loss, "best_val_loss": best_val,
+            "rng_state": rng.bit_generator.state})
+
+    def validate():
+        nonlocal best_val
+        nats, count = evaluate(params, eval_ids)
+        val_loss = nats / count
+        tqdm.write(f"iter {n}: val loss {val_loss:.4f} nats/char, {val_loss / math.log(2):.4f} "
+                   f"bits/char")
+        if log:
+            log.write(common.json_line(iter=n, val_loss=val_loss,
+                                       val_bits_per_char=val_loss / math.log(2)))
+        if best_val is None or val_loss < best_val:
+            best_val = val_loss
+            save(common.sibling(args.out, "best"))
+
+    stop = common.StopFlag()
+    bar = tqdm(total=args.max_iters, initial=n, unit="it", dynamic_ncols=True, disable=None,
+               mininterval=0.5)
+    t_last, n_last = time.perf_counter(), n
+    while args.max_iters is None or n < args.max_iters:
+        # prepare inputs (we're sweeping from left to right in steps seq_length long)
+        if p + T + 1 >= S or n == 0:
+            hprev = np.zeros((H, B), dtype=dtype)  # reset RNN memory
+            p = 0  # go from start of data
+        inputs = streams[:, p:p + T]           # (B, T)
+        targets = streams[:, p + 1:p + T + 1]  # (B, T) the next character of each input
+
+        # sample from the model now and then
+        if args.sample_every and n % args.sample_every == 0:
+            sample_ix, _ = sample(params, hprev[:, :1], inputs[:1, 0], args.sample_length, rng)
+            txt = "".join(ix_to_char[ix] for ix in sample_ix[0])
+            tqdm.write(f"----\n {txt} \n----")
+
+        # forward seq_length characters through the net and fetch gradient
+        loss, *_, hprev = lossFun(inputs, targets, hprev, params, out=grads)
+        if not math.isfinite(loss):
+            raise common.UserError(
+                f"the loss became {loss} at iteration {n}: training diverged; the last saved "
+                f"checkpoint is untouched; try a smaller --learning-rate (now {args.learning_rate})", 1)
+        smooth_loss = smooth_loss * 0.999 + loss * 0.001
+        if args.sample_every and n % args.sample_every == 0:
+            tqdm.write(f"iter {n}, loss: {smooth_loss:f}")  # print progress
+        if log and args.log_every and n % args.log_every == 0:
+            log.write(common.json_line(iter=n, loss=loss, loss_per_char=loss / T,
+                                       smooth_loss=smooth_loss))
+
+        # perform parameter update with Adagrad: mem += g^2, param -= lr g / sqrt(mem + 1e-8)
+        np.multiply(grads, grads, out=step)
+        mem += step
+        np.add(mem, 1e-8, out=step)
+        np.sqrt(step, out=step)
+        np.divide(grads, step, out=step)
+        step *= args.learning_rate
+        flat -= step
+
+        p += T  # move data pointer
+        n += 1  # iteration counter
+        bar.update(1)
+        now = time.perf_counter()
+        if now - t_last > 1.0:
+            bar.set_postfix_str(f"loss {smooth_loss:.3f}, "
+                                f"{(n - n_last) * B * T / (now - t_last) / 1000:.1f}k chars/s")
+            t_last, n_last = now, n
+        finished = args.max_iters is not None and n >= args.max_iters
+        if len(val) and (finished or (args.eval_every and n % args.eval_every == 0)):
+            validate()
+        if finished or stop.signum or (args.save_every and n % args.save_every == 0):
+            save(args.out)
+        if stop.signum:
+            bar.close()
+            print(f"interrupted at iteration {n}: saved to {args.out}", file=sys.stderr)
+            return stop.exit_status
+    bar.close()
+    print(f"done: {n} iterations, smooth loss {smooth_loss:.4f}; saved to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    common.run(lambda: main())
