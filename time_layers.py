@@ -1,0 +1,627 @@
+"""The book's layer system: RNN, LSTM and GRU layers over (N, T, ...) batches of row vectors.
+
+Shapes: N batch, T time, D input, H hidden, V vocabulary; Wx is (D, H) and x Wx is a row times a matrix.
+References:
+  https://gist.github.com/karpathy/d4dee566867f8291f086 (min-char-rnn)
+  https://github.com/oreilly-japan/deep-learning-from-scratch-2 (DLFS2 ch.5-6, common/time_layers.py)
+  https://cs231n.github.io/rnn/ (cs231n RNN notes and assignment 3)
+"""
+
+import numpy as np
+
+# The layer contract, shared by every class below:
+# - params and grads are lists of arrays; backward writes grads[i][...] in place, so a model or an
+#   optimizer holding references to them sees the new values without re-reading the lists.
+# - backward reads forward's cache but never writes into it, so calling it twice gives the same result.
+# - buffers take the parameters' dtype. float64 is the default because gradient checks need it
+#   (float32 agrees only to about 1e-3); float32 works everywhere and runs about twice as fast in BLAS.
+
+
+def sigmoid(x, out=None):
+    """Elementwise logistic function, sigma(x) = 0.5 * (1 + tanh(x / 2)); returns out (x's shape)."""
+    # 1 / (1 + exp(-x)) overflows exp for x << 0; the tanh form is the same function and never does.
+    out = np.multiply(x, 0.5, out=out)  # same shape as x
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
+
+
+def _to_time_major(xs, dtype):
+    """(N, T, K) -> contiguous (T, N, K) copy in dtype, so step t reads one contiguous block."""
+    return np.ascontiguousarray(xs.transpose(1, 0, 2), dtype=dtype)  # (T, N, K)
+
+
+def _to_batch_major(ys):
+    """(T, N, K) -> contiguous (N, T, K) copy: what the caller gets is never our cache."""
+    return np.ascontiguousarray(ys.transpose(1, 0, 2))  # (N, T, K)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vanilla RNN: h_t = tanh(h_{t-1} Wh + x_t Wx + b)
+
+
+class RNN:
+    """One time step of a vanilla RNN, kept for teaching and for tests (TimeRNN does not use it)."""
+
+    def __init__(self, Wx, Wh, b):
+        # Wx (D, H) input -> hidden, Wh (H, H) hidden -> hidden, b (H,) hidden bias
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D, H), (H, H), (H,)
+        self.cache = None
+
+    def forward(self, x, h_prev):
+        """x (N, D), h_prev (N, H) -> h_next (N, H)."""
+        Wx, Wh, b = self.params
+        # h_next = tanh(h_prev Wh + x Wx + b)
+        h_next = np.tanh(h_prev @ Wh + x @ Wx + b)  # (N, H)
+        self.cache = (x, h_prev, h_next)
+        return h_next
+
+    def backward(self, dh_next):
+        """dh_next (N, H) -> (dx (N, D), dh_prev (N, H)); writes grads in place."""
+        Wx, Wh, b = self.params
+        x, h_prev, h_next = self.cache
+        # through h_next = tanh(a): tanh' = 1 - h_next^2
+        dt = dh_next * (1 - h_next ** 2)  # (N, H)
+        # through a = h_prev Wh + x Wx + b: each product sends dt back through its other factor
+        self.grads[0][...] = x.T @ dt  # (D, H)
+        self.grads[1][...] = h_prev.T @ dt  # (H, H)
+        self.grads[2][...] = dt.sum(axis=0)  # (H,)
+        dx = dt @ Wx.T  # (N, D)
+        dh_prev = dt @ Wh.T  # (N, H); the blog versions wrongly build this from x.T
+        return dx, dh_prev
+
+
+class TimeRNN:
+    """T steps of the vanilla RNN over a block xs (N, T, D) -> hs (N, T, H).
+
+    Attributes: h (N, H) the last hidden state, dh (N, H) the gradient w.r.t. the block's initial state.
+    stateful=True starts each block from the previous block's last h (set_state / reset_state).
+    """
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        # Wx (D, H) input -> hidden, Wh (H, H) hidden -> hidden, b (H,) hidden bias
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D, H), (H, H), (H,)
+        self.stateful = stateful
+        self.h, self.dh = None, None
+        self.cache = None
+
+    def set_state(self, h):
+        """Start the next block from h (N, H)."""
+        self.h = np.array(h, dtype=self.params[1].dtype)  # (N, H) our own copy
+
+    def reset_state(self):
+        """Start the next block from zeros."""
+        self.h = None
+
+    def forward(self, xs):
+        """xs (N, T, D) -> hs (N, T, H); updates self.h to the last step's state."""
+        Wx, Wh, b = self.params
+        N, T, D = xs.shape
+        H = Wh.shape[0]
+        dtype = Wh.dtype
+        xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D) step t is rows t*N .. t*N+N-1
+        # hbuf[0] is h_0 (the initial state), hbuf[t] is h_t; slices [:-1] and [1:] give h_{t-1} and h_t
+        hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H)
+        # Only the recurrence needs a Python loop: x_t Wx + b for all T steps is one big matmul.
+        np.matmul(xs_tm, Wx, out=hbuf[1:].reshape(T * N, H))  # (T*N, H) view into hbuf
+        hbuf[1:] += b
+        # stateful: keep the last block's h, but cut backward at the block edge (truncated BPTT),
+        # since the graph that produced it was freed with the last block's cache
+        if not self.stateful or self.h is None:
+            self.h = np.zeros((N, H), dtype=dtype)  # (N, H)
+        hbuf[0] = self.h
+        hWh = np.empty((N, H), dtype=dtype)  # (N, H) scratch for h_{t-1} Wh, reused every step
+        for t in range(1, T + 1):
+            np.matmul(hbuf[t - 1], Wh, out=hWh)
+            hbuf[t] += hWh  # a_t = h_{t-1} Wh + (x_t Wx + b)
+            np.tanh(hbuf[t], out=hbuf[t])  # h_t = tanh(a_t)
+        self.h = hbuf[T].copy()  # (N, H)
+        self.cache = (xs_tm, hbuf)
+        return _to_batch_major(hbuf[1:])  # (N, T, H)
+
+    def backward(self, dhs):
+        """dhs (N, T, H) -> dxs (N, T, D); writes grads in place and sets self.dh (N, H)."""
+        Wx, Wh, b = self.params
+        xs_tm, hbuf = self.cache
+        N, T, H = dhs.shape
+        D = Wx.shape[0]
+        # dts starts as a time-major copy of dhs and becomes da_t, step by step, in place
+        dts = _to_time_major(dhs, Wh.dtype)  # (T, N, H)
+        # through h_t = tanh(a_t): tanh' = 1 - h_t^2, for all steps at once
+        dtanh = np.square(hbuf[1:])  # (T, N, H)
+        np.subtract(1, dtanh, out=dtanh)
+        dh = np.zeros((N, H), dtype=Wh.dtype)  # (N, H) gradient arriving at h_t from step t+1
+        for t in reversed(range(T)):
+            dts[t] += dh  # dh_t = dhs_t + (from h_{t+1})
+            dts[t] *= dtanh[t]  # da_t = dh_t * (1 - h_t^2)
+            np.matmul(dts[t], Wh.T, out=dh)  # through a_t = h_{t-1} Wh + ...: dh_{t-1} = da_t Wh^T
+        self.dh = dh  # (N, H) gradient w.r.t. h_0, the block's initial state
+        # weight gradients summed over steps: each is one matmul over all T*N rows
+        da = dts.reshape(T * N, H)  # (T*N, H)
+        np.matmul(xs_tm.T, da, out=self.grads[0])  # dWx = sum_t x_t^T da_t        (D, H)
+        np.matmul(hbuf[:-1].reshape(T * N, H).T, da, out=self.grads[1])  # dWh = sum_t h_{t-1}^T da_t
+        np.sum(da, axis=0, out=self.grads[2])  # db = sum_t sum_n da_t          (H,)
+        dxs = (da @ Wx.T).reshape(T, N, D)  # (T, N, D) dx_t = da_t Wx^T
+        return _to_batch_major(dxs)  # (N, T, D)
+
+
+# ---------------------------------------------------------------------------------------------
+# LSTM, gates fused in one matmul. Columns of Wx (D, 4H), Wh (H, 4H), b (4H,) in the book's order:
+#   [ f forget | g candidate | i input | o output ]   (A[:, :H], A[:, H:2H], A[:, 2H:3H], A[:, 3H:])
+#   A = x Wx + h_prev Wh + b;  f, i, o = sigmoid(.);  g = tanh(.)
+#   c_next = f * c_prev + g * i;  h_next = o * tanh(c_next)
+
+
+class LSTM:
+    """One LSTM step, kept for teaching and for tests (TimeLSTM does not use it)."""
+
+    def __init__(self, Wx, Wh, b):
+        # Wx (D, 4H) input -> gates, Wh (H, 4H) hidden -> gates, b (4H,) gate biases
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D,4H), (H,4H), (4H,)
+        self.cache = None
+
+    def forward(self, x, h_prev, c_prev):
+        """x (N, D), h_prev (N, H), c_prev (N, H) -> (h_next (N, H), c_next (N, H))."""
+        Wx, Wh, b = self.params
+        H = Wh.shape[0]
+        A = x @ Wx + h_prev @ Wh + b  # (N, 4H) all four gates' pre-activations
+        f = sigmoid(A[:, :H])  # (N, H) forget gate
+        g = np.tanh(A[:, H:2 * H])  # (N, H) candidate cell
+        i = sigmoid(A[:, 2 * H:3 * H])  # (N, H) input gate
+        o = sigmoid(A[:, 3 * H:])  # (N, H) output gate
+        c_next = f * c_prev + g * i  # (N, H) c_t = f c_{t-1} + g i
+        tanh_c = np.tanh(c_next)  # (N, H)
+        h_next = o * tanh_c  # (N, H) h_t = o tanh(c_t)
+        self.cache = (x, h_prev, c_prev, f, g, i, o, tanh_c)
+        return h_next, c_next
+
+    def backward(self, dh_next, dc_next):
+        """dh_next, dc_next (N, H) -> (dx (N, D), dh_prev (N, H), dc_prev (N, H)); writes grads."""
+        Wx, Wh, b = self.params
+        x, h_prev, c_prev, f, g, i, o, tanh_c = self.cache
+        # total gradient at c_t: from c_{t+1} directly, and via h_t = o tanh(c_t), tanh' = 1 - tanh^2
+        ds = dc_next + dh_next * o * (1 - tanh_c ** 2)  # (N, H)
+        df = ds * c_prev * f * (1 - f)  # c_t = f c_{t-1} + ..., sigma' = f (1 - f)
+        dg = ds * i * (1 - g ** 2)  # c_t = ... + g i, tanh' = 1 - g^2
+        di = ds * g * i * (1 - i)  # c_t = ... + g i, sigma' = i (1 - i)
+        do = dh_next * tanh_c * o * (1 - o)  # h_t = o tanh(c_t), sigma' = o (1 - o)
+        dA = np.concatenate([df, dg, di, do], axis=1)  # (N, 4H) same column order as A
+        # through A = x Wx + h_prev Wh + b
+        self.grads[0][...] = x.T @ dA  # (D, 4H)
+        self.grads[1][...] = h_prev.T @ dA  # (H, 4H)
+        self.grads[2][...] = dA.sum(axis=0)  # (4H,)
+        dx = dA @ Wx.T  # (N, D)
+        dh_prev = dA @ Wh.T  # (N, H)
+        dc_prev = ds * f  # (N, H) c_t = f c_{t-1} + ...
+        return dx, dh_prev, dc_prev
+
+
+class TimeLSTM:
+    """T LSTM steps over xs (N, T, D) -> hs (N, T, H); gate columns [f | g | i | o] as in LSTM.
+
+    Attributes: h, c (N, H) the last states; dh, dc (N, H) gradients w.r.t. the initial states.
+    stateful=True carries h and c across forward calls (set_state(h, c=None) / reset_state).
+    """
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        # Wx (D, 4H) input -> gates, Wh (H, 4H) hidden -> gates, b (4H,) gate biases
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D,4H), (H,4H), (4H,)
+        self.stateful = stateful
+        self.h, self.c, self.dh, self.dc = None, None, None, None
+        self.cache = None
+
+    def set_state(self, h, c=None):
+        """Start the next block from h (N, H) and c (N, H); c=None means zeros."""
+        self.h = np.array(h, dtype=self.params[1].dtype)  # (N, H) our own copy
+        self.c = None if c is None else np.array(c, dtype=self.params[1].dtype)  # (N, H)
+
+    def reset_state(self):
+        """Start the next block from zeros."""
+        self.h, self.c = None, None
+
+    def forward(self, xs):
+        """xs (N, T, D) -> hs (N, T, H); updates self.h and self.c."""
+        Wx, Wh, b = self.params
+        N, T, D = xs.shape
+        H = Wh.shape[0]
+        dtype = Wh.dtype
+        xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
+        # gates[t] first holds x_t Wx + b (one matmul for all steps), then the activated f, g, i, o
+        gates = np.empty((T, N, 4 * H), dtype=dtype)  # (T, N, 4H)
+        np.matmul(xs_tm, Wx, out=gates.reshape(T * N, 4 * H))  # (T*N, 4H) view into gates
+        gates += b
+        hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
+        cbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) c_0 .. c_T
+        tanh_c = np.empty((T, N, H), dtype=dtype)  # (T, N, H) tanh(c_t), reused by backward
+        # stateful: carry h and c, backward cut at the block edge (truncated BPTT)
+        if not self.stateful or self.h is None:
+            self.h = np.zeros((N, H), dtype=dtype)  # (N, H)
+        if not self.stateful or self.c is None:
+            self.c = np.zeros((N, H), dtype=dtype)  # (N, H)
+        hbuf[0], cbuf[0] = self.h, self.c
+        hWh = np.empty((N, 4 * H), dtype=dtype)  # (N, 4H) scratch for h_{t-1} Wh
+        gi = np.empty((N, H), dtype=dtype)  # (N, H) scratch for g * i
+        for t in range(T):
+            A = gates[t]  # (N, 4H) view
+            np.matmul(hbuf[t], Wh, out=hWh)
+            A += hWh  # A = x_t Wx + h_{t-1} Wh + b
+            sigmoid(A[:, :H], out=A[:, :H])  # f = sigma(A_f)
+            np.tanh(A[:, H:2 * H], out=A[:, H:2 * H])  # g = tanh(A_g)
+            sigmoid(A[:, 2 * H:], out=A[:, 2 * H:])  # i, o = sigma(A_i), sigma(A_o), side by side
+            f, g, i, o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]  # (N, H) views
+            np.multiply(f, cbuf[t], out=cbuf[t + 1])
+            np.multiply(g, i, out=gi)
+            cbuf[t + 1] += gi  # c_t = f c_{t-1} + g i
+            np.tanh(cbuf[t + 1], out=tanh_c[t])
+            np.multiply(o, tanh_c[t], out=hbuf[t + 1])  # h_t = o tanh(c_t)
+        self.h, self.c = hbuf[T].copy(), cbuf[T].copy()  # (N, H), (N, H)
+        self.cache = (xs_tm, gates, hbuf, cbuf, tanh_c)
+        return _to_batch_major(hbuf[1:])  # (N, T, H)
+
+    def backward(self, dhs):
+        """dhs (N, T, H) -> dxs (N, T, D); writes grads in place, sets self.dh and self.dc."""
+        Wx, Wh, b = self.params
+        xs_tm, gates, hbuf, cbuf, tanh_c = self.cache
+        N, T, H = dhs.shape
+        D = Wx.shape[0]
+        dhs_tm = dhs.transpose(1, 0, 2)  # (T, N, H) view, only read
+        dA = np.empty((T, N, 4 * H), dtype=Wh.dtype)  # (T, N, 4H) gate pre-activation grads
+        dh = np.zeros((N, H), dtype=Wh.dtype)  # (N, H) gradient arriving at h_t from step t+1
+        dc = np.zeros((N, H), dtype=Wh.dtype)  # (N, H) gradient arriving at c_t from step t+1
+        for t in reversed(range(T)):
+            A = gates[t]  # (N, 4H) activated gates, only read
+            f, g, i, o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]  # (N, H) views
+            dh_t = dhs_tm[t] + dh  # (N, H) from the output and from step t+1
+            # total at c_t: from c_{t+1}, and via h_t = o tanh(c_t) with tanh' = 1 - tanh^2
+            ds = dc + dh_t * o * (1 - tanh_c[t] ** 2)  # (N, H)
+            dA[t, :, :H] = ds * cbuf[t] * f * (1 - f)  # c_t = f c_{t-1} + ..., sigma' = f (1 - f)
+            dA[t, :, H:2 * H] = ds * i * (1 - g ** 2)  # c_t = ... + g i, tanh' = 1 - g^2
+            dA[t, :, 2 * H:3 * H] = ds * g * i * (1 - i)  # c_t = ... + g i, sigma' = i (1 - i)
+            dA[t, :, 3 * H:] = dh_t * tanh_c[t] * o * (1 - o)  # h_t = o tanh(c_t), sigma' = o (1 - o)
+            dc = ds * f  # (N, H) c_t = f c_{t-1} + ...: dc_{t-1} = ds f
+            dh = dA[t] @ Wh.T  # (N, H) A = ... + h_{t-1} Wh: dh_{t-1} = dA Wh^T
+        self.dh, self.dc = dh, dc  # gradients w.r.t. h_0 and c_0
+        dA2 = dA.reshape(T * N, 4 * H)  # (T*N, 4H)
+        np.matmul(xs_tm.T, dA2, out=self.grads[0])  # dWx = sum_t x_t^T dA_t        (D, 4H)
+        np.matmul(hbuf[:-1].reshape(T * N, H).T, dA2, out=self.grads[1])  # dWh = sum_t h_{t-1}^T dA_t
+        np.sum(dA2, axis=0, out=self.grads[2])  # db                                (4H,)
+        dxs = (dA2 @ Wx.T).reshape(T, N, D)  # (T, N, D)
+        return _to_batch_major(dxs)  # (N, T, D)
+
+
+# ---------------------------------------------------------------------------------------------
+# GRU, DLFS2 appendix C form. Columns of Wx (D, 3H), Wh (H, 3H), b (3H,):
+#   [ z update | r reset | h~ candidate ]
+#   z = sigma(x Wx_z + h_prev Wh_z + b_z);  r = sigma(x Wx_r + h_prev Wh_r + b_r)
+#   h~ = tanh(x Wx_h + (r * h_prev) Wh_h + b_h)     r gates h_prev BEFORE the matmul (Cho et al. 2014);
+#        cuDNN / PyTorch instead use r * (h_prev Wh_h + b_hh), which fuses the matmuls but needs 2 biases
+#   h_next = (1 - z) * h_prev + z * h~              z picks the new candidate (the book's convention)
+
+
+class GRU:
+    """One GRU step, kept for teaching and for tests (TimeGRU does not use it)."""
+
+    def __init__(self, Wx, Wh, b):
+        # Wx (D, 3H) input -> z, r, h~; Wh (H, 3H) hidden -> z, r, h~; b (3H,) biases
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D,3H), (H,3H), (3H,)
+        self.cache = None
+
+    def forward(self, x, h_prev):
+        """x (N, D), h_prev (N, H) -> h_next (N, H)."""
+        Wx, Wh, b = self.params
+        H = Wh.shape[0]
+        xw = x @ Wx + b  # (N, 3H)
+        z = sigmoid(xw[:, :H] + h_prev @ Wh[:, :H])  # (N, H) update gate
+        r = sigmoid(xw[:, H:2 * H] + h_prev @ Wh[:, H:2 * H])  # (N, H) reset gate
+        hr = r * h_prev  # (N, H)
+        hh = np.tanh(xw[:, 2 * H:] + hr @ Wh[:, 2 * H:])  # (N, H) h~ = tanh(x Wx_h + (r h) Wh_h + b_h)
+        h_next = (1 - z) * h_prev + z * hh  # (N, H)
+        self.cache = (x, h_prev, z, r, hr, hh)
+        return h_next
+
+    def backward(self, dh_next):
+        """dh_next (N, H) -> (dx (N, D), dh_prev (N, H)); writes grads in place."""
+        Wx, Wh, b = self.params
+        H = Wh.shape[0]
+        x, h_prev, z, r, hr, hh = self.cache
+        # through h_next = (1 - z) h_prev + z h~
+        dhh = dh_next * z  # (N, H)
+        dz = dh_next * (hh - h_prev)  # (N, H)
+        dh_prev = dh_next * (1 - z)  # (N, H)
+        dah = dhh * (1 - hh ** 2)  # (N, H) tanh' = 1 - h~^2
+        dhr = dah @ Wh[:, 2 * H:].T  # (N, H) through (r h_prev) Wh_h
+        dh_prev += dhr * r
+        daz = dz * z * (1 - z)  # (N, H) sigma' = z (1 - z)
+        dar = dhr * h_prev * r * (1 - r)  # (N, H) sigma' = r (1 - r)
+        dh_prev += daz @ Wh[:, :H].T + dar @ Wh[:, H:2 * H].T
+        dA = np.concatenate([daz, dar, dah], axis=1)  # (N, 3H) same column order as Wx
+        self.grads[0][...] = x.T @ dA  # (D, 3H)
+        self.grads[1][...] = np.concatenate([h_prev.T @ daz, h_prev.T @ dar, hr.T @ dah], axis=1)  # (H, 3H)
+        self.grads[2][...] = dA.sum(axis=0)  # (3H,)
+        dx = dA @ Wx.T  # (N, D)
+        return dx, dh_prev
+
+
+class TimeGRU:
+    """T GRU steps over xs (N, T, D) -> hs (N, T, H); columns [z | r | h~] as in GRU.
+
+    Attributes: h (N, H) the last state, dh (N, H) the gradient w.r.t. the initial state.
+    stateful=True carries h across forward calls (set_state / reset_state).
+    """
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        # Wx (D, 3H) input -> z, r, h~; Wh (H, 3H) hidden -> z, r, h~; b (3H,) biases
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D,3H), (H,3H), (3H,)
+        self.stateful = stateful
+        self.h, self.dh = None, None
+        self.cache = None
+
+    def set_state(self, h):
+        """Start the next block from h (N, H)."""
+        self.h = np.array(h, dtype=self.params[1].dtype)  # (N, H) our own copy
+
+    def reset_state(self):
+        """Start the next block from zeros."""
+        self.h = None
+
+    def forward(self, xs):
+        """xs (N, T, D) -> hs (N, T, H); updates self.h."""
+        Wx, Wh, b = self.params
+        N, T, D = xs.shape
+        H = Wh.shape[0]
+        dtype = Wh.dtype
+        Wh_zr = np.ascontiguousarray(Wh[:, :2 * H])  # (H, 2H) z and r columns, contiguous for BLAS
+        Wh_h = np.ascontiguousarray(Wh[:, 2 * H:])  # (H, H) candidate columns
+        xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
+        # gates[t] first holds x_t Wx + b (one matmul for all steps), then the activated z, r, h~
+        gates = np.empty((T, N, 3 * H), dtype=dtype)  # (T, N, 3H)
+        np.matmul(xs_tm, Wx, out=gates.reshape(T * N, 3 * H))  # (T*N, 3H) view into gates
+        gates += b
+        hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
+        hr = np.empty((T, N, H), dtype=dtype)  # (T, N, H) r_t * h_{t-1}, needed for dWh_h
+        if not self.stateful or self.h is None:  # stateful: backward still cut at the block edge
+            self.h = np.zeros((N, H), dtype=dtype)  # (N, H)
+        hbuf[0] = self.h
+        hW_zr = np.empty((N, 2 * H), dtype=dtype)  # (N, 2H) scratch for h_{t-1} Wh_zr
+        hrW = np.empty((N, H), dtype=dtype)  # (N, H) scratch for (r h_{t-1}) Wh_h
+        for t in range(T):
+            zr, hh = gates[t, :, :2 * H], gates[t, :, 2 * H:]  # (N, 2H), (N, H) views
+            np.matmul(hbuf[t], Wh_zr, out=hW_zr)
+            zr += hW_zr
+            sigmoid(zr, out=zr)  # z, r = sigma(x_t Wx_zr + h_{t-1} Wh_zr + b_zr)
+            z, r = zr[:, :H], zr[:, H:]  # (N, H) views
+            np.multiply(r, hbuf[t], out=hr[t])  # r h_{t-1}
+            np.matmul(hr[t], Wh_h, out=hrW)
+            hh += hrW
+            np.tanh(hh, out=hh)  # h~_t = tanh(x_t Wx_h + (r h_{t-1}) Wh_h + b_h)
+            np.subtract(hh, hbuf[t], out=hbuf[t + 1])
+            hbuf[t + 1] *= z
+            hbuf[t + 1] += hbuf[t]  # h_t = h_{t-1} + z (h~_t - h_{t-1}) = (1 - z) h_{t-1} + z h~_t
+        self.h = hbuf[T].copy()  # (N, H)
+        self.cache = (xs_tm, gates, hbuf, hr, Wh_zr, Wh_h)
+        return _to_batch_major(hbuf[1:])  # (N, T, H)
+
+    def backward(self, dhs):
+        """dhs (N, T, H) -> dxs (N, T, D); writes grads in place and sets self.dh (N, H)."""
+        Wx, Wh, b = self.params
+        xs_tm, gates, hbuf, hr, Wh_zr, Wh_h = self.cache
+        N, T, H = dhs.shape
+        D = Wx.shape[0]
+        dhs_tm = dhs.transpose(1, 0, 2)  # (T, N, H) view, only read
+        dA = np.empty((T, N, 3 * H), dtype=Wh.dtype)  # (T, N, 3H) pre-activation grads [z | r | h~]
+        dh = np.zeros((N, H), dtype=Wh.dtype)  # (N, H) gradient arriving at h_t from step t+1
+        for t in reversed(range(T)):
+            z, r, hh = gates[t, :, :H], gates[t, :, H:2 * H], gates[t, :, 2 * H:]  # (N, H) views
+            h_prev = hbuf[t]  # (N, H)
+            dh_t = dhs_tm[t] + dh  # (N, H) from the output and from step t+1
+            # h_t = (1 - z) h_{t-1} + z h~: three paths
+            dh_prev = dh_t * (1 - z)  # (N, H)
+            dA[t, :, 2 * H:] = dh_t * z * (1 - hh ** 2)  # via h~ = tanh(.), tanh' = 1 - h~^2
+            dA[t, :, :H] = dh_t * (hh - h_prev) * z * (1 - z)  # via z, sigma' = z (1 - z)
+            dhr = dA[t, :, 2 * H:] @ Wh_h.T  # (N, H) through (r h_{t-1}) Wh_h
+            dh_prev += dhr * r
+            dA[t, :, H:2 * H] = dhr * h_prev * r * (1 - r)  # via r, sigma' = r (1 - r)
+            dh = dh_prev + dA[t, :, :2 * H] @ Wh_zr.T  # (N, H) through h_{t-1} Wh_zr
+        self.dh = dh  # gradient w.r.t. h_0
+        dA2 = dA.reshape(T * N, 3 * H)  # (T*N, 3H)
+        np.matmul(xs_tm.T, dA2, out=self.grads[0])  # dWx = sum_t x_t^T dA_t       (D, 3H)
+        h_prev2 = hbuf[:-1].reshape(T * N, H)  # (T*N, H) h_{t-1} for every step
+        self.grads[1][:, :2 * H] = h_prev2.T @ dA2[:, :2 * H]  # (H, 2H) dWh_zr = sum_t h_{t-1}^T dA_zr
+        self.grads[1][:, 2 * H:] = hr.reshape(T * N, H).T @ dA2[:, 2 * H:]  # (H, H) dWh_h via r h_{t-1}
+        np.sum(dA2, axis=0, out=self.grads[2])  # db                               (3H,)
+        dxs = (dA2 @ Wx.T).reshape(T, N, D)  # (T, N, D)
+        return _to_batch_major(dxs)  # (N, T, D)
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedding, affine output, loss, dropout
+
+
+def _scatter_add_rows(dW, ids, drows):
+    """dW[...] = 0, then dW[ids[k]] += drows[k] for every k: ids (K,), drows (K, D). Writes dW."""
+    dW[...] = 0
+    if ids.size == 0:
+        return
+    # dW[ids] += drows would keep only one of several repeated ids; np.add.at accumulates but is
+    # slow, so sort: repeats become neighbours, and reduceat sums each run of equal ids in one pass
+    order = np.argsort(ids, kind="stable")  # (K,)
+    sorted_ids = ids[order]  # (K,)
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])  # (U,) first of each run
+    dW[sorted_ids[starts]] = np.add.reduceat(drows[order], starts, axis=0)  # (U, D)
+
+
+class Embedding:
+    """ids (N,) -> rows W[ids] (N, D): the one-hot matmul written as picking rows."""
+
+    def __init__(self, W):
+        # W (V, D) id -> vector
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]  # (V, D)
+        self.ids = None
+
+    def forward(self, ids):
+        """ids (N,) ints -> (N, D)."""
+        # onehot(id) W is row id of W, so pick the row instead of building a V-wide vector
+        self.ids = np.array(ids)  # (N,) our own copy
+        return self.params[0][self.ids]  # (N, D)
+
+    def backward(self, dout):
+        """dout (N, D) -> None; writes grads in place, summing rows whose ids repeat."""
+        _scatter_add_rows(self.grads[0], self.ids, dout)
+        return None
+
+
+class TimeEmbedding:
+    """ids (N, T) -> W[ids] (N, T, D), for all steps at once."""
+
+    def __init__(self, W):
+        # W (V, D) id -> vector
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]  # (V, D)
+        self.ids = None
+
+    def forward(self, ids):
+        """ids (N, T) ints -> (N, T, D)."""
+        self.ids = np.array(ids)  # (N, T) our own copy
+        return self.params[0][self.ids]  # (N, T, D) picking rows, as in Embedding
+
+    def backward(self, dout):
+        """dout (N, T, D) -> None; writes grads in place, summing rows whose ids repeat."""
+        D = self.params[0].shape[1]
+        _scatter_add_rows(self.grads[0], self.ids.reshape(-1), dout.reshape(-1, D))  # (N*T,), (N*T, D)
+        return None
+
+
+class Affine:
+    """x (N, D) -> x W + b (N, M)."""
+
+    def __init__(self, W, b):
+        # W (D, M) input -> output, b (M,) output bias
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W), np.zeros_like(b)]  # (D, M), (M,)
+        self.x = None
+
+    def forward(self, x):
+        """x (N, D) -> (N, M)."""
+        W, b = self.params
+        self.x = x
+        return x @ W + b  # (N, M)
+
+    def backward(self, dout):
+        """dout (N, M) -> dx (N, D); writes grads in place."""
+        W, b = self.params
+        self.grads[0][...] = self.x.T @ dout  # (D, M)
+        self.grads[1][...] = dout.sum(axis=0)  # (M,)
+        return dout @ W.T  # (N, D)
+
+
+class TimeAffine:
+    """xs (N, T, D) -> xs W + b (N, T, M) as one matmul over all N*T rows."""
+
+    def __init__(self, W, b):
+        # W (D, M) input -> output (M = V for the output layer), b (M,) output bias
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W), np.zeros_like(b)]  # (D, M), (M,)
+        self.x2 = None
+
+    def forward(self, xs):
+        """xs (N, T, D) -> (N, T, M)."""
+        W, b = self.params
+        N, T, D = xs.shape
+        self.x2 = xs.reshape(N * T, D)  # (N*T, D)
+        return (self.x2 @ W + b).reshape(N, T, -1)  # (N, T, M)
+
+    def backward(self, dout):
+        """dout (N, T, M) -> dxs (N, T, D); writes grads in place."""
+        W, b = self.params
+        N, T, M = dout.shape
+        dout2 = dout.reshape(N * T, M)  # (N*T, M)
+        np.matmul(self.x2.T, dout2, out=self.grads[0])  # dW = sum over all rows x^T dout  (D, M)
+        np.sum(dout2, axis=0, out=self.grads[1])  # db                                 (M,)
+        return (dout2 @ W.T).reshape(N, T, -1)  # (N, T, D)
+
+
+class TimeSoftmaxWithLoss:
+    """Mean cross-entropy of softmax(xs) against labels ts over the N*T positions not ignored.
+
+    Positions whose label is ignore_label count neither in the loss nor in the mean.
+    """
+
+    def __init__(self, ignore_label=-1):
+        self.params, self.grads = [], []
+        self.ignore_label = ignore_label
+        self.cache = None
+
+    def forward(self, xs, ts):
+        """xs (N, T, V) scores, ts (N, T) int labels (or (N, T, V) one-hot) -> scalar mean loss."""
+        N, T, V = xs.shape
+        if ts.ndim == 3:  # one-hot labels
+            ts = ts.argmax(axis=2)  # (N, T)
+        x2 = xs.reshape(N * T, V)  # (N*T, V)
+        t2 = ts.reshape(N * T)  # (N*T,)
+        keep = t2 != self.ignore_label  # (N*T,) positions that count
+        t_safe = np.where(keep, t2, 0)  # (N*T,) ignored labels replaced by a valid index
+        # subtract each row's max before exp: same softmax, but exp never overflows
+        shifted = x2 - x2.max(axis=1, keepdims=True)  # (N*T, V)
+        log_z = np.log(np.exp(shifted).sum(axis=1))  # (N*T,) log-sum-exp of the shifted row
+        log_p = shifted[np.arange(N * T), t_safe] - log_z  # (N*T,) log softmax at the label
+        count = max(int(keep.sum()), 1)  # all ignored gives loss 0, not 0/0
+        loss = -(log_p * keep).sum() / count
+        probs = np.exp(shifted - log_z[:, None])  # (N*T, V) softmax, for backward
+        self.cache = (probs, t_safe, keep, count, xs.shape)
+        return loss
+
+    def backward(self, dout=1):
+        """dout scalar -> dxs (N, T, V); the cache stays untouched."""
+        probs, t_safe, keep, count, shape = self.cache
+        # softmax with cross-entropy gives p - onehot(t), per counted position, / count for the mean
+        dx = probs.copy()  # (N*T, V) a copy: DLFS2 edits its cached probabilities here
+        dx[np.arange(len(t_safe)), t_safe] -= 1
+        dx *= (dout / count) * keep[:, None]  # ignored rows get zero gradient
+        return dx.reshape(shape)  # (N, T, V)
+
+
+class TimeDropout:
+    """Inverted dropout over any shape: in training, keep each unit with prob 1 - ratio, scale by
+    1 / (1 - ratio), so evaluation (train_flg False) is the identity. The mask comes from rng, a
+    numpy Generator passed in; set_mask(keep) fixes it (for tests)."""
+
+    def __init__(self, ratio=0.5, rng=None):
+        self.params, self.grads = [], []
+        self.ratio = ratio
+        self.rng = rng
+        self.train_flg = True
+        self.fixed_keep = None
+        self.mask = None
+
+    def set_mask(self, keep):
+        """Use keep (same shape as xs, 0/1 or bool) for every forward; None goes back to rng."""
+        self.fixed_keep = None if keep is None else np.asarray(keep)
+
+    def forward(self, xs):
+        """xs (any shape) -> same shape; the scaled mask is stored for backward."""
+        if not self.train_flg:
+            self.mask = None
+            return xs
+        if self.fixed_keep is not None:
+            keep = self.fixed_keep  # same shape as xs
+        elif self.rng is None:
+            raise ValueError("TimeDropout needs rng (a numpy Generator) in training mode")
+        else:
+            keep = self.rng.random(xs.shape) >= self.ratio  # same shape as xs, P(keep) = 1 - ratio
+        # inverted dropout: scale at training time, so evaluation needs no change
+        self.mask = keep.astype(xs.dtype) * xs.dtype.type(1.0 / (1.0 - self.ratio))  # same shape as xs
+        return xs * self.mask  # same shape as xs
+
+    def backward(self, dout):
+        """dout (same shape as xs) -> dxs; the identity in evaluation mode."""
+        if self.mask is None:
+            return dout
+        return dout * self.mask  # same shape as dout
