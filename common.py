@@ -160,7 +160,10 @@ def _umask():
 def load_checkpoint(path, kinds=None):
     """Read a checkpoint written by save_checkpoint -> (arrays dict, meta dict).
     Never unpickles (allow_pickle=False); checks the format version and, if given, the kind."""
-    read_bytes(path, "checkpoint")  # path errors first, in the same words as for inputs
+    if not read_bytes(path, "checkpoint"):  # path errors first, in the same words as for inputs
+        raise UserError(f"checkpoint is empty: {path}")
+    if not zipfile.is_zipfile(path):  # np.load would otherwise try other formats, pickle included
+        raise UserError(f"{path} is not a checkpoint: not an .npz (zip) file")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -8,6 +8,7 @@ References:
   https://github.com/oreilly-japan/deep-learning-from-scratch-2  (ch. 5: truncated BPTT minibatches)
 """
 import argparse
+import itertools
 import math
 import os
 import sys
@@ -129,11 +130,11 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, out=None):
     return (loss, d["Wxh"], d["Whh"], d["Why"], d["bh"], d["by"], hlast)
 
 
-def sample(params, h, seed_ix, n, rng, temperature=1.0, top_k=0):
-    """Generate n characters for K streams side by side, one step at a time.
+def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
+    """Generate characters for K streams side by side, one step at a time; yields a (K,) int
+    array per step, for as long as the caller takes them.
     h: (H, K) state after the inputs before seed_ix (not modified); seed_ix: K ints, the first
-    inputs. temperature 0 is greedy argmax; top_k > 0 samples among the k most likely only.
-    Returns ixes (K, n) ints and the state after them (H, K)."""
+    inputs. temperature 0 is greedy argmax; top_k > 0 samples among the k most likely only."""
     Wxh, Whh, Why, bh, by = (params[name] for name in PARAM_NAMES)
     H, V = Wxh.shape
     K = len(seed_ix)
@@ -147,42 +148,42 @@ def sample(params, h, seed_ix, n, rng, temperature=1.0, top_k=0):
     b_out = (by.T * scale).astype(dtype)     # (1, V) by / temperature
     hr = np.array(h.T, dtype=dtype)          # (K, H)
     ix = np.asarray(seed_ix)                 # (K,)
-    ixes = np.empty((n, K), dtype=np.int64)  # (n, K)
-    for t0 in range(0, n, 1024):             # noise for 1024 steps at a time bounds memory
-        steps = min(1024, n - t0)
+    block = max(1, min(1024, 2 ** 20 // (K * V)))  # steps of noise drawn at once (bounds memory)
+    while True:
         # Gumbel-max: argmax(y / temperature + g) with g ~ Gumbel(0, 1) draws from
         # softmax(y / temperature) without forming probabilities (and so without overflow).
         if temperature == 0:
-            noise = np.zeros((steps, 1, V), dtype=dtype)  # greedy: plain argmax
+            noise = np.zeros((block, 1, V), dtype=dtype)  # greedy: plain argmax
         else:
-            noise = rng.gumbel(size=(steps, K, V)).astype(dtype)  # (steps, K, V)
+            noise = rng.gumbel(size=(block, K, V)).astype(dtype)  # (block, K, V)
         if not top_k:
             noise += b_out                   # fold by into the noise: one add per step less
-        for t in range(steps):
+        for g in noise:
             hr = np.tanh(x_rows[ix] + hr @ Whh_T)  # h = tanh(Wxh x + Whh h + bh), as rows
             y = hr @ Why_T                   # (K, V) Why h / temperature
             if top_k:
                 y += b_out
                 kth = np.partition(y, V - top_k, axis=1)[:, V - top_k, None]  # (K, 1) k-th largest
                 y[y < kth] = -np.inf         # below the k-th largest logit is never drawn
-            y += noise[t]
+            y += g
             ix = y.argmax(axis=1)            # (K,) the sampled characters
-            ixes[t0 + t] = ix
-    return ixes.T, hr.T.copy()
+            yield ix
 
 
-def evaluate(params, ids, chunk=None):
-    """Total cross-entropy (nats) of predicting ids[1:] from ids[:-1] as one stream from a zero
-    state, the state carried across chunks; returns (nats, number of characters predicted)."""
+def evaluate(params, ids, h=None, chunk=None):
+    """Total cross-entropy (nats) of predicting ids[1:] from ids[:-1] as one stream from state h
+    (default zero), the state carried across chunks. Returns (nats, number of characters
+    predicted, the state after ids[:-1])."""
     H, V = params["Wxh"].shape
     chunk = chunk or max(64, min(8192, 2 ** 22 // V))  # keeps the (V, chunk) softmax near 32 MB
-    h = np.zeros((H, 1), dtype=params["Wxh"].dtype)  # (H, 1)
+    if h is None:
+        h = np.zeros((H, 1), dtype=params["Wxh"].dtype)  # (H, 1)
     nats = 0.0
     for s in range(0, len(ids) - 1, chunk):
         inputs = ids[s:min(s + chunk, len(ids) - 1)]
         loss, *_, h = lossFun(inputs, ids[s + 1:s + 1 + len(inputs)], h, params, clip=None)
         nats += loss
-    return nats, len(ids) - 1
+    return nats, len(ids) - 1, h
 
 
 # ----------------------------------------------------------------------------- training
@@ -356,7 +357,7 @@ def main(argv=None):
 
     def validate():
         nonlocal best_val
-        nats, count = evaluate(params, eval_ids)
+        nats, count, _ = evaluate(params, eval_ids)
         val_loss = nats / count
         tqdm.write(f"iter {n}: val loss {val_loss:.4f} nats/char, {val_loss / math.log(2):.4f} "
                    f"bits/char")
@@ -381,8 +382,8 @@ def main(argv=None):
 
         # sample from the model now and then
         if args.sample_every and n % args.sample_every == 0:
-            sample_ix, _ = sample(params, hprev[:, :1], inputs[:1, 0], args.sample_length, rng)
-            txt = "".join(ix_to_char[ix] for ix in sample_ix[0])
+            sample_ix = sample(params, hprev[:, :1], inputs[:1, 0], rng)
+            txt = "".join(ix_to_char[ix[0]] for ix in itertools.islice(sample_ix, args.sample_length))
             tqdm.write(f"----\n {txt} \n----")
 
         # forward seq_length characters through the net and fetch gradient
