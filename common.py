@@ -48,12 +48,17 @@ def run(main):
 
 # ----------------------------------------------------------------------------- text and vocabulary
 
-def read_bytes(path, what="input file"):
-    """The file's bytes, or a UserError naming what is wrong with the path."""
+def check_file(path, what="input file"):
+    """A UserError naming what is wrong with the path, if anything."""
     if not os.path.exists(path):
         raise UserError(f"{what} not found: {path}")
     if os.path.isdir(path):
         raise UserError(f"{what} is a directory, not a file: {path}")
+
+
+def read_bytes(path, what="input file"):
+    """The file's bytes, or a UserError naming what is wrong with the path."""
+    check_file(path, what)
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -160,7 +165,8 @@ def _umask():
 def load_checkpoint(path, kinds=None):
     """Read a checkpoint written by save_checkpoint -> (arrays dict, meta dict).
     Never unpickles (allow_pickle=False); checks the format version and, if given, the kind."""
-    if not read_bytes(path, "checkpoint"):  # path errors first, in the same words as for inputs
+    check_file(path, "checkpoint")
+    if os.path.getsize(path) == 0:
         raise UserError(f"checkpoint is empty: {path}")
     if not zipfile.is_zipfile(path):  # np.load would otherwise try other formats, pickle included
         raise UserError(f"{path} is not a checkpoint: not an .npz (zip) file")
