@@ -221,6 +221,9 @@ def build_parser(suppress_defaults=False):
                      "out/min_char_rnn-<input name>.npz, or the --resume file); the best by "
                      "validation loss is kept beside it as <name>.best.npz")
     run.add_argument("--resume", default=None, help="continue the run saved in this checkpoint")
+    run.add_argument("--init-from", default=None,
+                     help="start from this checkpoint's weights (and vocabulary, which must hold "
+                          "every character of INPUT) with fresh optimiser state and position")
     run.add_argument("--save-every", type=f, default=1000,
                      help="save a checkpoint every N iterations (default 1000; 0: only at the end)")
     run.add_argument("--sample-every", type=f, default=100,
@@ -247,6 +250,17 @@ def resolve_options(argv):
     a different value given on the command line. Returns (args, checkpoint or None)."""
     args = build_parser().parse_args(argv)
     given = vars(build_parser(suppress_defaults=True).parse_args(argv))
+    if args.resume is not None and args.init_from is not None:
+        raise common.UserError("give --resume (continue a run) or --init-from (new run from "
+                               "saved weights), not both")
+    if args.init_from is not None:
+        arrays, meta = common.load_checkpoint(args.init_from, kinds=(KIND,))
+        stored = meta["options"]["hidden_size"]
+        if "hidden_size" in given and given["hidden_size"] != stored:
+            raise common.UserError(f"--hidden-size {given['hidden_size']} differs from the {stored} "
+                                   f"of {args.init_from}: drop --hidden-size")
+        args.hidden_size = stored
+        return args, None
     if args.resume is None:
         return args, None
     arrays, meta = common.load_checkpoint(args.resume, kinds=(KIND,))
@@ -264,14 +278,20 @@ def resolve_options(argv):
     return args, (arrays, meta)
 
 
-def load_data(args, meta=None):
-    """Read and split the corpus. Returns (vocab, counts, train ids, val ids, sha256, nbytes)."""
+def load_data(args, meta=None, vocab=None):
+    """Read and split the corpus; with `meta` (a run to resume) it must be the same file, with
+    `vocab` (--init-from) it is encoded in that vocabulary.
+    Returns (vocab, counts, train ids, val ids, sha256, nbytes)."""
     text, sha, nbytes = common.read_text(args.input, args.encoding)
     if meta is not None and (sha != meta["input_sha256"] or nbytes != meta["input_bytes"]):
         raise common.UserError(f"{args.input} is not the text this run was trained on ({nbytes} "
                                f"bytes now, {meta['input_bytes']} in the checkpoint, SHA-256 "
                                f"differs): resume with the original file, or start a new run")
-    vocab, ids, counts = common.build_vocab(text)
+    if vocab is None:
+        vocab, ids, counts = common.build_vocab(text)
+    else:
+        ids = common.encode(text, vocab, f"{args.input} (for --init-from {args.init_from})")
+        counts = np.bincount(ids, minlength=len(vocab))  # (V,)
     split = int(len(ids) * (1 - args.val_fraction))
     train, val = ids[:split], ids[split:]
     B, T = args.batch_size, args.seq_length
@@ -294,7 +314,8 @@ def main(argv=None):
         stem = os.path.splitext(os.path.basename(args.input))[0]
         args.out = os.path.join("out", f"min_char_rnn-{stem}.npz")
     meta = resumed[1] if resumed else None
-    vocab, counts, train, val, sha, nbytes = load_data(args, meta)
+    init = common.load_checkpoint(args.init_from, kinds=(KIND,)) if args.init_from else None
+    vocab, counts, train, val, sha, nbytes = load_data(args, meta, init and init[1]["vocab"])
     common.prepare_output(args.out)
     log = common.open_log(args.log)
     H, T, B, V = args.hidden_size, args.seq_length, args.batch_size, len(vocab)
@@ -331,8 +352,14 @@ def main(argv=None):
         rng.bit_generator.state = meta["rng_state"]
         print(f"resuming {args.resume} at iteration {n}")
     else:
-        for name, value in init_params(V, H, args.seed, dtype).items():
-            params[name][...] = value
+        if init:
+            common.check_arrays(args.init_from, init[0], param_shapes(V, H))
+            start = init[0]
+            print(f"starting from the weights of {args.init_from}")
+        else:
+            start = init_params(V, H, args.seed, dtype)
+        for name in PARAM_NAMES:
+            params[name][...] = start[name]
         hprev = np.zeros((H, B), dtype=dtype)  # (H, B)
         n, p = 0, 0
         smooth_loss = -math.log(1.0 / V) * T  # loss at iteration 0

@@ -1,0 +1,175 @@
+"""
+Throughput figures: training and sampling characters per second, each also as a share of this
+machine's measured matrix-multiply speed. A benchmark, not a test: run it on a quiet machine.
+
+    python bench.py            # all figures (a few minutes)
+    python bench.py --quick    # fewer, shorter runs
+
+References:
+  https://gist.github.com/karpathy/d4dee566867f8291f086  (the baseline the figures compare with)
+"""
+import argparse
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import common
+import min_char_rnn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHAKESPEARE = os.path.join(HERE, "..", "shared", "data", "tinyshakespeare.txt")
+
+
+def bench_text(path=None):
+    """Tiny Shakespeare when present, else a generated text of 65 symbols (the same V)."""
+    if path is None and os.path.exists(SHAKESPEARE):
+        path = SHAKESPEARE
+    if path is not None:
+        return path, common.read_text(path)[0]
+    rng = np.random.default_rng(0)
+    symbols = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?\n"[:65]))
+    text = "".join(symbols[rng.zipf(1.3, size=1_000_000) % 65])
+    path = os.path.join(tempfile.mkdtemp(), "bench65.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path, text
+
+
+def matmul_gflops(dtype, n=1024, repeats=5):
+    """Best-of-repeats speed of an n x n matrix multiply, in GFLOP/s (2 n^3 flops)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)  # (n, n)
+    a @ a  # warm up the BLAS threads
+    best = min(timed(lambda: a @ a) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def flops_per_char(H, V):
+    """6 (H^2 + H V): forward and backward of the recurrence and the output layer (the input
+    projection is a column pick)."""
+    return 6 * (H * H + H * V)
+
+
+def train_cli_chars_per_s(path, B, H, T, dtype, iters):
+    """Training speed of the whole min_char_rnn.py process: two runs of different length, so
+    start-up (imports, reading the corpus) cancels in the difference."""
+    def run(n):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, os.path.join(HERE, "min_char_rnn.py"), path,
+                   "--batch-size", str(B), "--hidden-size", str(H), "--seq-length", str(T),
+                   "--dtype", dtype, "--max-iters", str(n), "--sample-every", "0",
+                   "--val-fraction", "0", "--save-every", "0", "--out", os.path.join(tmp, "c.npz")]
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return time.perf_counter() - t0
+    short, long_ = run(iters // 5), run(iters)
+    return (iters - iters // 5) * B * T / (long_ - short)
+
+
+def gist_iteration_seconds(V, H=100, T=25, iters=200):
+    """Seconds per iteration of the original gist's algorithm (one-hot vectors, per-step np.dot,
+    per-array clip and Adagrad), rewritten here as the baseline to compare with."""
+    rs = np.random.RandomState(0)
+    Wxh, Whh, Why = rs.randn(H, V) * 0.01, rs.randn(H, H) * 0.01, rs.randn(V, H) * 0.01
+    bh, by = np.zeros((H, 1)), np.zeros((V, 1))
+    mems = [np.zeros_like(a) for a in (Wxh, Whh, Why, bh, by)]
+    data = rs.randint(V, size=T * iters + 1)
+
+    def iteration(inputs, targets, hprev):
+        xs, hs, ps = {}, {-1: hprev}, {}
+        loss = 0.0
+        for t in range(T):
+            xs[t] = np.zeros((V, 1))
+            xs[t][inputs[t]] = 1
+            hs[t] = np.tanh(np.dot(Wxh, xs[t]) + np.dot(Whh, hs[t - 1]) + bh)
+            ys = np.dot(Why, hs[t]) + by
+            ps[t] = np.exp(ys) / np.sum(np.exp(ys))
+            loss += -np.log(ps[t][targets[t], 0])
+        grads = [np.zeros_like(a) for a in (Wxh, Whh, Why, bh, by)]
+        dWxh, dWhh, dWhy, dbh, dby = grads
+        dhnext = np.zeros_like(hs[0])
+        for t in reversed(range(T)):
+            dy = np.copy(ps[t])
+            dy[targets[t]] -= 1
+            dWhy += np.dot(dy, hs[t].T)
+            dby += dy
+            dh = np.dot(Why.T, dy) + dhnext
+            dhraw = (1 - hs[t] * hs[t]) * dh
+            dbh += dhraw
+            dWxh += np.dot(dhraw, xs[t].T)
+            dWhh += np.dot(dhraw, hs[t - 1].T)
+            dhnext = np.dot(Whh.T, dhraw)
+        for g in grads:
+            np.clip(g, -5, 5, out=g)
+        for param, g, mem in zip((Wxh, Whh, Why, bh, by), grads, mems):
+            mem += g * g
+            param += -0.1 * g / np.sqrt(mem + 1e-8)
+        return hs[T - 1]
+
+    h = np.zeros((H, 1))
+    t0 = time.perf_counter()
+    for n in range(iters):
+        p = n * T
+        h = iteration(data[p:p + T], data[p + 1:p + T + 1], h)
+    return (time.perf_counter() - t0) / iters
+
+
+def sample_chars_per_s(V, H, K, n, dtype=np.float64):
+    """Generation speed of min_char_rnn.sample for K streams side by side (chars in all)."""
+    params = min_char_rnn.init_params(V, H, 0, dtype)
+    rng = np.random.default_rng(0)
+    steps = min_char_rnn.sample(params, np.zeros((H, K)), np.zeros(K, dtype=int), rng)
+    next(steps)  # set-up (transposes, first noise block) outside the timing
+    seconds = timed(lambda: list(itertools.islice(steps, n)))
+    return n * K / seconds
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("--quick", action="store_true", help="shorter runs, fewer configurations")
+    ap.add_argument("--input", default=None,
+                    help="text to train on (default: tiny Shakespeare if present, else generated)")
+    args = ap.parse_args(argv)
+    path, text = bench_text(args.input)
+    V = len(set(text))
+    peak = {d: matmul_gflops(d) for d in ("float64", "float32")}
+    print(f"corpus {path}: {len(text)} chars, V = {V}")
+    print(f"matrix multiply (1024^3): float64 {peak['float64']:.1f} GFLOP/s, "
+          f"float32 {peak['float32']:.1f} GFLOP/s")
+
+    gist = gist_iteration_seconds(V)
+    gist_cps = 25 / gist
+    print(f"gist baseline (B=1, H=100, T=25, float64): {gist_cps / 1000:.1f}k chars/s "
+          f"({gist * 1e3:.3f} ms per iteration)")
+
+    scale = 0.3 if args.quick else 1.0
+    configs = [(1, 100, 25, 3000), (32, 100, 25, 1000), (32, 512, 100, 60)]
+    print("training, whole min_char_rnn.py process (start-up removed):")
+    for B, H, T, iters in configs:
+        for dtype in ("float64", "float32"):
+            cps = train_cli_chars_per_s(path, B, H, T, dtype, max(10, int(iters * scale)))
+            share = cps * flops_per_char(H, V) / 1e9 / peak[dtype]
+            print(f"  B={B:<3d} H={H:<4d} T={T:<4d} {dtype}: {cps / 1000:8.1f}k chars/s  "
+                  f"{cps / gist_cps:5.2f}x gist  {100 * share:5.1f}% of matmul peak")
+
+    print("sampling, min_char_rnn.sample (chars per second, all streams together):")
+    n = int(20000 * scale)
+    for H in (100, 512):
+        for K in (1, 8):
+            cps = sample_chars_per_s(V, H, K, n if H == 100 else n // 4)
+            print(f"  H={H:<4d} K={K}: {cps / 1000:8.1f}k chars/s")
+    return 0
+
+
+if __name__ == "__main__":
+    common.run(main)
