@@ -1,0 +1,523 @@
+"""Tests of min_char_rnn.py: the gist's reference losses (through lossFun and through the
+command line), gradient checks, batching, the sampler, and the trainer end to end
+(checkpoints, resume exactness, errors, signals)."""
+import itertools
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import common
+import min_char_rnn as mcr
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "min_char_rnn.py")
+DEFAULT_CORPUS = os.path.join(ROOT, "data", "corpus.txt")
+
+# Tolerances, each with where it comes from.
+REF_RTOL = 1e-8        # issue 2 "Reference values": iterations 0-10 agree to 1e-8 relative
+GRAD_REL_ERR = 1e-6    # issue 2 "Tests": per-array ||ana - num|| / (||ana|| + ||num||) < 1e-6
+GRAD_STEP = 1e-5       # STYLE.md "Tests": central differences measured with h = 1e-5, float64
+BATCH_RTOL = 1e-12     # B streams vs B one-stream calls: same math, only the summation order
+BATCH_ATOL = 1e-14     # differs (T*B terms of O(1), each rounding ~1e-16); atol for ~0 entries
+INIT_LOSS_RTOL = 1e-3  # STYLE.md measured 6e-5: at 0.01 init the logits are ~1e-3, so the loss
+                       # is T ln V up to O(1e-4) relative; 1e-3 leaves a 15x margin
+CLI_TIMEOUT = 120      # seconds for one command-line run before the test fails (not a timing test)
+
+# The issue's corpora, built with its exact expressions, and its reference losses per iteration.
+CORPORA = {
+    "A": " ".join(str(i) for i in range(1000)),
+    "B": "\n".join(f"{a} x {b} = {a*b}" for a in range(1, 13) for b in range(1, 13)) + "\n",
+    "C": "".join(chr(0xAC00 + (i * 7) % 400) for i in range(3000)),
+}
+REFERENCE_LOSSES = {
+    "A": {0: 59.9475929695, 1: 48.7715585891, 2: 216.3580429876, 3: 151.3815864576,
+          5: 143.1183258069, 10: 107.1331569701},
+    "B": {0: 65.9697833553, 1: 57.6649727203, 2: 179.1782679987, 3: 175.5745290750,
+          5: 121.4930663634, 10: 101.9424228438},
+    "C": {0: 149.7949321159, 1: 150.2877866846, 2: 185.2323101550, 3: 432.0914874788,
+          5: 304.1242225128, 10: 311.6205921295},
+}
+REFERENCE_VOCAB_SIZES = {"A": 11, "B": 14, "C": 400}
+
+# A small corpus for the end-to-end runs: 13 symbols, 398 characters.
+SMALL_TEXT = " ".join(f"{a}+{b}={a + b}" for a in range(8) for b in range(8))
+# A short run that still crosses data resets (S = 179 characters, T = 10), evaluations, samples
+# and saves; the hidden size is small so that it is fast.
+SMALL_RUN = ["--hidden-size", "16", "--seq-length", "10", "--batch-size", "2",
+             "--val-fraction", "0.1", "--eval-every", "10", "--sample-every", "10",
+             "--sample-length", "20"]
+PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def run_cli(args, cwd, timeout=CLI_TIMEOUT):
+    """Run `python min_char_rnn.py ARGS` in cwd; returns the CompletedProcess (text output)."""
+    return subprocess.run([sys.executable, SCRIPT, *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, encoding="utf-8", errors="replace",
+                          timeout=timeout)
+
+
+def start_cli(args, cwd):
+    """Start `python min_char_rnn.py ARGS` in the background, output into files in cwd."""
+    out = open(os.path.join(cwd, "bg.stdout"), "w")
+    err = open(os.path.join(cwd, "bg.stderr"), "w")
+    proc = subprocess.Popen([sys.executable, SCRIPT, *map(str, args)], cwd=cwd,
+                            stdout=out, stderr=err)
+    out.close()
+    err.close()
+    return proc
+
+
+def wait_for(condition, proc, timeout=CLI_TIMEOUT):
+    """Poll condition() until it holds; fail if proc ends first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (status {proc.returncode}) before the condition held")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("timed out waiting for the background run")
+        time.sleep(0.01)
+
+
+def assert_clean_error(result, status):
+    """Exit status as expected, one line on stderr, no traceback; returns that line."""
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    return lines[0]
+
+
+def write_text(path, text):
+    """Write text as UTF-8 bytes (no newline translation) and return the path."""
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def read_log(path):
+    """JSON-lines log -> list of records."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load(path):
+    return common.load_checkpoint(str(path), kinds=("min_char_rnn",))
+
+
+def random_params(rng, V, H, scale):
+    """The gist's parameters drawn from rng at the given scale (separate arrays, float64)."""
+    shapes = {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H, 1), "by": (V, 1)}
+    return {name: rng.standard_normal(shape) * scale for name, shape in shapes.items()}
+
+
+def grads_of(result):
+    """lossFun's result -> dict of copied gradients (they may be views of one reused buffer)."""
+    return {name: np.array(g) for name, g in zip(PARAM_NAMES, result[1:6])}
+
+
+def take(generator, n):
+    """The first n steps of sample()'s generator -> (K, n) ints."""
+    return np.stack(list(itertools.islice(generator, n)), axis=1)
+
+
+def gist_losses(text, iterations, H=100, T=25, lr=0.1, seed=0):
+    """The gist's training loop written out here (reset rule, lossFun, Adagrad) -> loss per
+    iteration. Only lossFun and init_params come from the code under test."""
+    vocab = sorted(set(text))
+    char_to_ix = {ch: i for i, ch in enumerate(vocab)}
+    data = [char_to_ix[ch] for ch in text]
+    params = mcr.init_params(len(vocab), H, seed)
+    mem = {name: np.zeros_like(a) for name, a in params.items()}
+    losses, p, hprev = [], 0, None
+    for n in range(iterations):
+        if p + T + 1 >= len(data) or n == 0:
+            hprev = np.zeros((H, 1))  # reset RNN memory
+            p = 0  # go from start of data
+        inputs = data[p:p + T]
+        targets = data[p + 1:p + T + 1]
+        loss, *grads, hprev = mcr.lossFun(inputs, targets, hprev, params)
+        losses.append(loss)
+        for name, g in zip(PARAM_NAMES, grads):
+            mem[name] += g * g
+            params[name] -= lr * g / np.sqrt(mem[name] + 1e-8)  # Adagrad update
+        p += T
+    return losses
+
+
+# ----------------------------------------------------------------------------- reference values
+
+@pytest.mark.parametrize("corpus", ["A", "B", "C"])
+def test_reference_losses_through_lossFun(corpus):
+    text = CORPORA[corpus]
+    assert len(set(text)) == REFERENCE_VOCAB_SIZES[corpus]
+    losses = gist_losses(text, 11)
+    for n, loss_ref in REFERENCE_LOSSES[corpus].items():
+        assert losses[n] == pytest.approx(loss_ref, rel=REF_RTOL), f"iteration {n}"
+
+
+@pytest.mark.parametrize("corpus", ["A", "B", "C"])
+def test_reference_losses_through_cli(tmp_path, corpus):
+    write_text(tmp_path / f"{corpus}.txt", CORPORA[corpus])
+    result = run_cli([f"{corpus}.txt", "--val-fraction", "0", "--max-iters", "11",
+                      "--log", "log.jsonl", "--log-every", "1", "--sample-every", "0",
+                      "--out", "tmp/x.npz"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    losses = {r["iter"]: r["loss"] for r in read_log(tmp_path / "log.jsonl") if "loss" in r}
+    assert sorted(losses) == list(range(11))
+    for n, loss_ref in REFERENCE_LOSSES[corpus].items():
+        assert losses[n] == pytest.approx(loss_ref, rel=REF_RTOL), f"iteration {n}"
+    arrays, meta = load(tmp_path / "tmp" / "x.npz")
+    assert meta["n"] == 11 and len(meta["vocab"]) == REFERENCE_VOCAB_SIZES[corpus]
+
+
+# ----------------------------------------------------------------------------- lossFun
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_gradients_match_central_differences(B):
+    V, H, T = 7, 5, 4
+    rng = np.random.default_rng(1234 + B)
+    # weights of scale 0.5 keep every element's rounding error far below the tolerance
+    params = random_params(rng, V, H, scale=0.5)
+    inputs = rng.integers(0, V, size=(B, T))
+    targets = rng.integers(0, V, size=(B, T))
+    hprev = np.tanh(rng.standard_normal((H, B)))  # (H, B)
+    if B == 1:  # one stream is given as the gist gives it: lists of T ints, hprev (H, 1)
+        inputs, targets = inputs[0].tolist(), targets[0].tolist()
+    grads_ana = grads_of(mcr.lossFun(inputs, targets, hprev, params, clip=None))
+    for name in PARAM_NAMES:
+        a = params[name]
+        assert grads_ana[name].shape == a.shape, name
+        grad_num = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            orig = a[idx]
+            a[idx] = orig + GRAD_STEP
+            loss_plus = mcr.lossFun(inputs, targets, hprev, params, clip=None)[0]
+            a[idx] = orig - GRAD_STEP
+            loss_minus = mcr.lossFun(inputs, targets, hprev, params, clip=None)[0]
+            a[idx] = orig
+            grad_num[idx] = (loss_plus - loss_minus) / (2 * GRAD_STEP)
+        diff = np.linalg.norm(grads_ana[name] - grad_num)
+        rel_err = diff / (np.linalg.norm(grads_ana[name]) + np.linalg.norm(grad_num))
+        assert rel_err < GRAD_REL_ERR, f"d{name}: relative error {rel_err:.3g}, " \
+                                       f"max diff {np.abs(grads_ana[name] - grad_num).max():.3g}"
+
+
+def test_batch_equals_mean_of_single_streams():
+    V, H, T, B = 7, 5, 4, 3
+    rng = np.random.default_rng(7)
+    params = random_params(rng, V, H, scale=0.5)
+    inputs = rng.integers(0, V, size=(B, T))
+    targets = rng.integers(0, V, size=(B, T))
+    hprev = np.tanh(rng.standard_normal((H, B)))  # (H, B)
+    result_batch = mcr.lossFun(inputs, targets, hprev, params, clip=None)
+    loss_batch, grads_batch, hlast_batch = result_batch[0], grads_of(result_batch), result_batch[6]
+    assert hlast_batch.shape == (H, B)
+    losses_single, grads_single = [], {name: [] for name in PARAM_NAMES}
+    for b in range(B):
+        result = mcr.lossFun(inputs[b], targets[b], hprev[:, b:b + 1], params, clip=None)
+        losses_single.append(result[0])
+        for name, g in grads_of(result).items():
+            grads_single[name].append(g)
+        assert result[6].shape == (H, 1)
+        np.testing.assert_allclose(hlast_batch[:, b:b + 1], result[6], rtol=BATCH_RTOL,
+                                   atol=BATCH_ATOL, err_msg=f"hlast of stream {b}")
+    assert loss_batch == pytest.approx(np.mean(losses_single), rel=BATCH_RTOL)
+    for name in PARAM_NAMES:
+        np.testing.assert_allclose(grads_batch[name], np.mean(grads_single[name], axis=0),
+                                   rtol=BATCH_RTOL, atol=BATCH_ATOL, err_msg=f"d{name}")
+
+
+def test_initial_loss_is_T_ln_V():
+    V, H, T = 13, 100, 25
+    rng = np.random.default_rng(3)
+    params = mcr.init_params(V, H, 0)
+    inputs = rng.integers(0, V, size=T).tolist()
+    targets = rng.integers(0, V, size=T).tolist()
+    loss = mcr.lossFun(inputs, targets, np.zeros((H, 1)), params)[0]
+    assert loss == pytest.approx(T * math.log(V), rel=INIT_LOSS_RTOL)
+
+
+def test_init_params_shapes_and_gist_draws():
+    V, H = 7, 5
+    params = mcr.init_params(V, H, 42)
+    rs = np.random.RandomState(42)  # the gist: np.random.seed(42), then Wxh, Whh, Why
+    assert np.array_equal(params["Wxh"], rs.randn(H, V) * 0.01)
+    assert np.array_equal(params["Whh"], rs.randn(H, H) * 0.01)
+    assert np.array_equal(params["Why"], rs.randn(V, H) * 0.01)
+    assert params["bh"].shape == (H, 1) and not params["bh"].any()
+    assert params["by"].shape == (V, 1) and not params["by"].any()
+
+
+def test_clip_is_elementwise_np_clip_of_raw_gradients():
+    V, H, T = 7, 5, 30
+    rng = np.random.default_rng(11)
+    params = random_params(rng, V, H, scale=1.0)
+    inputs = rng.integers(0, V, size=T)
+    targets = np.zeros(T, dtype=int)  # one target everywhere makes dby[0] about -T(1 - p0)
+    hprev = np.zeros((H, 1))
+    grads_raw = grads_of(mcr.lossFun(inputs, targets, hprev, params, clip=None))
+    grads_clip = grads_of(mcr.lossFun(inputs, targets, hprev, params, clip=5.0))
+    assert max(np.abs(g).max() for g in grads_raw.values()) > 5, "test needs gradients beyond 5"
+    for name in PARAM_NAMES:
+        assert np.abs(grads_clip[name]).max() <= 5, name
+        assert np.array_equal(grads_clip[name], np.clip(grads_raw[name], -5, 5)), name
+
+
+def test_loss_is_finite_for_huge_logits():
+    V, H, T = 7, 5, 4
+    rng = np.random.default_rng(5)
+    params = random_params(rng, V, H, scale=0.5)
+    params["Why"] *= 1e4
+    params["by"] *= 1e3
+    inputs = rng.integers(0, V, size=T).tolist()
+    targets = rng.integers(0, V, size=T).tolist()
+    hprev = np.zeros((H, 1))
+    # reference forward pass written here, one step at a time, with a stable log-sum-exp
+    h, loss_ref, gist_overflows = hprev, 0.0, False
+    for x, y_target in zip(inputs, targets):
+        h = np.tanh(params["Wxh"][:, [x]] + params["Whh"] @ h + params["bh"])  # (H, 1)
+        y = (params["Why"] @ h + params["by"])[:, 0]  # (V,)
+        loss_ref += np.logaddexp.reduce(y) - y[y_target]
+        with np.errstate(over="ignore"):
+            gist_overflows |= not np.isfinite(np.exp(y)).all()  # the gist's unshifted softmax
+    assert gist_overflows, "the weights should be large enough to overflow the gist's softmax"
+    result = mcr.lossFun(inputs, targets, hprev, params)
+    assert math.isfinite(result[0])
+    assert result[0] == pytest.approx(loss_ref, rel=1e-12)  # same sum, other order of rounding
+    assert all(np.isfinite(g).all() for g in result[1:])
+
+
+# ----------------------------------------------------------------------------- sampling
+
+def greedy_reference(params, h, seed_ix, n):
+    """Greedy decoding written out: h = tanh(Wxh x + Whh h + bh), y = Why h + by, argmax."""
+    ixes, ix = [], seed_ix
+    for _ in range(n):
+        h = np.tanh(params["Wxh"][:, [ix]] + params["Whh"] @ h + params["bh"])  # (H, 1)
+        y = params["Why"] @ h + params["by"]  # (V, 1)
+        ix = int(np.argmax(y))
+        ixes.append(ix)
+    return np.array(ixes)
+
+
+def test_sample_same_seed_same_characters():
+    V, H, n = 7, 5, 40
+    params = random_params(np.random.default_rng(21), V, H, scale=0.5)
+    h = np.zeros((H, 1))
+    ixes_1 = take(mcr.sample(params, h, [3], np.random.default_rng(99)), n)
+    ixes_2 = take(mcr.sample(params, h, [3], np.random.default_rng(99)), n)
+    assert ixes_1.shape == (1, n)
+    assert np.array_equal(ixes_1, ixes_2)
+    assert len(set(ixes_1[0].tolist())) > 1  # at temperature 1 it does not just repeat
+
+
+def test_sample_temperature_zero_and_top_k_one_are_greedy():
+    V, H, n = 7, 5, 30
+    rng = np.random.default_rng(22)
+    params = random_params(rng, V, H, scale=0.5)
+    h = np.tanh(rng.standard_normal((H, 1)))  # (H, 1)
+    ixes_ref = greedy_reference(params, h, 2, n)
+    ixes_t0 = take(mcr.sample(params, h, [2], np.random.default_rng(0), temperature=0), n)
+    ixes_k1 = take(mcr.sample(params, h, [2], np.random.default_rng(0), top_k=1), n)
+    assert np.array_equal(ixes_t0[0], ixes_ref)
+    assert np.array_equal(ixes_k1[0], ixes_ref)
+
+
+def test_sample_streams_side_by_side_equal_single_streams():
+    V, H, n, K = 7, 5, 30, 3
+    rng = np.random.default_rng(23)
+    params = random_params(rng, V, H, scale=0.5)
+    h = np.tanh(rng.standard_normal((H, K)))  # (H, K)
+    h_before = h.copy()
+    seeds = [0, 4, 6]
+    ixes_k = take(mcr.sample(params, h, seeds, np.random.default_rng(0), temperature=0), n)
+    assert ixes_k.shape == (K, n)
+    assert np.array_equal(h, h_before), "sample() must not modify h"
+    for k in range(K):
+        ixes_one = take(mcr.sample(params, h[:, k:k + 1], [seeds[k]], np.random.default_rng(0),
+                                   temperature=0), n)
+        assert np.array_equal(ixes_k[k], ixes_one[0]), f"stream {k}"
+
+
+# ----------------------------------------------------------------------------- end to end
+
+def test_smoke_run_on_default_corpus(tmp_path):
+    if not os.path.exists(DEFAULT_CORPUS):
+        pytest.skip("data/corpus.txt not generated yet (python data/make_corpus.py)")
+    out = tmp_path / "ckpt" / "smoke.npz"
+    result = run_cli(["--max-iters", "20", "--out", out, "--sample-every", "10",
+                      "--eval-max-chars", "5000"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "iter 0, loss:" in result.stdout  # the gist's progress line
+    arrays, meta = load(out)
+    assert meta["n"] == 20 and meta["input"] == os.path.abspath(DEFAULT_CORPUS)
+    assert arrays["Wxh"].shape == (100, len(meta["vocab"]))
+
+
+def test_resume_is_bitwise_exact(tmp_path):
+    write_text(tmp_path / "small.txt", SMALL_TEXT)
+    N = 30
+    full = run_cli(["small.txt", *SMALL_RUN, "--save-every", "7", "--max-iters", 2 * N,
+                    "--out", "full.npz"], cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    half = run_cli(["small.txt", *SMALL_RUN, "--save-every", "7", "--max-iters", N,
+                    "--out", "half.npz"], cwd=tmp_path)
+    assert half.returncode == 0, half.stderr
+    assert load(tmp_path / "half.npz")[1]["n"] == N
+    resumed = run_cli(["--resume", "half.npz", "--max-iters", 2 * N, "--save-every", "7",
+                       "--eval-every", "10", "--sample-every", "10", "--sample-length", "20"],
+                      cwd=tmp_path)
+    assert resumed.returncode == 0, \
+        "--resume must take the run-defining options from the checkpoint: " + resumed.stderr
+    assert_same_run(tmp_path / "full.npz", tmp_path / "half.npz", 2 * N)
+
+
+def assert_same_run(path_a, path_b, n):
+    """Two checkpoints hold the same state bit for bit, at iteration n."""
+    arrays_a, meta_a = load(path_a)
+    arrays_b, meta_b = load(path_b)
+    names = {*PARAM_NAMES, *("m" + name for name in PARAM_NAMES), "hprev"}
+    assert names <= set(arrays_a) and set(arrays_a) == set(arrays_b)
+    for name in sorted(arrays_a):
+        assert np.array_equal(arrays_a[name], arrays_b[name]), f"{name} differs"
+    assert meta_a["n"] == meta_b["n"] == n
+    for key in ("p", "smooth_loss", "rng_state", "best_val_loss"):
+        assert meta_a[key] == meta_b[key], key
+
+
+def test_resume_after_kill_9_is_bitwise_exact(tmp_path):
+    write_text(tmp_path / "small.txt", SMALL_TEXT)
+    out = tmp_path / "killed.npz"
+    proc = start_cli(["small.txt", *SMALL_RUN, "--save-every", "1", "--max-iters", "1000000",
+                      "--out", out], cwd=tmp_path)
+    try:
+        wait_for(lambda: out.exists(), proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=CLI_TIMEOUT)
+    assert proc.returncode == -signal.SIGKILL
+    M = load(out)[1]["n"] + 13  # continue past the saved iteration, across a validation
+    resumed = run_cli(["--resume", out, "--max-iters", M, "--save-every", "1",
+                       "--eval-every", "10", "--sample-every", "10", "--sample-length", "20"],
+                      cwd=tmp_path)
+    assert resumed.returncode == 0, \
+        "--resume must take the run-defining options from the checkpoint: " + resumed.stderr
+    full = run_cli(["small.txt", *SMALL_RUN, "--max-iters", M, "--out", "full.npz"],
+                   cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    assert_same_run(tmp_path / "full.npz", out, M)
+
+
+def test_resume_refuses_a_different_hidden_size(tmp_path):
+    write_text(tmp_path / "small.txt", SMALL_TEXT)
+    first = run_cli(["small.txt", *SMALL_RUN, "--max-iters", "2", "--out", "a.npz"],
+                    cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    result = run_cli(["--resume", "a.npz", "--hidden-size", "32", "--max-iters", "4"],
+                     cwd=tmp_path)
+    line = assert_clean_error(result, 2)
+    assert "--hidden-size" in line
+    assert load(tmp_path / "a.npz")[1]["n"] == 2  # the checkpoint is left as it was
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_too_short_text_names_the_minimum(tmp_path, batch_size):
+    T = 25
+    write_text(tmp_path / "short.txt", SMALL_TEXT[:T * batch_size])  # T chars per stream
+    result = run_cli(["short.txt", "--val-fraction", "0", "--batch-size", batch_size,
+                      "--max-iters", "1", "--out", "x.npz"], cwd=tmp_path)
+    line = assert_clean_error(result, 2)
+    assert str(T + 1) in line, line
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_existing_out_is_kept_as_prev(tmp_path):
+    write_text(tmp_path / "small.txt", SMALL_TEXT)
+    run = ["small.txt", *SMALL_RUN, "--max-iters", "3", "--out", "m/model.npz"]
+    assert run_cli(run, cwd=tmp_path).returncode == 0
+    first_bytes = (tmp_path / "m" / "model.npz").read_bytes()
+    again = run_cli([*run, "--seed", "1"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "m" / "model.prev.npz").read_bytes() == first_bytes
+    assert load(tmp_path / "m" / "model.npz")[1]["options"]["seed"] == 1
+
+
+def test_best_checkpoint_is_the_lowest_validation_loss(tmp_path):
+    write_text(tmp_path / "small.txt", SMALL_TEXT)
+    result = run_cli(["small.txt", *SMALL_RUN, "--max-iters", "40", "--out", "m.npz",
+                      "--log", "log.jsonl"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    val_losses = {r["iter"]: r["val_loss"] for r in read_log(tmp_path / "log.jsonl")
+                  if "val_loss" in r}
+    assert sorted(val_losses) == [10, 20, 30, 40]
+    best_iter = min(val_losses, key=val_losses.get)
+    arrays, meta = load(tmp_path / "m.best.npz")
+    assert meta["n"] == best_iter
+    assert meta["best_val_loss"] == val_losses[best_iter]
+
+
+def test_sigint_saves_and_exits_130(tmp_path):
+    write_text(tmp_path / "small.txt", SMALL_TEXT)
+    log = tmp_path / "log.jsonl"
+    proc = start_cli(["small.txt", *SMALL_RUN, "--max-iters", "100000000", "--out", "int.npz",
+                      "--log", log, "--log-every", "1", "--save-every", "0"], cwd=tmp_path)
+    try:
+        wait_for(lambda: log.exists() and log.stat().st_size > 0, proc)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=CLI_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = (tmp_path / "bg.stderr").read_text(encoding="utf-8")
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "int.npz" in stderr, stderr  # says where it saved
+    arrays, meta = load(tmp_path / "int.npz")
+    assert meta["n"] >= 1
+    assert all(np.isfinite(a).all() for a in arrays.values())
+
+
+def test_divergence_stops_with_exit_1_and_saves_nothing_broken(tmp_path):
+    write_text(tmp_path / "small.txt", SMALL_TEXT)
+    result = run_cli(["small.txt", *SMALL_RUN, "--learning-rate", "1e308", "--max-iters", "50",
+                      "--save-every", "1", "--out", "d.npz"], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert "iteration" in message and "--learning-rate" in message, message
+    for name in ("d.npz", "d.best.npz"):
+        if (tmp_path / name).exists():
+            arrays, _ = load(tmp_path / name)
+            assert all(np.isfinite(a).all() for a in arrays.values()), f"{name} is not finite"
+
+
+@pytest.mark.parametrize("option, value", [("--hidden-size", "0"), ("--learning-rate", "-1"),
+                                           ("--val-fraction", "1")])
+def test_invalid_values_are_refused_by_argparse(tmp_path, option, value):
+    write_text(tmp_path / "small.txt", SMALL_TEXT)
+    result = run_cli(["small.txt", option, value, "--max-iters", "1", "--out", "x.npz"],
+                     cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "usage:" in result.stderr and option in result.stderr, result.stderr
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_max_iters_zero_does_not_claim_a_save_it_did_not_make(tmp_path):
+    write_text(tmp_path / "small.txt", SMALL_TEXT)
+    result = run_cli(["small.txt", *SMALL_RUN, "--max-iters", "0", "--out", "z.npz"],
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    if "saved to z.npz" in result.stdout:
+        assert (tmp_path / "z.npz").exists(), \
+            "BUG: --max-iters 0 prints 'saved to z.npz' but writes no checkpoint"
