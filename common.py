@@ -2,6 +2,7 @@
 Plumbing shared by the scripts: reading a corpus, its vocabulary, checkpoint files, signals,
 argument checks and one-line errors. No model math lives here.
 """
+import argparse
 import contextlib
 import hashlib
 import json
@@ -265,6 +266,15 @@ def open_log(path):
         raise UserError(f"cannot write --log {path}: {e.strerror}") from None
 
 
+def given_options(parser, argv, names):
+    """{name: value} for the options among `names` typed on the command line, defaults left
+    out (how --resume tells a value the user gave from a default). argparse fills in a default
+    only where the namespace has no value yet, so a pre-filled marker survives untyped options."""
+    unset = object()
+    parsed = parser.parse_args(argv, namespace=argparse.Namespace(**{n: unset for n in names}))
+    return {n: getattr(parsed, n) for n in names if getattr(parsed, n) is not unset}
+
+
 def positive_int(s):
     return _checked(int, s, lambda v: v > 0, "a positive integer")
 
@@ -286,7 +296,6 @@ def fraction(s):
 
 
 def _checked(convert, s, ok, wanted):
-    import argparse
     try:
         v = convert(s)
     except ValueError:

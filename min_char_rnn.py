@@ -188,12 +188,9 @@ def evaluate(params, ids, h=None, chunk=None):
 
 # ----------------------------------------------------------------------------- training
 
-def build_parser(suppress_defaults=False):
-    """The command line; with suppress_defaults, only the options actually given are parsed
-    (how --resume tells a value the user typed from a default)."""
+def build_parser():
     ap = argparse.ArgumentParser(
-        description="Train Karpathy's min-char-rnn (tanh RNN, Adagrad) on a text file.",
-        argument_default=argparse.SUPPRESS if suppress_defaults else None)
+        description="Train Karpathy's min-char-rnn (tanh RNN, Adagrad) on a text file.")
     i, f = common.positive_int, common.nonnegative_int
     ap.add_argument("input", nargs="?", help="UTF-8 text file to train on (default: the bundled "
                     "data/corpus.txt, or the input stored in the --resume checkpoint)")
@@ -249,7 +246,7 @@ def resolve_options(argv):
     """Parse argv; with --resume, take the run-defining options from the checkpoint and refuse
     a different value given on the command line. Returns (args, checkpoint or None)."""
     args = build_parser().parse_args(argv)
-    given = vars(build_parser(suppress_defaults=True).parse_args(argv))
+    given = common.given_options(build_parser(), argv, RUN_DEFINING)
     if args.resume is not None and args.init_from is not None:
         raise common.UserError("give --resume (continue a run) or --init-from (new run from "
                                "saved weights), not both")
@@ -307,6 +304,7 @@ def load_data(args, meta=None, vocab=None):
 
 
 def main(argv=None):
+    np.seterr(all="ignore")  # overflow is checked explicitly (diverged below), not warned about
     args, resumed = resolve_options(argv)
     if args.input is None:
         args.input = DEFAULT_INPUT
@@ -365,13 +363,20 @@ def main(argv=None):
         smooth_loss = -math.log(1.0 / V) * T  # loss at iteration 0
         best_val = None
         rng = np.random.default_rng(args.seed)
-        if os.path.exists(args.out):  # never silently lose yesterday's model
-            os.replace(args.out, common.sibling(args.out, "prev"))
-            print(f"kept the existing {args.out} as {common.sibling(args.out, 'prev')}")
+    best_path = common.sibling(args.out, "best")
+    # A fresh run keeps the files an earlier run left at --out and its best as .prev files, at
+    # its first save of each: yesterday's model is never silently lost.
+    keep_old = {} if resumed else {args.out: common.sibling(args.out, "prev"),
+                                   best_path: common.sibling(args.out, "prev.best")}
+    saved = set()  # paths written by this run
 
     def save(path):
         if not np.isfinite(flat).all():  # never write a broken model
             raise common.UserError(f"weights are not finite at iteration {n}; not saved", 1)
+        old = keep_old.pop(path, None)
+        if old and os.path.exists(path):
+            os.replace(path, old)
+            tqdm.write(f"kept the previous {path} as {old}")
         arrays = {name: params[name] for name in PARAM_NAMES}
         arrays.update({"m" + k: v for k, v in flat_views(mem, V, H).items()})
         arrays["hprev"] = hprev
@@ -381,11 +386,15 @@ def main(argv=None):
             "input": os.path.abspath(args.input), "input_bytes": nbytes, "input_sha256": sha,
             "n": n, "p": p, "smooth_loss": smooth_loss, "best_val_loss": best_val,
             "rng_state": rng.bit_generator.state})
+        saved.add(path)
 
     def validate():
         nonlocal best_val
         nats, count, _ = evaluate(params, eval_ids)
         val_loss = nats / count
+        if not math.isfinite(val_loss):
+            raise common.UserError(f"the validation loss became {val_loss} at iteration {n}: "
+                                   f"training diverged; try a smaller --learning-rate", 1)
         tqdm.write(f"iter {n}: val loss {val_loss:.4f} nats/char, {val_loss / math.log(2):.4f} "
                    f"bits/char")
         if log:
@@ -393,7 +402,7 @@ def main(argv=None):
                                        val_bits_per_char=val_loss / math.log(2)))
         if best_val is None or val_loss < best_val:
             best_val = val_loss
-            save(common.sibling(args.out, "best"))
+            save(best_path)
 
     stop = common.StopFlag()
     bar = tqdm(total=args.max_iters, initial=n, unit="it", dynamic_ncols=True, disable=None,
@@ -416,9 +425,7 @@ def main(argv=None):
         # forward seq_length characters through the net and fetch gradient
         loss, *_, hprev = lossFun(inputs, targets, hprev, params, out=grads)
         if not math.isfinite(loss):
-            raise common.UserError(
-                f"the loss became {loss} at iteration {n}: training diverged; the last saved "
-                f"checkpoint is untouched; try a smaller --learning-rate (now {args.learning_rate})", 1)
+            raise diverged(f"the loss became {loss}", n)
         smooth_loss = smooth_loss * 0.999 + loss * 0.001
         if args.sample_every and n % args.sample_every == 0:
             tqdm.write(f"iter {n}, loss: {smooth_loss:f}")  # print progress
@@ -434,6 +441,8 @@ def main(argv=None):
         np.divide(grads, step, out=step)
         step *= args.learning_rate
         flat -= step
+        if not (math.isfinite(flat.max()) and math.isfinite(flat.min())):  # NaN or inf anywhere
+            raise diverged("the weights overflowed", n)
 
         p += T  # move data pointer
         n += 1  # iteration counter
@@ -453,8 +462,14 @@ def main(argv=None):
             print(f"interrupted at iteration {n}: saved to {args.out}", file=sys.stderr)
             return stop.exit_status
     bar.close()
-    print(f"done: {n} iterations, smooth loss {smooth_loss:.4f}; saved to {args.out}")
+    where = f"; saved to {args.out}" if args.out in saved else ""  # no iterations: nothing saved
+    print(f"done: {n} iterations, smooth loss {smooth_loss:.4f}{where}")
     return 0
+
+
+def diverged(what, n):
+    return common.UserError(f"{what} at iteration {n}: training diverged; the last saved "
+                            "checkpoint is untouched; try a smaller --learning-rate", 1)
 
 
 if __name__ == "__main__":
