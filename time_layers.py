@@ -9,17 +9,12 @@ References:
 
 import numpy as np
 
-# The layer contract, shared by every class below:
-# - params and grads are lists of arrays; backward writes grads[i][...] in place, so a model or an
-#   optimizer holding references to them sees the new values without re-reading the lists.
-# - backward reads forward's cache but never writes into it, so calling it twice gives the same result.
-# - buffers take the parameters' dtype. float64 is the default because gradient checks need it
-#   (float32 agrees only to about 1e-3); float32 works everywhere and runs about twice as fast in BLAS.
+# Every layer has params and grads lists; backward writes grads[i][...] in place, only reads forward's cache
+# and keeps the parameters' dtype: float64 by default (gradient checks need it); float32 is 2x faster in BLAS.
 
 
 def sigmoid(x, out=None):
-    """Elementwise logistic function, sigma(x) = 0.5 * (1 + tanh(x / 2)); returns out (x's shape)."""
-    # 1 / (1 + exp(-x)) overflows exp for x << 0; the tanh form is the same function and never does.
+    """Elementwise sigma(x) = 0.5 (1 + tanh(x / 2)), x's shape; never overflows, unlike 1 / (1 + exp(-x))."""
     out = np.multiply(x, 0.5, out=out)  # same shape as x
     np.tanh(out, out=out)
     out += 1
@@ -37,15 +32,13 @@ def _to_batch_major(ys):
     return np.ascontiguousarray(ys.transpose(1, 0, 2))  # (N, T, K)
 
 
-# ---------------------------------------------------------------------------------------------
-# Vanilla RNN: h_t = tanh(h_{t-1} Wh + x_t Wx + b)
-
-
 class RNN:
-    """One time step of a vanilla RNN, kept for teaching and for tests (TimeRNN does not use it)."""
+    """One step of a vanilla RNN, for teaching and tests (TimeRNN does not use it).
+
+    Wx (D, H) input -> hidden, Wh (H, H) hidden -> hidden, b (H,) hidden bias.
+    """
 
     def __init__(self, Wx, Wh, b):
-        # Wx (D, H) input -> hidden, Wh (H, H) hidden -> hidden, b (H,) hidden bias
         self.params = [Wx, Wh, b]
         self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D, H), (H, H), (H,)
         self.cache = None
@@ -53,8 +46,7 @@ class RNN:
     def forward(self, x, h_prev):
         """x (N, D), h_prev (N, H) -> h_next (N, H)."""
         Wx, Wh, b = self.params
-        # h_next = tanh(h_prev Wh + x Wx + b)
-        h_next = np.tanh(h_prev @ Wh + x @ Wx + b)  # (N, H)
+        h_next = np.tanh(h_prev @ Wh + x @ Wx + b)  # (N, H) h_next = tanh(h_prev Wh + x Wx + b)
         self.cache = (x, h_prev, h_next)
         return h_next
 
@@ -62,10 +54,8 @@ class RNN:
         """dh_next (N, H) -> (dx (N, D), dh_prev (N, H)); writes grads in place."""
         Wx, Wh, b = self.params
         x, h_prev, h_next = self.cache
-        # through h_next = tanh(a): tanh' = 1 - h_next^2
-        dt = dh_next * (1 - h_next ** 2)  # (N, H)
-        # through a = h_prev Wh + x Wx + b: each product sends dt back through its other factor
-        self.grads[0][...] = x.T @ dt  # (D, H)
+        dt = dh_next * (1 - h_next ** 2)  # (N, H) h_next = tanh(a): tanh' = 1 - h_next^2
+        self.grads[0][...] = x.T @ dt  # (D, H) a = h_prev Wh + x Wx + b: dt goes to each other factor
         self.grads[1][...] = h_prev.T @ dt  # (H, H)
         self.grads[2][...] = dt.sum(axis=0)  # (H,)
         dx = dt @ Wx.T  # (N, D)
@@ -76,12 +66,12 @@ class RNN:
 class TimeRNN:
     """T steps of the vanilla RNN over a block xs (N, T, D) -> hs (N, T, H).
 
+    Wx (D, H) input -> hidden, Wh (H, H) hidden -> hidden, b (H,) hidden bias.
     Attributes: h (N, H) the last hidden state, dh (N, H) the gradient w.r.t. the block's initial state.
     stateful=True starts each block from the previous block's last h (set_state / reset_state).
     """
 
     def __init__(self, Wx, Wh, b, stateful=False):
-        # Wx (D, H) input -> hidden, Wh (H, H) hidden -> hidden, b (H,) hidden bias
         self.params = [Wx, Wh, b]
         self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D, H), (H, H), (H,)
         self.stateful = stateful
@@ -103,14 +93,10 @@ class TimeRNN:
         H = Wh.shape[0]
         dtype = Wh.dtype
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D) step t is rows t*N .. t*N+N-1
-        # hbuf[0] is h_0 (the initial state), hbuf[t] is h_t; slices [:-1] and [1:] give h_{t-1} and h_t
-        hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H)
-        # Only the recurrence needs a Python loop: x_t Wx + b for all T steps is one big matmul.
-        np.matmul(xs_tm, Wx, out=hbuf[1:].reshape(T * N, H))  # (T*N, H) view into hbuf
+        hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) hbuf[t] is h_t, hbuf[0] the initial state
+        np.matmul(xs_tm, Wx, out=hbuf[1:].reshape(T * N, H))  # (T*N, H) x_t Wx of all steps, one matmul
         hbuf[1:] += b
-        # stateful: keep the last block's h, but cut backward at the block edge (truncated BPTT),
-        # since the graph that produced it was freed with the last block's cache
-        if not self.stateful or self.h is None:
+        if not self.stateful or self.h is None:  # stateful: carry h; backward stops here (truncated BPTT)
             self.h = np.zeros((N, H), dtype=dtype)  # (N, H)
         hbuf[0] = self.h
         hWh = np.empty((N, H), dtype=dtype)  # (N, H) scratch for h_{t-1} Wh, reused every step
@@ -128,19 +114,15 @@ class TimeRNN:
         xs_tm, hbuf = self.cache
         N, T, H = dhs.shape
         D = Wx.shape[0]
-        # dts starts as a time-major copy of dhs and becomes da_t, step by step, in place
-        dts = _to_time_major(dhs, Wh.dtype)  # (T, N, H)
-        # through h_t = tanh(a_t): tanh' = 1 - h_t^2, for all steps at once
-        dtanh = np.square(hbuf[1:])  # (T, N, H)
-        np.subtract(1, dtanh, out=dtanh)
+        dts = _to_time_major(dhs, Wh.dtype)  # (T, N, H) copy of dhs, becomes da_t step by step
+        dtanh = 1 - np.square(hbuf[1:])  # (T, N, H) h_t = tanh(a_t): tanh' = 1 - h_t^2, all steps at once
         dh = np.zeros((N, H), dtype=Wh.dtype)  # (N, H) gradient arriving at h_t from step t+1
         for t in reversed(range(T)):
             dts[t] += dh  # dh_t = dhs_t + (from h_{t+1})
             dts[t] *= dtanh[t]  # da_t = dh_t * (1 - h_t^2)
             np.matmul(dts[t], Wh.T, out=dh)  # through a_t = h_{t-1} Wh + ...: dh_{t-1} = da_t Wh^T
-        self.dh = dh  # (N, H) gradient w.r.t. h_0, the block's initial state
-        # weight gradients summed over steps: each is one matmul over all T*N rows
-        da = dts.reshape(T * N, H)  # (T*N, H)
+        self.dh = dh
+        da = dts.reshape(T * N, H)  # (T*N, H) weight grads: one matmul each over all steps
         np.matmul(xs_tm.T, da, out=self.grads[0])  # dWx = sum_t x_t^T da_t        (D, H)
         np.matmul(hbuf[:-1].reshape(T * N, H).T, da, out=self.grads[1])  # dWh = sum_t h_{t-1}^T da_t
         np.sum(da, axis=0, out=self.grads[2])  # db = sum_t sum_n da_t          (H,)
@@ -148,18 +130,17 @@ class TimeRNN:
         return _to_batch_major(dxs)  # (N, T, D)
 
 
-# ---------------------------------------------------------------------------------------------
-# LSTM, gates fused in one matmul. Columns of Wx (D, 4H), Wh (H, 4H), b (4H,) in the book's order:
-#   [ f forget | g candidate | i input | o output ]   (A[:, :H], A[:, H:2H], A[:, 2H:3H], A[:, 3H:])
-#   A = x Wx + h_prev Wh + b;  f, i, o = sigmoid(.);  g = tanh(.)
-#   c_next = f * c_prev + g * i;  h_next = o * tanh(c_next)
+# LSTM, gates fused in one matmul; Wx (D, 4H), Wh (H, 4H), b (4H,) columns [ f | g | i | o ] as in the book:
+#   A = x Wx + h_prev Wh + b;  f forget, i input, o output = sigmoid(.);  g candidate = tanh(.)
 
 
 class LSTM:
-    """One LSTM step, kept for teaching and for tests (TimeLSTM does not use it)."""
+    """One LSTM step, for teaching and tests (TimeLSTM does not use it).
+
+    Wx (D, 4H) input -> gates, Wh (H, 4H) hidden -> gates, b (4H,) gate biases; columns [f | g | i | o].
+    """
 
     def __init__(self, Wx, Wh, b):
-        # Wx (D, 4H) input -> gates, Wh (H, 4H) hidden -> gates, b (4H,) gate biases
         self.params = [Wx, Wh, b]
         self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D,4H), (H,4H), (4H,)
         self.cache = None
@@ -183,15 +164,13 @@ class LSTM:
         """dh_next, dc_next (N, H) -> (dx (N, D), dh_prev (N, H), dc_prev (N, H)); writes grads."""
         Wx, Wh, b = self.params
         x, h_prev, c_prev, f, g, i, o, tanh_c = self.cache
-        # total gradient at c_t: from c_{t+1} directly, and via h_t = o tanh(c_t), tanh' = 1 - tanh^2
-        ds = dc_next + dh_next * o * (1 - tanh_c ** 2)  # (N, H)
+        ds = dc_next + dh_next * o * (1 - tanh_c ** 2)  # (N, H) dc, + h = o tanh(c): tanh' = 1 - tanh^2
         df = ds * c_prev * f * (1 - f)  # c_t = f c_{t-1} + ..., sigma' = f (1 - f)
         dg = ds * i * (1 - g ** 2)  # c_t = ... + g i, tanh' = 1 - g^2
         di = ds * g * i * (1 - i)  # c_t = ... + g i, sigma' = i (1 - i)
         do = dh_next * tanh_c * o * (1 - o)  # h_t = o tanh(c_t), sigma' = o (1 - o)
         dA = np.concatenate([df, dg, di, do], axis=1)  # (N, 4H) same column order as A
-        # through A = x Wx + h_prev Wh + b
-        self.grads[0][...] = x.T @ dA  # (D, 4H)
+        self.grads[0][...] = x.T @ dA  # (D, 4H) through A = x Wx + h_prev Wh + b
         self.grads[1][...] = h_prev.T @ dA  # (H, 4H)
         self.grads[2][...] = dA.sum(axis=0)  # (4H,)
         dx = dA @ Wx.T  # (N, D)
@@ -201,14 +180,14 @@ class LSTM:
 
 
 class TimeLSTM:
-    """T LSTM steps over xs (N, T, D) -> hs (N, T, H); gate columns [f | g | i | o] as in LSTM.
+    """T LSTM steps over xs (N, T, D) -> hs (N, T, H).
 
+    Wx (D, 4H) input -> gates, Wh (H, 4H) hidden -> gates, b (4H,) gate biases; columns [f | g | i | o].
     Attributes: h, c (N, H) the last states; dh, dc (N, H) gradients w.r.t. the initial states.
     stateful=True carries h and c across forward calls (set_state(h, c=None) / reset_state).
     """
 
     def __init__(self, Wx, Wh, b, stateful=False):
-        # Wx (D, 4H) input -> gates, Wh (H, 4H) hidden -> gates, b (4H,) gate biases
         self.params = [Wx, Wh, b]
         self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D,4H), (H,4H), (4H,)
         self.stateful = stateful
@@ -231,23 +210,20 @@ class TimeLSTM:
         H = Wh.shape[0]
         dtype = Wh.dtype
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
-        # gates[t] first holds x_t Wx + b (one matmul for all steps), then the activated f, g, i, o
-        gates = np.empty((T, N, 4 * H), dtype=dtype)  # (T, N, 4H)
+        gates = np.empty((T, N, 4 * H), dtype=dtype)  # (T, N, 4H) x_t Wx + b, then activated f, g, i, o
         np.matmul(xs_tm, Wx, out=gates.reshape(T * N, 4 * H))  # (T*N, 4H) view into gates
         gates += b
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         cbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) c_0 .. c_T
         tanh_c = np.empty((T, N, H), dtype=dtype)  # (T, N, H) tanh(c_t), reused by backward
-        # stateful: carry h and c, backward cut at the block edge (truncated BPTT)
-        if not self.stateful or self.h is None:
+        if not self.stateful or self.h is None:  # stateful: carry h and c, backward cut at the block edge
             self.h = np.zeros((N, H), dtype=dtype)  # (N, H)
         if not self.stateful or self.c is None:
             self.c = np.zeros((N, H), dtype=dtype)  # (N, H)
         hbuf[0], cbuf[0] = self.h, self.c
         hWh = np.empty((N, 4 * H), dtype=dtype)  # (N, 4H) scratch for h_{t-1} Wh
-        gi = np.empty((N, H), dtype=dtype)  # (N, H) scratch for g * i
         for t in range(T):
-            A = gates[t]  # (N, 4H) view
+            A = gates[t]
             np.matmul(hbuf[t], Wh, out=hWh)
             A += hWh  # A = x_t Wx + h_{t-1} Wh + b
             sigmoid(A[:, :H], out=A[:, :H])  # f = sigma(A_f)
@@ -255,8 +231,7 @@ class TimeLSTM:
             sigmoid(A[:, 2 * H:], out=A[:, 2 * H:])  # i, o = sigma(A_i), sigma(A_o), side by side
             f, g, i, o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]  # (N, H) views
             np.multiply(f, cbuf[t], out=cbuf[t + 1])
-            np.multiply(g, i, out=gi)
-            cbuf[t + 1] += gi  # c_t = f c_{t-1} + g i
+            cbuf[t + 1] += g * i  # c_t = f c_{t-1} + g i
             np.tanh(cbuf[t + 1], out=tanh_c[t])
             np.multiply(o, tanh_c[t], out=hbuf[t + 1])  # h_t = o tanh(c_t)
         self.h, self.c = hbuf[T].copy(), cbuf[T].copy()  # (N, H), (N, H)
@@ -274,18 +249,17 @@ class TimeLSTM:
         dh = np.zeros((N, H), dtype=Wh.dtype)  # (N, H) gradient arriving at h_t from step t+1
         dc = np.zeros((N, H), dtype=Wh.dtype)  # (N, H) gradient arriving at c_t from step t+1
         for t in reversed(range(T)):
-            A = gates[t]  # (N, 4H) activated gates, only read
+            A = gates[t]
             f, g, i, o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]  # (N, H) views
             dh_t = dhs_tm[t] + dh  # (N, H) from the output and from step t+1
-            # total at c_t: from c_{t+1}, and via h_t = o tanh(c_t) with tanh' = 1 - tanh^2
-            ds = dc + dh_t * o * (1 - tanh_c[t] ** 2)  # (N, H)
+            ds = dc + dh_t * o * (1 - tanh_c[t] ** 2)  # (N, H) dc_{t+1} + via h_t = o tanh(c_t)
             dA[t, :, :H] = ds * cbuf[t] * f * (1 - f)  # c_t = f c_{t-1} + ..., sigma' = f (1 - f)
             dA[t, :, H:2 * H] = ds * i * (1 - g ** 2)  # c_t = ... + g i, tanh' = 1 - g^2
             dA[t, :, 2 * H:3 * H] = ds * g * i * (1 - i)  # c_t = ... + g i, sigma' = i (1 - i)
             dA[t, :, 3 * H:] = dh_t * tanh_c[t] * o * (1 - o)  # h_t = o tanh(c_t), sigma' = o (1 - o)
             dc = ds * f  # (N, H) c_t = f c_{t-1} + ...: dc_{t-1} = ds f
             dh = dA[t] @ Wh.T  # (N, H) A = ... + h_{t-1} Wh: dh_{t-1} = dA Wh^T
-        self.dh, self.dc = dh, dc  # gradients w.r.t. h_0 and c_0
+        self.dh, self.dc = dh, dc
         dA2 = dA.reshape(T * N, 4 * H)  # (T*N, 4H)
         np.matmul(xs_tm.T, dA2, out=self.grads[0])  # dWx = sum_t x_t^T dA_t        (D, 4H)
         np.matmul(hbuf[:-1].reshape(T * N, H).T, dA2, out=self.grads[1])  # dWh = sum_t h_{t-1}^T dA_t
@@ -294,20 +268,18 @@ class TimeLSTM:
         return _to_batch_major(dxs)  # (N, T, D)
 
 
-# ---------------------------------------------------------------------------------------------
-# GRU, DLFS2 appendix C form. Columns of Wx (D, 3H), Wh (H, 3H), b (3H,):
-#   [ z update | r reset | h~ candidate ]
-#   z = sigma(x Wx_z + h_prev Wh_z + b_z);  r = sigma(x Wx_r + h_prev Wh_r + b_r)
-#   h~ = tanh(x Wx_h + (r * h_prev) Wh_h + b_h)     r gates h_prev BEFORE the matmul (Cho et al. 2014);
-#        cuDNN / PyTorch instead use r * (h_prev Wh_h + b_hh), which fuses the matmuls but needs 2 biases
-#   h_next = (1 - z) * h_prev + z * h~              z picks the new candidate (the book's convention)
+# GRU, DLFS2 appendix C; Wx (D, 3H), Wh (H, 3H), b (3H,) columns [ z update | r reset | h~ candidate ]:
+#   z, r = sigmoid(.);  h~ = tanh(x Wx_h + (r * h_prev) Wh_h + b_h);  h_next = (1 - z) * h_prev + z * h~
+#   r gates h_prev before the matmul, as Cho et al. 2014 (cuDNN, PyTorch: r * (h_prev Wh_h + b_hh), 2 biases)
 
 
 class GRU:
-    """One GRU step, kept for teaching and for tests (TimeGRU does not use it)."""
+    """One GRU step, for teaching and tests (TimeGRU does not use it).
+
+    Wx (D, 3H) input -> gates, Wh (H, 3H) hidden -> gates, b (3H,) gate biases; columns [z | r | h~].
+    """
 
     def __init__(self, Wx, Wh, b):
-        # Wx (D, 3H) input -> z, r, h~; Wh (H, 3H) hidden -> z, r, h~; b (3H,) biases
         self.params = [Wx, Wh, b]
         self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D,3H), (H,3H), (3H,)
         self.cache = None
@@ -321,7 +293,7 @@ class GRU:
         r = sigmoid(xw[:, H:2 * H] + h_prev @ Wh[:, H:2 * H])  # (N, H) reset gate
         hr = r * h_prev  # (N, H)
         hh = np.tanh(xw[:, 2 * H:] + hr @ Wh[:, 2 * H:])  # (N, H) h~ = tanh(x Wx_h + (r h) Wh_h + b_h)
-        h_next = (1 - z) * h_prev + z * hh  # (N, H)
+        h_next = (1 - z) * h_prev + z * hh  # (N, H) h_t = (1 - z) h_{t-1} + z h~
         self.cache = (x, h_prev, z, r, hr, hh)
         return h_next
 
@@ -330,16 +302,15 @@ class GRU:
         Wx, Wh, b = self.params
         H = Wh.shape[0]
         x, h_prev, z, r, hr, hh = self.cache
-        # through h_next = (1 - z) h_prev + z h~
-        dhh = dh_next * z  # (N, H)
-        dz = dh_next * (hh - h_prev)  # (N, H)
-        dh_prev = dh_next * (1 - z)  # (N, H)
+        dhh = dh_next * z  # (N, H) h_next = (1 - z) h_prev + z h~
+        dz = dh_next * (hh - h_prev)  # (N, H) d h_next / dz = h~ - h_prev
+        dh_prev = dh_next * (1 - z)  # (N, H) direct path, d h_next / d h_prev = 1 - z
         dah = dhh * (1 - hh ** 2)  # (N, H) tanh' = 1 - h~^2
         dhr = dah @ Wh[:, 2 * H:].T  # (N, H) through (r h_prev) Wh_h
-        dh_prev += dhr * r
+        dh_prev += dhr * r  # (r h_prev): d / d h_prev = r
         daz = dz * z * (1 - z)  # (N, H) sigma' = z (1 - z)
         dar = dhr * h_prev * r * (1 - r)  # (N, H) sigma' = r (1 - r)
-        dh_prev += daz @ Wh[:, :H].T + dar @ Wh[:, H:2 * H].T
+        dh_prev += daz @ Wh[:, :H].T + dar @ Wh[:, H:2 * H].T  # through h_prev Wh_z, h_prev Wh_r
         dA = np.concatenate([daz, dar, dah], axis=1)  # (N, 3H) same column order as Wx
         self.grads[0][...] = x.T @ dA  # (D, 3H)
         self.grads[1][...] = np.concatenate([h_prev.T @ daz, h_prev.T @ dar, hr.T @ dah], axis=1)  # (H, 3H)
@@ -349,14 +320,14 @@ class GRU:
 
 
 class TimeGRU:
-    """T GRU steps over xs (N, T, D) -> hs (N, T, H); columns [z | r | h~] as in GRU.
+    """T GRU steps over xs (N, T, D) -> hs (N, T, H).
 
+    Wx (D, 3H) input -> gates, Wh (H, 3H) hidden -> gates, b (3H,) gate biases; columns [z | r | h~].
     Attributes: h (N, H) the last state, dh (N, H) the gradient w.r.t. the initial state.
     stateful=True carries h across forward calls (set_state / reset_state).
     """
 
     def __init__(self, Wx, Wh, b, stateful=False):
-        # Wx (D, 3H) input -> z, r, h~; Wh (H, 3H) hidden -> z, r, h~; b (3H,) biases
         self.params = [Wx, Wh, b]
         self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D,3H), (H,3H), (3H,)
         self.stateful = stateful
@@ -380,8 +351,7 @@ class TimeGRU:
         Wh_zr = np.ascontiguousarray(Wh[:, :2 * H])  # (H, 2H) z and r columns, contiguous for BLAS
         Wh_h = np.ascontiguousarray(Wh[:, 2 * H:])  # (H, H) candidate columns
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
-        # gates[t] first holds x_t Wx + b (one matmul for all steps), then the activated z, r, h~
-        gates = np.empty((T, N, 3 * H), dtype=dtype)  # (T, N, 3H)
+        gates = np.empty((T, N, 3 * H), dtype=dtype)  # (T, N, 3H) x_t Wx + b, then activated z, r, h~
         np.matmul(xs_tm, Wx, out=gates.reshape(T * N, 3 * H))  # (T*N, 3H) view into gates
         gates += b
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
@@ -396,7 +366,7 @@ class TimeGRU:
             np.matmul(hbuf[t], Wh_zr, out=hW_zr)
             zr += hW_zr
             sigmoid(zr, out=zr)  # z, r = sigma(x_t Wx_zr + h_{t-1} Wh_zr + b_zr)
-            z, r = zr[:, :H], zr[:, H:]  # (N, H) views
+            z, r = zr[:, :H], zr[:, H:]
             np.multiply(r, hbuf[t], out=hr[t])  # r h_{t-1}
             np.matmul(hr[t], Wh_h, out=hrW)
             hh += hrW
@@ -419,17 +389,16 @@ class TimeGRU:
         dh = np.zeros((N, H), dtype=Wh.dtype)  # (N, H) gradient arriving at h_t from step t+1
         for t in reversed(range(T)):
             z, r, hh = gates[t, :, :H], gates[t, :, H:2 * H], gates[t, :, 2 * H:]  # (N, H) views
-            h_prev = hbuf[t]  # (N, H)
+            h_prev = hbuf[t]
             dh_t = dhs_tm[t] + dh  # (N, H) from the output and from step t+1
-            # h_t = (1 - z) h_{t-1} + z h~: three paths
-            dh_prev = dh_t * (1 - z)  # (N, H)
+            dh_prev = dh_t * (1 - z)  # (N, H) h_t = (1 - z) h_{t-1} + z h~: three paths
             dA[t, :, 2 * H:] = dh_t * z * (1 - hh ** 2)  # via h~ = tanh(.), tanh' = 1 - h~^2
             dA[t, :, :H] = dh_t * (hh - h_prev) * z * (1 - z)  # via z, sigma' = z (1 - z)
             dhr = dA[t, :, 2 * H:] @ Wh_h.T  # (N, H) through (r h_{t-1}) Wh_h
             dh_prev += dhr * r
             dA[t, :, H:2 * H] = dhr * h_prev * r * (1 - r)  # via r, sigma' = r (1 - r)
             dh = dh_prev + dA[t, :, :2 * H] @ Wh_zr.T  # (N, H) through h_{t-1} Wh_zr
-        self.dh = dh  # gradient w.r.t. h_0
+        self.dh = dh
         dA2 = dA.reshape(T * N, 3 * H)  # (T*N, 3H)
         np.matmul(xs_tm.T, dA2, out=self.grads[0])  # dWx = sum_t x_t^T dA_t       (D, 3H)
         h_prev2 = hbuf[:-1].reshape(T * N, H)  # (T*N, H) h_{t-1} for every step
@@ -440,17 +409,12 @@ class TimeGRU:
         return _to_batch_major(dxs)  # (N, T, D)
 
 
-# ---------------------------------------------------------------------------------------------
-# Embedding, affine output, loss, dropout
-
-
 def _scatter_add_rows(dW, ids, drows):
     """dW[...] = 0, then dW[ids[k]] += drows[k] for every k: ids (K,), drows (K, D). Writes dW."""
     dW[...] = 0
     if ids.size == 0:
         return
-    # dW[ids] += drows would keep only one of several repeated ids; np.add.at accumulates but is
-    # slow, so sort: repeats become neighbours, and reduceat sums each run of equal ids in one pass
+    # dW[ids] += drows drops repeats, np.add.at is slow: sort, then reduceat sums each run of equal ids
     order = np.argsort(ids, kind="stable")  # (K,)
     sorted_ids = ids[order]  # (K,)
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])  # (U,) first of each run
@@ -458,19 +422,17 @@ def _scatter_add_rows(dW, ids, drows):
 
 
 class Embedding:
-    """ids (N,) -> rows W[ids] (N, D): the one-hot matmul written as picking rows."""
+    """ids (N,) -> rows W[ids] (N, D), W (V, D) id -> vector."""
 
     def __init__(self, W):
-        # W (V, D) id -> vector
         self.params = [W]
         self.grads = [np.zeros_like(W)]  # (V, D)
         self.ids = None
 
     def forward(self, ids):
         """ids (N,) ints -> (N, D)."""
-        # onehot(id) W is row id of W, so pick the row instead of building a V-wide vector
         self.ids = np.array(ids)  # (N,) our own copy
-        return self.params[0][self.ids]  # (N, D)
+        return self.params[0][self.ids]  # (N, D) onehot(id) W is row id of W: pick it, no V-wide vector
 
     def backward(self, dout):
         """dout (N, D) -> None; writes grads in place, summing rows whose ids repeat."""
@@ -479,10 +441,9 @@ class Embedding:
 
 
 class TimeEmbedding:
-    """ids (N, T) -> W[ids] (N, T, D), for all steps at once."""
+    """ids (N, T) -> W[ids] (N, T, D) for all steps at once, W (V, D) id -> vector."""
 
     def __init__(self, W):
-        # W (V, D) id -> vector
         self.params = [W]
         self.grads = [np.zeros_like(W)]  # (V, D)
         self.ids = None
@@ -500,10 +461,9 @@ class TimeEmbedding:
 
 
 class Affine:
-    """x (N, D) -> x W + b (N, M)."""
+    """x (N, D) -> x W + b (N, M), W (D, M) input -> output, b (M,) output bias."""
 
     def __init__(self, W, b):
-        # W (D, M) input -> output, b (M,) output bias
         self.params = [W, b]
         self.grads = [np.zeros_like(W), np.zeros_like(b)]  # (D, M), (M,)
         self.x = None
@@ -523,10 +483,12 @@ class Affine:
 
 
 class TimeAffine:
-    """xs (N, T, D) -> xs W + b (N, T, M) as one matmul over all N*T rows."""
+    """xs (N, T, D) -> xs W + b (N, T, M) as one matmul over all N*T rows.
+
+    W (D, M) input -> output (M = V for the output layer), b (M,) output bias.
+    """
 
     def __init__(self, W, b):
-        # W (D, M) input -> output (M = V for the output layer), b (M,) output bias
         self.params = [W, b]
         self.grads = [np.zeros_like(W), np.zeros_like(b)]  # (D, M), (M,)
         self.x2 = None
@@ -560,16 +522,13 @@ class TimeSoftmaxWithLoss:
         self.cache = None
 
     def forward(self, xs, ts):
-        """xs (N, T, V) scores, ts (N, T) int labels (or (N, T, V) one-hot) -> scalar mean loss."""
+        """xs (N, T, V) scores, ts (N, T) int labels -> scalar mean loss."""
         N, T, V = xs.shape
-        if ts.ndim == 3:  # one-hot labels
-            ts = ts.argmax(axis=2)  # (N, T)
         x2 = xs.reshape(N * T, V)  # (N*T, V)
         t2 = ts.reshape(N * T)  # (N*T,)
         keep = t2 != self.ignore_label  # (N*T,) positions that count
         t_safe = np.where(keep, t2, 0)  # (N*T,) ignored labels replaced by a valid index
-        # subtract each row's max before exp: same softmax, but exp never overflows
-        shifted = x2 - x2.max(axis=1, keepdims=True)  # (N*T, V)
+        shifted = x2 - x2.max(axis=1, keepdims=True)  # (N*T, V) minus row max: exp can't overflow
         log_z = np.log(np.exp(shifted).sum(axis=1))  # (N*T,) log-sum-exp of the shifted row
         log_p = shifted[np.arange(N * T), t_safe] - log_z  # (N*T,) log softmax at the label
         count = max(int(keep.sum()), 1)  # all ignored gives loss 0, not 0/0
@@ -581,9 +540,8 @@ class TimeSoftmaxWithLoss:
     def backward(self, dout=1):
         """dout scalar -> dxs (N, T, V); the cache stays untouched."""
         probs, t_safe, keep, count, shape = self.cache
-        # softmax with cross-entropy gives p - onehot(t), per counted position, / count for the mean
         dx = probs.copy()  # (N*T, V) a copy: DLFS2 edits its cached probabilities here
-        dx[np.arange(len(t_safe)), t_safe] -= 1
+        dx[np.arange(len(t_safe)), t_safe] -= 1  # softmax with cross-entropy gives p - onehot(t)
         dx *= (dout / count) * keep[:, None]  # ignored rows get zero gradient
         return dx.reshape(shape)  # (N, T, V)
 
@@ -611,13 +569,12 @@ class TimeDropout:
             self.mask = None
             return xs
         if self.fixed_keep is not None:
-            keep = self.fixed_keep  # same shape as xs
+            keep = self.fixed_keep
         elif self.rng is None:
             raise ValueError("TimeDropout needs rng (a numpy Generator) in training mode")
         else:
             keep = self.rng.random(xs.shape) >= self.ratio  # same shape as xs, P(keep) = 1 - ratio
-        # inverted dropout: scale at training time, so evaluation needs no change
-        self.mask = keep.astype(xs.dtype) * xs.dtype.type(1.0 / (1.0 - self.ratio))  # same shape as xs
+        self.mask = keep.astype(xs.dtype) / xs.dtype.type(1 - self.ratio)  # xs's shape, scaled: eval = identity
         return xs * self.mask  # same shape as xs
 
     def backward(self, dout):
