@@ -76,57 +76,58 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, out=None):
     H, V = Wxh.shape
     dtype = Wxh.dtype
 
-    # forward pass
-    hs = np.empty((H, T + 1, B), dtype=dtype)  # (H, T+1, B) hs[:, t + 1] is h_t, hs[:, 0] is h_{-1}
-    hs[:, 0] = hprev
-    # x_t is one-hot, so Wxh @ x_t is column x_t of Wxh: picking the columns for all T steps at once
+    # forward pass. The states are stored as rows: hs[t + 1] is h_t^T, (B, H), so that every
+    # step reads and writes one contiguous block and the products over all T*B steps below are
+    # plain matrix multiplies of (T*B, .) views, with no copies.
+    ids = inputs.T.reshape(T * B)          # (T*B,) input of step t, stream b at row t*B + b
+    tgt = targets.T.reshape(T * B)         # (T*B,) its target
+    hs = np.empty((T + 1, B, H), dtype=dtype)  # (T+1, B, H) hs[t + 1] = h_t^T, hs[0] = h_{-1}^T
+    hs[0] = hprev.T
+    # x_t is one-hot, so Wxh x_t is column x_t of Wxh: picking the columns for all T steps at once
     # is the same math as the gist's V-wide one-hot products, without the (V, T, B) one-hot tensor.
-    hraw = Wxh[:, inputs.T]  # (H, T, B) Wxh x_t for every step and stream
-    hraw += bh[:, :, None]   # (H, T, B) + bh
+    hraw = (Wxh.T[ids] + bh.T).reshape(T, B, H)  # (T, B, H) (Wxh x_t + bh)^T for every step
     for t in range(T):
-        hraw[:, t] += Whh @ hs[:, t]          # Wxh x_t + Whh h_{t-1} + bh
-        np.tanh(hraw[:, t], out=hs[:, t + 1])  # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
-    hs_out = hs[:, 1:].reshape(H, T * B)   # (H, T*B) h_t of every step; column t*B + b (a view)
-    ys = Why @ hs_out + by                 # (V, T*B) y_t = Why h_t + by, unnormalised log-probs
-    # softmax: subtracting each column's max leaves p_t unchanged and keeps exp() from overflowing
-    ys -= ys.max(axis=0)
-    cols = np.arange(T * B)                # (T*B,)
-    tgt = targets.T.reshape(T * B)         # (T*B,) target of column t*B + b
-    ps = np.exp(ys)                        # (V, T*B) unnormalised p_t
-    sums = ps.sum(axis=0)                  # (T*B,)
+        hraw[t] += hs[t] @ Whh.T               # (Wxh x_t + Whh h_{t-1} + bh)^T
+        np.tanh(hraw[t], out=hs[t + 1])        # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
+    hs_out = hs[1:].reshape(T * B, H)      # (T*B, H) h_t^T of every step (a view)
+    ys = hs_out @ Why.T + by.T             # (T*B, V) y_t = Why h_t + by, unnormalised log-probs
+    # softmax: subtracting each row's max leaves p_t unchanged and keeps exp() from overflowing
+    ys -= ys.max(axis=1, keepdims=True)
+    rows = np.arange(T * B)                # (T*B,)
+    ps = np.exp(ys)                        # (T*B, V) unnormalised p_t
+    sums = ps.sum(axis=1, keepdims=True)   # (T*B, 1)
     # loss_t = -log p_t[target] = log(sum_j exp(y_j)) - y_target
-    loss = float((np.log(sums) - ys[tgt, cols]).sum()) / B
+    loss = float(np.log(sums).sum() - ys[rows, tgt].sum()) / B
 
     # backward pass: compute gradients going backwards
     grads = np.empty(num_params(V, H), dtype=dtype) if out is None else out  # (P,)
     d = flat_views(grads, V, H)
-    dy = ps                                # (V, T*B) reuses the buffer of ps
+    dy = ps                                # (T*B, V) reuses the buffer of ps
     dy /= sums                             # p_t
-    dy[tgt, cols] -= 1                     # softmax with cross-entropy gives dy = p - onehot
+    dy[rows, tgt] -= 1                     # softmax with cross-entropy gives dy = p - onehot
     dy /= B                                # the loss is a mean over the B streams
-    np.matmul(dy, hs_out.T, out=d["Why"])  # dWhy = sum_t dy_t h_t^T
-    dy.sum(axis=1, keepdims=True, out=d["by"])  # dby = sum_t dy_t
-    dh = (Why.T @ dy).reshape(H, T, B)     # (H, T, B) Why^T dy_t, the gradient into h_t from y_t
-    dtanh = 1 - hs[:, 1:] * hs[:, 1:]      # (H, T, B) tanh' = 1 - h_t^2
+    np.matmul(dy.T, hs_out, out=d["Why"])  # dWhy = sum_t dy_t h_t^T
+    dy.sum(axis=0, out=d["by"][:, 0])      # dby = sum_t dy_t
+    dh = (dy @ Why).reshape(T, B, H)       # (T, B, H) (Why^T dy_t)^T, the gradient into h_t from y_t
+    dtanh = 1 - hs[1:] * hs[1:]            # (T, B, H) tanh' = 1 - h_t^2
     for t in reversed(range(T)):
         if t < T - 1:
-            dh[:, t] += Whh.T @ dh[:, t + 1]  # + Whh^T dhraw_{t+1}: h_t feeds h_{t+1} through Whh
-        dh[:, t] *= dtanh[:, t]               # dhraw_t = (1 - h_t^2) * dh_t, backprop through tanh
-    dhraw = dh.reshape(H, T * B)           # (H, T*B) gradient at the tanh inputs, a view of dh
-    np.matmul(dhraw, hs[:, :-1].reshape(H, T * B).T, out=d["Whh"])  # dWhh = sum_t dhraw_t h_{t-1}^T
-    dhraw.sum(axis=1, keepdims=True, out=d["bh"])  # dbh = sum_t dhraw_t
+            dh[t] += dh[t + 1] @ Whh           # + Whh^T dhraw_{t+1}: h_t feeds h_{t+1} through Whh
+        dh[t] *= dtanh[t]                      # dhraw_t = (1 - h_t^2) * dh_t, backprop through tanh
+    dhraw = dh.reshape(T * B, H)           # (T*B, H) gradient at the tanh inputs, a view of dh
+    np.matmul(dhraw.T, hs[:-1].reshape(T * B, H), out=d["Whh"])  # dWhh = sum_t dhraw_t h_{t-1}^T
+    dhraw.sum(axis=0, out=d["bh"][:, 0])   # dbh = sum_t dhraw_t
     # dWxh = sum_t dhraw_t x_t^T adds dhraw_t into column x_t. Sorting the steps by input id and
     # summing runs of equal ids (reduceat) does it in O(T B H) memory whatever V is, and several
     # times faster than np.add.at.
-    ids = inputs.T.reshape(T * B)          # (T*B,) input id of column t*B + b
     order = np.argsort(ids, kind="stable")  # (T*B,)
     ids_sorted = ids[order]
     starts = np.flatnonzero(np.r_[True, ids_sorted[1:] != ids_sorted[:-1]])  # (U,) run starts
     d["Wxh"][...] = 0
-    d["Wxh"][:, ids_sorted[starts]] = np.add.reduceat(dhraw[:, order], starts, axis=1)  # (H, U)
+    d["Wxh"][:, ids_sorted[starts]] = np.add.reduceat(dhraw[order], starts, axis=0).T  # (H, U)
     if clip is not None:
         np.clip(grads, -clip, clip, out=grads)  # the gist's elementwise clip, against exploding gradients
-    hlast = hs[:, T].copy()                # (H, B) h_{T-1}, the next block's hprev
+    hlast = hs[T].T.copy()                 # (H, B) h_{T-1}, the next block's hprev
     return (loss, d["Wxh"], d["Whh"], d["Why"], d["bh"], d["by"], hlast)
 
 
