@@ -141,13 +141,13 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
     K = len(seed_ix)
     dtype = Wxh.dtype
     top_k = top_k if 0 < top_k < V else 0    # k >= V keeps every character: no filtering
-    # Row layout for the loop: hr is (K, H) = h^T, so each step is two small row-major products.
-    x_rows = (Wxh + bh).T.copy()             # (V, H) row i is Wxh x + bh for x = onehot(i)
-    Whh_T = Whh.T.copy()                     # (H, H)
+    # Rows again: hr is h^T, (K, H). h_t is needed twice, for y_t = Why h_t + by and for
+    # Whh h_t in the next step, so one product with [Whh^T | Why^T] gives both.
+    x_rows = (Wxh + bh).T.copy()             # (V, H) row i is (Wxh x + bh)^T for x = onehot(i)
     scale = 1.0 if temperature == 0 else 1.0 / temperature
-    Why_T = (Why.T * scale).astype(dtype)    # (H, V) hidden -> logits / temperature
+    W_next = np.concatenate([Whh.T, Why.T * scale], axis=1).astype(dtype)  # (H, H+V)
     b_out = (by.T * scale).astype(dtype)     # (1, V) by / temperature
-    hr = np.array(h.T, dtype=dtype)          # (K, H)
+    rec = np.asarray(h.T, dtype=dtype) @ Whh.T  # (K, H) (Whh h_{-1})^T
     ix = np.asarray(seed_ix)                 # (K,)
     block = max(1, min(1024, 2 ** 20 // (K * V)))  # steps of noise drawn at once (bounds memory)
     while True:
@@ -160,14 +160,14 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
         if not top_k:
             noise += b_out                   # fold by into the noise: one add per step less
         for g in noise:
-            hr = np.tanh(x_rows[ix] + hr @ Whh_T)  # h = tanh(Wxh x + Whh h + bh), as rows
-            y = hr @ Why_T                   # (K, V) Why h / temperature
+            hr = np.tanh(x_rows.take(ix, axis=0) + rec)  # h = tanh(Wxh x + Whh h_prev + bh)
+            z = hr @ W_next                  # (K, H+V) [Whh h, Why h / temperature]
+            rec, y = z[:, :H], z[:, H:]      # (K, H), (K, V)
             if top_k:
                 y += b_out
                 kth = np.partition(y, V - top_k, axis=1)[:, V - top_k, None]  # (K, 1) k-th largest
                 y[y < kth] = -np.inf         # below the k-th largest logit is never drawn
-            y += g
-            ix = y.argmax(axis=1)            # (K,) the sampled characters
+            ix = (y + g).argmax(axis=1)      # (K,) the sampled characters
             yield ix
 
 
