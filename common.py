@@ -94,17 +94,21 @@ def code_points(text):
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
 
 
-def build_vocab(text):
+def build_vocab(text, chunk=1 << 24):
     """Returns (vocab, ids, counts): vocab is sorted(set(text)) as one string (sorted, so the
-    same corpus always gives the same vocabulary), ids the text as an int32 array of indices
-    into it, counts how often each character occurs. O(len) time via a code-point histogram."""
-    cps = code_points(text)                                  # (L,)
-    counts = np.bincount(cps)                                # (max code point + 1,)
+    same corpus always gives the same vocabulary), ids the text as indices into it in the
+    smallest unsigned dtype that holds them (uint8 for V <= 256), counts how often each character
+    occurs. O(len) time via a code-point histogram, in chunks so memory stays near the ids' size."""
+    counts = np.zeros(0x110000, dtype=np.int64)             # (every code point,)
+    for i in range(0, len(text), chunk):
+        counts += np.bincount(code_points(text[i:i + chunk]), minlength=len(counts))
     present = np.flatnonzero(counts)                         # (V,) sorted code points
-    lookup = np.zeros(len(counts), dtype=np.int32)           # code point -> index
-    lookup[present] = np.arange(len(present), dtype=np.int32)
-    vocab = "".join(map(chr, present))
-    return vocab, lookup[cps], counts[present]
+    lookup = np.zeros(len(counts), dtype=np.min_scalar_type(max(len(present) - 1, 0)))
+    lookup[present] = np.arange(len(present))                # code point -> index
+    ids = np.empty(len(text), dtype=lookup.dtype)            # (L,)
+    for i in range(0, len(text), chunk):
+        ids[i:i + chunk] = lookup[code_points(text[i:i + chunk])]
+    return "".join(map(chr, present)), ids, counts[present]
 
 
 def encode(text, vocab, what="text"):
