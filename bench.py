@@ -134,12 +134,33 @@ def sample_chars_per_s(V, H, K, n, dtype=np.float64):
     return n * K / seconds
 
 
+def startup_100mb():
+    """Seconds and peak memory (MB) of a min_char_rnn.py process that reads, checks and splits
+    a 100 MB corpus (the bundled corpus repeated) and stops before training."""
+    import resource
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "big.txt")
+        with open(os.path.join(HERE, "data", "corpus.txt"), "rb") as f:
+            corpus = f.read()
+        with open(path, "wb") as f:
+            f.write(corpus * (100_000_000 // len(corpus)))
+        size = os.path.getsize(path)
+        cmd = [sys.executable, os.path.join(HERE, "min_char_rnn.py"), path, "--max-iters", "0",
+               "--out", os.path.join(tmp, "c.npz")]
+        seconds = timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL))
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
+    return size, seconds, peak_mb
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--quick", action="store_true", help="shorter runs, fewer configurations")
     ap.add_argument("--input", default=None,
                     help="text to train on (default: tiny Shakespeare if present, else generated)")
     args = ap.parse_args(argv)
+    # first, while no other child process has raised the children's peak memory figure
+    size, seconds, peak_mb = startup_100mb()
+    print(f"start-up on a {size / 1e6:.0f} MB corpus: {seconds:.1f} s, peak memory {peak_mb:.0f} MB")
     path, text = bench_text(args.input)
     V = len(set(text))
     peak = {d: matmul_gflops(d) for d in ("float64", "float32")}
