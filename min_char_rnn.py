@@ -144,27 +144,25 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
     # Rows again: hr is h^T, (K, H). h_t is needed twice, for y_t = Why h_t + by and for
     # Whh h_t in the next step, so one product with [Whh^T | Why^T] gives both.
     x_rows = (Wxh + bh).T.copy()             # (V, H) row i is (Wxh x + bh)^T for x = onehot(i)
-    scale = 1.0 if temperature == 0 else 1.0 / temperature
-    W_next = np.concatenate([Whh.T, Why.T * scale], axis=1).astype(dtype)  # (H, H+V)
-    b_out = (by.T * scale).astype(dtype)     # (1, V) by / temperature
+    W_next = np.concatenate([Whh.T, Why.T], axis=1)  # (H, H+V)
     rec = np.asarray(h.T, dtype=dtype) @ Whh.T  # (K, H) (Whh h_{-1})^T
     ix = np.asarray(seed_ix)                 # (K,)
     block = max(1, min(1024, 2 ** 20 // (K * V)))  # steps of noise drawn at once (bounds memory)
     while True:
         # Gumbel-max: argmax(y / temperature + g) with g ~ Gumbel(0, 1) draws from
-        # softmax(y / temperature) without forming probabilities (and so without overflow).
-        if temperature == 0:
-            noise = np.zeros((block, 1, V), dtype=dtype)  # greedy: plain argmax
-        else:
-            noise = rng.gumbel(size=(block, K, V)).astype(dtype)  # (block, K, V)
+        # softmax(y / temperature) without forming probabilities. argmax(y + temperature * g)
+        # is the same choice and stays finite for any temperature: y is never scaled up.
+        noise = rng.gumbel(size=(block, K, V)) * temperature if temperature else \
+            np.zeros((block, 1, V))          # (block, K, V) temperature 0: plain argmax
+        noise = noise.astype(dtype)
         if not top_k:
-            noise += b_out                   # fold by into the noise: one add per step less
+            noise += by.T                    # fold by into the noise: one add per step less
         for g in noise:
             hr = np.tanh(x_rows.take(ix, axis=0) + rec)  # h = tanh(Wxh x + Whh h_prev + bh)
-            z = hr @ W_next                  # (K, H+V) [Whh h, Why h / temperature]
+            z = hr @ W_next                  # (K, H+V) [Whh h, Why h]
             rec, y = z[:, :H], z[:, H:]      # (K, H), (K, V)
             if top_k:
-                y += b_out
+                y += by.T                    # y = Why h + by
                 kth = np.partition(y, V - top_k, axis=1)[:, V - top_k, None]  # (K, 1) k-th largest
                 y[y < kth] = -np.inf         # below the k-th largest logit is never drawn
             ix = (y + g).argmax(axis=1)      # (K,) the sampled characters

@@ -104,8 +104,9 @@ def score_text(model, text):
             "bits_per_char": nats / math.log(2), "perplexity": math.exp(nats)}
 
 
-def write_live(chars, out=sys.stdout, interval=0.05):
+def write_live(chars, out=None, interval=0.05):
     """Print characters as they come, flushing at line ends or every `interval` seconds."""
+    out = out or sys.stdout
     last = time.perf_counter()
     for ch in chars:
         out.write(ch)
