@@ -28,7 +28,7 @@ DEFAULT_CORPUS = os.path.join(ROOT, "data", "corpus.txt")
 KIND = "min_char_rnn"
 PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 
-TIMEOUT = 60              # seconds for one command-line run before the test fails (not a timing test)
+TIMEOUT = 60              # seconds for one command-line run before it fails (not a timing test)
 # Peak memory of the 12,000-symbol run. Measured: about 160 MB. The interpreter with numpy and
 # tqdm takes about 30 MB; evaluation works in chunks of (V, 349) float64 = 33 MB, of which the
 # softmax holds two or three at a time. A single (V, V) float64 array, e.g. an identity matrix for
@@ -516,7 +516,8 @@ def make_damaged(good_path, case, dest):
 
 DAMAGE = {  # case: what the message must name besides the file
     "missing": ["not found"], "empty": ["empty"], "truncated": [], "not_a_zip": [],
-    "version": ["99"], "kind": ["transformer"], "kind_rnnlm": [], "missing_Whh": ["Whh"], "missing_by": ["by"],
+    "version": ["99"], "kind": ["transformer"], "kind_rnnlm": [], "missing_Whh": ["Whh"],
+    "missing_by": ["by"],
     "shape": ["Why", "shape"], "dtype": ["Why", "dtype"], "nan": ["Why", "NaN"],
     "vocab": ["vocabulary"]}
 
