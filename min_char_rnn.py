@@ -45,6 +45,14 @@ def flat_views(flat, vocab_size, hidden_size):
     return views
 
 
+def checkpoint_shapes(path, meta):
+    """param_shapes for a checkpoint, from its vocabulary and stored hidden size."""
+    try:
+        return param_shapes(len(meta["vocab"]), int(meta["options"]["hidden_size"]))
+    except (KeyError, TypeError, ValueError):
+        raise common.UserError(f"{path} is damaged: its meta record has no hidden size") from None
+
+
 def num_params(vocab_size, hidden_size):
     return sum(a * b for a, b in param_shapes(vocab_size, hidden_size).values())
 
@@ -285,6 +293,9 @@ def load_data(args, meta=None, vocab=None):
                                f"differs): resume with the original file, or start a new run")
     if vocab is None:
         vocab, ids, counts = common.build_vocab(text)
+        if meta is not None and meta["vocab"] != vocab:  # same bytes, so a damaged checkpoint
+            raise common.UserError(f"{args.resume} is damaged: its vocabulary ({len(meta['vocab'])} "
+                                   f"characters) is not that of {args.input} ({len(vocab)})")
     else:
         ids = common.encode(text, vocab, f"{args.input} (for --init-from {args.init_from})")
         counts = np.bincount(ids, minlength=len(vocab))  # (V,)

@@ -29,10 +29,10 @@ class CharRnn:
 
     def __init__(self, path, arrays, meta):
         self.tokens = list(meta["vocab"])
-        V, H = len(self.tokens), arrays["Whh"].shape[0]
-        common.check_arrays(path, arrays, min_char_rnn.param_shapes(V, H))
+        shapes = min_char_rnn.checkpoint_shapes(path, meta)
+        common.check_arrays(path, arrays, shapes)
         self.params = {name: arrays[name] for name in min_char_rnn.PARAM_NAMES}
-        self.hidden_size = H
+        self.hidden_size = shapes["Whh"][0]
 
     def initial_state(self, K):
         return np.zeros((self.hidden_size, K), dtype=self.params["Wxh"].dtype)  # (H, K)
