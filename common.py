@@ -231,6 +231,12 @@ def prepare_output(path):
     except OSError as e:
         raise UserError(f"cannot write checkpoints to {folder}: {e.strerror}; choose another "
                         "--out") from None
+    # temporary files that a killed run left behind while saving to this path (never loaded)
+    prefix = "." + os.path.basename(path) + "."
+    for name in os.listdir(folder):
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
 
 
 def sibling(path, tag):
