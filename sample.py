@@ -17,8 +17,9 @@ import numpy as np
 
 import common
 import min_char_rnn
+import rnnlm
 
-KINDS = (min_char_rnn.KIND,)
+KINDS = (min_char_rnn.KIND, rnnlm.KIND)
 
 
 class CharRnn:
@@ -52,7 +53,15 @@ class CharRnn:
 
 def load_model(path):
     arrays, meta = common.load_checkpoint(path, kinds=KINDS)
-    return CharRnn(path, arrays, meta), meta
+    adapter = rnnlm.RnnlmAdapter if meta["kind"] == rnnlm.KIND else CharRnn
+    return adapter(path, arrays, meta), meta
+
+
+def encode(model, text, what):
+    """text -> token ids under the model's vocabulary: characters, or words for word level."""
+    if model.level == "word":
+        return rnnlm.encode_words(text, model.tokens, what)
+    return common.encode(text, "".join(model.tokens), what)
 
 
 def read_argument_text(value, encoding, what):
@@ -94,12 +103,19 @@ def build_parser():
 
 def score_text(model, text):
     """The figures for one text: total log-probability and per-character rates."""
-    ids = common.encode(text, "".join(model.tokens), "the scored text")
+    ids = encode(model, text, "the scored text")
+    unit = "words" if model.level == "word" else "characters"
     if len(ids) < 2:
-        raise common.UserError("the scored text needs at least 2 characters (the first is "
-                               "only a context)")
+        raise common.UserError(f"the scored text needs at least 2 {unit} (the first is only a "
+                               "context)")
     log_prob, count = model.score(ids)
     nats = -log_prob / count
+    if model.level == "word":
+        # per-token figures (perplexity per word), and per character of the whole scored text
+        return {"log_prob": log_prob, "tokens_scored": count, "nats_per_token": nats,
+                "bits_per_token": nats / math.log(2), "perplexity": math.exp(nats),
+                "chars_scored": len(text), "nats_per_char": -log_prob / len(text),
+                "bits_per_char": -log_prob / len(text) / math.log(2)}
     return {"log_prob": log_prob, "chars_scored": count, "nats_per_char": nats,
             "bits_per_char": nats / math.log(2), "perplexity": math.exp(nats)}
 
@@ -119,17 +135,17 @@ def write_live(chars, out=None, interval=0.05):
 
 def generate(model, meta, args):
     rng = np.random.default_rng(args.seed)
-    K, vocab = args.num_samples, "".join(model.tokens)
+    K = args.num_samples
     state = model.initial_state(K)
     if args.start:
         start = read_argument_text(args.start, args.encoding, "--start")
-        ids = common.encode(start, vocab, "--start")
+        ids = encode(model, start, "--start")
         state = np.repeat(model.feed(ids, model.initial_state(1)), K, axis=1)  # (H, K)
         seed_ix, prefix, n = np.full(K, ids[-1]), start, args.length
     else:
         # the first character is drawn from the corpus's character frequencies and counts as
         # one of the --length characters
-        counts = np.asarray(meta["char_counts"], dtype=np.float64)  # (V,)
+        counts = np.asarray(meta.get("char_counts") or meta["token_counts"], dtype=np.float64)  # (V,)
         seed_ix = rng.choice(len(counts), size=K, p=counts / counts.sum())
         prefix, n = None, args.length - 1
     if args.length == 0:
@@ -137,15 +153,17 @@ def generate(model, meta, args):
             print_separated(k, K, prefix or "")
         return 0
     steps = itertools.islice(model.generate(state, seed_ix, rng, args.temperature, args.top_k), n)
+    # characters as they are; word level joins words by spaces, <eos> a line break
+    text = lambda toks: rnnlm.token_text(toks, model.level)  # noqa: E731
     if K == 1:
-        first = prefix if prefix is not None else model.tokens[seed_ix[0]]
-        write_live(itertools.chain(first, (model.tokens[ix[0]] for ix in steps)))
+        first = [prefix] if prefix is not None else [model.tokens[seed_ix[0]]]
+        write_live(text(itertools.chain(first, (model.tokens[ix[0]] for ix in steps))))
         sys.stdout.write("\n")
         return 0
     ixes = np.array(list(steps), dtype=np.int64).reshape(n, K)  # (n, K)
     for k in range(K):
-        first = prefix if prefix is not None else model.tokens[seed_ix[k]]
-        print_separated(k, K, first + "".join(model.tokens[i] for i in ixes[:, k]))
+        first = [prefix] if prefix is not None else [model.tokens[seed_ix[k]]]
+        print_separated(k, K, "".join(text(first + [model.tokens[i] for i in ixes[:, k]])))
     return 0
 
 
@@ -166,6 +184,11 @@ def main(argv=None):
         figures = score_text(model, text)
         if args.json:
             print(json.dumps(figures))
+        elif model.level == "word":
+            print(f"log-probability {figures['log_prob']:.4f} nats over "
+                  f"{figures['tokens_scored']} predicted words: "
+                  f"{figures['nats_per_token']:.4f} nats/word, perplexity {figures['perplexity']:.3f}; "
+                  f"{figures['bits_per_char']:.4f} bits/char over {figures['chars_scored']} characters")
         else:
             print(f"log-probability {figures['log_prob']:.4f} nats over "
                   f"{figures['chars_scored']} predicted characters: "
