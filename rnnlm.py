@@ -506,6 +506,11 @@ def load_data(args, meta=None):
     return tokens, counts, train, val, sha, nbytes
 
 
+def perplexity(loss):
+    """exp(mean loss), inf where that overflows (a diverging run)."""
+    return math.exp(loss) if loss < 700 else float("inf")
+
+
 MIN_LR_FRACTION = 0.1  # cosine decays to lr / 10, as nanoGPT's min_lr
 
 
@@ -609,11 +614,11 @@ def main(argv=None):
         model.set_state(train_state)
         val_loss = nats / count
         tqdm.write(f"iter {k}: val loss {val_loss:.4f} nats/{unit}, {val_loss / math.log(2):.4f} "
-                   f"bits/{unit}, perplexity {math.exp(val_loss):.3f}")
+                   f"bits/{unit}, perplexity {perplexity(val_loss):.3f}")
         if log:
             log.write(common.json_line(iter=k, val_loss=val_loss, val_bits=val_loss / math.log(2),
-                                       val_perplexity=math.exp(val_loss), unit=unit))
-        if best_val is None or val_loss < best_val:
+                                       val_perplexity=perplexity(val_loss), unit=unit))
+        if math.isfinite(val_loss) and (best_val is None or val_loss < best_val):
             best_val = val_loss
             save(common.sibling(args.out, "best"))
         elif args.lr_decay == "plateau":
@@ -652,18 +657,18 @@ def main(argv=None):
         total_loss, loss_count = total_loss + loss, loss_count + 1
         loss_sum, loss_n = loss_sum + loss, loss_n + 1
         if log and args.log_every and k % args.log_every == 0:
-            log.write(common.json_line(iter=k, loss=loss, perplexity=math.exp(loss), lr=lr_now))
+            log.write(common.json_line(iter=k, loss=loss, perplexity=perplexity(loss), lr=lr_now))
         k += 1
         bar.update(1)
         now = time.perf_counter()
         if now - t_last > 1.0:
             mean = loss_sum / loss_n
-            bar.set_postfix_str(f"loss {mean:.3f}, ppl {math.exp(mean):.2f}, "
+            bar.set_postfix_str(f"loss {mean:.3f}, ppl {perplexity(mean):.2f}, "
                                 f"{(k - k_last) * N * T / (now - t_last) / 1000:.1f}k {unit}s/s")
             t_last, k_last, loss_sum, loss_n = now, k, 0.0, 0
         if k % iters_per_epoch == 0:  # the book's per-epoch line: perplexity = exp(mean loss)
             tqdm.write(f"| epoch {k // iters_per_epoch} | iter {k} | train perplexity "
-                       f"{math.exp(total_loss / loss_count):.2f}")
+                       f"{perplexity(total_loss / loss_count):.2f}")
             total_loss, loss_count = 0.0, 0
         finished = max_iters is not None and k >= max_iters
         if len(val) and (finished or (args.eval_every and k % args.eval_every == 0)):
