@@ -95,7 +95,7 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, out=None):
     # is the same math as the gist's V-wide one-hot products, without the (V, T, B) one-hot tensor.
     hraw = (Wxh.T[ids] + bh.T).reshape(T, B, H)  # (T, B, H) (Wxh x_t + bh)^T for every step
     for t in range(T):
-        hraw[t] += hs[t] @ Whh.T               # (Wxh x_t + Whh h_{t-1} + bh)^T
+        hraw[t] += np.dot(hs[t], Whh.T)        # (Wxh x_t + Whh h_{t-1} + bh)^T
         np.tanh(hraw[t], out=hs[t + 1])        # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
     hs_out = hs[1:].reshape(T * B, H)      # (T*B, H) h_t^T of every step (a view)
     ys = hs_out @ Why.T + by.T             # (T*B, V) y_t = Why h_t + by, unnormalised log-probs
@@ -111,28 +111,30 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, out=None):
     grads = np.empty(num_params(V, H), dtype=dtype) if out is None else out  # (P,)
     d = flat_views(grads, V, H)
     dy = ps                                # (T*B, V) reuses the buffer of ps
-    dy /= sums                             # p_t
-    dy[rows, tgt] -= 1                     # softmax with cross-entropy gives dy = p - onehot
-    dy /= B                                # the loss is a mean over the B streams
+    dy /= sums * B                         # p_t / B: the loss is a mean over the B streams
+    dy[rows, tgt] -= 1 / B                 # softmax with cross-entropy gives dy = p - onehot
     np.matmul(dy.T, hs_out, out=d["Why"])  # dWhy = sum_t dy_t h_t^T
     dy.sum(axis=0, out=d["by"][:, 0])      # dby = sum_t dy_t
     dh = (dy @ Why).reshape(T, B, H)       # (T, B, H) (Why^T dy_t)^T, the gradient into h_t from y_t
     dtanh = 1 - hs[1:] * hs[1:]            # (T, B, H) tanh' = 1 - h_t^2
     for t in reversed(range(T)):
         if t < T - 1:
-            dh[t] += dh[t + 1] @ Whh           # + Whh^T dhraw_{t+1}: h_t feeds h_{t+1} through Whh
+            dh[t] += np.dot(dh[t + 1], Whh)    # + Whh^T dhraw_{t+1}: h_t feeds h_{t+1} through Whh
         dh[t] *= dtanh[t]                      # dhraw_t = (1 - h_t^2) * dh_t, backprop through tanh
     dhraw = dh.reshape(T * B, H)           # (T*B, H) gradient at the tanh inputs, a view of dh
     np.matmul(dhraw.T, hs[:-1].reshape(T * B, H), out=d["Whh"])  # dWhh = sum_t dhraw_t h_{t-1}^T
     dhraw.sum(axis=0, out=d["bh"][:, 0])   # dbh = sum_t dhraw_t
-    # dWxh = sum_t dhraw_t x_t^T adds dhraw_t into column x_t. Sorting the steps by input id and
-    # summing runs of equal ids (reduceat) does it in O(T B H) memory whatever V is, and several
-    # times faster than np.add.at.
-    order = np.argsort(ids, kind="stable")  # (T*B,)
-    ids_sorted = ids[order]
-    starts = np.flatnonzero(np.r_[True, ids_sorted[1:] != ids_sorted[:-1]])  # (U,) run starts
-    d["Wxh"][...] = 0
-    d["Wxh"][:, ids_sorted[starts]] = np.add.reduceat(dhraw[order], starts, axis=0).T  # (H, U)
+    # dWxh = sum_t dhraw_t x_t^T adds dhraw_t into column x_t.
+    if V <= 256:  # small vocabulary: the gist's one-hot product, for all steps at once
+        xs = np.zeros((T * B, V), dtype=dtype)  # (T*B, V) one-hot x_t^T
+        xs[rows, ids] = 1
+        np.matmul(dhraw.T, xs, out=d["Wxh"])
+    else:  # large: sort the steps by input id and sum runs of equal ids, in O(T B H) memory
+        order = np.argsort(ids, kind="stable")  # (T*B,)
+        ids_sorted = ids[order]
+        starts = np.flatnonzero(np.r_[True, ids_sorted[1:] != ids_sorted[:-1]])  # (U,) run starts
+        d["Wxh"][...] = 0
+        d["Wxh"][:, ids_sorted[starts]] = np.add.reduceat(dhraw[order], starts, axis=0).T  # (H, U)
     if clip is not None:
         np.clip(grads, -clip, clip, out=grads)  # the gist's elementwise clip, against exploding gradients
     hlast = hs[T].T.copy()                 # (H, B) h_{T-1}, the next block's hprev
