@@ -536,7 +536,7 @@ def test_dWxh_for_a_large_vocabulary_matches_numerical_gradient():
     inputs[1, 3] = inputs[0, 1]  # a repeated input: its two contributions must add up
     targets = rng.integers(0, V, size=(B, T))
     hprev = rng.normal(0, 0.5, (H, B))
-    dWxh_ana = lossFun(inputs, targets, hprev, params, clip=None)[1].copy()
+    dWxh_ana = mcr.lossFun(inputs, targets, hprev, params, clip=None)[1].copy()
     used = np.unique(inputs)
     unused = np.setdiff1d(np.arange(V), used)
     assert np.all(dWxh_ana[:, unused] == 0)
@@ -545,9 +545,9 @@ def test_dWxh_for_a_large_vocabulary_matches_numerical_gradient():
         for i in range(H):
             old = params["Wxh"][i, col]
             params["Wxh"][i, col] = old + GRAD_STEP
-            up = lossFun(inputs, targets, hprev, params, clip=None)[0]
+            up = mcr.lossFun(inputs, targets, hprev, params, clip=None)[0]
             params["Wxh"][i, col] = old - GRAD_STEP
-            down = lossFun(inputs, targets, hprev, params, clip=None)[0]
+            down = mcr.lossFun(inputs, targets, hprev, params, clip=None)[0]
             params["Wxh"][i, col] = old
             dWxh_num[i, j] = (up - down) / (2 * GRAD_STEP)
     a, n = dWxh_ana[:, used], dWxh_num
