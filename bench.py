@@ -152,6 +152,30 @@ def startup_100mb():
     return size, seconds, peak_mb
 
 
+def layers_vs_lossfun(N=32, T=100, H=512, V=65, repeats=5):
+    """Seconds for one forward + backward of rnnlm.SimpleRnnlm (D = H) and of lossFun on the
+    same sizes, float32, best of `repeats`, measured alternately so both see the same machine."""
+    import rnnlm
+    rng = np.random.default_rng(0)
+    xs, ts = rng.integers(V, size=(N, T)), rng.integers(V, size=(N, T))  # (N, T)
+    model = rnnlm.SimpleRnnlm(V, H, H, seed=0, dtype=np.float32)
+    params = min_char_rnn.init_params(V, H, 0, np.float32)
+    h = np.zeros((H, N), dtype=np.float32)  # (H, B)
+
+    def layers():
+        model.forward(xs, ts)
+        model.backward()
+
+    def gist_math():
+        min_char_rnn.lossFun(xs, ts, h, params)
+
+    best = {layers: float("inf"), gist_math: float("inf")}
+    for _ in range(repeats):
+        for fn in best:
+            best[fn] = min(best[fn], timed(fn))
+    return best[layers], best[gist_math]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--quick", action="store_true", help="shorter runs, fewer configurations")
@@ -189,6 +213,11 @@ def main(argv=None):
         for K in (1, 8):
             cps = sample_chars_per_s(V, H, K, n if H == 100 else n // 4)
             print(f"  H={H:<4d} K={K}: {cps / 1000:8.1f}k chars/s")
+
+    layers, gist_math = layers_vs_lossfun()
+    print(f"SimpleRnnlm forward + backward (N=32, T=100, D=H=512, V=65, float32): "
+          f"{layers * 1e3:.1f} ms; lossFun on the same sizes: {gist_math * 1e3:.1f} ms; "
+          f"ratio {layers / gist_math:.2f}")
     return 0
 
 

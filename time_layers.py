@@ -411,6 +411,11 @@ class TimeGRU:
 
 def _scatter_add_rows(dW, ids, drows):
     """dW[...] = 0, then dW[ids[k]] += drows[k] for every k: ids (K,), drows (K, D). Writes dW."""
+    if len(dW) <= 256:  # small vocabulary: dW = onehot(ids)^T drows, one matrix multiply
+        onehot = np.zeros((len(ids), len(dW)), dtype=dW.dtype)  # (K, V)
+        onehot[np.arange(len(ids)), ids] = 1
+        np.matmul(onehot.T, drows, out=dW)
+        return
     dW[...] = 0
     if ids.size == 0:
         return

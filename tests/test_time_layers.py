@@ -385,3 +385,21 @@ def test_float32_keeps_dtype_and_matches_float64():
             np.testing.assert_allclose(d32, d64, rtol=FLOAT32_TOL, atol=FLOAT32_TOL, err_msg=name)
         for a, b in zip(g32, g64):
             np.testing.assert_allclose(a, b, rtol=FLOAT32_TOL, atol=FLOAT32_TOL, err_msg=name)
+
+
+def test_embedding_backward_for_a_large_vocabulary():
+    # Above V = 256 the backward sorts the ids instead of the one-hot product covered above:
+    # the same by-hand sums, with repeats and unused rows.
+    rng = np.random.default_rng(51)
+    N, T, V, D = 3, 4, 300, 2
+    ids = rng.integers(0, V, size=(N, T))
+    ids[2, 3] = ids[0, 0]  # a repeat
+    layer = TimeEmbedding(weights(rng, V, D))
+    dout = rng.standard_normal((N, T, D))
+    layer.forward(ids)
+    layer.backward(dout)
+    dW_hand = np.zeros((V, D))
+    for n in range(N):
+        for t in range(T):
+            dW_hand[ids[n, t]] += dout[n, t]
+    np.testing.assert_allclose(layer.grads[0], dW_hand, rtol=0, atol=SAME_MATH_TOL)
