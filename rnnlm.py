@@ -429,6 +429,12 @@ def build_parser():
     run.add_argument("--max-epochs", type=f, default=None,
                      help="stop after this many epochs of len // (N * T) iterations (default: no "
                           "limit; the book runs 100); with neither limit, run until interrupted")
+    run.add_argument("--time-budget", type=common.nonnegative_float, default=0,
+                     help="stop after this many seconds of training, evaluation and saving not "
+                          "counted (default 0: no limit); with --lr-decay cosine and no "
+                          "--decay-iters the decay follows this clock (not resumable exactly)")
+    run.add_argument("--eval-every-seconds", type=common.nonnegative_float, default=0,
+                     help="also evaluate every this many seconds of training (default 0: off)")
     run.add_argument("--out", default=None, help="checkpoint file (default: out/rnnlm-<input "
                      "name>.npz, or the --resume file); the best by validation loss is kept "
                      "beside it as <name>.best.npz")
@@ -514,10 +520,14 @@ def perplexity(loss):
 MIN_LR_FRACTION = 0.1  # cosine decays to lr / 10, as nanoGPT's min_lr
 
 
-def scheduled_lr(args, k, lr_now):
-    """Learning rate for iteration k (0-based): constant, cosine, or plateau's current value."""
+def scheduled_lr(args, k, lr_now, train_seconds=0.0):
+    """Learning rate for iteration k (0-based): constant, cosine (over --decay-iters, or over
+    --time-budget seconds of training), or plateau's current value."""
     if args.lr_decay == "cosine":
-        frac = min(k, args.decay_iters) / args.decay_iters
+        if args.decay_iters is None:  # decaying over the time budget
+            frac = min(train_seconds / args.time_budget, 1.0)
+        else:
+            frac = min(k, args.decay_iters) / args.decay_iters
         return args.learning_rate * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION)
                                      * 0.5 * (1 + math.cos(math.pi * frac)))
     return lr_now
@@ -539,10 +549,10 @@ def main(argv=None):
     max_iters = args.max_iters
     if args.max_epochs is not None:
         max_iters = min(x for x in (max_iters, args.max_epochs * iters_per_epoch) if x is not None)
-    if args.lr_decay == "cosine" and args.decay_iters is None:
+    if args.lr_decay == "cosine" and args.decay_iters is None and not args.time_budget:
         if not max_iters:
-            raise common.UserError("--lr-decay cosine needs --decay-iters, --max-iters or "
-                                   "--max-epochs")
+            raise common.UserError("--lr-decay cosine needs --decay-iters, --max-iters, "
+                                   "--max-epochs or --time-budget")
         args.decay_iters = max_iters
     common.prepare_output(args.out)
     log = common.open_log(args.log)
@@ -617,7 +627,8 @@ def main(argv=None):
                    f"bits/{unit}, perplexity {perplexity(val_loss):.3f}")
         if log:
             log.write(common.json_line(iter=k, val_loss=val_loss, val_bits=val_loss / math.log(2),
-                                       val_perplexity=perplexity(val_loss), unit=unit))
+                                       val_perplexity=perplexity(val_loss), unit=unit,
+                                       train_seconds=train_seconds))
         if math.isfinite(val_loss) and (best_val is None or val_loss < best_val):
             best_val = val_loss
             save(common.sibling(args.out, "best"))
@@ -638,9 +649,12 @@ def main(argv=None):
     bar = tqdm(total=max_iters, initial=k, unit="it", dynamic_ncols=True, disable=None,
                mininterval=0.5)
     t_last, k_last, loss_sum, loss_n = time.perf_counter(), k, 0.0, 0
+    train_seconds = 0.0  # time spent in training iterations only (for --time-budget)
+    next_eval = args.eval_every_seconds
     while max_iters is None or k < max_iters:
         if args.sample_every and k % args.sample_every == 0:
             print_sample()
+        t_start = time.perf_counter()
         x, t = get_batch(xs, ts, N, T, k)  # (N, T), (N, T)
         loss = float(model.forward(x, t))
         if not math.isfinite(loss):
@@ -651,9 +665,10 @@ def main(argv=None):
         model.backward()
         if args.max_grad_norm:
             clip_grads(model.grads, args.max_grad_norm)
-        lr_now = scheduled_lr(args, k, lr_now)
+        lr_now = scheduled_lr(args, k, lr_now, train_seconds)
         optimizer.lr = lr_now
         optimizer.update(model.params, model.grads)
+        train_seconds += time.perf_counter() - t_start
         total_loss, loss_count = total_loss + loss, loss_count + 1
         loss_sum, loss_n = loss_sum + loss, loss_n + 1
         if log and args.log_every and k % args.log_every == 0:
@@ -670,8 +685,12 @@ def main(argv=None):
             tqdm.write(f"| epoch {k // iters_per_epoch} | iter {k} | train perplexity "
                        f"{perplexity(total_loss / loss_count):.2f}")
             total_loss, loss_count = 0.0, 0
-        finished = max_iters is not None and k >= max_iters
-        if len(val) and (finished or (args.eval_every and k % args.eval_every == 0)):
+        finished = (max_iters is not None and k >= max_iters) or \
+            bool(args.time_budget and train_seconds >= args.time_budget)
+        timed_eval = bool(args.eval_every_seconds and train_seconds >= next_eval)
+        if timed_eval:
+            next_eval = (train_seconds // args.eval_every_seconds + 1) * args.eval_every_seconds
+        if len(val) and (finished or timed_eval or (args.eval_every and k % args.eval_every == 0)):
             validate()
         if finished or stop.signum or (args.save_every and k % args.save_every == 0):
             save(args.out)
@@ -679,6 +698,8 @@ def main(argv=None):
             bar.close()
             print(f"interrupted at iteration {k}: saved to {args.out}", file=sys.stderr)
             return stop.exit_status
+        if finished:
+            break
     bar.close()
     print(f"done: {k} iterations; saved to {args.out}" if k else
           "done: 0 iterations, nothing saved")
