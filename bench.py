@@ -4,6 +4,7 @@ machine's measured matrix-multiply speed. A benchmark, not a test: run it on a q
 
     python bench.py            # all figures (a few minutes)
     python bench.py --quick    # fewer, shorter runs
+    python bench.py quality --input FILE --budget-seconds 70 --out CKPT   # the quality race
 
 References:
   https://gist.github.com/karpathy/d4dee566867f8291f086  (the baseline the figures compare with)
@@ -176,7 +177,63 @@ def layers_vs_lossfun(N=32, T=100, H=512, V=65, repeats=5):
     return best[layers], best[gist_math]
 
 
+# The configuration for the quality race: the best found for a 70-second budget on 2 cores
+# (see README, "The race"). rnnlm.py options, float32, cosine decay over the time budget.
+QUALITY_CONFIG = ["--cell", "lstm", "--num-layers", "1", "--hidden-size", "256",
+                  "--wordvec-size", "64", "--seq-length", "100", "--batch-size", "32",
+                  "--optimizer", "adam", "--learning-rate", "0.006", "--lr-decay", "cosine",
+                  "--max-grad-norm", "5", "--dtype", "float32"]
+QUALITY_EVALS = 6  # validation points on the curve (each one pass over the validation text)
+
+
+def quality(argv):
+    """Train the race configuration for --budget-seconds of training on the first 90% of the
+    text, keep the best-validation checkpoint at --out, print the (time, val loss) curve and
+    finally val_loss=<x>: nats/char over text[int(0.9 len):], one stream from a zero state."""
+    ap = argparse.ArgumentParser(prog="bench.py quality", description=quality.__doc__)
+    ap.add_argument("--input", required=True, help="text file (e.g. tiny Shakespeare)")
+    ap.add_argument("--budget-seconds", type=common.positive_float, default=70.0,
+                    help="seconds of training, evaluations excluded (default 70)")
+    ap.add_argument("--out", required=True, help="where the best-validation checkpoint goes")
+    ap.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    args = ap.parse_args(argv)
+    text = common.read_text(args.input)[0]
+    common.prepare_output(args.out)
+    val_path = args.out[:-4] + ".val.txt" if args.out.endswith(".npz") else args.out + ".val.txt"
+    with open(val_path, "w", encoding="utf-8", newline="") as f:
+        f.write(text[int(0.9 * len(text)):])  # the validation text, for sample.py --score-file
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.out))) as tmp:
+        run_path = os.path.join(tmp, "run.npz")
+        cmd = [sys.executable, os.path.join(HERE, "rnnlm.py"), args.input, *QUALITY_CONFIG,
+               "--val-fraction", "0.1", "--seed", str(args.seed),
+               "--time-budget", str(args.budget_seconds),
+               "--eval-every-seconds", str(args.budget_seconds / QUALITY_EVALS),
+               "--eval-every", "0", "--save-every", "0", "--log", run_path[:-4] + ".log",
+               "--log-every", "0", "--out", run_path]
+        print("running: " + " ".join(cmd[1:]), flush=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        import json
+        with open(run_path[:-4] + ".log", encoding="utf-8") as f:
+            records = [json.loads(line) for line in f if '"val_loss"' in line]
+        best_path = common.sibling(run_path, "best")
+        os.replace(best_path, args.out)
+    print(f"{'train seconds':>13s}  {'iteration':>9s}  val loss (nats/char)")
+    for r in records:
+        print(f"{r['train_seconds']:13.1f}  {r['iter']:9d}  {r['val_loss']:.4f}")
+    chars = records[-1]["iter"] * 32 * 100 if records else 0
+    seconds = records[-1]["train_seconds"] if records else float("nan")
+    print(f"{chars / seconds / 1000:.1f}k chars/s of training; whole command {wall:.0f} s; "
+          f"best checkpoint {args.out}; validation text {val_path}")
+    print(f"val_loss={min(r['val_loss'] for r in records):.6f}")
+    return 0
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["quality"]:
+        return quality(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--quick", action="store_true", help="shorter runs, fewer configurations")
     ap.add_argument("--input", default=None,
