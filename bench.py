@@ -10,7 +10,6 @@ References:
   https://gist.github.com/karpathy/d4dee566867f8291f086  (the baseline the figures compare with)
 """
 import argparse
-import itertools
 import os
 import subprocess
 import sys
@@ -125,14 +124,42 @@ def gist_iteration_seconds(V, H=100, T=25, iters=200):
     return (time.perf_counter() - t0) / iters
 
 
-def sample_chars_per_s(V, H, K, n, dtype=np.float64):
-    """Generation speed of min_char_rnn.sample for K streams side by side (chars in all)."""
-    params = min_char_rnn.init_params(V, H, 0, dtype)
-    rng = np.random.default_rng(0)
-    steps = min_char_rnn.sample(params, np.zeros((H, K)), np.zeros(K, dtype=int), rng)
-    next(steps)  # set-up (transposes, first noise block) outside the timing
-    seconds = timed(lambda: list(itertools.islice(steps, n)))
-    return n * K / seconds
+def gist_sample_chars_per_s(V, H=100, n=5000):
+    """Characters per second of the original gist's sample(): one-hot input vector, three
+    matrix-vector products, softmax, np.random.choice over range(V) (rewritten here)."""
+    rs = np.random.RandomState(0)
+    Wxh, Whh, Why = rs.randn(H, V) * 0.01, rs.randn(H, H) * 0.01, rs.randn(V, H) * 0.01
+    bh, by = np.zeros((H, 1)), np.zeros((V, 1))
+    h = np.zeros((H, 1))
+    x = np.zeros((V, 1))
+    x[0] = 1
+    t0 = time.perf_counter()
+    for _ in range(n):
+        h = np.tanh(np.dot(Wxh, x) + np.dot(Whh, h) + bh)
+        y = np.dot(Why, h) + by
+        p = np.exp(y) / np.sum(np.exp(y))
+        ix = np.random.choice(range(V), p=p.ravel())
+        x = np.zeros((V, 1))
+        x[ix] = 1
+    return n / (time.perf_counter() - t0)
+
+
+def sample_cli_chars_per_s(path, H, K, n, dtype="float64"):
+    """Generation speed of the whole sample.py process for K samples side by side (chars in
+    all): two lengths, so start-up and loading cancel in the difference."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = os.path.join(tmp, "m.npz")
+        subprocess.run([sys.executable, os.path.join(HERE, "min_char_rnn.py"), path,
+                        "--hidden-size", str(H), "--max-iters", "1", "--sample-every", "0",
+                        "--val-fraction", "0", "--dtype", dtype, "--out", ckpt],
+                       check=True, stdout=subprocess.DEVNULL)
+
+        def run(length):
+            cmd = [sys.executable, os.path.join(HERE, "sample.py"), ckpt, "--length", str(length),
+                   "--num-samples", str(K)]
+            return timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL))
+        short, long_ = run(n // 10), run(n)
+    return (n - n // 10) * K / (long_ - short)
 
 
 def startup_100mb():
@@ -264,12 +291,15 @@ def main(argv=None):
             print(f"  B={B:<3d} H={H:<4d} T={T:<4d} {dtype}: {cps / 1000:8.1f}k chars/s  "
                   f"{cps / gist_cps:5.2f}x gist  {100 * share:5.1f}% of matmul peak")
 
-    print("sampling, min_char_rnn.sample (chars per second, all streams together):")
-    n = int(20000 * scale)
+    gist_sample = gist_sample_chars_per_s(V)
+    print(f"generation, whole sample.py process (start-up removed; chars/s, all samples "
+          f"together); the gist's sample() (H=100) does {gist_sample / 1000:.1f}k chars/s here:")
+    n = int(200_000 * scale)
     for H in (100, 512):
         for K in (1, 8):
-            cps = sample_chars_per_s(V, H, K, n if H == 100 else n // 4)
-            print(f"  H={H:<4d} K={K}: {cps / 1000:8.1f}k chars/s")
+            cps = sample_cli_chars_per_s(path, H, K, n // K if H == 100 else n // (4 * K))
+            print(f"  H={H:<4d} K={K}: {cps / 1000:8.1f}k chars/s  {cps / gist_sample:5.2f}x the "
+                  f"gist's sample()")
 
     layers, gist_math = layers_vs_lossfun()
     print(f"SimpleRnnlm forward + backward (N=32, T=100, D=H=512, V=65, float32): "
