@@ -293,7 +293,7 @@ class TimeLSTM:
         np.matmul(xs_tm.T, dA2, out=self.grads[0])  # dWx = sum_t x_t^T dA_t        (D, 4H)
         np.matmul(hbuf[:-1].reshape(T * N, H).T, dA2, out=self.grads[1])  # dWh = sum_t h_{t-1}^T dA_t
         np.sum(dA2, axis=0, out=self.grads[2])  # db                                (4H,)
-        dxs = (dA2 @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = dA_t Wx^T (Wx^T copied too)
+        dxs = (dA2 @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = dA_t Wx^T, Wx^T copied
         return _to_batch_major(dxs)  # (N, T, D)
 
 
@@ -377,12 +377,15 @@ class TimeGRU:
         N, T, D = xs.shape
         H = Wh.shape[0]
         dtype = Wh.dtype
-        Wh_zr = np.ascontiguousarray(Wh[:, :2 * H])  # (H, 2H) z and r columns, contiguous for BLAS
+        # sigma(a) = (1 + tanh(a / 2)) / 2: the z, r columns of Wx, Wh and b are halved (exact in floats)
+        half = np.ones(3 * H, dtype=dtype)  # (3H,) 1/2 on the sigmoid columns z, r; 1 on h~
+        half[:2 * H] = 0.5
+        Wh_zr = Wh[:, :2 * H] * 0.5  # (H, 2H) z and r columns halved, a contiguous copy for BLAS
         Wh_h = np.ascontiguousarray(Wh[:, 2 * H:])  # (H, H) candidate columns
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
-        gates = np.empty((T, N, 3 * H), dtype=dtype)  # (T, N, 3H) x_t Wx + b, then activated z, r, h~
-        np.matmul(xs_tm, Wx, out=gates.reshape(T * N, 3 * H))  # (T*N, 3H) view into gates
-        gates += b
+        gates = np.empty((T, N, 3 * H), dtype=dtype)  # (T, N, 3H) (x_t Wx + b) half, then activated z, r, h~
+        np.matmul(xs_tm, Wx * half, out=gates.reshape(T * N, 3 * H))  # (T*N, 3H) view into gates
+        gates += b * half
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         hr = np.empty((T, N, H), dtype=dtype)  # (T, N, H) r_t * h_{t-1}, needed for dWh_h
         if not self.stateful or self.h is None:  # stateful: backward still cut at the block edge
@@ -393,9 +396,11 @@ class TimeGRU:
         for t in range(T):
             zr, hh = gates[t, :, :2 * H], gates[t, :, 2 * H:]  # (N, 2H), (N, H) views
             np.matmul(hbuf[t], Wh_zr, out=hW_zr)
-            zr += hW_zr
-            sigmoid(zr, out=zr)  # z, r = sigma(x_t Wx_zr + h_{t-1} Wh_zr + b_zr)
-            z, r = zr[:, :H], zr[:, H:]
+            zr += hW_zr  # (x_t Wx_zr + h_{t-1} Wh_zr + b_zr) / 2
+            np.tanh(zr, out=zr)
+            zr *= 0.5
+            zr += 0.5  # z, r = sigma(x_t Wx_zr + h_{t-1} Wh_zr + b_zr) = (1 + tanh(. / 2)) / 2
+            z, r = zr[:, :H], zr[:, H:]  # (N, H) views
             np.multiply(r, hbuf[t], out=hr[t])  # r h_{t-1}
             np.matmul(hr[t], Wh_h, out=hrW)
             hh += hrW
@@ -404,37 +409,59 @@ class TimeGRU:
             hbuf[t + 1] *= z
             hbuf[t + 1] += hbuf[t]  # h_t = h_{t-1} + z (h~_t - h_{t-1}) = (1 - z) h_{t-1} + z h~_t
         self.h = hbuf[T].copy()  # (N, H)
-        self.cache = (xs_tm, gates, hbuf, hr, Wh_zr, Wh_h)
+        self.cache = (xs_tm, gates, hbuf, hr)
         return _to_batch_major(hbuf[1:])  # (N, T, H)
 
     def backward(self, dhs):
         """dhs (N, T, H) -> dxs (N, T, D); writes grads in place and sets self.dh (N, H)."""
         Wx, Wh, b = self.params
-        xs_tm, gates, hbuf, hr, Wh_zr, Wh_h = self.cache
+        xs_tm, gates, hbuf, hr = self.cache
         N, T, H = dhs.shape
         D = Wx.shape[0]
+        dtype = Wh.dtype
+        Wh_zrT = np.ascontiguousarray(Wh[:, :2 * H].T)  # (2H, H) copies: BLAS runs the step products faster
+        Wh_hT = np.ascontiguousarray(Wh[:, 2 * H:].T)  # (H, H)   than on transposed views
         dhs_tm = dhs.transpose(1, 0, 2)  # (T, N, H) view, only read
-        dA = np.empty((T, N, 3 * H), dtype=Wh.dtype)  # (T, N, 3H) pre-activation grads [z | r | h~]
-        dh = np.zeros((N, H), dtype=Wh.dtype)  # (N, H) gradient arriving at h_t from step t+1
+        dA = np.empty((T, N, 3 * H), dtype=dtype)  # (T, N, 3H) pre-activation grads [z | r | h~]
+        dh = np.zeros((N, H), dtype=dtype)  # (N, H) gradient arriving at h_t from step t+1
+        dh_t = np.empty((N, H), dtype=dtype)  # (N, H) scratch, total gradient at h_t
+        dhr = np.empty((N, H), dtype=dtype)  # (N, H) scratch, gradient at r h_{t-1}
+        p = np.empty((N, H), dtype=dtype)  # (N, H) scratch for shared partial products
+        q = np.empty((N, H), dtype=dtype)  # (N, H) scratch
+        s = np.empty((N, H), dtype=dtype)  # (N, H) scratch
+        # Every call below writes into a preallocated (N, H) block: no temporaries, shared partial products
         for t in reversed(range(T)):
-            z, r, hh = gates[t, :, :H], gates[t, :, H:2 * H], gates[t, :, 2 * H:]  # (N, H) views
-            h_prev = hbuf[t]
-            dh_t = dhs_tm[t] + dh  # (N, H) from the output and from step t+1
-            dh_prev = dh_t * (1 - z)  # (N, H) h_t = (1 - z) h_{t-1} + z h~: three paths
-            dA[t, :, 2 * H:] = dh_t * z * (1 - hh ** 2)  # via h~ = tanh(.), tanh' = 1 - h~^2
-            dA[t, :, :H] = dh_t * (hh - h_prev) * z * (1 - z)  # via z, sigma' = z (1 - z)
-            dhr = dA[t, :, 2 * H:] @ Wh_h.T  # (N, H) through (r h_{t-1}) Wh_h
-            dh_prev += dhr * r
-            dA[t, :, H:2 * H] = dhr * h_prev * r * (1 - r)  # via r, sigma' = r (1 - r)
-            dh = dh_prev + dA[t, :, :2 * H] @ Wh_zr.T  # (N, H) through h_{t-1} Wh_zr
+            A, dAt = gates[t], dA[t]  # (N, 3H) views
+            z, r, hh = A[:, :H], A[:, H:2 * H], A[:, 2 * H:]  # (N, H) views
+            dz, dr, dhh = dAt[:, :H], dAt[:, H:2 * H], dAt[:, 2 * H:]  # (N, H) views
+            h_prev = hbuf[t]  # (N, H) view
+            np.add(dhs_tm[t], dh, out=dh_t)  # dh_t = dhs_t + (from step t+1)
+            np.multiply(dh_t, z, out=p)  # p = dh_t z; h_t = (1 - z) h_{t-1} + z h~ has three paths
+            np.multiply(p, hh, out=dhh)
+            dhh *= hh
+            np.subtract(p, dhh, out=dhh)  # via h~ = tanh(.): dA_h = dh_t z (1 - h~^2), tanh' = 1 - h~^2
+            np.subtract(hh, h_prev, out=dz)
+            dz *= p  # dh_t z (h~ - h_{t-1})
+            np.multiply(dz, z, out=s)
+            dz -= s  # via z: dA_z = dh_t (h~ - h_{t-1}) z (1 - z), sigma' = z (1 - z)
+            np.matmul(dhh, Wh_hT, out=dhr)  # through (r h_{t-1}) Wh_h: dhr = dA_h Wh_h^T
+            np.multiply(dhr, r, out=q)  # q = dhr r
+            np.multiply(q, h_prev, out=dr)
+            np.multiply(dr, r, out=s)
+            dr -= s  # via r: dA_r = dhr h_{t-1} r (1 - r), sigma' = r (1 - r)
+            np.matmul(dAt[:, :2 * H], Wh_zrT, out=dh)  # through h_{t-1} Wh_zr: dA_zr Wh_zr^T
+            dh += dh_t
+            dh -= p  # direct path: dh_t (1 - z)
+            dh += q  # through r h_{t-1}: dhr r; dh_{t-1} is the sum of the three
         self.dh = dh
         dA2 = dA.reshape(T * N, 3 * H)  # (T*N, 3H)
         np.matmul(xs_tm.T, dA2, out=self.grads[0])  # dWx = sum_t x_t^T dA_t       (D, 3H)
         h_prev2 = hbuf[:-1].reshape(T * N, H)  # (T*N, H) h_{t-1} for every step
-        self.grads[1][:, :2 * H] = h_prev2.T @ dA2[:, :2 * H]  # (H, 2H) dWh_zr = sum_t h_{t-1}^T dA_zr
-        self.grads[1][:, 2 * H:] = hr.reshape(T * N, H).T @ dA2[:, 2 * H:]  # (H, H) dWh_h via r h_{t-1}
+        hr2 = hr.reshape(T * N, H)  # (T*N, H) r_t h_{t-1} for every step
+        np.matmul(h_prev2.T, dA2[:, :2 * H], out=self.grads[1][:, :2 * H])  # dWh_zr = sum_t h_{t-1}^T dA_zr
+        np.matmul(hr2.T, dA2[:, 2 * H:], out=self.grads[1][:, 2 * H:])  # dWh_h = sum_t (r h_{t-1})^T dA_h
         np.sum(dA2, axis=0, out=self.grads[2])  # db                               (3H,)
-        dxs = (dA2 @ Wx.T).reshape(T, N, D)  # (T, N, D)
+        dxs = (dA2 @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = dA_t Wx^T (Wx^T copied)
         return _to_batch_major(dxs)  # (N, T, D)
 
 
