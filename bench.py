@@ -206,8 +206,8 @@ def layers_vs_lossfun(N=32, T=100, H=512, V=65, repeats=5):
 
 # The configuration for the quality race: the best found for a 70-second budget on 2 cores
 # (see README, "The race"). rnnlm.py options, float32, cosine decay over the time budget.
-QUALITY = {"cell": "lstm", "num_layers": 1, "hidden_size": 256, "wordvec_size": 64,
-           "seq_length": 25, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.01,
+QUALITY = {"cell": "gru", "num_layers": 1, "hidden_size": 256, "wordvec_size": 64,
+           "seq_length": 20, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.01,
            "lr_decay": "cosine", "max_grad_norm": 1, "dtype": "float32"}
 QUALITY_EVALS = 6  # validation points on the curve (each one pass over the validation text)
 
