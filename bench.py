@@ -124,6 +124,39 @@ def gist_iteration_seconds(V, H=100, T=25, iters=200):
     return (time.perf_counter() - t0) / iters
 
 
+def torch_chars_per_s(V, B, H, T, iters):
+    """Training speed of PyTorch's nn.RNN on the same model (one-hot inputs, tanh RNN, linear
+    output, cross-entropy summed over T and averaged over B, gradients clipped to +-5,
+    Adagrad), float32, or None when torch is not installed (it is never a dependency)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    rnn, out = torch.nn.RNN(V, H, batch_first=True), torch.nn.Linear(H, V)
+    params = list(rnn.parameters()) + list(out.parameters())
+    opt = torch.optim.Adagrad(params, lr=0.1)
+    data = torch.randint(V, (B, T * iters + 1))
+    h = torch.zeros(1, B, H)
+
+    def iteration(k):
+        nonlocal h
+        x = torch.nn.functional.one_hot(data[:, k * T:(k + 1) * T], V).float()  # (B, T, V)
+        y = data[:, k * T + 1:(k + 1) * T + 1]                                   # (B, T)
+        hs, h_last = rnn(x, h)
+        loss = torch.nn.functional.cross_entropy(out(hs).reshape(B * T, V), y.reshape(B * T),
+                                                 reduction="sum") / B
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_value_(params, 5.0)
+        opt.step()
+        h = h_last.detach()
+
+    iteration(0)  # warm-up
+    seconds = timed(lambda: [iteration(k) for k in range(1, iters)])
+    return (iters - 1) * B * T / seconds
+
+
 def gist_sample_chars_per_s(V, H=100, n=5000):
     """Characters per second of the original gist's sample(): one-hot input vector, three
     matrix-vector products, softmax, np.random.choice over range(V) (rewritten here)."""
@@ -282,14 +315,19 @@ def main(argv=None):
           f"({gist * 1e3:.3f} ms per iteration)")
 
     scale = 0.3 if args.quick else 1.0
-    configs = [(1, 100, 25, 3000), (32, 100, 25, 1000), (32, 512, 100, 60)]
+    configs = [(1, 100, 25, 4000), (32, 100, 25, 1500), (32, 512, 100, 100)]
     print("training, whole min_char_rnn.py process (start-up removed):")
     for B, H, T, iters in configs:
         for dtype in ("float64", "float32"):
             cps = train_cli_chars_per_s(path, B, H, T, dtype, max(10, int(iters * scale)))
             share = cps * flops_per_char(H, V) / 1e9 / peak[dtype]
-            print(f"  B={B:<3d} H={H:<4d} T={T:<4d} {dtype}: {cps / 1000:8.1f}k chars/s  "
-                  f"{cps / gist_cps:5.2f}x gist  {100 * share:5.1f}% of matmul peak")
+            line = (f"  B={B:<3d} H={H:<4d} T={T:<4d} {dtype}: {cps / 1000:8.1f}k chars/s  "
+                    f"{cps / gist_cps:5.2f}x gist  {100 * share:5.1f}% of matmul peak")
+            torch_cps = torch_chars_per_s(V, B, H, T, max(10, iters // 20)) \
+                if dtype == "float32" and B > 1 else None
+            if torch_cps:
+                line += f"  {cps / torch_cps:5.2f}x PyTorch nn.RNN ({torch_cps / 1000:.1f}k)"
+            print(line)
 
     gist_sample = gist_sample_chars_per_s(V)
     print(f"generation, whole sample.py process (start-up removed; chars/s, all samples "
