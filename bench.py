@@ -237,11 +237,16 @@ def layers_vs_lossfun(N=32, T=100, H=512, V=65, repeats=5):
     return best[layers], best[gist_math]
 
 
-# The configuration for the quality race: the best found for a 70-second budget on 2 cores
-# (see README, "The race"). rnnlm.py options, float32, cosine decay over the time budget.
-QUALITY = {"cell": "gru", "num_layers": 1, "hidden_size": 256, "wordvec_size": 64,
-           "seq_length": 20, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.01,
-           "lr_decay": "cosine", "max_grad_norm": 1, "dtype": "float32"}
+# The configurations for the quality race, by training budget: the best found on 2 cores (see
+# README, "The race"). rnnlm.py options, float32, cosine decay over the time budget.
+QUALITY_SHORT = {"cell": "gru", "num_layers": 1, "hidden_size": 256, "wordvec_size": 64,
+                 "seq_length": 20, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.01,
+                 "lr_decay": "cosine", "max_grad_norm": 1, "dtype": "float32"}
+QUALITY_LONG = {"cell": "gru", "num_layers": 2, "hidden_size": 256, "wordvec_size": 64,
+                "dropout": 0.15, "seq_length": 40, "batch_size": 32, "optimizer": "adam",
+                "learning_rate": 0.005, "lr_decay": "cosine", "max_grad_norm": 1,
+                "dtype": "float32"}
+LONG_BUDGET = 180  # seconds: from here on the deeper, regularised model pays off
 QUALITY_EVALS = 6  # validation points on the curve (each one pass over the validation text)
 
 
@@ -263,7 +268,8 @@ def quality(argv):
         f.write(text[int(0.9 * len(text)):])  # the validation text, for sample.py --score-file
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.out))) as tmp:
         run_path = os.path.join(tmp, "run.npz")
-        flags = [str(x) for k, v in QUALITY.items() for x in ("--" + k.replace("_", "-"), v)]
+        config = QUALITY_SHORT if args.budget_seconds < LONG_BUDGET else QUALITY_LONG
+        flags = [str(x) for k, v in config.items() for x in ("--" + k.replace("_", "-"), v)]
         cmd = [sys.executable, os.path.join(HERE, "rnnlm.py"), args.input, *flags,
                "--val-fraction", "0.1", "--seed", str(args.seed),
                "--time-budget", str(args.budget_seconds),
@@ -282,7 +288,7 @@ def quality(argv):
     print(f"{'train seconds':>13s}  {'iteration':>9s}  val loss (nats/char)")
     for r in records:
         print(f"{r['train_seconds']:13.1f}  {r['iter']:9d}  {r['val_loss']:.4f}")
-    chars = records[-1]["iter"] * QUALITY["batch_size"] * QUALITY["seq_length"] if records else 0
+    chars = records[-1]["iter"] * config["batch_size"] * config["seq_length"] if records else 0
     seconds = records[-1]["train_seconds"] if records else float("nan")
     print(f"{chars / seconds / 1000:.1f}k chars/s of training; whole command {wall:.0f} s; "
           f"best checkpoint {args.out}; validation text {val_path}")

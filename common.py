@@ -290,6 +290,33 @@ def given_options(parser, argv, names):
     return {n: getattr(parsed, n) for n in names if getattr(parsed, n) is not unset}
 
 
+def resume_run(args, given, names, kind):
+    """--resume: load args.resume, take the run-defining options `names` from it (a different
+    value typed on the command line is refused, naming it), and default INPUT and --out to the
+    stored input and the checkpoint itself. Returns (arrays, meta)."""
+    arrays, meta = load_checkpoint(args.resume, kinds=(kind,))
+    stored = meta["options"]
+    for name in names:
+        if name in given and given[name] != stored[name]:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} {given[name]} differs from the {stored[name]} stored in "
+                            f"{args.resume}: drop {flag} to resume, or start a new run")
+        setattr(args, name, stored[name])
+    if args.input is None:
+        args.input = meta["input"]
+    if args.out is None:
+        args.out = args.resume
+    return arrays, meta
+
+
+def check_same_input(path, sha, nbytes, meta):
+    """A resumed run must read the very bytes it was trained on (size and SHA-256 in meta)."""
+    if sha != meta["input_sha256"] or nbytes != meta["input_bytes"]:
+        raise UserError(f"{path} is not the text this run was trained on ({nbytes} bytes now, "
+                        f"{meta['input_bytes']} in the checkpoint, SHA-256 differs): resume with "
+                        "the original file, or start a new run")
+
+
 def positive_int(s):
     return _checked(int, s, lambda v: v > 0, "a positive integer")
 

@@ -270,19 +270,7 @@ def resolve_options(argv):
         return args, None
     if args.resume is None:
         return args, None
-    arrays, meta = common.load_checkpoint(args.resume, kinds=(KIND,))
-    stored = meta["options"]
-    for name in RUN_DEFINING:
-        if name in given and given[name] != stored[name]:
-            flag = "--" + name.replace("_", "-")
-            raise common.UserError(f"{flag} {given[name]} differs from the {stored[name]} stored in "
-                                   f"{args.resume}: drop {flag} to resume, or start a new run")
-        setattr(args, name, stored[name])
-    if args.input is None:
-        args.input = meta["input"]
-    if args.out is None:
-        args.out = args.resume
-    return args, (arrays, meta)
+    return args, common.resume_run(args, given, RUN_DEFINING, KIND)
 
 
 def load_data(args, meta=None, vocab=None):
@@ -290,10 +278,8 @@ def load_data(args, meta=None, vocab=None):
     `vocab` (--init-from) it is encoded in that vocabulary.
     Returns (vocab, counts, train ids, val ids, sha256, nbytes)."""
     text, sha, nbytes = common.read_text(args.input, args.encoding)
-    if meta is not None and (sha != meta["input_sha256"] or nbytes != meta["input_bytes"]):
-        raise common.UserError(f"{args.input} is not the text this run was trained on ({nbytes} "
-                               f"bytes now, {meta['input_bytes']} in the checkpoint, SHA-256 "
-                               f"differs): resume with the original file, or start a new run")
+    if meta is not None:
+        common.check_same_input(args.input, sha, nbytes, meta)
     if vocab is None:
         vocab, ids, counts = common.build_vocab(text)
         if meta is not None and meta["vocab"] != vocab:  # same bytes, so a damaged checkpoint

@@ -352,9 +352,14 @@ class RnnlmAdapter:
     level, initial_state(K), feed(ids, state), generate(...), score(ids). States are (S, K, H)."""
 
     def __init__(self, path, arrays, meta):
-        self.tokens = meta_tokens(meta)
-        self.level = meta["level"]
-        self.model = model_from_checkpoint(path, arrays, meta)
+        try:
+            self.tokens = meta_tokens(meta)
+            self.level = meta["level"]
+            self.model = model_from_checkpoint(path, arrays, meta)
+        except (KeyError, TypeError, ValueError) as e:
+            raise common.UserError(f"{path} is damaged: its meta record has no usable "
+                                   f"{e.args[0] if isinstance(e, KeyError) else 'model options'}"
+                                   ) from None
 
     def initial_state(self, K):
         return self.model.zero_state(K)  # (S, K, H)
@@ -468,28 +473,14 @@ def resolve_options(argv):
         if args.input is None:
             raise common.UserError("give an INPUT text file (or --resume CHECKPOINT)")
         return args, None
-    arrays, meta = common.load_checkpoint(args.resume, kinds=(KIND,))
-    stored = meta["options"]
-    for name in RUN_DEFINING:
-        if name in given and given[name] != stored[name]:
-            flag = "--" + name.replace("_", "-")
-            raise common.UserError(f"{flag} {given[name]} differs from the {stored[name]} stored "
-                                   f"in {args.resume}: drop {flag} to resume, or start a new run")
-        setattr(args, name, stored[name])
-    if args.input is None:
-        args.input = meta["input"]
-    if args.out is None:
-        args.out = args.resume
-    return args, (arrays, meta)
+    return args, common.resume_run(args, given, RUN_DEFINING, KIND)
 
 
 def load_data(args, meta=None):
     """Read, tokenize and split the corpus -> (tokens, counts, train ids, val ids, sha, nbytes)."""
     text, sha, nbytes = common.read_text(args.input, args.encoding)
-    if meta is not None and (sha != meta["input_sha256"] or nbytes != meta["input_bytes"]):
-        raise common.UserError(f"{args.input} is not the text this run was trained on ({nbytes} "
-                               f"bytes now, {meta['input_bytes']} in the checkpoint, SHA-256 "
-                               f"differs): resume with the original file, or start a new run")
+    if meta is not None:
+        common.check_same_input(args.input, sha, nbytes, meta)
     if args.level == "word":
         words = split_words(text)
         if not words:
