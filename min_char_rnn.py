@@ -317,7 +317,6 @@ def main(argv=None):
     log = common.open_log(args.log)
     H, T, B, V = args.hidden_size, args.seq_length, args.batch_size, len(vocab)
     dtype = np.dtype(args.dtype)
-    char_to_ix = {ch: i for i, ch in enumerate(vocab)}  # noqa: F841 (the gist's names, for readers)
     ix_to_char = dict(enumerate(vocab))
     print(f"data has {len(train) + len(val)} characters, {V} unique "
           f"({len(train)} train, {len(val)} validation).")
