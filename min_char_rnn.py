@@ -163,8 +163,15 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
         # Gumbel-max: argmax(y / temperature + g) with g ~ Gumbel(0, 1) draws from
         # softmax(y / temperature) without forming probabilities. argmax(y + temperature * g)
         # is the same choice and stays finite for any temperature: y is never scaled up.
-        noise = rng.gumbel(size=(block, K, V)) * temperature if temperature else \
-            np.zeros((block, 1, V))          # (block, K, V) temperature 0: plain argmax
+        if temperature:
+            noise = rng.random((block, K, V))  # (block, K, V) U ~ uniform [0, 1)
+            with np.errstate(divide="ignore"):  # U = 0 (p = 2^-53) gives -inf: never drawn
+                np.log(noise, out=noise)
+                np.negative(noise, out=noise)
+                np.log(noise, out=noise)     # g = -log(-log U) ~ Gumbel(0, 1), in place:
+            noise *= -temperature            # 3x faster than rng.gumbel
+        else:
+            noise = np.zeros((block, 1, V))  # temperature 0: plain argmax
         noise = noise.astype(dtype)
         if not top_k:
             noise += by.T                    # fold by into the noise: one add per step less
