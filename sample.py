@@ -170,7 +170,11 @@ def generate(model, meta, args):
         (lambda toks: rnnlm.token_text(toks, model.level))
     if K == 1:
         first = [prefix] if prefix is not None else [model.tokens[seed_ix[0]]]
-        write_live(text(itertools.chain(first, (model.tokens[ix[0]] for ix in steps))))
+        blocks = blocks_of_tokens(model.tokens, steps)
+        if model.level == "char":  # a block of characters is one string: no per-character work
+            write_live(itertools.chain(first, map("".join, blocks)))
+        else:
+            write_live(text(itertools.chain(first, itertools.chain.from_iterable(blocks))))
         sys.stdout.write("\n")
         return 0
     ixes = np.array(list(steps), dtype=np.int64).reshape(n, K)  # (n, K)
@@ -178,6 +182,16 @@ def generate(model, meta, args):
         first = [prefix] if prefix is not None else [model.tokens[seed_ix[k]]]
         print_separated(k, K, "".join(text(first + [model.tokens[i] for i in ixes[:, k]])))
     return 0
+
+
+def blocks_of_tokens(tokens, steps, size=256):
+    """The tokens of one stream, taken from the sampler `size` steps at a time: yields lists."""
+    lookup = np.array(tokens, dtype=object)  # (V,) id -> token
+    while True:
+        block = list(itertools.islice(steps, size))  # (1,) id arrays
+        if not block:
+            return
+        yield list(lookup[np.concatenate(block)])
 
 
 def print_separated(k, K, text):
