@@ -124,7 +124,7 @@ def test_download_wrong_bytes(tmp_path, monkeypatch, capsys):
 
 
 def test_download_good_bytes(tmp_path, monkeypatch):
-    payload = b"First Citizen:\nA small stand-in for the real file.\n"
+    payload = b"A small stand-in for the real file.\n"
     monkeypatch.setattr(download_shakespeare, "fetch", lambda url: payload)
     monkeypatch.setattr(download_shakespeare, "EXPECTED_SHA256",
                         hashlib.sha256(payload).hexdigest())
