@@ -290,6 +290,18 @@ def given_options(parser, argv, names):
     return {n: getattr(parsed, n) for n in names if getattr(parsed, n) is not unset}
 
 
+def add_run_options(run):
+    """The run-control options both trainers share, on an argparse group."""
+    run.add_argument("--resume", default=None, help="continue the run saved in this checkpoint")
+    run.add_argument("--save-every", type=nonnegative_int, default=1000,
+                     help="save a checkpoint every N iterations (default 1000; 0: only at the end)")
+    run.add_argument("--eval-every", type=nonnegative_int, default=1000,
+                     help="validation loss every N iterations (default 1000; 0: only at the end)")
+    run.add_argument("--log", default=None, help="append JSON lines of training figures here")
+    run.add_argument("--log-every", type=nonnegative_int, default=100,
+                     help="write a --log line every N iterations (default 100; 0: never)")
+
+
 def resume_run(args, given, names, kind):
     """--resume: load args.resume, take the run-defining options `names` from it (a different
     value typed on the command line is refused, naming it), and default INPUT and --out to the

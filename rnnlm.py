@@ -443,18 +443,11 @@ def build_parser():
     run.add_argument("--out", default=None, help="checkpoint file (default: out/rnnlm-<input "
                      "name>.npz, or the --resume file); the best by validation loss is kept "
                      "beside it as <name>.best.npz")
-    run.add_argument("--resume", default=None, help="continue the run saved in this checkpoint")
-    run.add_argument("--save-every", type=f, default=1000,
-                     help="save a checkpoint every N iterations (default 1000; 0: only at the end)")
-    run.add_argument("--eval-every", type=f, default=1000,
-                     help="validation loss every N iterations (default 1000; 0: only at the end)")
     run.add_argument("--sample-every", type=f, default=0,
                      help="print a sample every N iterations (default 0: never)")
     run.add_argument("--sample-length", type=i, default=200,
                      help="tokens per printed sample (default 200)")
-    run.add_argument("--log", default=None, help="append JSON lines of training figures here")
-    run.add_argument("--log-every", type=f, default=100,
-                     help="write a --log line every N iterations (default 100; 0: never)")
+    common.add_run_options(run)
     return ap
 
 
