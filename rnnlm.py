@@ -21,8 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 import common
-from time_layers import (TimeAffine, TimeDropout, TimeEmbedding, TimeGRU, TimeLSTM, TimeRNN,
-                         TimeSoftmaxWithLoss)
+from time_layers import (TimeAffine, TimeDropout, TimeEmbedding, TimeEmbedProjection, TimeGRU,
+                         TimeLSTM, TimeRNN, TimeSoftmaxWithLoss)
 
 KIND = "rnnlm"
 EOS = "<eos>"  # the word-level token for a line end (DLFS2's PTB reader)
@@ -34,6 +34,7 @@ CELLS = {"rnn": (TimeRNN, 1), "lstm": (TimeLSTM, 4), "gru": (TimeGRU, 3)}
 
 class Rnnlm:
     """TimeEmbedding -> num_layers stateful RNN/LSTM/GRU layers -> TimeAffine -> softmax loss.
+    Without dropout, a TimeEmbedProjection runs the embedding and the first layer's x Wx as one.
     With dropout > 0, a TimeDropout (masks from rng, a numpy Generator) follows the embedding,
     each layer's output and so precedes the output layer, as in DLFS2's BetterRnnlm.
     tie_weights (needs wordvec_size == hidden_size) makes the output weights embed_W^T.
@@ -76,6 +77,9 @@ class Rnnlm:
         self.affine = TimeAffine(affine_W, affine_b)
         self.loss_layer = TimeSoftmaxWithLoss()
         self.dropouts = [TimeDropout(dropout, rng) for _ in range(L + 1)] if dropout > 0 else []
+        # no dropout between the embedding and the first layer: fuse embed_W with its Wx (the
+        # layers' own arrays); a small vocabulary skips the N*T x D x GH products on embedded rows
+        self.embed_proj = None if self.dropouts else TimeEmbedProjection(self.embed, self.rnns[0])
         # grads in the order of params: the layers write into these very arrays
         by_id = {}
         for layer in [self.embed, *self.rnns, self.affine]:
@@ -91,9 +95,12 @@ class Rnnlm:
 
     def predict(self, xs, train=False):
         """xs (N, T) ids -> scores (N, T, V); train switches dropout on. Carries the state."""
-        hs = self.embed.forward(xs)  # (N, T, D)
-        for l, rnn in enumerate(self.rnns):
-            hs = rnn.forward(self._drop(l, hs, train))  # (N, T, H)
+        if self.embed_proj is not None:
+            hs = self.rnns[0].forward_projected(self.embed_proj.forward(xs))  # (N, T, H)
+        else:
+            hs = self.rnns[0].forward(self._drop(0, self.embed.forward(xs), train))  # (N, T, H)
+        for l in range(1, len(self.rnns)):
+            hs = self.rnns[l].forward(self._drop(l, hs, train))  # (N, T, H)
         return self.affine.forward(self._drop(len(self.rnns), hs, train))  # (N, T, V)
 
     def forward(self, xs, ts, train=True):
@@ -106,10 +113,14 @@ class Rnnlm:
         for l in reversed(range(len(self.rnns))):
             if self.dropouts:
                 dhs = self.dropouts[l + 1].backward(dhs)
-            dhs = self.rnns[l].backward(dhs)  # (N, T, D or H)
-        if self.dropouts:
-            dhs = self.dropouts[0].backward(dhs)
-        self.embed.backward(dhs)
+            if l == 0 and self.embed_proj is not None:  # layer 1's dA (N, T, GH) to the fused layer
+                self.embed_proj.backward(self.rnns[0].backward_projected(dhs))
+            else:
+                dhs = self.rnns[l].backward(dhs)  # (N, T, D or H)
+        if self.embed_proj is None:
+            if self.dropouts:
+                dhs = self.dropouts[0].backward(dhs)
+            self.embed.backward(dhs)
         if self.tied:
             # embed_W is used twice (rows picked, and as the output weights' transpose): its
             # gradient is the sum over both uses

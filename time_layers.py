@@ -88,13 +88,29 @@ class TimeRNN:
 
     def forward(self, xs):
         """xs (N, T, D) -> hs (N, T, H); updates self.h to the last step's state."""
-        Wx, Wh, b = self.params
+        Wx, Wh = self.params[:2]
         N, T, D = xs.shape
         H = Wh.shape[0]
         dtype = Wh.dtype
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D) step t is rows t*N .. t*N+N-1
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) hbuf[t] is h_t, hbuf[0] the initial state
         np.matmul(xs_tm, Wx, out=hbuf[1:].reshape(T * N, H))  # (T*N, H) x_t Wx of all steps, one matmul
+        return self._forward_steps(hbuf, xs_tm)
+
+    def forward_projected(self, xWx):
+        """xWx (N, T, H), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
+        For TimeEmbedProjection; pair it with backward_projected."""
+        N, T, H = xWx.shape
+        hbuf = np.empty((T + 1, N, H), dtype=self.params[1].dtype)  # (T+1, N, H) as in forward
+        hbuf[1:] = xWx.transpose(1, 0, 2)  # (T, N, H) x_t Wx, time-major
+        return self._forward_steps(hbuf, None)
+
+    def _forward_steps(self, hbuf, xs_tm):
+        """The recurrence over hbuf (T+1, N, H) whose hbuf[1:] holds x_t Wx; caches xs_tm (None: projected)."""
+        Wh, b = self.params[1:]
+        N, H = hbuf.shape[1:]
+        T = len(hbuf) - 1
+        dtype = Wh.dtype
         hbuf[1:] += b
         if not self.stateful or self.h is None:  # stateful: carry h; backward stops here (truncated BPTT)
             self.h = np.zeros((N, H), dtype=dtype)  # (N, H)
@@ -110,10 +126,25 @@ class TimeRNN:
 
     def backward(self, dhs):
         """dhs (N, T, H) -> dxs (N, T, D); writes grads in place and sets self.dh (N, H)."""
-        Wx, Wh, b = self.params
-        xs_tm, hbuf = self.cache
+        Wx = self.params[0]
+        xs_tm = self.cache[0]
         N, T, H = dhs.shape
         D = Wx.shape[0]
+        da = self._backward_steps(dhs).reshape(T * N, H)  # (T*N, H)
+        np.matmul(xs_tm.T, da, out=self.grads[0])  # a_t = x_t Wx + ...: dWx = sum_t x_t^T da_t  (D, H)
+        dxs = (da @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = da_t Wx^T
+        return _to_batch_major(dxs)  # (N, T, D)
+
+    def backward_projected(self, dhs):
+        """dhs (N, T, H) -> da (N, T, H), the gradient w.r.t. forward_projected's xWx (a transposed view);
+        writes dWh and db, sets self.dh; dWx is the caller's, who made xWx."""
+        return self._backward_steps(dhs).transpose(1, 0, 2)  # (N, T, H)
+
+    def _backward_steps(self, dhs):
+        """dhs (N, T, H) -> da (T, N, H) pre-activation grads; writes dWh, db and sets self.dh."""
+        Wh = self.params[1]
+        hbuf = self.cache[1]
+        N, T, H = dhs.shape
         dts = _to_time_major(dhs, Wh.dtype)  # (T, N, H) copy of dhs, becomes da_t step by step
         dtanh = 1 - np.square(hbuf[1:])  # (T, N, H) h_t = tanh(a_t): tanh' = 1 - h_t^2, all steps at once
         dh = np.zeros((N, H), dtype=Wh.dtype)  # (N, H) gradient arriving at h_t from step t+1
@@ -124,11 +155,9 @@ class TimeRNN:
             np.matmul(dts[t], Wh_T, out=dh)  # through a_t = h_{t-1} Wh + ...: dh_{t-1} = da_t Wh^T
         self.dh = dh
         da = dts.reshape(T * N, H)  # (T*N, H) weight grads: one matmul each over all steps
-        np.matmul(xs_tm.T, da, out=self.grads[0])  # dWx = sum_t x_t^T da_t        (D, H)
         np.matmul(hbuf[:-1].reshape(T * N, H).T, da, out=self.grads[1])  # dWh = sum_t h_{t-1}^T da_t
         np.sum(da, axis=0, out=self.grads[2])  # db = sum_t sum_n da_t          (H,)
-        dxs = (da @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = da_t Wx^T
-        return _to_batch_major(dxs)  # (N, T, D)
+        return dts  # (T, N, H)
 
 
 # LSTM, gates fused in one matmul; Wx (D, 4H), Wh (H, 4H), b (4H,) columns [ f | g | i | o ] as in the book:
@@ -206,20 +235,43 @@ class TimeLSTM:
 
     def forward(self, xs):
         """xs (N, T, D) -> hs (N, T, H); updates self.h and self.c."""
-        Wx, Wh, b = self.params
+        Wx, Wh = self.params[:2]
         N, T, D = xs.shape
+        H = Wh.shape[0]
+        dtype = Wh.dtype
+        xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
+        gates = np.empty((T, N, 4 * H), dtype=dtype)  # (T, N, 4H) (x_t Wx + b) half, then activated f, g, i, o
+        np.matmul(xs_tm, Wx * self._half(), out=gates.reshape(T * N, 4 * H))  # (T*N, 4H) view into gates
+        return self._forward_steps(gates, xs_tm)
+
+    def forward_projected(self, xWx):
+        """xWx (N, T, 4H), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
+        For TimeEmbedProjection; pair it with backward_projected."""
+        N, T, H4 = xWx.shape
+        gates = np.empty((T, N, H4), dtype=self.params[1].dtype)  # (T, N, 4H) as in forward
+        np.multiply(xWx.transpose(1, 0, 2), self._half(), out=gates)  # (x_t Wx) half, time-major
+        return self._forward_steps(gates, None)
+
+    def _half(self):
+        """(4H,) 1/2 on the sigmoid columns f, i, o, 1 on the candidate columns g (see _forward_steps)."""
+        Wh = self.params[1]
+        H = Wh.shape[0]
+        half = np.full(4 * H, 0.5, dtype=Wh.dtype)  # (4H,)
+        half[H:2 * H] = 1
+        return half
+
+    def _forward_steps(self, gates, xs_tm):
+        """The steps over gates (T, N, 4H) holding (x_t Wx) half; caches xs_tm (None: projected)."""
+        Wh, b = self.params[1:]
+        T, N = gates.shape[:2]
         H = Wh.shape[0]
         dtype = Wh.dtype
         # sigma(a) = (1 + tanh(a / 2)) / 2: halving the f, i, o columns of Wx, Wh and b (exact in floats) lets
         # one tanh call per step cover all four gates; two calls then map f, i, o to (1 + tanh) / 2
-        half = np.full(4 * H, 0.5, dtype=dtype)  # (4H,) 1/2 on the sigmoid columns f, i, o
-        half[H:2 * H] = 1  # 1 on the candidate columns g, which stay tanh(A_g)
+        half = self._half()  # (4H,) 1/2 on f, i, o; 1 on g
         shift = half.copy()  # (4H,) (1 + tanh) / 2 = tanh * 1/2 + 1/2 on f, i, o; tanh * 1 + 0 on g
         shift[H:2 * H] = 0
         Wh_half = Wh * half  # (H, 4H) Wh with its f, i, o columns halved
-        xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
-        gates = np.empty((T, N, 4 * H), dtype=dtype)  # (T, N, 4H) (x_t Wx + b) half, then activated f, g, i, o
-        np.matmul(xs_tm, Wx * half, out=gates.reshape(T * N, 4 * H))  # (T*N, 4H) view into gates
         gates += b * half
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         cbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) c_0 .. c_T
@@ -250,10 +302,25 @@ class TimeLSTM:
 
     def backward(self, dhs):
         """dhs (N, T, H) -> dxs (N, T, D); writes grads in place, sets self.dh and self.dc."""
-        Wx, Wh, b = self.params
-        xs_tm, gates, hbuf, cbuf, tanh_c = self.cache
+        Wx = self.params[0]
+        xs_tm = self.cache[0]
         N, T, H = dhs.shape
         D = Wx.shape[0]
+        dA2 = self._backward_steps(dhs).reshape(T * N, 4 * H)  # (T*N, 4H)
+        np.matmul(xs_tm.T, dA2, out=self.grads[0])  # A = x_t Wx + ...: dWx = sum_t x_t^T dA_t  (D, 4H)
+        dxs = (dA2 @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = dA_t Wx^T, Wx^T copied
+        return _to_batch_major(dxs)  # (N, T, D)
+
+    def backward_projected(self, dhs):
+        """dhs (N, T, H) -> dA (N, T, 4H), the gradient w.r.t. forward_projected's xWx (a transposed view);
+        writes dWh and db, sets self.dh and self.dc; dWx is the caller's, who made xWx."""
+        return self._backward_steps(dhs).transpose(1, 0, 2)  # (N, T, 4H)
+
+    def _backward_steps(self, dhs):
+        """dhs (N, T, H) -> dA (T, N, 4H) gate pre-activation grads; writes dWh, db, sets self.dh, self.dc."""
+        Wh = self.params[1]
+        _, gates, hbuf, cbuf, tanh_c = self.cache
+        N, T, H = dhs.shape
         dtype = Wh.dtype
         WhT = np.ascontiguousarray(Wh.T)  # (4H, H) copy: BLAS runs the step products ~1.4x faster than on Wh.T
         dhs_tm = dhs.transpose(1, 0, 2)  # (T, N, H) view, only read
@@ -291,11 +358,9 @@ class TimeLSTM:
             np.matmul(dAt, WhT, out=dh)  # A = ... + h_{t-1} Wh: dh_{t-1} = dA_t Wh^T
         self.dh, self.dc = dh, dc
         dA2 = dA.reshape(T * N, 4 * H)  # (T*N, 4H)
-        np.matmul(xs_tm.T, dA2, out=self.grads[0])  # dWx = sum_t x_t^T dA_t        (D, 4H)
         np.matmul(hbuf[:-1].reshape(T * N, H).T, dA2, out=self.grads[1])  # dWh = sum_t h_{t-1}^T dA_t
         np.sum(dA2, axis=0, out=self.grads[2])  # db                                (4H,)
-        dxs = (dA2 @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = dA_t Wx^T, Wx^T copied
-        return _to_batch_major(dxs)  # (N, T, D)
+        return dA  # (T, N, 4H)
 
 
 # GRU, DLFS2 appendix C; Wx (D, 3H), Wh (H, 3H), b (3H,) columns [ z update | r reset | h~ candidate ]:
@@ -374,19 +439,41 @@ class TimeGRU:
 
     def forward(self, xs):
         """xs (N, T, D) -> hs (N, T, H); updates self.h."""
-        Wx, Wh, b = self.params
+        Wx, Wh = self.params[:2]
         N, T, D = xs.shape
         H = Wh.shape[0]
         dtype = Wh.dtype
-        # sigma(a) = (1 + tanh(a / 2)) / 2: the z, r columns of Wx, Wh and b are halved (exact in floats)
-        half = np.ones(3 * H, dtype=dtype)  # (3H,) 1/2 on the sigmoid columns z, r; 1 on h~
-        half[:2 * H] = 0.5
-        Wh_zr = Wh[:, :2 * H] * 0.5  # (H, 2H) z and r columns halved, a contiguous copy for BLAS
-        Wh_h = np.ascontiguousarray(Wh[:, 2 * H:])  # (H, H) candidate columns
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
         gates = np.empty((T, N, 3 * H), dtype=dtype)  # (T, N, 3H) (x_t Wx + b) half, then activated z, r, h~
-        np.matmul(xs_tm, Wx * half, out=gates.reshape(T * N, 3 * H))  # (T*N, 3H) view into gates
-        gates += b * half
+        np.matmul(xs_tm, Wx * self._half(), out=gates.reshape(T * N, 3 * H))  # (T*N, 3H) view into gates
+        return self._forward_steps(gates, xs_tm)
+
+    def forward_projected(self, xWx):
+        """xWx (N, T, 3H), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
+        For TimeEmbedProjection; pair it with backward_projected."""
+        N, T, H3 = xWx.shape
+        gates = np.empty((T, N, H3), dtype=self.params[1].dtype)  # (T, N, 3H) as in forward
+        np.multiply(xWx.transpose(1, 0, 2), self._half(), out=gates)  # (x_t Wx) half, time-major
+        return self._forward_steps(gates, None)
+
+    def _half(self):
+        """(3H,) 1/2 on the sigmoid columns z, r, 1 on the candidate columns h~ (see _forward_steps)."""
+        Wh = self.params[1]
+        H = Wh.shape[0]
+        half = np.ones(3 * H, dtype=Wh.dtype)  # (3H,)
+        half[:2 * H] = 0.5
+        return half
+
+    def _forward_steps(self, gates, xs_tm):
+        """The steps over gates (T, N, 3H) holding (x_t Wx) half; caches xs_tm (None: projected)."""
+        Wh, b = self.params[1:]
+        T, N = gates.shape[:2]
+        H = Wh.shape[0]
+        dtype = Wh.dtype
+        # sigma(a) = (1 + tanh(a / 2)) / 2: the z, r columns of Wx, Wh and b are halved (exact in floats)
+        Wh_zr = Wh[:, :2 * H] * 0.5  # (H, 2H) z and r columns halved, a contiguous copy for BLAS
+        Wh_h = np.ascontiguousarray(Wh[:, 2 * H:])  # (H, H) candidate columns
+        gates += b * self._half()
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         hr = np.empty((T, N, H), dtype=dtype)  # (T, N, H) r_t * h_{t-1}, needed for dWh_h
         if not self.stateful or self.h is None:  # stateful: backward still cut at the block edge
@@ -415,10 +502,25 @@ class TimeGRU:
 
     def backward(self, dhs):
         """dhs (N, T, H) -> dxs (N, T, D); writes grads in place and sets self.dh (N, H)."""
-        Wx, Wh, b = self.params
-        xs_tm, gates, hbuf, hr = self.cache
+        Wx = self.params[0]
+        xs_tm = self.cache[0]
         N, T, H = dhs.shape
         D = Wx.shape[0]
+        dA2 = self._backward_steps(dhs).reshape(T * N, 3 * H)  # (T*N, 3H)
+        np.matmul(xs_tm.T, dA2, out=self.grads[0])  # A = x_t Wx + ...: dWx = sum_t x_t^T dA_t  (D, 3H)
+        dxs = (dA2 @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = dA_t Wx^T (Wx^T copied)
+        return _to_batch_major(dxs)  # (N, T, D)
+
+    def backward_projected(self, dhs):
+        """dhs (N, T, H) -> dA (N, T, 3H), the gradient w.r.t. forward_projected's xWx (a transposed view);
+        writes dWh and db, sets self.dh; dWx is the caller's, who made xWx."""
+        return self._backward_steps(dhs).transpose(1, 0, 2)  # (N, T, 3H)
+
+    def _backward_steps(self, dhs):
+        """dhs (N, T, H) -> dA (T, N, 3H) pre-activation grads; writes dWh, db and sets self.dh."""
+        Wh = self.params[1]
+        _, gates, hbuf, hr = self.cache
+        N, T, H = dhs.shape
         dtype = Wh.dtype
         Wh_zrT = np.ascontiguousarray(Wh[:, :2 * H].T)  # (2H, H) copies: BLAS runs the step products faster
         Wh_hT = np.ascontiguousarray(Wh[:, 2 * H:].T)  # (H, H)   than on transposed views
@@ -456,14 +558,12 @@ class TimeGRU:
             dh += q  # through r h_{t-1}: dhr r; dh_{t-1} is the sum of the three
         self.dh = dh
         dA2 = dA.reshape(T * N, 3 * H)  # (T*N, 3H)
-        np.matmul(xs_tm.T, dA2, out=self.grads[0])  # dWx = sum_t x_t^T dA_t       (D, 3H)
         h_prev2 = hbuf[:-1].reshape(T * N, H)  # (T*N, H) h_{t-1} for every step
         hr2 = hr.reshape(T * N, H)  # (T*N, H) r_t h_{t-1} for every step
         np.matmul(h_prev2.T, dA2[:, :2 * H], out=self.grads[1][:, :2 * H])  # dWh_zr = sum_t h_{t-1}^T dA_zr
         np.matmul(hr2.T, dA2[:, 2 * H:], out=self.grads[1][:, 2 * H:])  # dWh_h = sum_t (r h_{t-1})^T dA_h
         np.sum(dA2, axis=0, out=self.grads[2])  # db                               (3H,)
-        dxs = (dA2 @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = dA_t Wx^T (Wx^T copied)
-        return _to_batch_major(dxs)  # (N, T, D)
+        return dA  # (T, N, 3H)
 
 
 def _scatter_add_rows(dW, ids, drows):
@@ -519,6 +619,50 @@ class TimeEmbedding:
         """dout (N, T, D) -> None; writes grads in place, summing rows whose ids repeat."""
         D = self.params[0].shape[1]
         _scatter_add_rows(self.grads[0], self.ids.reshape(-1), dout.reshape(-1, D))  # (N*T,), (N*T, D)
+        return None
+
+
+class TimeEmbedProjection:
+    """ids (N, T) -> W[ids] Wx (N, T, GH): a TimeEmbedding's W (V, D) and the input weights Wx (D, GH) of the
+    cell that follows it, fused. Shares both layers' params and grads arrays; the cell runs forward_projected
+    on the output and backward_projected hands its dA back here. Writes the embedding's dW and the cell's dWx.
+    """
+
+    def __init__(self, embed, cell):
+        self.params = [embed.params[0], cell.params[0]]  # (V, D), (D, GH)
+        self.grads = [embed.grads[0], cell.grads[0]]  # (V, D), (D, GH) the very arrays of both layers
+        self.ids, self.xs = None, None
+
+    def _by_table(self, K):
+        """onehot(id) W Wx is row id of the table W Wx (V, GH): when V < K = N T, the V x D x GH product
+        (and V-row ones in backward) is cheaper than K x D x GH ones on the picked rows."""
+        return len(self.params[0]) < K
+
+    def forward(self, ids):
+        """ids (N, T) ints -> xWx (N, T, GH), a transposed view of a time-major array."""
+        W, Wx = self.params
+        self.ids = np.array(ids)  # (N, T) our own copy
+        if self._by_table(self.ids.size):
+            self.xs = None
+            return (W @ Wx)[self.ids.T].transpose(1, 0, 2)  # (N, T, GH) rows of the (V, GH) table
+        self.xs = W[self.ids.T]  # (T, N, D) picking rows, as in Embedding
+        return (self.xs @ Wx).transpose(1, 0, 2)  # (N, T, GH)
+
+    def backward(self, dout):
+        """dout (N, T, GH), the gradient w.r.t. W[ids] Wx -> None; writes dW and dWx in place."""
+        W, Wx = self.params
+        N, T, GH = dout.shape
+        D = W.shape[1]
+        ids = self.ids.T.reshape(T * N)  # (T*N,) time-major, as dout's memory usually is
+        da = dout.transpose(1, 0, 2).reshape(T * N, GH)  # (T*N, GH) no copy when dout is time-major
+        if self.xs is None:
+            dtable = np.empty((len(W), GH), dtype=W.dtype)  # (V, GH) dtable[v] = sum of da over ids == v
+            _scatter_add_rows(dtable, ids, da)
+            np.matmul(W.T, dtable, out=self.grads[1])  # dWx = sum_k x_k^T da_k = W^T onehot^T da = W^T dtable
+            np.matmul(dtable, Wx.T, out=self.grads[0])  # dW = onehot^T (da Wx^T) = dtable Wx^T; no dxs formed
+            return None
+        np.matmul(self.xs.reshape(T * N, D).T, da, out=self.grads[1])  # dWx = sum_k x_k^T da_k   (D, GH)
+        _scatter_add_rows(self.grads[0], ids, da @ np.ascontiguousarray(Wx.T))  # dx = da Wx^T, rows summed
         return None
 
 

@@ -105,6 +105,38 @@ def test_tied_gru_gradients_sum_both_uses():
     grad_check(model, rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T)), rng)
 
 
+def test_fused_embedding_gradients_for_each_cell():
+    # V = 5 < N T = 12: the embedding and the first layer's Wx run as one (V, GH) table
+    for seed, cell in enumerate(rnnlm.CELLS):
+        rng = np.random.default_rng(40 + seed)
+        V, D, H, N, T = 5, 3, 4, 3, 4
+        model = rnnlm.Rnnlm(V, D, H, cell=cell, seed=seed)
+        assert model.embed_proj is not None and model.embed_proj._by_table(N * T)
+        grad_check(model, rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T)), rng)
+
+
+def test_fused_and_unfused_give_the_same_loss_and_gradients():
+    # V = 5 (one-hot matmul), V = 300 (sorted reduction, > 256), both below N T = 320; tied too
+    for k, (cell, V, L, tied) in enumerate([("rnn", 5, 1, False), ("lstm", 300, 1, False),
+                                            ("gru", 5, 2, True), ("rnn", 300, 2, False)]):
+        rng = np.random.default_rng(50 + k)
+        D, H, N, T = 4, 4, 16, 20
+        xs, ts = rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T))
+        fused, unfused = (rnnlm.Rnnlm(V, D, H, cell, L, tie_weights=tied, seed=k) for _ in range(2))
+        for p in fused.params:
+            p[...] = WEIGHT_SCALE * rng.standard_normal(p.shape)  # gradients of order 1
+        for p, q in zip(unfused.params, fused.params):
+            p[...] = q
+        unfused.embed_proj = None  # the book's path: TimeEmbedding, then the cell's own x Wx
+        for _ in range(2):  # the second block starts from the carried state
+            loss_f, loss_u = fused.forward(xs, ts), unfused.forward(xs, ts)
+            assert abs(loss_f - loss_u) < 1e-10
+            fused.backward()
+            unfused.backward()
+            for name, g, h in zip(fused.names, fused.grads, unfused.grads):
+                assert np.abs(g - h).max() < 1e-10, name
+
+
 def test_book_init_and_initial_loss_is_ln_V():
     V, D, H = 9, 6, 7
     model = rnnlm.SimpleRnnlm(V, D, H, seed=4)

@@ -4,7 +4,7 @@ the layer contract (grads in place, backward repeatable, dtype kept) and the los
 import numpy as np
 
 from time_layers import (RNN, LSTM, GRU, Affine, Embedding, TimeAffine, TimeDropout, TimeEmbedding,
-                         TimeGRU, TimeLSTM, TimeRNN, TimeSoftmaxWithLoss)
+                         TimeEmbedProjection, TimeGRU, TimeLSTM, TimeRNN, TimeSoftmaxWithLoss)
 
 # central-difference step: STYLE.md measured 1e-10 absolute gradient agreement at h=1e-5 in float64
 STEP = 1e-5
@@ -245,6 +245,31 @@ def test_embedding_gradients_with_repeated_ids():
     dW1_hand = np.zeros((V, D))
     dW1_hand[2], dW1_hand[5] = dout1[0] + dout1[2] + dout1[3], dout1[1]
     np.testing.assert_allclose(single.grads[0], dW1_hand, rtol=0, atol=SAME_MATH_TOL)
+
+
+def test_embed_projection_gradients_and_same_as_unfused():
+    # (N, T) = (4, 3): V = 5 < N T takes the (V, GH) table, V = 13 picks rows first; ids repeat in both
+    for V in (5, 13):
+        for seed, (cls, gates) in enumerate(RECURRENT):
+            rng = np.random.default_rng(60 + seed)
+            N, T, D, H = 4, 3, 3, 2
+            ids = rng.integers(0, V, (N, T))  # (N, T)
+            embed = TimeEmbedding(weights(rng, V, D))
+            cell = make_recurrent(cls, gates, rng, D, H, stateful=False)
+            proj = TimeEmbedProjection(embed, cell)
+            dhs = rng.standard_normal((N, T, H))
+            loss = lambda: np.sum(cell.forward_projected(proj.forward(ids)) * dhs)
+            loss()
+            assert proj.backward(cell.backward_projected(dhs)) is None
+            fused = [g.copy() for g in embed.grads + cell.grads]  # dW, dWx, dWh, db
+            for name, p, g in zip(["embed W", "Wx", "Wh", "b"], embed.params + cell.params, fused):
+                assert_grad(f"{cls.__name__} V={V} fused {name}", g, num_grad(loss, p))
+            # the same layers unfused: same outputs and gradients up to summation order
+            hs = cell.forward_projected(proj.forward(ids))
+            np.testing.assert_allclose(cell.forward(embed.forward(ids)), hs, rtol=0, atol=SAME_MATH_TOL)
+            embed.backward(cell.backward(dhs))
+            for a, b in zip(embed.grads + cell.grads, fused):
+                np.testing.assert_allclose(a, b, rtol=0, atol=SAME_MATH_TOL)
 
 
 def test_affine_gradients():
