@@ -321,6 +321,13 @@ def resume_run(args, given, names, kind):
     return arrays, meta
 
 
+def check_val_split(val, val_fraction, unit="characters"):
+    """A validation split, when asked for, must hold at least 2 tokens to predict one."""
+    if val_fraction > 0 and len(val) < 2:
+        raise UserError(f"the validation split has {len(val)} {unit}, too few to evaluate: "
+                        "raise --val-fraction or use --val-fraction 0")
+
+
 def check_same_input(path, sha, nbytes, meta):
     """A resumed run must read the very bytes it was trained on (size and SHA-256 in meta)."""
     if sha != meta["input_sha256"] or nbytes != meta["input_bytes"]:

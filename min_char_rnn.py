@@ -296,9 +296,7 @@ def load_data(args, meta=None, vocab=None):
             f"the training text has {len(train)} characters, too few for --batch-size {B} and "
             f"--seq-length {T}: each of the {B} streams needs at least T + 1 = {T + 1}, so at "
             f"least {B * (T + 1)} characters; use a longer text or smaller values")
-    if args.val_fraction > 0 and len(val) < 2:
-        raise common.UserError(f"the validation split has {len(val)} character(s), too few to "
-                               "evaluate: raise --val-fraction or use --val-fraction 0")
+    common.check_val_split(val, args.val_fraction)
     return vocab, counts, train, val, sha, nbytes
 
 

@@ -501,9 +501,7 @@ def load_data(args, meta=None):
             f"the training text has {len(train)} {unit}, too few for --batch-size {N} and "
             f"--seq-length {T}: each of the {N} rows needs at least T = {T} inputs and their "
             f"targets, so at least {N * T + 1} {unit}; use a longer text or smaller values")
-    if args.val_fraction > 0 and len(val) < 2:
-        raise common.UserError(f"the validation split has {len(val)} {unit}, too few to evaluate: "
-                               "raise --val-fraction or use --val-fraction 0")
+    common.check_val_split(val, args.val_fraction, unit)
     return tokens, counts, train, val, sha, nbytes
 
 
