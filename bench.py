@@ -18,11 +18,14 @@ import time
 
 import numpy as np
 
-import common
 import min_char_rnn
+from common import cli, gist_reference
+from common.checkpoint import prepare_output, sibling
+from common.models import Rnnlm
+from common.vocabulary import read_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHAKESPEARE = os.path.join(HERE, "..", "shared", "data", "tinyshakespeare.txt")
+SHAKESPEARE = os.path.join(HERE, "data", "tinyshakespeare.txt")  # data/download_shakespeare.py
 
 
 def bench_text(path=None):
@@ -30,7 +33,7 @@ def bench_text(path=None):
     if path is None and os.path.exists(SHAKESPEARE):
         path = SHAKESPEARE
     if path is not None:
-        return path, common.read_text(path)[0]
+        return path, read_text(path)[0]
     rng = np.random.default_rng(0)
     symbols = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?\n"[:65]))
     text = "".join(symbols[rng.zipf(1.3, size=1_000_000) % 65])
@@ -77,50 +80,18 @@ def train_cli_chars_per_s(path, B, H, T, dtype, iters):
 
 
 def gist_iteration_seconds(V, H=100, T=25, iters=200):
-    """Seconds per iteration of the original gist's algorithm (one-hot vectors, per-step np.dot,
-    per-array clip and Adagrad), rewritten here as the baseline to compare with."""
+    """Seconds per iteration of the original gist's algorithm (common/gist_reference.py: one-hot
+    vectors, per-step np.dot, per-array clip and Adagrad), the baseline to compare with."""
     rs = np.random.RandomState(0)
-    Wxh, Whh, Why = rs.randn(H, V) * 0.01, rs.randn(H, H) * 0.01, rs.randn(V, H) * 0.01
-    bh, by = np.zeros((H, 1)), np.zeros((V, 1))
-    mems = [np.zeros_like(a) for a in (Wxh, Whh, Why, bh, by)]
+    params = gist_reference.init(V, H, rs)
+    mems = [np.zeros_like(a) for a in params]
     data = rs.randint(V, size=T * iters + 1)
-
-    def iteration(inputs, targets, hprev):
-        xs, hs, ps = {}, {-1: hprev}, {}
-        loss = 0.0
-        for t in range(T):
-            xs[t] = np.zeros((V, 1))
-            xs[t][inputs[t]] = 1
-            hs[t] = np.tanh(np.dot(Wxh, xs[t]) + np.dot(Whh, hs[t - 1]) + bh)
-            ys = np.dot(Why, hs[t]) + by
-            ps[t] = np.exp(ys) / np.sum(np.exp(ys))
-            loss += -np.log(ps[t][targets[t], 0])
-        grads = [np.zeros_like(a) for a in (Wxh, Whh, Why, bh, by)]
-        dWxh, dWhh, dWhy, dbh, dby = grads
-        dhnext = np.zeros_like(hs[0])
-        for t in reversed(range(T)):
-            dy = np.copy(ps[t])
-            dy[targets[t]] -= 1
-            dWhy += np.dot(dy, hs[t].T)
-            dby += dy
-            dh = np.dot(Why.T, dy) + dhnext
-            dhraw = (1 - hs[t] * hs[t]) * dh
-            dbh += dhraw
-            dWxh += np.dot(dhraw, xs[t].T)
-            dWhh += np.dot(dhraw, hs[t - 1].T)
-            dhnext = np.dot(Whh.T, dhraw)
-        for g in grads:
-            np.clip(g, -5, 5, out=g)
-        for param, g, mem in zip((Wxh, Whh, Why, bh, by), grads, mems):
-            mem += g * g
-            param += -0.1 * g / np.sqrt(mem + 1e-8)
-        return hs[T - 1]
-
     h = np.zeros((H, 1))
     t0 = time.perf_counter()
     for n in range(iters):
         p = n * T
-        h = iteration(data[p:p + T], data[p + 1:p + T + 1], h)
+        loss, *grads, h = gist_reference.lossFun(data[p:p + T], data[p + 1:p + T + 1], h, *params)
+        gist_reference.adagrad(params, grads, mems, 0.1)
     return (time.perf_counter() - t0) / iters
 
 
@@ -214,12 +185,12 @@ def startup_100mb():
 
 
 def layers_vs_lossfun(N=32, T=100, H=512, V=65, repeats=5):
-    """Seconds for one forward + backward of rnnlm.SimpleRnnlm (D = H) and of lossFun on the
-    same sizes, float32, best of `repeats`, measured alternately so both see the same machine."""
-    import rnnlm
+    """Seconds for one forward + backward of the layer system's Rnnlm (rnn cell, D = H: the
+    general model, tested equal to the book's SimpleRnnlm) and of lossFun on the same sizes,
+    float32, best of `repeats`, measured alternately so both see the same machine."""
     rng = np.random.default_rng(0)
     xs, ts = rng.integers(V, size=(N, T)), rng.integers(V, size=(N, T))  # (N, T)
-    model = rnnlm.SimpleRnnlm(V, H, H, seed=0, dtype=np.float32)
+    model = Rnnlm(V, H, H, seed=0, dtype=np.float32)
     params = min_char_rnn.init_params(V, H, 0, np.float32)
     h = np.zeros((H, N), dtype=np.float32)  # (H, B)
 
@@ -256,13 +227,13 @@ def quality(argv):
     finally val_loss=<x>: nats/char over text[int(0.9 len):], one stream from a zero state."""
     ap = argparse.ArgumentParser(prog="bench.py quality", description=quality.__doc__)
     ap.add_argument("--input", required=True, help="text file (e.g. tiny Shakespeare)")
-    ap.add_argument("--budget-seconds", type=common.positive_float, default=70.0,
+    ap.add_argument("--budget-seconds", type=cli.positive_float, default=70.0,
                     help="seconds of training, evaluations excluded (default 70)")
     ap.add_argument("--out", required=True, help="where the best-validation checkpoint goes")
     ap.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     args = ap.parse_args(argv)
-    text = common.read_text(args.input)[0]
-    common.prepare_output(args.out)
+    text = read_text(args.input)[0]
+    prepare_output(args.out)
     val_path = args.out[:-4] + ".val.txt" if args.out.endswith(".npz") else args.out + ".val.txt"
     with open(val_path, "w", encoding="utf-8", newline="") as f:
         f.write(text[int(0.9 * len(text)):])  # the validation text, for sample.py --score-file
@@ -283,7 +254,7 @@ def quality(argv):
         import json
         with open(run_path[:-4] + ".log", encoding="utf-8") as f:
             records = [json.loads(line) for line in f if '"val_loss"' in line]
-        best_path = common.sibling(run_path, "best")
+        best_path = sibling(run_path, "best")
         os.replace(best_path, args.out)
     print(f"{'train seconds':>13s}  {'iteration':>9s}  val loss (nats/char)")
     for r in records:
@@ -353,4 +324,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main)

@@ -11,13 +11,16 @@ import argparse
 import itertools
 import math
 import os
-import sys
 import time
 
 import numpy as np
 from tqdm import tqdm
 
-import common
+from common import cli, training
+from common.checkpoint import FORMAT_VERSION, check_arrays
+from common.cli import UserError, fraction, nonnegative_int, positive_float, positive_int
+from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
+from common.time_layers import scatter_add_rows
 
 KIND = "min_char_rnn"
 DEFAULT_INPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "corpus.txt")
@@ -43,14 +46,6 @@ def flat_views(flat, vocab_size, hidden_size):
         views[name] = flat[start:start + size].reshape(shape)
         start += size
     return views
-
-
-def checkpoint_shapes(path, meta):
-    """param_shapes for a checkpoint, from its vocabulary and stored hidden size."""
-    try:
-        return param_shapes(len(meta["vocab"]), int(meta["options"]["hidden_size"]))
-    except (KeyError, TypeError, ValueError):
-        raise common.UserError(f"{path} is damaged: its meta record has no hidden size") from None
 
 
 def num_params(vocab_size, hidden_size):
@@ -125,17 +120,9 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, out=None):
     dhraw = dh.reshape(T * B, H)           # (T*B, H) gradient at the tanh inputs, a view of dh
     np.matmul(dhraw.T, hs[:-1].reshape(T * B, H), out=d["Whh"])  # dWhh = sum_t dhraw_t h_{t-1}^T
     dhraw.sum(axis=0, out=d["bh"][:, 0])   # dbh = sum_t dhraw_t
-    # dWxh = sum_t dhraw_t x_t^T adds dhraw_t into column x_t.
-    if V <= 256:  # small vocabulary: the gist's one-hot product, for all steps at once
-        xs = np.zeros((T * B, V), dtype=dtype)  # (T*B, V) one-hot x_t^T
-        xs[rows, ids] = 1
-        np.matmul(dhraw.T, xs, out=d["Wxh"])
-    else:  # large: sort the steps by input id and sum runs of equal ids, in O(T B H) memory
-        order = np.argsort(ids, kind="stable")  # (T*B,)
-        ids_sorted = ids[order]
-        starts = np.flatnonzero(np.r_[True, ids_sorted[1:] != ids_sorted[:-1]])  # (U,) run starts
-        d["Wxh"][...] = 0
-        d["Wxh"][:, ids_sorted[starts]] = np.add.reduceat(dhraw[order], starts, axis=0).T  # (H, U)
+    # dWxh = sum_t dhraw_t x_t^T adds dhraw_t into column x_t: rows of dWxh^T, summed per id
+    # (a one-hot product for V <= 256, a sort-and-reduce beyond: never a (T*B, V) tensor then)
+    scatter_add_rows(d["Wxh"].T, ids, dhraw)
     if clip is not None:
         np.clip(grads, -clip, clip, out=grads)  # the gist's elementwise clip, against exploding gradients
     hlast = hs[T].T.copy()                 # (H, B) h_{T-1}, the next block's hprev
@@ -158,21 +145,10 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
     W_next = np.concatenate([Whh.T, Why.T], axis=1)  # (H, H+V)
     rec = np.asarray(h.T, dtype=dtype) @ Whh.T  # (K, H) (Whh h_{-1})^T
     ix = np.asarray(seed_ix)                 # (K,)
-    block = max(1, min(1024, 2 ** 20 // (K * V)))  # steps of noise drawn at once (bounds memory)
+    block = noise_block(K, V)                # steps of noise drawn at once (bounds memory)
     while True:
-        # Gumbel-max: argmax(y / temperature + g) with g ~ Gumbel(0, 1) draws from
-        # softmax(y / temperature) without forming probabilities. argmax(y + temperature * g)
-        # is the same choice and stays finite for any temperature: y is never scaled up.
-        if temperature:
-            noise = rng.random((block, K, V))  # (block, K, V) U ~ uniform [0, 1)
-            with np.errstate(divide="ignore"):  # U = 0 (p = 2^-53) gives -inf: never drawn
-                np.log(noise, out=noise)
-                np.negative(noise, out=noise)
-                np.log(noise, out=noise)     # g = -log(-log U) ~ Gumbel(0, 1), in place:
-            noise *= -temperature            # 3x faster than rng.gumbel
-        else:
-            noise = np.zeros((block, 1, V))  # temperature 0: plain argmax
-        noise = noise.astype(dtype)
+        # Gumbel-max: argmax(y + temperature g), g ~ Gumbel(0, 1), draws from softmax(y / temperature)
+        noise = gumbel_noise(rng, (block, K, V), temperature, dtype)  # (block, K, V)
         if not top_k:
             noise += by.T                    # fold by into the noise: one add per step less
         for g in noise:
@@ -181,8 +157,7 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
             rec, y = z[:, :H], z[:, H:]      # (K, H), (K, V)
             if top_k:
                 y += by.T                    # y = Why h + by
-                kth = np.partition(y, V - top_k, axis=1)[:, V - top_k, None]  # (K, 1) k-th largest
-                y[y < kth] = -np.inf         # below the k-th largest logit is never drawn
+                keep_top_k(y, top_k)         # below the k-th largest logit is never drawn
             ix = (y + g).argmax(axis=1)      # (K,) the sampled characters
             yield ix
 
@@ -192,7 +167,7 @@ def evaluate(params, ids, h=None, chunk=None):
     (default zero), the state carried across chunks. Returns (nats, number of characters
     predicted, the state after ids[:-1])."""
     H, V = params["Wxh"].shape
-    chunk = chunk or max(64, min(8192, 2 ** 22 // V))  # keeps the (V, chunk) softmax near 32 MB
+    chunk = chunk or eval_chunk(V)
     if h is None:
         h = np.zeros((H, 1), dtype=params["Wxh"].dtype)  # (H, 1)
     nats = 0.0
@@ -208,42 +183,41 @@ def evaluate(params, ids, h=None, chunk=None):
 def build_parser():
     ap = argparse.ArgumentParser(
         description="Train Karpathy's min-char-rnn (tanh RNN, Adagrad) on a text file.")
-    i, f = common.positive_int, common.nonnegative_int
+    i, f = positive_int, nonnegative_int
     ap.add_argument("input", nargs="?", help="UTF-8 text file to train on (default: the bundled "
                     "data/corpus.txt, or the input stored in the --resume checkpoint)")
     model = ap.add_argument_group("model, data and optimiser (stored in the checkpoint)")
     model.add_argument("--hidden-size", type=i, default=100, help="hidden units H (default 100)")
     model.add_argument("--seq-length", type=i, default=25,
                        help="characters per stream per iteration, T (default 25)")
-    model.add_argument("--learning-rate", type=common.positive_float, default=0.1,
+    model.add_argument("--learning-rate", type=positive_float, default=0.1,
                        help="Adagrad learning rate (default 0.1)")
     model.add_argument("--batch-size", type=i, default=1,
                        help="streams B trained side by side, cut from B offsets (default 1)")
     model.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                        help="float64 (default) matches the gist exactly; float32 is ~2x faster")
-    model.add_argument("--val-fraction", type=common.fraction, default=0.1,
+    model.add_argument("--val-fraction", type=fraction, default=0.1,
                        help="fraction of the text, from its end, held out for validation "
                             "(default 0.1; 0 trains on all of it, as the gist)")
     model.add_argument("--seed", type=int, default=0,
                        help="seed for the initial weights and the samples (default 0)")
     model.add_argument("--encoding", default="utf-8", help="text encoding of INPUT (default utf-8)")
-    run = ap.add_argument_group("run control (may change on --resume)")
-    run.add_argument("--max-iters", type=f, default=None,
-                     help="stop after this many iterations in all, resumed ones included "
-                          "(default: run until interrupted, as the gist)")
-    run.add_argument("--out", default=None, help="checkpoint file (default: "
-                     "out/min_char_rnn-<input name>.npz, or the --resume file); the best by "
-                     "validation loss is kept beside it as <name>.best.npz")
-    run.add_argument("--init-from", default=None,
-                     help="start from this checkpoint's weights (and vocabulary, which must hold "
-                          "every character of INPUT) with fresh optimiser state and position")
-    run.add_argument("--sample-every", type=f, default=100,
-                     help="print a sample and the loss every N iterations (default 100; 0: never)")
-    run.add_argument("--sample-length", type=i, default=200,
-                     help="characters per printed sample (default 200)")
-    run.add_argument("--eval-max-chars", type=f, default=0,
-                     help="evaluate on at most this many validation characters (default 0: all)")
-    common.add_run_options(run)
+    run_group = ap.add_argument_group("run control (may change on --resume)")
+    run_group.add_argument("--max-iters", type=f, default=None,
+                           help="stop after this many iterations in all, resumed ones included "
+                                "(default: run until interrupted, as the gist)")
+    run_group.add_argument("--out", default=None, help="checkpoint file (default: "
+                           "out/min_char_rnn-<input name>.npz, or the --resume file); the best by "
+                           "validation loss is kept beside it as <name>.best.npz")
+    run_group.add_argument("--sample-every", type=f, default=100,
+                           help="print a sample and the loss every N iterations (default 100; "
+                                "0: never)")
+    run_group.add_argument("--sample-length", type=i, default=200,
+                           help="characters per printed sample (default 200)")
+    run_group.add_argument("--eval-max-chars", type=f, default=0,
+                           help="evaluate on at most this many validation characters (default 0: "
+                                "all)")
+    training.add_run_options(run_group)
     return ap
 
 
@@ -252,72 +226,44 @@ RUN_DEFINING = ("hidden_size", "seq_length", "learning_rate", "batch_size", "dty
                 "val_fraction", "seed", "encoding")
 
 
-def resolve_options(argv):
-    """Parse argv; with --resume, take the run-defining options from the checkpoint and refuse
-    a different value given on the command line. Returns (args, checkpoint or None)."""
-    args = build_parser().parse_args(argv)
-    given = common.given_options(build_parser(), argv, RUN_DEFINING)
-    if args.resume is not None and args.init_from is not None:
-        raise common.UserError("give --resume (continue a run) or --init-from (new run from "
-                               "saved weights), not both")
-    if args.init_from is not None:
-        arrays, meta = common.load_checkpoint(args.init_from, kinds=(KIND,))
-        stored = meta["options"]["hidden_size"]
-        if "hidden_size" in given and given["hidden_size"] != stored:
-            raise common.UserError(f"--hidden-size {given['hidden_size']} differs from the {stored} "
-                                   f"of {args.init_from}: drop --hidden-size")
-        args.hidden_size = stored
-        return args, None
-    if args.resume is None:
-        return args, None
-    return args, common.resume_run(args, given, RUN_DEFINING, KIND)
-
-
-def load_data(args, meta=None, vocab=None):
-    """Read and split the corpus; with `meta` (a run to resume) it must be the same file, with
-    `vocab` (--init-from) it is encoded in that vocabulary.
-    Returns (vocab, counts, train ids, val ids, sha256, nbytes)."""
-    text, sha, nbytes = common.read_text(args.input, args.encoding)
-    if meta is not None:
-        common.check_same_input(args.input, sha, nbytes, meta)
-    if vocab is None:
-        vocab, ids, counts = common.build_vocab(text)
-        if meta is not None and meta["vocab"] != vocab:  # same bytes, so a damaged checkpoint
-            raise common.UserError(f"{args.resume} is damaged: its vocabulary ({len(meta['vocab'])} "
-                                   f"characters) is not that of {args.input} ({len(vocab)})")
-    else:
-        ids = common.encode(text, vocab, f"{args.input} (for --init-from {args.init_from})")
-        counts = np.bincount(ids, minlength=len(vocab))  # (V,)
-    split = int(len(ids) * (1 - args.val_fraction))
-    train, val = ids[:split], ids[split:]
-    B, T = args.batch_size, args.seq_length
-    if len(train) // B < T + 1:
-        raise common.UserError(
-            f"the training text has {len(train)} characters, too few for --batch-size {B} and "
-            f"--seq-length {T}: each of the {B} streams needs at least T + 1 = {T + 1}, so at "
-            f"least {B * (T + 1)} characters; use a longer text or smaller values")
-    common.check_val_split(val, args.val_fraction)
-    return vocab, counts, train, val, sha, nbytes
-
-
-def main(argv=None):
-    np.seterr(all="ignore")  # overflow is checked explicitly (diverged below), not warned about
-    args, resumed = resolve_options(argv)
+def parse(argv):
+    """The options, and the checkpoints of --resume and --init-from (arrays, meta) or None."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = cli.given_options(parser, argv, RUN_DEFINING)
+    resumed, init = training.start_options(args, given, RUN_DEFINING, ("hidden_size",), KIND)
     if args.input is None:
         args.input = DEFAULT_INPUT
     if args.out is None:
         stem = os.path.splitext(os.path.basename(args.input))[0]
         args.out = os.path.join("out", f"min_char_rnn-{stem}.npz")
-    meta = resumed[1] if resumed else None
-    init = common.load_checkpoint(args.init_from, kinds=(KIND,)) if args.init_from else None
-    vocab, counts, train, val, sha, nbytes = load_data(args, meta, init and init[1]["vocab"])
-    common.prepare_output(args.out)
-    log = common.open_log(args.log)
+    return args, resumed, init
+
+
+def load_data(args, meta=None, init_meta=None):
+    """Read and split the corpus -> (vocab, counts, train ids, val ids, sha256, nbytes)."""
+    vocab, ids, counts, sha, nbytes = training.load_corpus(args, "char", meta, init_meta)
+    train, val = training.split_ids(ids, args.val_fraction, "character")
+    B, T = args.batch_size, args.seq_length
+    if len(train) // B < T + 1:
+        raise UserError(
+            f"the training text has {len(train)} characters, too few for --batch-size {B} and "
+            f"--seq-length {T}: each of the {B} streams needs at least T + 1 = {T + 1}, so at "
+            f"least {B * (T + 1)} characters; use a longer text or smaller values")
+    return vocab, counts, train, val, sha, nbytes
+
+
+def main(argv=None):
+    np.seterr(all="ignore")  # overflow is checked explicitly (run.check below), not warned about
+    args, resumed, init = parse(argv)
+    meta = resumed and resumed[1]
+    vocab, counts, train, val, sha, nbytes = load_data(args, meta, init and init[1])
+    run = training.Run(args, "char", meta)  # checks --out and --log before any training
     H, T, B, V = args.hidden_size, args.seq_length, args.batch_size, len(vocab)
     dtype = np.dtype(args.dtype)
-    ix_to_char = dict(enumerate(vocab))
+    ix_to_char = dict(enumerate(vocab.tokens))
     print(f"data has {len(train) + len(val)} characters, {V} unique "
-          f"({len(train)} train, {len(val)} validation).")
+          f"({len(train)} train, {len(val)} validation); {num_params(V, H)} parameters.")
     print("options: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()))
     # B streams of S characters each, cut from B offsets of the training text: (B, S)
     S = len(train) // B
@@ -332,77 +278,32 @@ def main(argv=None):
     step = np.empty(P, dtype=dtype)  # (P,) scratch for the Adagrad step
     params = flat_views(flat, V, H)
     if resumed:
-        arrays, meta = resumed
-        shapes = param_shapes(V, H)
-        common.check_arrays(args.resume, arrays, {**shapes, **{"m" + k: s for k, s in shapes.items()},
-                                                  "hprev": (H, B)})
-        for name in PARAM_NAMES:
-            params[name][...] = arrays[name]
-            flat_views(mem, V, H)[name][...] = arrays["m" + name]
-        hprev = arrays["hprev"].astype(dtype)  # (H, B)
-        n, p, smooth_loss = meta["n"], meta["p"], meta["smooth_loss"]
-        best_val = meta["best_val_loss"]
-        rng = np.random.default_rng()
-        rng.bit_generator.state = meta["rng_state"]
-        print(f"resuming {args.resume} at iteration {n}")
+        n, p, smooth_loss, hprev, rng = restore(args, resumed, params, flat_views(mem, V, H))
     else:
+        start = init_params(V, H, args.seed, dtype)
         if init:
-            common.check_arrays(args.init_from, init[0], param_shapes(V, H))
+            check_arrays(args.init_from, init[0], param_shapes(V, H))
             start = init[0]
             print(f"starting from the weights of {args.init_from}")
-        else:
-            start = init_params(V, H, args.seed, dtype)
         for name in PARAM_NAMES:
             params[name][...] = start[name]
         hprev = np.zeros((H, B), dtype=dtype)  # (H, B)
         n, p = 0, 0
         smooth_loss = -math.log(1.0 / V) * T  # loss at iteration 0
-        best_val = None
         rng = np.random.default_rng(args.seed)
-    best_path = common.sibling(args.out, "best")
-    # A fresh run keeps the files an earlier run left at --out and its best as .prev files, at
-    # its first save of each: yesterday's model is never silently lost.
-    keep_old = {} if resumed else {args.out: common.sibling(args.out, "prev"),
-                                   best_path: common.sibling(args.out, "prev.best")}
-    saved = set()  # paths written by this run
+    run.begin(n, args.max_iters)
 
     def save(path):
-        if not np.isfinite(flat).all():  # never write a broken model
-            raise common.UserError(f"weights are not finite at iteration {n}; not saved", 1)
-        old = keep_old.pop(path, None)
-        if old and os.path.exists(path):
-            os.replace(path, old)
-            tqdm.write(f"kept the previous {path} as {old}")
         arrays = {name: params[name] for name in PARAM_NAMES}
         arrays.update({"m" + k: v for k, v in flat_views(mem, V, H).items()})
         arrays["hprev"] = hprev
-        common.save_checkpoint(path, arrays, {
-            "format_version": common.FORMAT_VERSION, "kind": KIND, "vocab": vocab,
+        run.save(path, arrays, {
+            "format_version": FORMAT_VERSION, "kind": KIND, "vocab": vocab.to_meta(),
             "char_counts": counts.tolist(), "options": {k: getattr(args, k) for k in RUN_DEFINING},
             "input": os.path.abspath(args.input), "input_bytes": nbytes, "input_sha256": sha,
-            "n": n, "p": p, "smooth_loss": smooth_loss, "best_val_loss": best_val,
-            "rng_state": rng.bit_generator.state})
-        saved.add(path)
+            "n": n, "p": p, "smooth_loss": smooth_loss, "rng_state": rng.bit_generator.state,
+            **run.meta()}, n)
 
-    def validate():
-        nonlocal best_val
-        nats, count, _ = evaluate(params, eval_ids)
-        val_loss = nats / count
-        if not math.isfinite(val_loss):
-            raise common.UserError(f"the validation loss became {val_loss} at iteration {n}: "
-                                   f"training diverged; try a smaller --learning-rate", 1)
-        tqdm.write(f"iter {n}: val loss {val_loss:.4f} nats/char, {val_loss / math.log(2):.4f} "
-                   f"bits/char")
-        if log:
-            log.write(common.json_line(iter=n, val_loss=val_loss,
-                                       val_bits_per_char=val_loss / math.log(2)))
-        if best_val is None or val_loss < best_val:
-            best_val = val_loss
-            save(best_path)
-
-    stop = common.StopFlag()
-    bar = tqdm(total=args.max_iters, initial=n, unit="it", dynamic_ncols=True, disable=None,
-               mininterval=0.5)
     t_last, n_last = time.perf_counter(), n
     while args.max_iters is None or n < args.max_iters:
         # prepare inputs (we're sweeping from left to right in steps seq_length long)
@@ -420,14 +321,11 @@ def main(argv=None):
 
         # forward seq_length characters through the net and fetch gradient
         loss, *_, hprev = lossFun(inputs, targets, hprev, params, out=grads)
-        if not math.isfinite(loss):
-            raise diverged(f"the loss became {loss}", n)
+        run.check(loss, "the loss", n)
         smooth_loss = smooth_loss * 0.999 + loss * 0.001
         if args.sample_every and n % args.sample_every == 0:
             tqdm.write(f"iter {n}, loss: {smooth_loss:f}")  # print progress
-        if log and args.log_every and n % args.log_every == 0:
-            log.write(common.json_line(iter=n, loss=loss, loss_per_char=loss / T,
-                                       smooth_loss=smooth_loss))
+        run.trained(n, loss / T, loss=loss, loss_per_char=loss / T, smooth_loss=smooth_loss)
 
         # perform parameter update with Adagrad: mem += g^2, param -= lr g / sqrt(mem + 1e-8)
         np.multiply(grads, grads, out=step)
@@ -437,36 +335,47 @@ def main(argv=None):
         np.divide(grads, step, out=step)
         step *= args.learning_rate
         flat -= step
-        if not (math.isfinite(flat.max()) and math.isfinite(flat.min())):  # NaN or inf anywhere
-            raise diverged("the weights overflowed", n)
+        run.check(float(flat.max()) + float(flat.min()), "the weights", n)  # NaN or inf anywhere
 
         p += T  # move data pointer
         n += 1  # iteration counter
-        bar.update(1)
         now = time.perf_counter()
         if now - t_last > 1.0:
-            bar.set_postfix_str(f"loss {smooth_loss:.3f}, "
-                                f"{(n - n_last) * B * T / (now - t_last) / 1000:.1f}k chars/s")
+            run.progress(f"loss {smooth_loss:.3f}, "
+                         f"{(n - n_last) * B * T / (now - t_last) / 1000:.1f}k chars/s")
             t_last, n_last = now, n
+        else:
+            run.progress()
         finished = args.max_iters is not None and n >= args.max_iters
         if len(val) and (finished or (args.eval_every and n % args.eval_every == 0)):
-            validate()
-        if finished or stop.signum or (args.save_every and n % args.save_every == 0):
+            nats, count, _ = evaluate(params, eval_ids)
+            run.validated(n, nats / count, save, val_bits_per_char=nats / count / math.log(2))
+        if finished or run.stop.signum or (args.save_every and n % args.save_every == 0):
             save(args.out)
-        if stop.signum:
-            bar.close()
-            print(f"interrupted at iteration {n}: saved to {args.out}", file=sys.stderr)
-            return stop.exit_status
-    bar.close()
-    where = f"; saved to {args.out}" if args.out in saved else ""  # no iterations: nothing saved
+        if run.stop.signum:
+            return run.interrupted(n)
+    run.close()
+    where = f"; saved to {args.out}" if args.out in run.saved else ""  # no iterations: nothing saved
     print(f"done: {n} iterations, smooth loss {smooth_loss:.4f}{where}")
     return 0
 
 
-def diverged(what, n):
-    return common.UserError(f"{what} at iteration {n}: training diverged; the last saved "
-                            "checkpoint is untouched; try a smaller --learning-rate", 1)
+def restore(args, resumed, params, mem):
+    """Load a run to resume into params and mem (dicts of views) -> (n, p, smooth_loss, hprev,
+    rng), the loop's state as it was saved."""
+    arrays, meta = resumed
+    shapes = param_shapes(*params["Wxh"].shape[::-1])
+    check_arrays(args.resume, arrays, {**shapes, **{"m" + k: s for k, s in shapes.items()},
+                                       "hprev": (args.hidden_size, args.batch_size)})
+    for name in PARAM_NAMES:
+        params[name][...] = arrays[name]
+        mem[name][...] = arrays["m" + name]
+    rng = np.random.default_rng()
+    rng.bit_generator.state = meta["rng_state"]
+    print(f"resuming {args.resume} at iteration {meta['n']}")
+    hprev = arrays["hprev"].astype(params["Wxh"].dtype)  # (H, B)
+    return meta["n"], meta["p"], meta["smooth_loss"], hprev, rng
 
 
 if __name__ == "__main__":
-    common.run(lambda: main())
+    cli.run(main)

@@ -1,6 +1,6 @@
 """
 Generate text from a checkpoint, or score a text's probability under it (log-probability,
-bits per character, perplexity). Reads the checkpoints of min_char_rnn.py.
+bits per character, perplexity). Reads the checkpoints of min_char_rnn.py and rnnlm.py.
 
 References:
   https://gist.github.com/karpathy/d4dee566867f8291f086  (min-char-rnn's sample())
@@ -22,69 +22,25 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402 (after the thread settings)
 
-import common
-import min_char_rnn
-import rnnlm
-
-KINDS = (min_char_rnn.KIND, rnnlm.KIND)
-
-
-class CharRnn:
-    """The gist's model behind the small interface sample.py uses for every model kind:
-    tokens, initial_state(K), feed(ids, state), generate(...), score(ids)."""
-
-    level = "char"
-
-    def __init__(self, path, arrays, meta):
-        self.tokens = list(meta["vocab"])
-        shapes = min_char_rnn.checkpoint_shapes(path, meta)
-        common.check_arrays(path, arrays, shapes)
-        self.params = {name: arrays[name] for name in min_char_rnn.PARAM_NAMES}
-        self.hidden_size = shapes["Whh"][0]
-
-    def initial_state(self, K):
-        return np.zeros((self.hidden_size, K), dtype=self.params["Wxh"].dtype)  # (H, K)
-
-    def feed(self, ids, state):
-        """The state after reading ids[:-1] (one stream): ids[-1] is the next input."""
-        return min_char_rnn.evaluate(self.params, ids, state)[2]
-
-    def generate(self, state, seed_ix, rng, temperature, top_k):
-        return min_char_rnn.sample(self.params, state, seed_ix, rng, temperature, top_k)
-
-    def score(self, ids):
-        """Total log-probability (nats) of ids[1:] given what precedes each, from a zero state."""
-        nats, count, _ = min_char_rnn.evaluate(self.params, ids)
-        return -nats, count
-
-
-def load_model(path):
-    arrays, meta = common.load_checkpoint(path, kinds=KINDS)
-    adapter = rnnlm.RnnlmAdapter if meta["kind"] == rnnlm.KIND else CharRnn
-    return adapter(path, arrays, meta), meta
-
-
-def encode(model, text, what):
-    """text -> token ids under the model's vocabulary: characters, or words for word level."""
-    if model.level == "word":
-        return rnnlm.encode_words(text, model.tokens, what)
-    return common.encode(text, "".join(model.tokens), what)
+from common import cli  # noqa: E402
+from common.interface import load_model  # noqa: E402
+from common.vocabulary import read_text  # noqa: E402
 
 
 def read_argument_text(value, encoding, what):
     """--start TEXT, or FILE:path for a file's contents."""
     if value.startswith("FILE:"):
-        return common.read_text(value[5:], encoding, what + " file")[0]
+        return read_text(value[5:], encoding, what + " file")[0]
     return value
 
 
 def build_parser():
     ap = argparse.ArgumentParser(description="Generate text from a checkpoint, or score a text.")
-    ap.add_argument("checkpoint", help="a .npz written by min_char_rnn.py")
+    ap.add_argument("checkpoint", help="a .npz written by min_char_rnn.py or rnnlm.py")
     gen = ap.add_argument_group("generate")
-    gen.add_argument("--length", type=common.nonnegative_int, default=500,
+    gen.add_argument("--length", type=cli.nonnegative_int, default=500,
                      help="characters to generate after --start (default 500)")
-    gen.add_argument("--num-samples", type=common.positive_int, default=1,
+    gen.add_argument("--num-samples", type=cli.positive_int, default=1,
                      help="samples generated side by side as one batch (default 1)")
     gen.add_argument("--seed", type=int, default=0,
                      help="random seed: the same seed gives the same text (default 0)")
@@ -92,9 +48,9 @@ def build_parser():
                      help="text to prime the model with (printed, then continued); FILE:path "
                           "reads it from a file. Without it, the first character is drawn from "
                           "the training corpus's character frequencies, from a zero state")
-    gen.add_argument("--temperature", type=common.nonnegative_float, default=1.0,
+    gen.add_argument("--temperature", type=cli.nonnegative_float, default=1.0,
                      help="softmax temperature (default 1.0; 0 = always the most likely)")
-    gen.add_argument("--top-k", type=common.nonnegative_int, default=0,
+    gen.add_argument("--top-k", type=cli.nonnegative_int, default=0,
                      help="sample among the k most likely characters only (default 0: all; "
                           "k above the vocabulary size means all)")
     sc = ap.add_argument_group("score")
@@ -109,22 +65,36 @@ def build_parser():
 
 
 def score_text(model, text):
-    """The figures for one text: total log-probability and per-character rates."""
-    ids = encode(model, text, "the scored text")
-    unit = "words" if model.level == "word" else "characters"
+    """The figures for one text: total log-probability, and rates per predicted token ("char",
+    or "token" for words, with rates per character of the whole text beside them)."""
+    ids = model.encode(text, "the scored text")
     if len(ids) < 2:
-        raise common.UserError(f"the scored text needs at least 2 {unit} (the first is only a "
-                               "context)")
+        raise cli.UserError(f"the scored text needs at least 2 {model.vocab.unit_name}s (the "
+                            "first is only a context)")
     log_prob, count = model.score(ids)
+    if not math.isfinite(log_prob):
+        raise cli.UserError("the model's scores are not finite: its weights are damaged or "
+                            "diverged; use another checkpoint", 1)
+    tok = "char" if model.level == "char" else "token"
     nats = -log_prob / count
-    if model.level == "word":
-        # per-token figures (perplexity per word), and per character of the whole scored text
-        return {"log_prob": log_prob, "tokens_scored": count, "nats_per_token": nats,
-                "bits_per_token": nats / math.log(2), "perplexity": math.exp(nats),
-                "chars_scored": len(text), "nats_per_char": -log_prob / len(text),
-                "bits_per_char": -log_prob / len(text) / math.log(2)}
-    return {"log_prob": log_prob, "chars_scored": count, "nats_per_char": nats,
-            "bits_per_char": nats / math.log(2), "perplexity": math.exp(nats)}
+    figures = {"log_prob": log_prob, f"{tok}s_scored": count, f"nats_per_{tok}": nats,
+               f"bits_per_{tok}": nats / math.log(2), "perplexity": math.exp(nats)}
+    if tok != "char":  # rates per character of the whole text too, comparable across levels
+        figures.update({"chars_scored": len(text), "nats_per_char": -log_prob / len(text),
+                        "bits_per_char": -log_prob / len(text) / math.log(2)})
+    return figures
+
+
+def score_line(figures, vocab):
+    """The printed line for score_text's figures."""
+    tok = "char" if vocab.level == "char" else "token"
+    line = (f"log-probability {figures['log_prob']:.4f} nats over {figures[tok + 's_scored']} "
+            f"predicted {vocab.unit_name}s: {figures['nats_per_' + tok]:.4f} nats/{vocab.unit}, "
+            f"{figures['bits_per_' + tok]:.4f} bits/{vocab.unit}, "
+            f"perplexity {figures['perplexity']:.3f}")
+    if tok != "char":
+        line += f"; {figures['bits_per_char']:.4f} bits/char over {figures['chars_scored']} characters"
+    return line
 
 
 def write_live(pieces, out=None, interval=0.05, block=64):
@@ -145,19 +115,21 @@ def write_live(pieces, out=None, interval=0.05, block=64):
     out.flush()
 
 
-def generate(model, meta, args):
+def generate(model, args):
     rng = np.random.default_rng(args.seed)
     K = args.num_samples
-    state = model.initial_state(K)
     if args.start:
         start = read_argument_text(args.start, args.encoding, "--start")
-        ids = encode(model, start, "--start")
-        state = np.repeat(model.feed(ids, model.initial_state(1)), K, axis=1)  # (H, K)
+        ids = model.encode(start, "--start")
+        if not len(ids):
+            raise cli.UserError(f"--start holds no {model.vocab.unit_name}s: give some text")
+        state = model.prime(ids, K)  # the state after the start text but its last token
         seed_ix, prefix, n = np.full(K, ids[-1]), start, args.length
     else:
-        # the first character is drawn from the corpus's character frequencies and counts as
-        # one of the --length characters
-        counts = np.asarray(meta.get("char_counts") or meta["token_counts"], dtype=np.float64)  # (V,)
+        # the first token is drawn from the training text's token frequencies and counts as
+        # one of the --length tokens
+        counts = model.token_counts()  # (V,)
+        state = model.initial_state(K)
         seed_ix = rng.choice(len(counts), size=K, p=counts / counts.sum())
         prefix, n = None, args.length - 1
     if args.length == 0:
@@ -165,33 +137,32 @@ def generate(model, meta, args):
             print_separated(k, K, prefix or "")
         return 0
     steps = itertools.islice(model.generate(state, seed_ix, rng, args.temperature, args.top_k), n)
-    # characters as they are; word level joins words by spaces, <eos> a line break
-    text = (lambda toks: toks) if model.level == "char" else \
-        (lambda toks: rnnlm.token_text(toks, model.level))
     if K == 1:
-        first = [prefix] if prefix is not None else [model.tokens[seed_ix[0]]]
-        blocks = blocks_of_tokens(model.tokens, steps)
-        if model.level == "char":  # a block of characters is one string: no per-character work
-            write_live(itertools.chain(first, map("".join, blocks)))
-        else:
-            write_live(text(itertools.chain(first, itertools.chain.from_iterable(blocks))))
+        write_live(stream_text(model.vocab, prefix, seed_ix[0], steps))
         sys.stdout.write("\n")
         return 0
     ixes = np.array(list(steps), dtype=np.int64).reshape(n, K)  # (n, K)
     for k in range(K):
-        first = [prefix] if prefix is not None else [model.tokens[seed_ix[k]]]
-        print_separated(k, K, "".join(text(first + [model.tokens[i] for i in ixes[:, k]])))
+        if prefix is None:  # the drawn first token is part of the sample
+            text = model.vocab.decode(np.r_[seed_ix[k], ixes[:, k]])
+        else:
+            text = prefix + model.vocab.decode(ixes[:, k], after=seed_ix[k])
+        print_separated(k, K, text)
     return 0
 
 
-def blocks_of_tokens(tokens, steps, size=256):
-    """The tokens of one stream, taken from the sampler `size` steps at a time: yields lists."""
-    lookup = np.array(tokens, dtype=object)  # (V,) id -> token
+def stream_text(vocab, prefix, first, steps, size=256):
+    """The text of one stream as it is generated: the prefix (or, without one, the first token),
+    then the sampler's tokens, decoded `size` steps at a time."""
+    yield prefix if prefix is not None else vocab.decode([first])
+    last = first
     while True:
         block = list(itertools.islice(steps, size))  # (1,) id arrays
         if not block:
             return
-        yield list(lookup[np.concatenate(block)])
+        ids = np.concatenate(block)  # (size,)
+        yield vocab.decode(ids, after=last)
+        last = ids[-1]
 
 
 def print_separated(k, K, text):
@@ -203,27 +174,16 @@ def print_separated(k, K, text):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.score is not None and args.score_file is not None:
-        raise common.UserError("give --score or --score-file, not both")
-    model, meta = load_model(args.checkpoint)
+        raise cli.UserError("give --score or --score-file, not both")
+    model = load_model(args.checkpoint)
     if args.score is not None or args.score_file is not None:
         text = args.score if args.score is not None else \
-            common.read_text(args.score_file, args.encoding, "--score-file")[0]
+            read_text(args.score_file, args.encoding, "--score-file")[0]
         figures = score_text(model, text)
-        if args.json:
-            print(json.dumps(figures))
-        elif model.level == "word":
-            print(f"log-probability {figures['log_prob']:.4f} nats over "
-                  f"{figures['tokens_scored']} predicted words: "
-                  f"{figures['nats_per_token']:.4f} nats/word, perplexity {figures['perplexity']:.3f}; "
-                  f"{figures['bits_per_char']:.4f} bits/char over {figures['chars_scored']} characters")
-        else:
-            print(f"log-probability {figures['log_prob']:.4f} nats over "
-                  f"{figures['chars_scored']} predicted characters: "
-                  f"{figures['nats_per_char']:.4f} nats/char, "
-                  f"{figures['bits_per_char']:.4f} bits/char, perplexity {figures['perplexity']:.3f}")
+        print(json.dumps(figures) if args.json else score_line(figures, model.vocab))
         return 0
-    return generate(model, meta, args)
+    return generate(model, args)
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main, memory_hint="a smaller --num-samples")

@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 import pytest
 
-import common
+from common.checkpoint import load_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "min_char_rnn.py")
@@ -122,7 +122,7 @@ def train_fails(tmp_path, good, args, status, *needles, argparse_error=False):
 
 
 def load(path):
-    return common.load_checkpoint(str(path), kinds=(KIND,))
+    return load_checkpoint(str(path), kinds=(KIND,))
 
 
 def assert_finite_checkpoint(path):

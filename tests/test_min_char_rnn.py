@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-import common
+from common.checkpoint import load_checkpoint
 import min_char_rnn as mcr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,7 +110,7 @@ def read_log(path):
 
 
 def load(path):
-    return common.load_checkpoint(str(path), kinds=("min_char_rnn",))
+    return load_checkpoint(str(path), kinds=("min_char_rnn",))
 
 
 def random_params(rng, V, H, scale):

@@ -11,7 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-import common
+from common import models, optimizer
+from common.checkpoint import load_checkpoint
+from common.vocabulary import Vocabulary, split_words
+from common.interface import LayerModel
 import min_char_rnn as mcr
 import rnnlm
 
@@ -75,19 +78,43 @@ def grad_check(model, xs, ts, rng):
 
 # ----------------------------------------------------------------------------- models
 
-def test_simple_rnnlm_gradients():
+def test_one_layer_rnn_gradients():
     rng = np.random.default_rng(0)
     V, D, H, N, T = 7, 4, 5, 2, 3
-    model = rnnlm.SimpleRnnlm(V, D, H, seed=1)
+    model = models.Rnnlm(V, D, H, seed=1)
     assert model.names == ["embed_W", "rnn_Wx", "rnn_Wh", "rnn_b", "affine_W", "affine_b"]
     assert [p.shape for p in model.params] == [(V, D), (D, H), (H, H), (H,), (H, V), (V,)]
     grad_check(model, rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T)), rng)
 
 
+GENERAL_VS_BOOK_TOL = 1e-10  # issue 9: the same function computed by two codes, float64
+
+
+def test_general_model_equals_the_books_simple_rnnlm():
+    # V = 5 < N T: the general model fuses the embedding with Wx (its fast path); the book's
+    # SimpleRnnlm picks rows, then multiplies: the same function, loss and every gradient
+    rng = np.random.default_rng(11)
+    V, D, H, N, T = 5, 4, 6, 3, 4
+    book, general = models.SimpleRnnlm(V, D, H, seed=2), models.Rnnlm(V, D, H, seed=2)
+    for p, q in zip(book.params, general.params):
+        np.testing.assert_array_equal(p, q)  # the same draws in the same order
+        p[...] = q[...] = WEIGHT_SCALE * rng.standard_normal(p.shape)
+    for _ in range(2):  # the second block starts from the state the first one carried
+        xs, ts = rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T))
+        loss_book, loss_general = book.forward(xs, ts), general.forward(xs, ts)
+        book.backward()
+        general.backward()
+        assert abs(loss_book - loss_general) < GENERAL_VS_BOOK_TOL
+        for name, g, h in zip(general.names, book.grads, general.grads):
+            assert np.abs(g - h).max() < GENERAL_VS_BOOK_TOL, name
+    book.reset_state()
+    assert book.rnn_layer.h is None
+
+
 def test_two_layer_lstm_gradients_with_fixed_dropout_masks():
     rng = np.random.default_rng(1)
     V, D, H, N, T = 6, 3, 4, 2, 5
-    model = rnnlm.Rnnlm(V, D, H, cell="lstm", num_layers=2, dropout=0.4, seed=2,
+    model = models.Rnnlm(V, D, H, cell="lstm", num_layers=2, dropout=0.4, seed=2,
                         rng=np.random.default_rng(3))
     for drop, shape in zip(model.dropouts, [(N, T, D), (N, T, H), (N, T, H)]):
         drop.set_mask(rng.random(shape) >= 0.4)
@@ -99,7 +126,7 @@ def test_two_layer_lstm_gradients_with_fixed_dropout_masks():
 def test_tied_gru_gradients_sum_both_uses():
     rng = np.random.default_rng(2)
     V, H, N, T = 8, 5, 3, 4
-    model = rnnlm.Rnnlm(V, H, H, cell="gru", num_layers=2, tie_weights=True, seed=3)
+    model = models.Rnnlm(V, H, H, cell="gru", num_layers=2, tie_weights=True, seed=3)
     assert "affine_W" not in model.names  # one array, updated once
     assert np.shares_memory(model.affine.params[0], model.params[0])
     grad_check(model, rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T)), rng)
@@ -107,10 +134,10 @@ def test_tied_gru_gradients_sum_both_uses():
 
 def test_fused_embedding_gradients_for_each_cell():
     # V = 5 < N T = 12: the embedding and the first layer's Wx run as one (V, GH) table
-    for seed, cell in enumerate(rnnlm.CELLS):
+    for seed, cell in enumerate(models.CELLS):
         rng = np.random.default_rng(40 + seed)
         V, D, H, N, T = 5, 3, 4, 3, 4
-        model = rnnlm.Rnnlm(V, D, H, cell=cell, seed=seed)
+        model = models.Rnnlm(V, D, H, cell=cell, seed=seed)
         assert model.embed_proj is not None and model.embed_proj._by_table(N * T)
         grad_check(model, rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T)), rng)
 
@@ -122,7 +149,7 @@ def test_fused_and_unfused_give_the_same_loss_and_gradients():
         rng = np.random.default_rng(50 + k)
         D, H, N, T = 4, 4, 16, 20
         xs, ts = rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T))
-        fused, unfused = (rnnlm.Rnnlm(V, D, H, cell, L, tie_weights=tied, seed=k) for _ in range(2))
+        fused, unfused = (models.Rnnlm(V, D, H, cell, L, tie_weights=tied, seed=k) for _ in range(2))
         for p in fused.params:
             p[...] = WEIGHT_SCALE * rng.standard_normal(p.shape)  # gradients of order 1
         for p, q in zip(unfused.params, fused.params):
@@ -139,7 +166,7 @@ def test_fused_and_unfused_give_the_same_loss_and_gradients():
 
 def test_book_init_and_initial_loss_is_ln_V():
     V, D, H = 9, 6, 7
-    model = rnnlm.SimpleRnnlm(V, D, H, seed=4)
+    model = models.SimpleRnnlm(V, D, H, seed=4)
     init = np.random.default_rng(4)  # the book's draws, in order: embed, Wx, Wh, affine
     np.testing.assert_array_equal(model.params[0], init.standard_normal((V, D)) / 100)
     np.testing.assert_array_equal(model.params[1], init.standard_normal((D, H)) / np.sqrt(D))
@@ -159,14 +186,14 @@ def test_equivalence_with_min_char_rnn():
     inputs, targets = rng.integers(0, V, T), rng.integers(0, V, T)
     hprev = 0.5 * rng.standard_normal((H, 1))
     loss, dWxh, dWhh, dWhy, dbh, dby, hlast = mcr.lossFun(inputs, targets, hprev, params, clip=None)
-    model = rnnlm.SimpleRnnlm(V, H, H)
+    model = models.SimpleRnnlm(V, H, H)
     # the mapping, once: the gist's one-hot x_t times Wxh is row x_t of embed_W = Wxh^T, so the
     # RNN's own input weights are the identity; the rest are transposes (row vs column vectors)
     embed_W, rnn_Wx, rnn_Wh, rnn_b, affine_W, affine_b = model.params
     embed_W[...], rnn_Wx[...], rnn_Wh[...] = params["Wxh"].T, np.eye(H), params["Whh"].T
     rnn_b[...], affine_b[...] = params["bh"][:, 0], params["by"][:, 0]
     affine_W[...] = params["Why"].T
-    model.set_state(np.stack([hprev.T]))  # (1, 1, H)
+    model.rnn_layer.set_state(hprev.T)  # (1, H)
     loss_book = model.forward(inputs[None], targets[None])
     model.backward()
     # the book takes the mean over N*T positions, the gist the sum over T: a factor of T
@@ -175,7 +202,7 @@ def test_equivalence_with_min_char_rnn():
     for name, ana, ref in [("dWxh", g[0].T, dWxh), ("dWhh", g[2].T, dWhh), ("dbh", g[3], dbh[:, 0]),
                            ("dWhy", g[4].T, dWhy), ("dby", g[5], dby[:, 0])]:
         np.testing.assert_allclose(ana * T, ref, rtol=EQUIV_TOL, atol=EQUIV_TOL, err_msg=name)
-    np.testing.assert_allclose(model.get_state()[0].T, hlast, rtol=EQUIV_TOL, atol=EQUIV_TOL)
+    np.testing.assert_allclose(model.rnn_layer.h.T, hlast, rtol=EQUIV_TOL, atol=EQUIV_TOL)
 
 
 def test_get_batch_offsets_and_wrap():
@@ -194,45 +221,46 @@ def test_optimizers_and_clip_follow_the_book():
     rng = np.random.default_rng(6)
     p0, g = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
     p = p0.copy()
-    rnnlm.SGD(0.1).update([p], [g])
+    optimizer.SGD(0.1).update([p], [g])
     np.testing.assert_array_equal(p, p0 - 0.1 * g)
-    p, opt = p0.copy(), rnnlm.AdaGrad(0.1)
+    p, opt = p0.copy(), optimizer.AdaGrad(0.1)
     opt.update([p], [g])
     opt.update([p], [g])
     step1, step2 = 0.1 * g / (abs(g) + 1e-7), 0.1 * g / (np.sqrt(2) * abs(g) + 1e-7)
     np.testing.assert_allclose(p, p0 - step1 - step2)
-    p, opt = p0.copy(), rnnlm.Adam(0.01)
+    p, opt = p0.copy(), optimizer.Adam(0.01)
     opt.update([p], [g])  # step 1: m = 0.1 g, v = 0.001 g^2, lr_t = 0.01 sqrt(0.001) / 0.1
     np.testing.assert_allclose(p, p0 - 0.01 * math.sqrt(0.001) / 0.1 * 0.1 * g
                                / (np.sqrt(0.001) * abs(g) + 1e-7))
     grads = [np.full(3, 2.0), np.full(4, 2.0)]  # norm sqrt(7 * 4)
-    norm = rnnlm.clip_grads(grads, 1.0)
+    norm = optimizer.clip_grads(grads, 1.0)
     assert norm == math.sqrt(28)
     np.testing.assert_allclose(grads[0], 2.0 / (math.sqrt(28) + 1e-6))
 
 
 def test_split_words_and_eos():
-    assert rnnlm.split_words("a b\n c  d\n\ne") == ["a", "b", "<eos>", "c", "d", "<eos>",
+    assert split_words("a b\n c  d\n\ne") == ["a", "b", "<eos>", "c", "d", "<eos>",
                                                    "<eos>", "e"]
-    tokens, ids, counts = rnnlm.build_word_vocab(rnnlm.split_words(TOY))
-    assert tokens == sorted(set(TOY.split())) and counts.sum() == 8
-    assert "".join(rnnlm.token_text(["a", "b", "<eos>", "c"], "word")) == "a b\nc"
+    vocab, ids, counts = Vocabulary.build(TOY, "word")
+    assert vocab.tokens == sorted(set(split_words(TOY))) and counts.sum() == len(split_words(TOY))
+    words = Vocabulary(["<eos>", "a", "b", "c"], "word")
+    assert words.decode([1, 2, 0, 3]) == "a b\nc"
 
 
 def test_sampler_is_greedy_at_temperature_zero_and_streams_are_independent():
     rng = np.random.default_rng(7)
-    model = rnnlm.Rnnlm(11, 4, 6, cell="lstm", seed=8)
+    model = models.Rnnlm(11, 4, 6, cell="lstm", seed=8)
     for p in model.params:
         p[...] = rng.standard_normal(p.shape)
     state = 0.3 * rng.standard_normal((2, 3, 6))  # (S, K, H)
-    seq = [ix.copy() for _, ix in zip(range(5), rnnlm.sample(model, state, [1, 2, 3], None, 0))]
+    seq = [ix.copy() for _, ix in zip(range(5), LayerModel(model, None).generate(state, [1, 2, 3], None, 0))]
     model.set_state(state)
     ix = np.array([1, 2, 3])
     for step in seq:  # the same model's predict, argmax by hand
         ix = model.predict(ix[:, None])[:, 0].argmax(axis=1)
         np.testing.assert_array_equal(step, ix)
-    two = rnnlm.sample(model, state, [1, 2, 3], np.random.default_rng(9), 1.0)
-    one = rnnlm.sample(model, state[:, 1:2], [2], np.random.default_rng(9), 1.0)
+    two = LayerModel(model, None).generate(state, [1, 2, 3], np.random.default_rng(9), 1.0)
+    one = LayerModel(model, None).generate(state[:, 1:2], [2], np.random.default_rng(9), 1.0)
     assert next(two).shape == (3,) and next(one).shape == (1,)
 
 
@@ -247,7 +275,7 @@ def test_word_level_toy_corpus_reaches_perplexity_below_1_2(tmp_path):
     records = [json.loads(line) for line in open(tmp_path / "log.jsonl", encoding="utf-8")]
     last = [r for r in records if "val_perplexity" in r][-1]
     assert last["val_perplexity"] < TOY_PERPLEXITY, last
-    meta = common.load_checkpoint(str(tmp_path / "toy.npz"))[1]
+    meta = load_checkpoint(str(tmp_path / "toy.npz"))[1]
     assert meta["level"] == "word" and meta["vocab"].split(" ") == sorted(set(TOY.split()))
     score = run(SAMPLE, ["toy.npz", "--score", "you say goodbye and i say hello", "--json"],
                 tmp_path)
@@ -287,8 +315,8 @@ def test_resume_is_bitwise_exact(tmp_path):
     resumed = run(SCRIPT, ["--resume", "half.npz", "--max-iters", "30", "--eval-every", "10",
                            "--sample-every", "10", "--sample-length", "5"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    a, meta_a = common.load_checkpoint(str(tmp_path / "full.npz"))
-    b, meta_b = common.load_checkpoint(str(tmp_path / "half.npz"))
+    a, meta_a = load_checkpoint(str(tmp_path / "full.npz"))
+    b, meta_b = load_checkpoint(str(tmp_path / "half.npz"))
     assert set(a) == set(b) and {"opt_m_embed_W", "opt_v_lstm2_Wh", "state"} <= set(a)
     for name in sorted(a):
         assert np.array_equal(a[name], b[name]), f"{name} differs"
@@ -342,12 +370,12 @@ def test_two_layer_lstm_copies_a_key_from_20_steps_back():
     # a model without memory does no better than the bigram p(key | cue), uniform over the keys
     bigram = np.log(keys)
     assert bigram > 20 * COPY_LOSS
-    model = rnnlm.Rnnlm(cue + 1, 8, 32, cell="lstm", num_layers=2, seed=3)
+    model = models.Rnnlm(cue + 1, 8, 32, cell="lstm", num_layers=2, seed=3)
     params = dict(zip(model.names, model.params))
     params["embed_W"][...] = np.random.default_rng(22).standard_normal(params["embed_W"].shape)
     for name in ("lstm1_b", "lstm2_b"):
         params[name][:32] = 2.0  # columns [f | g | i | o]: f = sigma(2) = 0.88 at the start
-    opt = rnnlm.Adam(0.01)
+    opt = optimizer.Adam(0.01)
 
     def copy_loss():
         model.reset_state()
@@ -363,7 +391,7 @@ def test_two_layer_lstm_copies_a_key_from_20_steps_back():
         model.reset_state()
         model.forward(x, t)
         model.backward()
-        rnnlm.clip_grads(model.grads, 1.0)
+        optimizer.clip_grads(model.grads, 1.0)
         opt.update(model.params, model.grads)
         if k % 50 == 49:
             losses.append(copy_loss())
@@ -376,7 +404,7 @@ def test_two_layer_lstm_matches_pytorch():
     torch = pytest.importorskip("torch")
     V, D, H, N, T = 7, 5, 6, 3, 9
     rng = np.random.default_rng(23)
-    model = rnnlm.Rnnlm(V, D, H, cell="lstm", num_layers=2, seed=24)
+    model = models.Rnnlm(V, D, H, cell="lstm", num_layers=2, seed=24)
     for p in model.params:
         p[...] = rng.standard_normal(p.shape) * WEIGHT_SCALE
     x1, x2, t2 = (rng.integers(0, V, (N, T)) for _ in range(3))

@@ -15,7 +15,7 @@ import types
 import numpy as np
 import pytest
 
-import common
+from common import cli as common_cli
 import min_char_rnn
 import sample
 
@@ -58,7 +58,7 @@ def cli(capsys, *args):
     default `out` is bound to the sys.stdout of import time, so capsys cannot see it."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        common.run(lambda: sample.main([str(a) for a in args]))
+        common_cli.run(lambda: sample.main([str(a) for a in args]))
     out, err = capsys.readouterr()
     code = exit_info.value.code
     return types.SimpleNamespace(returncode=code if isinstance(code, int) else 1, stdout=out,

@@ -3,7 +3,7 @@ the layer contract (grads in place, backward repeatable, dtype kept) and the los
 
 import numpy as np
 
-from time_layers import (RNN, LSTM, GRU, Affine, Embedding, TimeAffine, TimeDropout, TimeEmbedding,
+from common.time_layers import (RNN, LSTM, GRU, Affine, Embedding, TimeAffine, TimeDropout, TimeEmbedding,
                          TimeEmbedProjection, TimeGRU, TimeLSTM, TimeRNN, TimeSoftmaxWithLoss)
 
 # central-difference step: STYLE.md measured 1e-10 absolute gradient agreement at h=1e-5 in float64

@@ -566,7 +566,7 @@ class TimeGRU:
         return dA  # (T, N, 3H)
 
 
-def _scatter_add_rows(dW, ids, drows):
+def scatter_add_rows(dW, ids, drows):
     """dW[...] = 0, then dW[ids[k]] += drows[k] for every k: ids (K,), drows (K, D). Writes dW."""
     if len(dW) <= 256:  # small vocabulary: dW = onehot(ids)^T drows, one matrix multiply
         onehot = np.zeros((len(ids), len(dW)), dtype=dW.dtype)  # (K, V)
@@ -598,7 +598,7 @@ class Embedding:
 
     def backward(self, dout):
         """dout (N, D) -> None; writes grads in place, summing rows whose ids repeat."""
-        _scatter_add_rows(self.grads[0], self.ids, dout)
+        scatter_add_rows(self.grads[0], self.ids, dout)
         return None
 
 
@@ -618,7 +618,7 @@ class TimeEmbedding:
     def backward(self, dout):
         """dout (N, T, D) -> None; writes grads in place, summing rows whose ids repeat."""
         D = self.params[0].shape[1]
-        _scatter_add_rows(self.grads[0], self.ids.reshape(-1), dout.reshape(-1, D))  # (N*T,), (N*T, D)
+        scatter_add_rows(self.grads[0], self.ids.reshape(-1), dout.reshape(-1, D))  # (N*T,), (N*T, D)
         return None
 
 
@@ -657,12 +657,12 @@ class TimeEmbedProjection:
         da = dout.transpose(1, 0, 2).reshape(T * N, GH)  # (T*N, GH) no copy when dout is time-major
         if self.xs is None:
             dtable = np.empty((len(W), GH), dtype=W.dtype)  # (V, GH) dtable[v] = sum of da over ids == v
-            _scatter_add_rows(dtable, ids, da)
+            scatter_add_rows(dtable, ids, da)
             np.matmul(W.T, dtable, out=self.grads[1])  # dWx = sum_k x_k^T da_k = W^T onehot^T da = W^T dtable
             np.matmul(dtable, Wx.T, out=self.grads[0])  # dW = onehot^T (da Wx^T) = dtable Wx^T; no dxs formed
             return None
         np.matmul(self.xs.reshape(T * N, D).T, da, out=self.grads[1])  # dWx = sum_k x_k^T da_k   (D, GH)
-        _scatter_add_rows(self.grads[0], ids, da @ np.ascontiguousarray(Wx.T))  # dx = da Wx^T, rows summed
+        scatter_add_rows(self.grads[0], ids, da @ np.ascontiguousarray(Wx.T))  # dx = da Wx^T, rows summed
         return None
 
 

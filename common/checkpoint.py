@@ -1,0 +1,135 @@
+"""
+Checkpoint files: one .npz of named arrays plus a JSON meta record, written atomically and read
+without ever unpickling; the previous and best files kept beside it.
+"""
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from common.cli import UserError
+from common.vocabulary import check_file
+
+# Version 2 added the loss history (meta["history"]); version 1 files still load (no history).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+
+def save_checkpoint(path, arrays, meta):
+    """Write arrays plus a JSON meta string to one .npz, atomically: a temporary file in the
+    same folder, flushed to disk, then renamed over `path`. A crash at any moment leaves
+    either the previous complete file or the new complete one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it an ordinary file's mode
+        with os.fdopen(fd, "wb") as f:
+            # a file object, so np.savez never appends its own suffix
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (not possible everywhere)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def load_checkpoint(path, kinds=None):
+    """Read a checkpoint written by save_checkpoint -> (arrays dict, meta dict).
+    Never unpickles (allow_pickle=False); checks the format version and, if given, the kind."""
+    check_file(path, "checkpoint")
+    if os.path.getsize(path) == 0:
+        raise UserError(f"checkpoint is empty: {path}")
+    if not zipfile.is_zipfile(path):  # np.load would otherwise try other formats, pickle included
+        raise UserError(f"{path} is not a checkpoint: not an .npz (zip) file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        reason = "it holds Python objects (pickles), which are never loaded" \
+            if "pickle" in str(e) or "Object arrays" in str(e) else "not a complete .npz file"
+        raise UserError(f"{path} is not a usable checkpoint: {reason}") from None
+    except Exception as e:  # zlib.error and friends from a damaged archive
+        raise UserError(f"{path} is not a usable checkpoint: damaged ({type(e).__name__})") from None
+    meta_arr = arrays.pop("meta", None)
+    if meta_arr is None or meta_arr.dtype.kind != "U" or meta_arr.shape != ():
+        raise UserError(f"{path} is not a min-char-rnn checkpoint (no meta record)")
+    try:
+        meta = json.loads(str(meta_arr))
+        version = meta["format_version"]
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path} is not a min-char-rnn checkpoint (unreadable meta record)") from None
+    if version not in READABLE_VERSIONS:
+        raise UserError(f"{path} has checkpoint format version {version}, this code reads versions "
+                        + " and ".join(map(str, READABLE_VERSIONS))
+                        + ": use the matching version of min-char-rnn or retrain")
+    if kinds is not None and meta.get("kind") not in kinds:
+        raise UserError(f"{path} holds a model of kind {meta.get('kind')!r}; expected "
+                        + " or ".join(repr(k) for k in kinds))
+    if not isinstance(meta.get("vocab"), str) or not meta["vocab"]:
+        raise UserError(f"{path} has no vocabulary in its meta record")
+    return arrays, meta
+
+
+def check_arrays(path, arrays, shapes):
+    """Every named array present, with the expected shape, a float dtype and finite values."""
+    for name, shape in shapes.items():
+        a = arrays.get(name)
+        if a is None:
+            raise UserError(f"{path} is damaged: array {name!r} is missing")
+        if a.shape != tuple(shape):
+            raise UserError(f"{path} is damaged: {name} has shape {a.shape}, expected "
+                            f"{tuple(shape)} (does the vocabulary match the weights?)")
+        if a.dtype not in (np.float32, np.float64):
+            raise UserError(f"{path} is damaged: {name} has dtype {a.dtype}, expected float32 "
+                            "or float64")
+        if not np.isfinite(a).all():
+            raise UserError(f"{path} is damaged: {name} holds NaN or infinite values")
+
+
+def prepare_output(path):
+    """Create the checkpoint's folder and check it can be written, before any training."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"--out {path} is a directory: give a file name such as {path}/model.npz")
+    parent = folder
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"cannot save to --out {path}: {parent} is a file, not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write checkpoints to {folder}: {e.strerror}; choose another "
+                        "--out") from None
+    # temporary files that a killed run left behind while saving to this path (never loaded)
+    prefix = "." + os.path.basename(path) + "."
+    for name in os.listdir(folder):
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+
+
+def sibling(path, tag):
+    """out/model.npz -> out/model.<tag>.npz (the best and previous checkpoints live beside it)."""
+    stem = path[:-4] if path.endswith(".npz") else path
+    return f"{stem}.{tag}.npz"

@@ -1,0 +1,221 @@
+"""
+One interface to every checkpoint kind: load_model(path) gives an object that knows its tokens,
+makes states for K streams, reads tokens, generates, scores, and traces a text (every layer's
+named quantities per position, and the next-token probabilities). sample.py, visualize.py and
+export.py use only this; a new kind is one class and one line in KINDS.
+"""
+import numpy as np
+
+import min_char_rnn
+from common.checkpoint import check_arrays, load_checkpoint
+from common.cli import UserError
+from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
+from common.models import Rnnlm
+from common.time_layers import GRU, LSTM, RNN
+from common.vocabulary import Vocabulary
+
+
+class Trace:
+    """What a model computes along one text read from a zero state.
+    states: "<layer>/<name>" -> (T, U) float64, the value after reading tokens[0..t] (names h for
+    every cell; c, f, g, i, o for LSTM; z, r, cand for GRU). probs: (T, V) float64, the
+    next-token probabilities after reading tokens[0..t]."""
+
+    def __init__(self, states, probs):
+        self.states = states
+        self.probs = probs
+
+
+def softmax_rows(y):
+    """y (T, V) scores -> (T, V) probabilities; subtracting each row's max keeps exp finite."""
+    p = np.exp(y - y.max(axis=1, keepdims=True))  # (T, V)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+class LanguageModel:
+    """What every kind shares. A kind sets `kind` and implements initial_state(K),
+    evaluate(ids, state), generate(state, seed_ix, rng, temperature, top_k), trace(ids) and
+    num_params. States hold the K streams on axis 1."""
+
+    kind = None
+
+    def __init__(self, vocab, meta=None):
+        self.vocab = vocab
+        self.meta = meta or {}
+
+    @property
+    def tokens(self):
+        return self.vocab.tokens
+
+    @property
+    def level(self):
+        return self.vocab.level
+
+    @property
+    def history(self):
+        """The training curve stored in the checkpoint (list of {iter, loss, val_loss}), or None."""
+        return self.meta.get("history")
+
+    def encode(self, text, what="text"):
+        return self.vocab.encode(text, what)
+
+    def token_counts(self):
+        """(V,) how often each token occurs in the training text (for drawing a first token)."""
+        return np.asarray(self.meta.get("char_counts") or self.meta["token_counts"],
+                          dtype=np.float64)
+
+    def prime(self, ids, K=1):
+        """The state after reading ids[:-1] from a zero state, repeated for K streams: ids[-1] is
+        the next input."""
+        state = self.evaluate(ids, self.initial_state(1))[2]
+        return np.repeat(state, K, axis=1)
+
+    def score(self, ids):
+        """(total log-probability in nats of ids[1:] given what precedes each, count), from a
+        zero state."""
+        nats, count, _ = self.evaluate(ids, self.initial_state(1))
+        return -nats, count
+
+
+class GistModel(LanguageModel):
+    """The gist's tanh RNN (min_char_rnn.py): params Wxh (H, V), Whh, Why, bh, by; states (H, K)."""
+
+    kind = min_char_rnn.KIND
+
+    def __init__(self, params, vocab, meta=None):
+        super().__init__(vocab, meta)
+        self.params = params
+        self.hidden_size = params["Whh"].shape[0]
+
+    @classmethod
+    def from_checkpoint(cls, path, arrays, meta):
+        vocab = Vocabulary.from_meta(meta)
+        shapes = min_char_rnn.param_shapes(len(vocab), int(meta["options"]["hidden_size"]))
+        check_arrays(path, arrays, shapes)
+        return cls({name: arrays[name] for name in min_char_rnn.PARAM_NAMES}, vocab, meta)
+
+    @property
+    def num_params(self):
+        return sum(p.size for p in self.params.values())
+
+    def initial_state(self, K):
+        return np.zeros((self.hidden_size, K), dtype=self.params["Wxh"].dtype)  # (H, K)
+
+    def evaluate(self, ids, state):
+        return min_char_rnn.evaluate(self.params, ids, state)
+
+    def generate(self, state, seed_ix, rng, temperature=1.0, top_k=0):
+        return min_char_rnn.sample(self.params, state, seed_ix, rng, temperature, top_k)
+
+    def trace(self, ids):
+        Wxh, Whh, Why, bh, by = (self.params[n].astype(np.float64) for n in min_char_rnn.PARAM_NAMES)
+        hs = np.empty((len(ids), self.hidden_size))  # (T, H) h_t as rows
+        h = np.zeros(self.hidden_size)  # (H,)
+        for t, ix in enumerate(ids):
+            h = np.tanh(Wxh[:, ix] + Whh @ h + bh[:, 0])  # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
+            hs[t] = h
+        return Trace({"0/h": hs}, softmax_rows(hs @ Why.T + by.T))  # p_t = softmax(Why h_t + by)
+
+
+class LayerModel(LanguageModel):
+    """A model of the book's layers (common.models.Rnnlm: RNN, LSTM or GRU, any depth, tied or
+    not, char or word level); states (S, K, H), S = layers (twice that for LSTM's h and c)."""
+
+    kind = "rnnlm"
+
+    def __init__(self, model, vocab, meta=None):
+        super().__init__(vocab, meta)
+        self.model = model
+
+    @classmethod
+    def from_checkpoint(cls, path, arrays, meta):
+        vocab = Vocabulary.from_meta(meta)
+        o = meta["options"]
+        model = Rnnlm(len(vocab), o["wordvec_size"], o["hidden_size"], o["cell"],
+                      o["num_layers"], 0.0, o["tie_weights"], dtype=np.dtype(o["dtype"]))
+        check_arrays(path, arrays, {n: p.shape for n, p in zip(model.names, model.params)})
+        for name, p in zip(model.names, model.params):
+            p[...] = arrays[name]
+        return cls(model, vocab, meta)
+
+    @property
+    def num_params(self):
+        return sum(p.size for p in self.model.params)
+
+    def initial_state(self, K):
+        return self.model.zero_state(K)  # (S, K, H)
+
+    def evaluate(self, ids, state=None):
+        """Total cross-entropy (nats) of ids[1:] given ids[:-1], one stream from `state` (None:
+        zeros), carried across chunks, dropout off -> (nats, count, state after ids[:-1])."""
+        model = self.model
+        chunk = eval_chunk(model.vocab_size)
+        model.set_state(state)
+        nats = 0.0
+        for s in range(0, len(ids) - 1, chunk):
+            x = ids[s:min(s + chunk, len(ids) - 1)]  # (chunk,)
+            t = ids[s + 1:s + 1 + len(x)]            # (chunk,) the next token of each
+            nats += float(model.forward(x[None], t[None], train=False)) * len(x)  # mean -> sum
+        return nats, max(len(ids) - 1, 0), model.get_state()
+
+    def generate(self, state, seed_ix, rng, temperature=1.0, top_k=0):
+        """K streams side by side from state (S, K, H) and K first inputs seed_ix; yields a (K,)
+        int array per step, each the model's own predict on a (K, 1) block."""
+        model = self.model
+        model.set_state(state)
+        ix = np.asarray(seed_ix)  # (K,)
+        K, V = len(ix), model.vocab_size
+        while True:
+            noise = gumbel_noise(rng, (noise_block(K, V), K, V), temperature, np.float64)
+            for g in noise:  # (K, V) temperature * Gumbel(0, 1)
+                y = keep_top_k(model.predict(ix[:, None])[:, 0], top_k)  # (K, V) next scores
+                ix = (y + g).argmax(axis=1)  # (K,) Gumbel-max: a draw from softmax(y / temperature)
+                yield ix
+
+    def trace(self, ids):
+        """Every layer's quantities along ids, from the single-step layers (RNN, LSTM, GRU)."""
+        m = self.model
+        xs = m.embed.params[0][np.asarray(ids)].astype(np.float64)  # (T, D) embedded inputs
+        T, H = len(ids), m.hidden_size
+        states = {}
+        for l, rnn in enumerate(m.rnns):
+            Wx, Wh, b = (p.astype(np.float64) for p in rnn.params)
+            names = {"rnn": ("h",), "lstm": ("h", "c", "f", "g", "i", "o"),
+                     "gru": ("h", "z", "r", "cand")}[m.cell]
+            out = {n: np.empty((T, H)) for n in names}  # each (T, H)
+            h, c = np.zeros((1, H)), np.zeros((1, H))  # (1, H)
+            step = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[m.cell](Wx, Wh, b)
+            for t in range(T):
+                x = xs[t:t + 1]  # (1, D or H)
+                if m.cell == "lstm":
+                    h, c = step.forward(x, h, c)
+                    _, _, _, f, g, i, o, _ = step.cache
+                    values = {"h": h, "c": c, "f": f, "g": g, "i": i, "o": o}
+                elif m.cell == "gru":
+                    h = step.forward(x, h)
+                    _, _, z, r, _, cand = step.cache
+                    values = {"h": h, "z": z, "r": r, "cand": cand}
+                else:
+                    h = step.forward(x, h)
+                    values = {"h": h}
+                for n in names:
+                    out[n][t] = values[n][0]
+            states.update({f"{l}/{n}": v for n, v in out.items()})
+            xs = out["h"]  # (T, H) the next layer's inputs
+        W, b = (p.astype(np.float64) for p in m.affine.params)
+        return Trace(states, softmax_rows(xs @ W + b))  # (T, V)
+
+
+KINDS = {GistModel.kind: GistModel, LayerModel.kind: LayerModel}
+
+
+def load_model(path):
+    """The model in a checkpoint of any kind, weights checked; one-line UserError otherwise."""
+    arrays, meta = load_checkpoint(path, kinds=tuple(KINDS))
+    try:
+        return KINDS[meta["kind"]].from_checkpoint(path, arrays, meta)
+    except KeyError as e:
+        raise UserError(f"{path} is damaged: its meta record has no usable {e.args[0]}") from None
+    except (TypeError, ValueError, AttributeError) as e:
+        raise UserError(f"{path} is damaged: its meta record has unusable model options ({e})"
+                        ) from None

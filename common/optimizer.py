@@ -1,0 +1,91 @@
+"""
+The optimizers of DLFS2 (common/optimizer.py there): SGD, AdaGrad and Adam as small classes with
+update(params, grads), and the book's global-norm gradient clipping.
+
+References:
+  https://github.com/oreilly-japan/deep-learning-from-scratch-2  (common/optimizer.py, common/util.py)
+  https://arxiv.org/abs/1412.6980  (Kingma & Ba 2014: Adam)
+"""
+import math
+
+import numpy as np
+
+
+class SGD:
+    """p -= lr * g."""
+
+    def __init__(self, lr=0.01):
+        self.lr = lr
+
+    def allocate(self, params):
+        pass  # no memory
+
+    def update(self, params, grads):
+        for p, g in zip(params, grads):
+            p -= self.lr * g
+
+    def slots(self):
+        return {}  # no memory
+
+
+class AdaGrad:
+    """h += g^2; p -= lr * g / (sqrt(h) + 1e-7), as in the book (the gist puts 1e-8 inside)."""
+
+    def __init__(self, lr=0.01):
+        self.lr = lr
+        self.h = None
+
+    def allocate(self, params):
+        self.h = [np.zeros_like(p) for p in params]
+
+    def update(self, params, grads):
+        if self.h is None:
+            self.allocate(params)
+        for p, g, h in zip(params, grads, self.h):
+            h += g * g
+            p -= self.lr * g / (np.sqrt(h) + 1e-7)
+
+    def slots(self):
+        return {"h": self.h}
+
+
+class Adam:
+    """The book's Adam: bias correction folded into the step size lr_t, eps 1e-7 outside sqrt."""
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
+        self.lr, self.beta1, self.beta2 = lr, beta1, beta2
+        self.iter = 0
+        self.m, self.v = None, None
+
+    def allocate(self, params):
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+
+    def update(self, params, grads):
+        if self.m is None:
+            self.allocate(params)
+        self.iter += 1
+        # lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t): m and v start at zero, this undoes the bias
+        lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
+        for p, g, m, v in zip(params, grads, self.m, self.v):
+            m += (1 - self.beta1) * (g - m)      # m = beta1 m + (1 - beta1) g
+            v += (1 - self.beta2) * (g * g - v)  # v = beta2 v + (1 - beta2) g^2
+            p -= lr_t * m / (np.sqrt(v) + 1e-7)
+
+    def slots(self):
+        return {"m": self.m, "v": self.v}
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "adam": Adam}
+
+
+def clip_grads(grads, max_norm):
+    """Scale all grads in place by one factor so their global L2 norm is at most max_norm (the
+    book's clip: it keeps the gradient's direction, unlike the gist's elementwise +-5).
+    Returns the norm before clipping."""
+    total_norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    rate = max_norm / (total_norm + 1e-6)
+    if rate < 1:
+        for g in grads:
+            g *= rate
+    return total_norm

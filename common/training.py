@@ -1,0 +1,288 @@
+"""
+The run contract both trainers keep around their loops: options, resuming and starting from saved
+weights, reading the corpus, keeping earlier files (.prev, .prev.best), saving, validating and
+keeping the best, stopping on divergence or a signal, the --log lines, the loss history and the
+progress bar. Plain functions and one small object; each loop stays visible in its script.
+"""
+import math
+import os
+import signal
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from common.checkpoint import load_checkpoint, prepare_output, save_checkpoint, sibling
+from common.cli import UserError, json_line, nonnegative_int
+from common.vocabulary import Vocabulary, read_text
+
+HISTORY_RECORDS = 1000  # at most about this many loss-history records per checkpoint
+
+
+class StopFlag:
+    """SIGINT / SIGTERM set a flag instead of raising, so the loop stops between iterations
+    and never saves a half-updated state. `signum` is the signal received, or None."""
+
+    def __init__(self):
+        self.signum = None
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    @property
+    def exit_status(self):
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
+
+
+def open_log(path):
+    """Open a JSON-lines log for appending (line-buffered), failing before training if it can't."""
+    if path is None:
+        return None
+    try:
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        return open(path, "a", buffering=1, encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write --log {path}: {e.strerror}") from None
+
+
+
+def add_run_options(run):
+    """The run-control options both trainers share, on an argparse group."""
+    run.add_argument("--resume", default=None, help="continue the run saved in this checkpoint")
+    run.add_argument("--init-from", default=None,
+                     help="start a new run from this checkpoint's weights (and vocabulary, which "
+                          "must hold every token of INPUT) with a fresh optimiser and position")
+    run.add_argument("--save-every", type=nonnegative_int, default=1000,
+                     help="save a checkpoint every N iterations (default 1000; 0: only at the end)")
+    run.add_argument("--eval-every", type=nonnegative_int, default=1000,
+                     help="validation loss every N iterations (default 1000; 0: only at the end)")
+    run.add_argument("--log", default=None, help="append JSON lines of training figures here")
+    run.add_argument("--log-every", type=nonnegative_int, default=100,
+                     help="write a --log line every N iterations (default 100; 0: never)")
+
+
+def resume_run(args, given, names, kind):
+    """--resume: load args.resume, take the run-defining options `names` from it, and default
+    INPUT and --out to the stored input and the checkpoint itself. Returns (arrays, meta)."""
+    arrays, meta = load_checkpoint(args.resume, kinds=(kind,))
+    take_stored(args, given, meta, names, args.resume)
+    if args.input is None:
+        args.input = meta["input"]
+    if args.out is None:
+        args.out = args.resume
+    return arrays, meta
+
+
+def check_val_split(val, val_fraction, unit="characters"):
+    """A validation split, when asked for, must hold at least 2 tokens to predict one."""
+    if val_fraction > 0 and len(val) < 2:
+        raise UserError(f"the validation split has {len(val)} {unit}, too few to evaluate: "
+                        "raise --val-fraction or use --val-fraction 0")
+
+
+def check_same_input(path, sha, nbytes, meta):
+    """A resumed run must read the very bytes it was trained on (size and SHA-256 in meta)."""
+    if sha != meta["input_sha256"] or nbytes != meta["input_bytes"]:
+        raise UserError(f"{path} is not the text this run was trained on ({nbytes} bytes now, "
+                        f"{meta['input_bytes']} in the checkpoint, SHA-256 differs): resume with "
+                        "the original file, or start a new run")
+
+
+
+
+def start_options(args, given, names, shape_names, kind):
+    """--resume or --init-from, after parsing: returns (resumed (arrays, meta) or None, init
+    (arrays, meta) or None). --resume takes `names` from the checkpoint (refusing a different
+    value typed on the command line); --init-from takes the model's shape options
+    `shape_names` from it the same way."""
+    if args.resume is not None and args.init_from is not None:
+        raise UserError("give --resume (continue a run) or --init-from (new run from saved "
+                        "weights), not both")
+    if args.resume is not None:
+        return resume_run(args, given, names, kind), None
+    if args.init_from is not None:
+        arrays, meta = load_checkpoint(args.init_from, kinds=(kind,))
+        take_stored(args, given, meta, shape_names, args.init_from)
+        return None, (arrays, meta)
+    return None, None
+
+
+def take_stored(args, given, meta, names, path):
+    """Set the options `names` to the values stored in meta; a different value typed on the
+    command line is refused, naming it."""
+    stored = meta.get("options")
+    for name in names:
+        if not isinstance(stored, dict) or name not in stored:
+            raise UserError(f"{path} is damaged: its meta record has no {name}")
+        if name in given and given[name] != stored[name]:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} {given[name]} differs from the {stored[name]} stored in "
+                            f"{path}: drop {flag} (the stored value is used)")
+        setattr(args, name, stored[name])
+
+
+def load_corpus(args, level="char", meta=None, init_meta=None):
+    """Read INPUT and make its token ids -> (vocab, ids, counts, sha256, nbytes). With `meta`
+    (a run to resume) it must be the very file trained on; with `init_meta` (--init-from) it is
+    encoded in that checkpoint's vocabulary."""
+    text, sha, nbytes = read_text(args.input, args.encoding)
+    if meta is not None:
+        check_same_input(args.input, sha, nbytes, meta)
+    if init_meta is not None:
+        vocab = Vocabulary.from_meta(init_meta)
+        ids = vocab.encode(text, f"{args.input} (for --init-from {args.init_from})")
+        counts = np.bincount(ids, minlength=len(vocab))  # (V,)
+        return vocab, ids, counts, sha, nbytes
+    vocab, ids, counts = Vocabulary.build(text, level)
+    if not len(ids):
+        raise UserError(f"{args.input} holds no {vocab.unit_name}s")
+    if meta is not None and meta["vocab"] != vocab.to_meta():  # same bytes: a damaged checkpoint
+        raise UserError(f"{args.resume} is damaged: its vocabulary is not that of {args.input} "
+                        f"({len(vocab)} {vocab.unit_name}s)")
+    return vocab, ids, counts, sha, nbytes
+
+
+def split_ids(ids, val_fraction, unit_name):
+    """ids -> (train, val): the last val_fraction held out; a split asked for must hold at
+    least 2 tokens to predict one."""
+    split = int(len(ids) * (1 - val_fraction))
+    train, val = ids[:split], ids[split:]
+    check_val_split(val, val_fraction, unit_name + "s")
+    return train, val
+
+
+def perplexity(loss):
+    """exp(mean loss), inf where that overflows (a diverging run)."""
+    return math.exp(loss) if loss < 700 else float("inf")
+
+
+class History:
+    """The loss curve kept in the checkpoint: records {iter, loss, val_loss} (nats per token;
+    None where not measured). Training losses are kept every `stride` iterations; past
+    HISTORY_RECORDS records the stride doubles and the records off it are dropped, so the
+    history stays small for any run length (validation records are kept while they fit)."""
+
+    def __init__(self, stored=None):
+        stored = stored or {}
+        self.stride = int(stored.get("stride", 1))
+        self.records = list(stored.get("records", []))
+
+    def add(self, k, loss=None, val_loss=None):
+        last = self.records[-1] if self.records else None
+        if last is not None and last["iter"] == k:  # the same iteration: one record
+            if loss is not None:
+                last["loss"] = loss
+            if val_loss is not None:
+                last["val_loss"] = val_loss
+        elif val_loss is not None or k % self.stride == 0:
+            self.records.append({"iter": k, "loss": loss, "val_loss": val_loss})
+        if len(self.records) > HISTORY_RECORDS:
+            self.stride *= 2
+            kept = [r for r in self.records
+                    if r["iter"] % self.stride == 0 or r["val_loss"] is not None]
+            if len(kept) > HISTORY_RECORDS:  # validation alone overflows: every other one
+                kept = kept[::2]
+            self.records = kept
+
+    def to_meta(self):
+        return {"stride": self.stride, "records": self.records}
+
+
+def diverged(what, k, hint="try a smaller --learning-rate"):
+    """The one error both trainers give when training diverges (exit status 1)."""
+    return UserError(f"{what} at iteration {k}: training diverged; the last saved checkpoint is "
+                     f"untouched; {hint}", 1)
+
+
+class Run:
+    """Files, log, best, history, signals and progress bar of one training run.
+    resumed_meta: the meta record of the run being resumed, or None for a fresh run (which keeps
+    files an earlier run left at --out and its best as .prev files, at its first save of each).
+    unit: "char" or "word"; hint: the divergence advice of the trainer."""
+
+    def __init__(self, args, unit, resumed_meta=None, hint="try a smaller --learning-rate"):
+        self.out, self.best_path = args.out, sibling(args.out, "best")
+        prepare_output(self.out)
+        self.log_file = open_log(args.log)
+        self.log_every = args.log_every
+        self.unit, self.hint = unit, hint
+        self.keep_old = {} if resumed_meta else {self.out: sibling(self.out, "prev"),
+                                                 self.best_path: sibling(self.out, "prev.best")}
+        self.saved = set()  # paths written by this run
+        self.best_val = resumed_meta["best_val_loss"] if resumed_meta else None
+        self.history = History(resumed_meta.get("history") if resumed_meta else None)
+        self.bar = None
+
+    def begin(self, k, total):
+        """From here on signals stop the loop; the bar shows iteration k of total (None: open)."""
+        self.stop = StopFlag()
+        self.bar = tqdm(total=total, initial=k, unit="it", dynamic_ncols=True, disable=None,
+                        mininterval=0.5)
+
+    def check(self, value, what, k):
+        """Stop with the divergence error when value (a loss) is NaN or infinite."""
+        if not math.isfinite(value):
+            self.close()
+            raise diverged(f"{what} became {value}", k, self.hint)
+
+    def log(self, **fields):
+        if self.log_file:
+            self.log_file.write(json_line(**fields))
+
+    def trained(self, k, loss_per_token, **log_fields):
+        """Iteration k's training loss: into the history, and a --log line every log_every."""
+        self.history.add(k, loss=loss_per_token)
+        if self.log_every and k % self.log_every == 0:
+            self.log(iter=k, **log_fields)
+
+    def validated(self, k, val_loss, save_best, **log_fields):
+        """A validation loss after k iterations: printed, logged, kept in the history; a new
+        best is saved by save_best(path). A non-finite loss stops the run before any save."""
+        self.check(val_loss, "the validation loss", k)
+        bits, unit = val_loss / math.log(2), self.unit
+        tqdm.write(f"iter {k}: val loss {val_loss:.4f} nats/{unit}, {bits:.4f} bits/{unit}, "
+                   f"perplexity {perplexity(val_loss):.3f}")
+        self.log(iter=k, val_loss=val_loss, val_bits=bits, val_perplexity=perplexity(val_loss),
+                 unit=unit, **log_fields)
+        self.history.add(k, val_loss=val_loss)
+        improved = self.best_val is None or val_loss < self.best_val
+        if improved:
+            self.best_val = val_loss
+            save_best(self.best_path)
+        return improved
+
+    def meta(self):
+        """The run's part of the checkpoint's meta record."""
+        return {"best_val_loss": self.best_val, "history": self.history.to_meta()}
+
+    def save(self, path, arrays, meta, k):
+        """Write a checkpoint (never one with a non-finite array); the first save of a fresh run
+        keeps the file it replaces as .prev (.prev.best)."""
+        if not all(np.isfinite(a).all() for a in arrays.values()):
+            self.close()
+            raise diverged("the weights became non-finite", k, self.hint + "; not saved")
+        old = self.keep_old.pop(path, None)
+        if old and os.path.exists(path):
+            os.replace(path, old)
+            tqdm.write(f"kept the previous {path} as {old}")
+        save_checkpoint(path, arrays, meta)
+        self.saved.add(path)
+
+    def progress(self, text=None):
+        """One more iteration on the bar; text replaces its figures."""
+        self.bar.update(1)
+        if text is not None:
+            self.bar.set_postfix_str(text)
+
+    def interrupted(self, k):
+        """After a signal's save: the message, and the exit status to return."""
+        self.close()
+        print(f"interrupted at iteration {k}: saved to {self.out}", file=sys.stderr)
+        return self.stop.exit_status
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
