@@ -11,13 +11,12 @@ import argparse
 import itertools
 import math
 import os
-import time
 
 import numpy as np
 from tqdm import tqdm
 
 from common import cli, training
-from common.checkpoint import FORMAT_VERSION, check_arrays
+from common.checkpoint import check_arrays
 from common.cli import UserError, fraction, nonnegative_int, positive_float, positive_int
 from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
 from common.time_layers import scatter_add_rows
@@ -270,27 +269,11 @@ def main(argv=None):
     streams = train[:B * S].reshape(B, S)
     eval_ids = val[:args.eval_max_chars] if args.eval_max_chars else val
 
-    # state: parameters and Adagrad memory as flat buffers, the gist's names as views
-    P = num_params(V, H)
-    flat = np.empty(P, dtype=dtype)  # (P,) Wxh, Whh, Why, bh, by
-    mem = np.zeros(P, dtype=dtype)   # (P,) Adagrad memory mWxh ... mby
-    grads = np.empty(P, dtype=dtype)  # (P,) dWxh ... dby, written by lossFun
-    step = np.empty(P, dtype=dtype)  # (P,) scratch for the Adagrad step
+    # state: parameters and Adagrad memory as flat buffers (P,), the gist's names as views
+    flat, mem, n, p, smooth_loss, hprev, rng = start_state(args, V, resumed, init)
     params = flat_views(flat, V, H)
-    if resumed:
-        n, p, smooth_loss, hprev, rng = restore(args, resumed, params, flat_views(mem, V, H))
-    else:
-        start = init_params(V, H, args.seed, dtype)
-        if init:
-            check_arrays(args.init_from, init[0], param_shapes(V, H))
-            start = init[0]
-            print(f"starting from the weights of {args.init_from}")
-        for name in PARAM_NAMES:
-            params[name][...] = start[name]
-        hprev = np.zeros((H, B), dtype=dtype)  # (H, B)
-        n, p = 0, 0
-        smooth_loss = -math.log(1.0 / V) * T  # loss at iteration 0
-        rng = np.random.default_rng(args.seed)
+    grads = np.empty_like(flat)  # (P,) dWxh ... dby, written by lossFun
+    step = np.empty_like(flat)   # (P,) scratch for the Adagrad step
     run.begin(n, args.max_iters)
 
     def save(path):
@@ -298,13 +281,9 @@ def main(argv=None):
         arrays.update({"m" + k: v for k, v in flat_views(mem, V, H).items()})
         arrays["hprev"] = hprev
         run.save(path, arrays, {
-            "format_version": FORMAT_VERSION, "kind": KIND, "vocab": vocab.to_meta(),
-            "char_counts": counts.tolist(), "options": {k: getattr(args, k) for k in RUN_DEFINING},
-            "input": os.path.abspath(args.input), "input_bytes": nbytes, "input_sha256": sha,
-            "n": n, "p": p, "smooth_loss": smooth_loss, "rng_state": rng.bit_generator.state,
+            **training.data_meta(KIND, vocab, counts, args, RUN_DEFINING, sha, nbytes), "n": n, "p": p, "smooth_loss": smooth_loss, "rng_state": rng.bit_generator.state,
             **run.meta()}, n)
 
-    t_last, n_last = time.perf_counter(), n
     while args.max_iters is None or n < args.max_iters:
         # prepare inputs (we're sweeping from left to right in steps seq_length long)
         if p + T + 1 >= S or n == 0:
@@ -339,13 +318,7 @@ def main(argv=None):
 
         p += T  # move data pointer
         n += 1  # iteration counter
-        now = time.perf_counter()
-        if now - t_last > 1.0:
-            run.progress(f"loss {smooth_loss:.3f}, "
-                         f"{(n - n_last) * B * T / (now - t_last) / 1000:.1f}k chars/s")
-            t_last, n_last = now, n
-        else:
-            run.progress()
+        run.progress(n, B * T, lambda: f"loss {smooth_loss:.3f}")
         finished = args.max_iters is not None and n >= args.max_iters
         if len(val) and (finished or (args.eval_every and n % args.eval_every == 0)):
             nats, count, _ = evaluate(params, eval_ids)
@@ -360,21 +333,36 @@ def main(argv=None):
     return 0
 
 
-def restore(args, resumed, params, mem):
-    """Load a run to resume into params and mem (dicts of views) -> (n, p, smooth_loss, hprev,
-    rng), the loop's state as it was saved."""
-    arrays, meta = resumed
-    shapes = param_shapes(*params["Wxh"].shape[::-1])
-    check_arrays(args.resume, arrays, {**shapes, **{"m" + k: s for k, s in shapes.items()},
-                                       "hprev": (args.hidden_size, args.batch_size)})
+def start_state(args, V, resumed, init):
+    """The parameters and Adagrad memory as flat (P,) buffers, and the loop's state: fresh, from
+    --init-from's weights, or as a resumed run saved it -> (flat, mem, n, p, smooth_loss, hprev,
+    rng)."""
+    H, B, dtype = args.hidden_size, args.batch_size, np.dtype(args.dtype)
+    flat = np.empty(num_params(V, H), dtype=dtype)  # (P,) Wxh, Whh, Why, bh, by
+    mem = np.zeros_like(flat)                        # (P,) Adagrad memory mWxh ... mby
+    params, mems = flat_views(flat, V, H), flat_views(mem, V, H)
+    if resumed:
+        arrays, meta = resumed
+        shapes = param_shapes(V, H)
+        check_arrays(args.resume, arrays, {**shapes, **{"m" + k: s for k, s in shapes.items()},
+                                           "hprev": (H, B)})
+        for name in PARAM_NAMES:
+            params[name][...] = arrays[name]
+            mems[name][...] = arrays["m" + name]
+        rng = np.random.default_rng()
+        rng.bit_generator.state = meta["rng_state"]
+        print(f"resuming {args.resume} at iteration {meta['n']}")
+        hprev = arrays["hprev"].astype(dtype)  # (H, B)
+        return flat, mem, meta["n"], meta["p"], meta["smooth_loss"], hprev, rng
+    start = init_params(V, H, args.seed, dtype)
+    if init:
+        check_arrays(args.init_from, init[0], param_shapes(V, H))
+        start = init[0]
+        print(f"starting from the weights of {args.init_from}")
     for name in PARAM_NAMES:
-        params[name][...] = arrays[name]
-        mem[name][...] = arrays["m" + name]
-    rng = np.random.default_rng()
-    rng.bit_generator.state = meta["rng_state"]
-    print(f"resuming {args.resume} at iteration {meta['n']}")
-    hprev = arrays["hprev"].astype(params["Wxh"].dtype)  # (H, B)
-    return meta["n"], meta["p"], meta["smooth_loss"], hprev, rng
+        params[name][...] = start[name]
+    smooth_loss = -math.log(1.0 / V) * args.seq_length  # loss at iteration 0: T ln V
+    return flat, mem, 0, 0, smooth_loss, np.zeros((H, B), dtype=dtype), np.random.default_rng(args.seed)
 
 
 if __name__ == "__main__":

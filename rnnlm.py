@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common import cli, training
-from common.checkpoint import FORMAT_VERSION, check_arrays
+from common.checkpoint import check_arrays
 from common.cli import (UserError, fraction, nonnegative_float, nonnegative_int, positive_float,
                         positive_int)
 from common.interface import LayerModel
@@ -217,6 +217,27 @@ def build(args, V, resumed, init, N):
     return model, optimizer, drop_rng, sample_rng, state
 
 
+def checkpoint_arrays(model, optimizer, N):
+    """The weights, the optimizer's memory (opt_<slot>_<name>) and the carried state (S, N, H)."""
+    arrays = dict(zip(model.names, model.params))
+    for slot, bufs in optimizer.slots().items():
+        arrays.update({f"opt_{slot}_{name}": buf for name, buf in zip(model.names, bufs)})
+    carried = model.get_state()
+    arrays["state"] = carried if carried is not None else model.zero_state(N)  # (S, N, H)
+    return arrays
+
+
+def print_sample(lm, first, length, rng):
+    """Print `length` tokens sampled from the training stream's row 0 state, `first` its next
+    input; the training state is left as it was."""
+    train_state = lm.model.get_state()
+    start = None if train_state is None else train_state[:, :1]  # (S, 1, H) row 0's state
+    steps = lm.generate(start, [first], rng)
+    ids = [first] + [ix[0] for ix in itertools.islice(steps, length - 1)]
+    lm.model.set_state(train_state)
+    tqdm.write("----\n" + lm.vocab.decode(ids) + "\n----")
+
+
 def main(argv=None):
     np.seterr(all="ignore")  # a diverging run is caught by run.check, not warned about
     args, resumed, init = parse(argv)
@@ -239,18 +260,8 @@ def main(argv=None):
     lm = LayerModel(model, vocab)  # the model as sample.py sees it: evaluating, sampling
 
     def save(path):
-        arrays = dict(zip(model.names, model.params))
-        for s, slot in optimizer.slots().items():
-            arrays.update({f"opt_{s}_{n}": buf for n, buf in zip(model.names, slot)})
-        carried = model.get_state()
-        arrays["state"] = carried if carried is not None else model.zero_state(N)  # (S, N, H)
-        run.save(path, arrays, {
-            "format_version": FORMAT_VERSION, "kind": KIND, "level": args.level,
-            "vocab": vocab.to_meta(),
-            ("token_counts" if args.level == "word" else "char_counts"): counts.tolist(),
-            "options": {o: getattr(args, o) for o in RUN_DEFINING},
-            "input": os.path.abspath(args.input), "input_bytes": nbytes, "input_sha256": sha,
-            "k": k, "lr": lr_now, "opt_iter": getattr(optimizer, "iter", 0),
+        run.save(path, checkpoint_arrays(model, optimizer, N), {
+            **training.data_meta(KIND, vocab, counts, args, RUN_DEFINING, sha, nbytes), "k": k, "lr": lr_now, "opt_iter": getattr(optimizer, "iter", 0),
             "epoch_loss_sum": total_loss, "epoch_loss_count": loss_count,
             "dropout_rng_state": drop_rng.bit_generator.state,
             "sample_rng_state": sample_rng.bit_generator.state, **run.meta()}, k)
@@ -265,21 +276,11 @@ def main(argv=None):
             lr_now /= 4.0  # ch.6's rule: no better than the best so far -> lr / 4
             tqdm.write(f"iter {k}: learning rate now {lr_now:g}")
 
-    def print_sample():
-        train_state = model.get_state()
-        start = None if train_state is None else train_state[:, :1]  # (S, 1, H) row 0's state
-        x, _ = get_batch(xs, ts, N, T, k)
-        steps = lm.generate(start, x[:1, 0], sample_rng)
-        ids = [x[0, 0]] + [ix[0] for ix in itertools.islice(steps, args.sample_length - 1)]
-        model.set_state(train_state)
-        tqdm.write("----\n" + vocab.decode(ids) + "\n----")
-
-    t_last, k_last, loss_sum, loss_n = time.perf_counter(), k, 0.0, 0
     train_seconds = 0.0  # time spent in training iterations only (for --time-budget)
-    next_eval = args.eval_every_seconds
+    clock = training.EvalClock(args.eval_every_seconds)
     while max_iters is None or k < max_iters:
         if args.sample_every and k % args.sample_every == 0:
-            print_sample()
+            print_sample(lm, get_batch(xs, ts, N, T, k)[0][0, 0], args.sample_length, sample_rng)
         t_start = time.perf_counter()
         x, t = get_batch(xs, ts, N, T, k)  # (N, T), (N, T)
         loss = float(model.forward(x, t))
@@ -292,25 +293,16 @@ def main(argv=None):
         optimizer.update(model.params, model.grads)
         train_seconds += time.perf_counter() - t_start
         total_loss, loss_count = total_loss + loss, loss_count + 1
-        loss_sum, loss_n = loss_sum + loss, loss_n + 1
         run.trained(k, loss, loss=loss, perplexity=perplexity(loss), lr=lr_now)
         k += 1
-        now, text = time.perf_counter(), None
-        if now - t_last > 1.0:
-            mean = loss_sum / loss_n
-            text = (f"loss {mean:.3f}, ppl {perplexity(mean):.2f}, "
-                    f"{(k - k_last) * N * T / (now - t_last) / 1000:.1f}k {unit}s/s")
-            t_last, k_last, loss_sum, loss_n = now, k, 0.0, 0
-        run.progress(text)
+        run.progress(k, N * T, lambda: f"loss {loss:.3f}, ppl {perplexity(loss):.2f}")
         if k % iters_per_epoch == 0:  # the book's per-epoch line: perplexity = exp(mean loss)
             tqdm.write(f"| epoch {k // iters_per_epoch} | iter {k} | train perplexity "
                        f"{perplexity(total_loss / loss_count):.2f}")
             total_loss, loss_count = 0.0, 0
         finished = (max_iters is not None and k >= max_iters) or \
             bool(args.time_budget and train_seconds >= args.time_budget)
-        timed_eval = bool(args.eval_every_seconds and train_seconds >= next_eval)
-        if timed_eval:
-            next_eval = (train_seconds // args.eval_every_seconds + 1) * args.eval_every_seconds
+        timed_eval = clock.due(train_seconds)
         if len(val) and (finished or timed_eval or (args.eval_every and k % args.eval_every == 0)):
             validate()
         if finished or run.stop.signum or (args.save_every and k % args.save_every == 0):

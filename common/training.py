@@ -8,11 +8,13 @@ import math
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 from tqdm import tqdm
 
-from common.checkpoint import load_checkpoint, prepare_output, save_checkpoint, sibling
+from common.checkpoint import (FORMAT_VERSION, load_checkpoint, prepare_output, save_checkpoint,
+                               sibling)
 from common.cli import UserError, json_line, nonnegative_int
 from common.vocabulary import Vocabulary, read_text
 
@@ -145,6 +147,17 @@ def load_corpus(args, level="char", meta=None, init_meta=None):
     return vocab, ids, counts, sha, nbytes
 
 
+def data_meta(kind, vocab, counts, args, names, sha, nbytes):
+    """The part of a checkpoint's meta record that says what was trained on what: format
+    version, kind, level, vocabulary, token counts, the run-defining options `names`, and the
+    input file's path, size and SHA-256."""
+    return {"format_version": FORMAT_VERSION, "kind": kind, "level": vocab.level,
+            "vocab": vocab.to_meta(),
+            ("token_counts" if vocab.level == "word" else "char_counts"): counts.tolist(),
+            "options": {name: getattr(args, name) for name in names},
+            "input": os.path.abspath(args.input), "input_bytes": nbytes, "input_sha256": sha}
+
+
 def split_ids(ids, val_fraction, unit_name):
     """ids -> (train, val): the last val_fraction held out; a split asked for must hold at
     least 2 tokens to predict one."""
@@ -197,6 +210,20 @@ def diverged(what, k, hint="try a smaller --learning-rate"):
                      f"untouched; {hint}", 1)
 
 
+class EvalClock:
+    """--eval-every-seconds: due() is True once each time training time passes the next multiple
+    of `every` seconds (never when every is 0)."""
+
+    def __init__(self, every):
+        self.every, self.next = every, every
+
+    def due(self, train_seconds):
+        if not self.every or train_seconds < self.next:
+            return False
+        self.next = (train_seconds // self.every + 1) * self.every
+        return True
+
+
 class Run:
     """Files, log, best, history, signals and progress bar of one training run.
     resumed_meta: the meta record of the run being resumed, or None for a fresh run (which keeps
@@ -221,6 +248,7 @@ class Run:
         self.stop = StopFlag()
         self.bar = tqdm(total=total, initial=k, unit="it", dynamic_ncols=True, disable=None,
                         mininterval=0.5)
+        self.t_last, self.k_last = time.perf_counter(), k
 
     def check(self, value, what, k):
         """Stop with the divergence error when value (a loss) is NaN or infinite."""
@@ -271,11 +299,15 @@ class Run:
         save_checkpoint(path, arrays, meta)
         self.saved.add(path)
 
-    def progress(self, text=None):
-        """One more iteration on the bar; text replaces its figures."""
+    def progress(self, k, tokens_per_iter, describe):
+        """One more iteration (k done) on the bar; about once a second its figures become
+        describe() (e.g. "loss 1.234") and the training speed in tokens per second."""
         self.bar.update(1)
-        if text is not None:
-            self.bar.set_postfix_str(text)
+        now = time.perf_counter()
+        if now - self.t_last > 1.0:
+            rate = (k - self.k_last) * tokens_per_iter / (now - self.t_last) / 1000
+            self.bar.set_postfix_str(f"{describe()}, {rate:.1f}k {self.unit}s/s")
+            self.t_last, self.k_last = now, k
 
     def interrupted(self, k):
         """After a signal's save: the message, and the exit status to return."""
