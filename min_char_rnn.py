@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from common import cli, training
 from common.checkpoint import check_arrays
-from common.cli import UserError, fraction, nonnegative_int, positive_float, positive_int
+from common.cli import UserError, nonnegative_int, positive_float, positive_int
 from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
 from common.time_layers import scatter_add_rows
 
@@ -193,14 +193,7 @@ def build_parser():
                        help="Adagrad learning rate (default 0.1)")
     model.add_argument("--batch-size", type=i, default=1,
                        help="streams B trained side by side, cut from B offsets (default 1)")
-    model.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                       help="float64 (default) matches the gist exactly; float32 is ~2x faster")
-    model.add_argument("--val-fraction", type=fraction, default=0.1,
-                       help="fraction of the text, from its end, held out for validation "
-                            "(default 0.1; 0 trains on all of it, as the gist)")
-    model.add_argument("--seed", type=int, default=0,
-                       help="seed for the initial weights and the samples (default 0)")
-    model.add_argument("--encoding", default="utf-8", help="text encoding of INPUT (default utf-8)")
+    training.add_data_options(model, "the initial weights and the samples")
     run_group = ap.add_argument_group("run control (may change on --resume)")
     run_group.add_argument("--max-iters", type=f, default=None,
                            help="stop after this many iterations in all, resumed ones included "

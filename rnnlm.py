@@ -71,14 +71,7 @@ def build_parser():
     model.add_argument("--max-grad-norm", type=nonnegative_float, default=0.0,
                        help="clip the gradients' global L2 norm to this (default 0: no clipping, "
                             "as ch.5; ch.6 uses 0.25)")
-    model.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                       help="float64 (default, reference-exact) or float32 (~2x faster)")
-    model.add_argument("--val-fraction", type=fraction, default=0.1,
-                       help="fraction of the tokens, from the end, held out for validation "
-                            "(default 0.1)")
-    model.add_argument("--seed", type=nonnegative_int, default=0,
-                       help="seed for the weights, the dropout masks and the samples (default 0)")
-    model.add_argument("--encoding", default="utf-8", help="text encoding of INPUT (default utf-8)")
+    training.add_data_options(model, "the weights, the dropout masks and the samples")
     run = ap.add_argument_group("run control (may change on --resume)")
     run.add_argument("--max-iters", type=f, default=None,
                      help="stop after this many iterations in all (default: no limit)")

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from common.checkpoint import (FORMAT_VERSION, load_checkpoint, prepare_output, save_checkpoint,
                                sibling)
-from common.cli import UserError, json_line, nonnegative_int
+from common.cli import UserError, fraction, json_line, nonnegative_int
 from common.vocabulary import Vocabulary, read_text
 
 HISTORY_RECORDS = 1000  # at most about this many loss-history records per checkpoint
@@ -49,6 +49,20 @@ def open_log(path):
     except OSError as e:
         raise UserError(f"cannot write --log {path}: {e.strerror}") from None
 
+
+
+def add_data_options(group, seed_use):
+    """The model-group options both trainers share: --dtype, --val-fraction, --seed (seed_use:
+    what it seeds) and --encoding."""
+    group.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                       help="float64 (default; reference-exact, matches the gist) or float32 "
+                            "(~2x faster)")
+    group.add_argument("--val-fraction", type=fraction, default=0.1,
+                       help="fraction of the tokens, from the end of the text, held out for "
+                            "validation (default 0.1; 0 trains on all of it, as the gist)")
+    group.add_argument("--seed", type=nonnegative_int, default=0,
+                       help=f"seed for {seed_use} (default 0)")
+    group.add_argument("--encoding", default="utf-8", help="text encoding of INPUT (default utf-8)")
 
 
 def add_run_options(run):
