@@ -53,8 +53,10 @@ class LanguageModel:
 
     @property
     def history(self):
-        """The training curve stored in the checkpoint (list of {iter, loss, val_loss}), or None."""
-        return self.meta.get("history")
+        """The training curve stored in the checkpoint (list of {iter, loss, val_loss}, nats per
+        token), or None for checkpoints without one (format version 1)."""
+        stored = self.meta.get("history")
+        return None if stored is None else stored["records"]
 
     def encode(self, text, what="text"):
         return self.vocab.encode(text, what)
