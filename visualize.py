@@ -535,7 +535,7 @@ function saturationPlots() {
       const name = k.split("/")[1];
       for (const [lo, hi] of D.saturation[k])
         g += `<circle cx="${m + lo * S}" cy="${5 + S - hi * S}" r="2.5" fill="${palette[name]}" fill-opacity=".6"/>`;
-      g += `<text x="${m + S + 8}" y="${ly}" fill="${palette[name]}">${esc(name)}</text>`;
+      g += `<text x="${m + S + 8}" y="${ly}" style="fill:${palette[name]}">${esc(name)}</text>`;
       ly += 14;
     }
     html += `<div style="display:inline-block;margin-right:2em">layer ${esc(l)} (y: right-saturated, ` +
@@ -561,8 +561,8 @@ function curves() {
     `<polyline id="val-curve" points="${line(2)}" fill="none" stroke="#d62728" stroke-width="2"/>` +
     `<text x="2" y="16">${y1.toFixed(2)}</text><text x="2" y="${Hh - m + 10}">${y0.toFixed(2)}</text>` +
     `<text x="${m}" y="${Hh - m + 25}">iter ${x0}</text><text x="${W - 90}" y="${Hh - m + 25}">iter ${x1}</text>` +
-    `<text x="${m + 150}" y="${Hh - 5}" fill="#1f77b4">training loss</text>` +
-    `<text x="${m + 260}" y="${Hh - 5}" fill="#d62728">validation loss (nats/token)</text></svg>`;
+    `<text x="${m + 150}" y="${Hh - 5}" style="fill:#1f77b4">training loss</text>` +
+    `<text x="${m + 260}" y="${Hh - 5}" style="fill:#d62728">validation loss (nats/token)</text></svg>`;
 }
 
 function init() {
