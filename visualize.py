@@ -237,13 +237,17 @@ def json_data(a, vocab):
 # ----------------------------------------------------------------------------- the page
 
 def quantise(X, gate):
-    """(T, U) float -> (lo, hi, (T, U) uint8): 0..255 spans lo..hi; gates 0..1, tanh quantities
-    -1..1, anything wider (the LSTM cell c) -m..m with m its largest magnitude."""
+    """(T, U) float -> (lo (U,), hi (U,), (T, U) uint8): 0..255 spans lo..hi of each unit. Gates
+    0..1, tanh quantities -1..1; a quantity that leaves -1..1 (the LSTM cell c) -m..m per unit,
+    m the unit's largest magnitude, so one large unit does not wash out the others."""
+    U = X.shape[1]
     if gate:
-        lo, hi = 0.0, 1.0
+        lo, hi = np.zeros(U), np.ones(U)  # (U,), (U,)
+    elif np.abs(X).max(initial=0.0) <= 1.0:
+        lo, hi = -np.ones(U), np.ones(U)
     else:
-        m = float(np.abs(X).max()) if X.size else 0.0
-        hi = 1.0 if m <= 1.0 else m
+        hi = np.abs(X).max(axis=0, initial=0.0)  # (U,)
+        hi[hi == 0] = 1.0  # a unit that is 0 everywhere: any range shows it as 0
         lo = -hi
     q = np.rint((X - lo) * (255.0 / (hi - lo)))  # (T, U)
     return lo, hi, np.clip(q, 0, 255).astype(np.uint8)
@@ -256,7 +260,7 @@ def page_data(a, model, title, K):
         layer, name = key.split("/")
         lo, hi, q = quantise(X, name in GATES)
         keys.append({"key": key, "layer": int(layer), "name": name, "units": X.shape[1],
-                     "lo": lo, "hi": hi, "gate": name in GATES,
+                     "lo": lo.tolist(), "hi": hi.tolist(), "gate": name in GATES,
                      "b64": base64.b64encode(q.tobytes()).decode("ascii")})
     history = a["history"] or []
     return {"title": title, "level": model.level, "pieces": a["pieces"], "vocab": model.tokens,
@@ -446,7 +450,7 @@ function paint() {
   const a = values(cur), U = cur.units, spans = $("text").children;
   for (let t = 0; t < T; t++) spans[t].style.backgroundColor = colour(a[t * U + unit], cur.gate);
   $("unit").value = unit; $("units").textContent = U;
-  const lo = cur.lo.toPrecision(3), hi = cur.hi.toPrecision(3);
+  const lo = +cur.lo[unit].toPrecision(3), hi = +cur.hi[unit].toPrecision(3);
   $("legend").textContent = `layer ${cur.layer}, ${cur.name}, unit ${unit}: ` +
     (cur.gate ? `white = 0, green = 1` : `blue = ${lo}, white = 0, red = ${hi}`);
 }
@@ -476,8 +480,8 @@ function guesses(t) {
   });
   const next = t + 1 < T ? ` next is ${esc(shown(D.pieces[t + 1].trim() || D.pieces[t + 1]))}` +
     ` (${D.surprisal[t].toFixed(2)} bits)` : " (the last token)";
-  $("guesses").innerHTML = `<div>after position ${t} ` +
-    `${esc(shown(D.pieces[t].trim() || D.pieces[t]))}:${next}</div>` + rows.join("");
+  $("guesses").innerHTML = `<div>after ${esc(shown(D.pieces[t].trim() || D.pieces[t]))} ` +
+    `(position ${t}):${next}</div>` + rows.join("");
 }
 
 function onPoint(ev, click) {

@@ -327,12 +327,23 @@ def test_page_is_self_contained_and_its_states_decode(tmp_path, fixture_text):
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     payload, data = page_payload(page), load_json(js)
     assert "".join(payload["pieces"]) == text
+    cells = False
     for k in payload["keys"]:
         q = np.frombuffer(base64.b64decode(k["b64"]), dtype=np.uint8).reshape(len(text), k["units"])
-        got = k["lo"] + q * (k["hi"] - k["lo"]) / 255  # (T, U) back to values
-        # 8 bits over lo..hi: rounding moves a value by at most half a step
-        np.testing.assert_allclose(got, np.array(data["states"][k["key"]]), rtol=0,
-                                   atol=(k["hi"] - k["lo"]) / 510 + 1e-12, err_msg=k["key"])
+        lo, hi = np.array(k["lo"]), np.array(k["hi"])  # (U,) each unit's range
+        got = lo + q * (hi - lo) / 255  # (T, U) back to values
+        # 8 bits over lo..hi: rounding moves a value by at most half a step of its unit
+        err = np.abs(got - np.array(data["states"][k["key"]]))
+        assert (err <= (hi - lo) / 510 + 1e-12).all(), (k["key"], err.max())
+        X = np.array(data["states"][k["key"]])
+        if k["gate"]:
+            assert (lo == 0).all() and (hi == 1).all()
+        elif np.abs(X).max() > 1:  # e.g. the LSTM cell: each unit spans its own largest magnitude
+            assert np.allclose(hi, np.abs(X).max(axis=0)) and np.allclose(lo, -hi)
+            cells = True
+        else:
+            assert (lo == -1).all() and (hi == 1).all()
+    assert cells  # this fixture's cell state does leave -1..1
 
 
 # ----------------------------------------------------------------------------- in a real browser
