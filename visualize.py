@@ -14,12 +14,13 @@ import hashlib
 import json
 import math
 import os
-import sys
 import tempfile
 
 import numpy as np
 
-import common
+from common.cli import UserError, positive_int, run
+from common.interface import load_model
+from common.vocabulary import decode_text, read_text
 
 GATES = ("f", "i", "o", "z", "r")  # sigmoid quantities in 0..1: LSTM forget/input/output, GRU update/reset
 SATURATED_LOW, SATURATED_HIGH = 0.1, 0.9  # the paper's thresholds for a left / right saturated gate
@@ -30,71 +31,6 @@ CONSTANT_STD = 1e-9
 EOS = "<eos>"  # the word-level token for a line end
 FEATURES = ("in_quotes", "bracket_depth", "line_position", "word_start")
 OPENING, CLOSING = "([{", ")]}"
-
-
-# ----------------------------------------------------------------------------- the model
-
-def load_model(path):
-    """The checkpoint behind the common model interface (tokens, level, encode, meta, history,
-    trace); raises UserError with one line on a bad file."""
-    try:
-        from common.interface import load_model as load
-    except ImportError:  # before the common/ package: the stand-in below (to be deleted then)
-        load = _PreInterfaceModel
-    return load(path)
-
-
-class _PreInterfaceModel:
-    """A stand-in for common.interface's model until it lands on main, built on sample.py's loader
-    and the layers' caches. Delete it when common/interface.py exists."""
-
-    def __init__(self, path):
-        import sample
-        self._sample = sample
-        self._adapter, self.meta = sample.load_model(path)
-        self.level = self._adapter.level
-        self.tokens = self._adapter.tokens
-        self.history = self.meta.get("history")
-
-    def encode(self, text, what):
-        return self._sample.encode(self._adapter, text, what)
-
-    def trace(self, ids):
-        states = {}
-        ids = np.asarray(ids)  # (T,)
-        if hasattr(self._adapter, "params"):  # the gist's model, column vectors
-            p = self._adapter.params
-            H = p["Whh"].shape[0]
-            h = np.zeros(H)  # (H,)
-            hs = np.empty((len(ids), H))  # (T, H)
-            for t, ix in enumerate(ids):
-                h = np.tanh(p["Wxh"][:, ix] + p["Whh"] @ h + p["bh"][:, 0])  # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
-                hs[t] = h
-            states["0/h"] = hs
-            scores = hs @ p["Why"].T + p["by"][:, 0]  # (T, V)
-        else:
-            model = self._adapter.model
-            model.reset_state()
-            xs = model.embed.forward(ids[None])  # (1, T, D)
-            for l, rnn in enumerate(model.rnns):
-                xs = rnn.forward(xs)  # (1, T, H)
-                H = xs.shape[2]
-                states[f"{l}/h"] = np.array(xs[0], dtype=np.float64)  # (T, H)
-                if model.cell == "lstm":
-                    _, gates, _, cbuf, _ = rnn.cache  # gates (T, 1, 4H) activated [f | g | i | o]
-                    states[f"{l}/c"] = np.array(cbuf[1:, 0], dtype=np.float64)
-                    for k, name in enumerate("fgio"):
-                        states[f"{l}/{name}"] = np.array(gates[:, 0, k * H:(k + 1) * H], dtype=np.float64)
-                elif model.cell == "gru":
-                    _, gates, _, _ = rnn.cache  # gates (T, 1, 3H) activated [z | r | h~]
-                    for k, name in enumerate(("z", "r", "cand")):
-                        states[f"{l}/{name}"] = np.array(gates[:, 0, k * H:(k + 1) * H], dtype=np.float64)
-            scores = np.array(model.affine.forward(xs)[0], dtype=np.float64)  # (T, V)
-            model.reset_state()
-        scores -= scores.max(axis=1, keepdims=True)
-        probs = np.exp(scores)
-        probs /= probs.sum(axis=1, keepdims=True)  # (T, V)
-        return argparse.Namespace(states=states, probs=probs)
 
 
 # ----------------------------------------------------------------------------- the text
@@ -123,20 +59,20 @@ def validation_text(model):
     fraction = meta.get("options", {}).get("val_fraction", 0)
     hint = "pass a TEXT_FILE or --text"
     if not fraction:
-        raise common.UserError(f"no text given and the checkpoint has no validation split "
+        raise UserError(f"no text given and the checkpoint has no validation split "
                                f"(val_fraction 0): {hint}")
     if not path or not os.path.isfile(path):
-        raise common.UserError(f"no text given and the training text {path} is no longer there: "
+        raise UserError(f"no text given and the training text {path} is no longer there: "
                                f"{hint}")
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise common.UserError(f"cannot read the training text {path}: {e.strerror}; {hint}") from None
+        raise UserError(f"cannot read the training text {path}: {e.strerror}; {hint}") from None
     if hashlib.sha256(data).hexdigest() != meta.get("input_sha256") or len(data) != meta.get("input_bytes"):
-        raise common.UserError(f"no text given and the training text {path} has changed since "
+        raise UserError(f"no text given and the training text {path} has changed since "
                                f"training (size or SHA-256 differs): {hint}")
-    text = common.decode_text(data, meta["options"].get("encoding", "utf-8"), path)
+    text = decode_text(data, meta["options"].get("encoding", "utf-8"), path)
     ids = model.encode(text, "the training text")
     split = int(len(ids) * (1 - fraction))  # the trainers' split: the validation ids are ids[split:]
     return ids[split:]
@@ -203,6 +139,15 @@ def top_guesses(probs, K):
     return order, np.take_along_axis(probs, order, axis=1)
 
 
+def history_records(model):
+    """The model's loss history as a list of {iter, loss, val_loss}, or None without one. The
+    interface may hand over the checkpoint's stored form {stride, records}: its records."""
+    h = model.history
+    if isinstance(h, dict):
+        h = h.get("records")
+    return None if h is None else list(h)
+
+
 def analyse(model, ids, K):
     """Everything the page and the JSON show, at full precision (numpy arrays inside)."""
     tr = model.trace(ids)
@@ -217,7 +162,7 @@ def analyse(model, ids, K):
     return {"tokens": tokens, "pieces": pieces, "states": tr.states, "top_ids": top_ids,
             "top_p": top_p, "logprob": logprob, "features": features,
             "interpretable": interpretable, "constant": constant,
-            "saturation": saturation(tr.states), "history": model.history}
+            "saturation": saturation(tr.states), "history": history_records(model)}
 
 
 def json_data(a, vocab):
@@ -285,12 +230,12 @@ def write_atomic(path, text, what):
     """Write text to path through a temporary file in the same folder, renamed into place."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise common.UserError(f"cannot write {what} {path}: folder {folder} does not exist")
+        raise UserError(f"cannot write {what} {path}: folder {folder} does not exist")
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
                                    suffix=".tmp")
     except OSError as e:
-        raise common.UserError(f"cannot write {what} {path}: {e.strerror}") from None
+        raise UserError(f"cannot write {what} {path}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -317,10 +262,10 @@ def build_parser():
     ap.add_argument("--out", default=None,
                     help="the page to write (default: beside the checkpoint, same name, .html)")
     ap.add_argument("--json", default=None, help="also write the numbers behind the page here")
-    ap.add_argument("--max-chars", type=common.positive_int, default=2000,
+    ap.add_argument("--max-chars", type=positive_int, default=2000,
                     help="show at most this many tokens (characters, or words at word level) "
                          "from the start of the text (default 2000)")
-    ap.add_argument("--top-k", type=common.positive_int, default=5,
+    ap.add_argument("--top-k", type=positive_int, default=5,
                     help="next-token guesses listed per position (default 5)")
     ap.add_argument("--encoding", default="utf-8", help="encoding of TEXT_FILE (default utf-8)")
     return ap
@@ -329,16 +274,16 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.text is not None and args.text_file is not None:
-        raise common.UserError("give a TEXT_FILE or --text, not both")
+        raise UserError("give a TEXT_FILE or --text, not both")
     model = load_model(args.checkpoint)
     if args.text is not None or args.text_file is not None:
         text = args.text if args.text is not None else \
-            common.read_text(args.text_file, args.encoding, "text file")[0]
+            read_text(args.text_file, args.encoding, "text file")[0]
         if not text:
-            raise common.UserError("the text is empty: give at least one character")
+            raise UserError("the text is empty: give at least one character")
         ids = model.encode(text, "the text")
         if len(ids) == 0:
-            raise common.UserError("the text holds no words: give at least one word")
+            raise UserError("the text holds no words: give at least one word")
     else:
         ids = validation_text(model)
     ids = np.asarray(ids[:args.max_chars])  # (T,)
@@ -603,4 +548,4 @@ init();
 """
 
 if __name__ == "__main__":
-    common.run(main)
+    run(main)

@@ -14,27 +14,28 @@ import sys
 import numpy as np
 import pytest
 
-import common
 import visualize
+from common.cli import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "v1")
 TEXT = os.path.join(FIXTURES, "text.txt")
 KINDS = ("gist", "rnn_char", "lstm2_char_dropout", "gru_word_tied", "lstm_word")
 
-# The model runs the same float64 arithmetic in another order (fused gate matmuls, sigma as
-# (1 + tanh(a/2))/2): measured max difference 1.8e-14 (2-layer LSTM, 300 steps); 1e-10 leaves room
-# for other BLAS builds. Probabilities and top-k probabilities use the same bound.
+# The model's trace runs the same float64 arithmetic in another order (fused gate matmuls, sigma as
+# (1 + tanh(a/2))/2 in places): measured max difference 1.8e-14 (2-layer LSTM, 300 steps); 1e-10
+# leaves room for other BLAS builds. Probabilities and top-k probabilities use the same bound.
 STATE_TOL_F64 = 1e-10
-# gru_word_tied stores float32 weights and runs in float32 (eps 1.2e-7); this reference runs in
-# float64: measured 1.6e-7 on states, 2.6e-8 on probabilities over 300 steps.
+# gru_word_tied stores float32 weights. common.interface traces in float64 (measured 3.3e-16);
+# a trace through the float32 layers (eps 1.2e-7) measured 1.6e-7 on states and 2.6e-8 on
+# probabilities over 300 steps, which this bound also admits.
 STATE_TOL_F32 = 1e-5
-# log p = log(prob) amplifies an absolute error in p by 1/p: measured 8.9e-16 (float64) and
-# 3.6e-7 (float32) on the same 300 steps; 100 x the state bound covers p down to about 0.01.
+# log p = log(prob) amplifies an absolute error in p by 1/p: measured 8.9e-16 on the same 300
+# steps (3.6e-7 through float32 layers); 100 x the state bound covers p down to about 0.01.
 LOGPROB_TOL_FACTOR = 100
 # sample.py's recorded log_prob (expected.json) against the sum of logprob over the whole text
-# (5,609 characters): measured relative 1.5e-16 (float64) and 7.2e-9 (float32, sample.py's
-# float32 softmax against float64 softmax of float32 scores here)
+# (5,609 characters): measured relative 1.5e-16 (float64) and 6.4e-9 (float32: sample.py's
+# float32 softmax against the float64 trace here)
 SCORE_RTOL_F64 = 1e-9
 SCORE_RTOL_F32 = 1e-5
 # np.corrcoef against visualize's own Pearson formula: both float64 over <= 2,000 values
@@ -45,7 +46,7 @@ BROWSER_WAIT = 10  # seconds a person would wait for the page to show
 def run_main(argv):
     """visualize.main as the script runs it -> exit status (common.run turns errors into lines)."""
     with pytest.raises(SystemExit) as e:
-        common.run(lambda: visualize.main(argv))
+        run(lambda: visualize.main(argv))
     return e.value.code
 
 
@@ -276,6 +277,41 @@ def test_validation_text_missing_or_changed(tmp_path, capsys):
     assert not (tmp_path / "m.html").exists()
 
 
+CORPUS = ('"Where is the cat?" asked Ann.\n"On the mat," said Bob.\n(The cat sleeps.)\n'
+          'Ann [and Bob] sit by the door.\n') * 12
+
+
+@pytest.mark.parametrize("trainer", ["rnnlm", "min_char_rnn"])
+def test_history_matches_the_log_of_the_same_run(trainer, tmp_path):
+    import min_char_rnn
+    import rnnlm
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    ckpt, log = tmp_path / "m.npz", tmp_path / "log.jsonl"
+    common = ["--max-iters", "30", "--eval-every", "10", "--log", str(log), "--log-every", "1",
+              "--sample-every", "0", "--hidden-size", "8", "--seq-length", "6", "--out", str(ckpt)]
+    if trainer == "rnnlm":
+        assert rnnlm.main([str(corpus), "--cell", "gru", "--wordvec-size", "5", "--batch-size", "3",
+                           *common]) in (0, None)
+    else:
+        assert min_char_rnn.main([str(corpus), *common]) in (0, None)
+    js = tmp_path / "d.json"
+    assert run_main([str(ckpt), "--json", str(js), "--max-chars", "50"]) == 0
+    history = load_json(js)["history"]
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    val = {r["iter"]: r["val_loss"] for r in lines if "val_loss" in r}
+    # the training loss per token: rnnlm logs it as loss, the gist's log as loss_per_char
+    train = {r["iter"]: r.get("loss_per_char", r.get("loss")) for r in lines if "val_loss" not in r}
+    assert sorted(val) == [10, 20, 30] and len(train) == 30
+    assert [h["iter"] for h in history if h["val_loss"] is not None] == [10, 20, 30]
+    for h in history:
+        if h["val_loss"] is not None:
+            assert h["val_loss"] == val[h["iter"]]  # the same float, written at full precision
+        if h["loss"] is not None:
+            assert h["loss"] == train[h["iter"]]
+    assert sum(h["loss"] is not None for h in history) == 30
+
+
 def test_bad_input_is_one_line(tmp_path, capsys):
     good = os.path.join(FIXTURES, "rnn_char.npz")
     damaged = tmp_path / "damaged.npz"
@@ -380,8 +416,10 @@ def page(tmp_path_factory, fixture_text):
     """A page of 400 characters of the 2-layer LSTM fixture with a made-up loss history."""
     folder = tmp_path_factory.mktemp("page")
     model = visualize.load_model(os.path.join(FIXTURES, "lstm2_char_dropout.npz"))
-    model.history = [{"iter": k, "loss": 4.5 - k / 100, "val_loss": 4.6 - k / 110 if k % 50 == 0
-                      else None} for k in range(0, 201, 10)]
+    # a version-1 checkpoint has no history: give this one a made-up curve of 21 records
+    model.meta["history"] = {"stride": 10, "records": [
+        {"iter": k, "loss": 4.5 - k / 100, "val_loss": 4.6 - k / 110 if k % 50 == 0 else None}
+        for k in range(0, 201, 10)]}
     ids = model.encode(fixture_text[:400], "text")
     a = visualize.analyse(model, ids, 3)
     path = folder / "page.html"
@@ -439,7 +477,7 @@ def test_browser_text_units_guesses_curves(browser, page, tmp_path):
                                  ".getAttribute('points').trim().split(/\\s+/).length")
     vpts = browser.execute_script("return document.getElementById('val-curve')"
                                   ".getAttribute('points').trim().split(/\\s+/).length")
-    assert pts == len(model.history) and vpts == 5
+    assert pts == 21 and vpts == 5
     box = browser.execute_script("return document.getElementById('train-curve').getBBox().width")
     assert box > 100
     # gate saturation: one dot per gate unit
