@@ -5,7 +5,7 @@ training curves. --json writes the numbers behind the page.
 
 References:
   https://karpathy.github.io/2015/05/21/rnn-effectiveness/  (the coloured-text pictures)
-  https://arxiv.org/abs/1506.02078  (Karpathy, Johnson, Fei-Fei 2015: interpretable cells, saturation)
+  https://arxiv.org/abs/1506.02078  (Karpathy, Johnson, Fei-Fei 2015: cells, gate saturation)
   https://github.com/oreilly-japan/deep-learning-from-scratch-2  (the LSTM and GRU gate layout)
 """
 import argparse
@@ -20,9 +20,10 @@ import numpy as np
 
 from common.cli import UserError, positive_int, run
 from common.interface import load_model
+from common.training import split_ids
 from common.vocabulary import decode_text, read_text
 
-GATES = ("f", "i", "o", "z", "r")  # sigmoid quantities in 0..1: LSTM forget/input/output, GRU update/reset
+GATES = ("f", "i", "o", "z", "r")  # sigmoids in 0..1: LSTM forget/input/output, GRU update/reset
 SATURATED_LOW, SATURATED_HIGH = 0.1, 0.9  # the paper's thresholds for a left / right saturated gate
 TOP_UNITS = 5  # units listed per feature
 # A unit whose standard deviation over the text is below this is treated as constant: its Pearson r
@@ -60,22 +61,22 @@ def validation_text(model):
     hint = "pass a TEXT_FILE or --text"
     if not fraction:
         raise UserError(f"no text given and the checkpoint has no validation split "
-                               f"(val_fraction 0): {hint}")
+                        f"(val_fraction 0): {hint}")
     if not path or not os.path.isfile(path):
         raise UserError(f"no text given and the training text {path} is no longer there: "
-                               f"{hint}")
+                        f"{hint}")
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise UserError(f"cannot read the training text {path}: {e.strerror}; {hint}") from None
-    if hashlib.sha256(data).hexdigest() != meta.get("input_sha256") or len(data) != meta.get("input_bytes"):
+    if (hashlib.sha256(data).hexdigest() != meta.get("input_sha256")
+            or len(data) != meta.get("input_bytes")):
         raise UserError(f"no text given and the training text {path} has changed since "
-                               f"training (size or SHA-256 differs): {hint}")
+                        f"training (size or SHA-256 differs): {hint}")
     text = decode_text(data, meta["options"].get("encoding", "utf-8"), path)
     ids = model.encode(text, "the training text")
-    split = int(len(ids) * (1 - fraction))  # the trainers' split: the validation ids are ids[split:]
-    return ids[split:]
+    return split_ids(ids, fraction, "token")[1]  # the trainers' own split
 
 
 def text_features(pieces):
@@ -97,7 +98,8 @@ def text_features(pieces):
                 depth = max(depth - 1, 0)
             column = 0 if ch == "\n" else column + 1
             prev = ch
-        out["in_quotes"][t], out["bracket_depth"][t], out["line_position"][t] = quoted, depth, column
+        out["in_quotes"][t], out["bracket_depth"][t] = quoted, depth
+        out["line_position"][t] = column
     return out
 
 
@@ -156,8 +158,10 @@ def analyse(model, ids, K):
     pieces = token_pieces(tokens, model.level)
     features = text_features(pieces)
     top_ids, top_p = top_guesses(tr.probs, min(K, tr.probs.shape[1]))
-    # log p(tokens[t+1] | tokens[..t]); a probability that underflowed to 0 counts as the smallest float
-    logprob = np.log(np.maximum(tr.probs[np.arange(T - 1), ids[1:]], np.finfo(np.float64).tiny))  # (T-1,)
+    # log p(tokens[t+1] | tokens[..t]); a probability that underflowed to 0 counts as the
+    # smallest float, so the JSON never holds -inf
+    p_next = tr.probs[np.arange(T - 1), ids[1:]]  # (T-1,)
+    logprob = np.log(np.maximum(p_next, np.finfo(np.float64).tiny))  # (T-1,)
     interpretable, constant = correlations(tr.states, features)
     return {"tokens": tokens, "pieces": pieces, "states": tr.states, "top_ids": top_ids,
             "top_p": top_p, "logprob": logprob, "features": features,
@@ -291,7 +295,8 @@ def main(argv=None):
     a = analyse(model, ids, args.top_k)
     title = os.path.basename(args.checkpoint)
     if args.json:
-        write_atomic(args.json, json.dumps(json_data(a, model.tokens), ensure_ascii=False), "--json")
+        write_atomic(args.json, json.dumps(json_data(a, model.tokens), ensure_ascii=False),
+                     "--json")
     write_atomic(out, render_page(page_data(a, model, title, args.top_k)), "page")
     best = {}
     for item in a["interpretable"]:

@@ -72,7 +72,7 @@ def raw_tokens(meta):
     return meta["vocab"].split(" ") if meta.get("level") == "word" else list(meta["vocab"])
 
 
-# ----------------------------------------------------------------------------- a reference forward pass
+# ----------------------------------------------------------------------------- a reference
 
 def sig(a):
     return 1.0 / (1.0 + np.exp(-a))
@@ -109,7 +109,8 @@ def reference(name, ids):
                     h = np.tanh(xs[t] @ Wx + h @ Wh + b)
                 elif cell == "lstm":
                     a = xs[t] @ Wx + h @ Wh + b
-                    f, g, i, og = sig(a[:H]), np.tanh(a[H:2 * H]), sig(a[2 * H:3 * H]), sig(a[3 * H:])
+                    f, g = sig(a[:H]), np.tanh(a[H:2 * H])
+                    i, og = sig(a[2 * H:3 * H]), sig(a[3 * H:])
                     c = f * c + g * i
                     h = og * np.tanh(c)
                     for n, v in (("c", c), ("f", f), ("g", g), ("i", i), ("o", og)):
@@ -459,7 +460,8 @@ def test_browser_text_units_guesses_curves(browser, page, tmp_path):
     assert after != before
     h1 = a["states"]["0/h"][:, 1]
     rgb = [[int(v) for v in re.findall(r"\d+", c)] for c in after]
-    reddest = max(range(len(rgb)), key=lambda t: rgb[t][0] - rgb[t][2])  # red minus blue rises with the value
+    # red minus blue rises with the value: -255 at the bottom of the scale, 255 at the top
+    reddest = max(range(len(rgb)), key=lambda t: rgb[t][0] - rgb[t][2])
     assert h1[reddest] >= h1.max() - 2 / 255  # quantised: within one 8-bit step of the largest
     # another quantity (a gate) gives other colours again
     from selenium.webdriver.support.ui import Select
