@@ -377,7 +377,10 @@ function values(k) {
 // a byte 0..255 -> background colour: gates white -> green (0..1); the rest diverging,
 // blue below zero, white at zero, red above
 function colour(q, gate) {
-  if (gate) { const s = q / 255; return `rgb(${255 - 180 * s | 0},${255 - 60 * s | 0},${255 - 180 * s | 0})`; }
+  if (gate) {
+    const s = q / 255, rb = 255 - 180 * s | 0;
+    return `rgb(${rb},${255 - 60 * s | 0},${rb})`;
+  }
   const s = (q - 127.5) / 127.5;  // -1..1
   const w = 255 - 200 * Math.abs(s) | 0;
   return s >= 0 ? `rgb(255,${w},${w})` : `rgb(${w},${w},255)`;
@@ -466,14 +469,18 @@ function featureList() {
       `<button data-key="${esc(it.key)}" data-unit="${it.unit}">${esc(it.key)} unit ${it.unit}: ` +
       `r = ${it.r >= 0 ? "+" : ""}${it.r.toFixed(2)}</button>`).join("") + "</div>";
   }
-  if (D.constant.length) html += `<p class="note">Left out, constant on this text: ${D.constant.map(esc).join(", ")}.</p>`;
+  if (D.constant.length)
+    html += `<p class="note">Left out, constant on this text: ${D.constant.map(esc).join(", ")}.</p>`;
   $("features").innerHTML = html || '<p class="note">No feature varies on this text.</p>';
 }
 
 // a scatter per layer: fraction of positions below 0.1 (x) against above 0.9 (y), per gate unit
 function saturationPlots() {
   const keys = Object.keys(D.saturation);
-  if (!keys.length) { $("saturation").innerHTML = '<p class="note">Only LSTM and GRU layers have gates.</p>'; return; }
+  if (!keys.length) {
+    $("saturation").innerHTML = '<p class="note">Only LSTM and GRU layers have gates.</p>';
+    return;
+  }
   const palette = { f: "#d62728", i: "#2ca02c", o: "#1f77b4", z: "#9467bd", r: "#ff7f0e" };
   const layers = [...new Set(keys.map((k) => k.split("/")[0]))];
   let html = "";
@@ -482,13 +489,15 @@ function saturationPlots() {
     let g = `<svg class="sat" width="${S + m + 70}" height="${S + m + 10}">` +
       `<rect x="${m}" y="5" width="${S}" height="${S}" fill="none" stroke="#999"/>` +
       `<line x1="${m}" y1="5" x2="${m + S}" y2="${S + 5}" stroke="#ddd"/>` +
-      `<text x="${m}" y="${S + 20}">0</text><text x="${m + S - 60}" y="${S + 20}">left-saturated 1</text>` +
+      `<text x="${m}" y="${S + 20}">0</text>` +
+      `<text x="${m + S - 60}" y="${S + 20}">left-saturated 1</text>` +
       `<text x="2" y="14">1</text><text x="2" y="${S + 5}">0</text>`;
     let ly = 20;
     for (const k of keys.filter((k) => k.split("/")[0] === l)) {
       const name = k.split("/")[1];
       for (const [lo, hi] of D.saturation[k])
-        g += `<circle cx="${m + lo * S}" cy="${5 + S - hi * S}" r="2.5" fill="${palette[name]}" fill-opacity=".6"/>`;
+        g += `<circle cx="${m + lo * S}" cy="${5 + S - hi * S}" r="2.5" ` +
+          `fill="${palette[name]}" fill-opacity=".6"/>`;
       g += `<text x="${m + S + 8}" y="${ly}" style="fill:${palette[name]}">${esc(name)}</text>`;
       ly += 14;
     }
@@ -501,7 +510,10 @@ function saturationPlots() {
 // training and validation loss (nats per token) against iteration
 function curves() {
   const H = D.history;
-  if (!H.length) { $("curves").innerHTML = '<p class="note">This checkpoint has no training history.</p>'; return; }
+  if (!H.length) {
+    $("curves").innerHTML = '<p class="note">This checkpoint has no training history.</p>';
+    return;
+  }
   const W = 600, Hh = 220, m = 45;
   const ys = H.flatMap((h) => [h[1], h[2]]).filter((v) => v !== null && isFinite(v));
   const x0 = H[0][0], x1 = Math.max(H[H.length - 1][0], x0 + 1);
@@ -513,8 +525,10 @@ function curves() {
     `<rect x="${m}" y="10" width="${W - m - 10}" height="${Hh - m}" fill="none" stroke="#999"/>` +
     `<polyline id="train-curve" points="${line(1)}" fill="none" stroke="#1f77b4"/>` +
     `<polyline id="val-curve" points="${line(2)}" fill="none" stroke="#d62728" stroke-width="2"/>` +
-    `<text x="2" y="16">${y1.toFixed(2)}</text><text x="2" y="${Hh - m + 10}">${y0.toFixed(2)}</text>` +
-    `<text x="${m}" y="${Hh - m + 25}">iter ${x0}</text><text x="${W - 90}" y="${Hh - m + 25}">iter ${x1}</text>` +
+    `<text x="2" y="16">${y1.toFixed(2)}</text>` +
+    `<text x="2" y="${Hh - m + 10}">${y0.toFixed(2)}</text>` +
+    `<text x="${m}" y="${Hh - m + 25}">iter ${x0}</text>` +
+    `<text x="${W - 90}" y="${Hh - m + 25}">iter ${x1}</text>` +
     `<text x="${m + 150}" y="${Hh - 5}" style="fill:#1f77b4">training loss</text>` +
     `<text x="${m + 260}" y="${Hh - 5}" style="fill:#d62728">validation loss (nats/token)</text></svg>`;
 }
@@ -528,10 +542,16 @@ function init() {
   featureList();
   saturationPlots();
   curves();
-  $("layer").onchange = () => { fillNames(); select(`${$("layer").value}/${$("name").value}`, unit); };
+  $("layer").onchange = () => {
+    fillNames();
+    select(`${$("layer").value}/${$("name").value}`, unit);
+  };
   $("name").onchange = () => select(`${$("layer").value}/${$("name").value}`, unit);
   $("unit").onchange = () => select(cur.key, +$("unit").value || 0);
-  $("features").onclick = (ev) => { const b = ev.target.closest("button"); if (b) select(b.dataset.key, +b.dataset.unit); };
+  $("features").onclick = (ev) => {  // a listed unit: show it
+    const b = ev.target.closest("button");
+    if (b) select(b.dataset.key, +b.dataset.unit);
+  };
   for (const div of [$("text"), $("surprisal")]) {
     div.onmouseover = (ev) => onPoint(ev, false);
     div.onclick = (ev) => onPoint(ev, true);
