@@ -230,25 +230,32 @@ def render_page(data):
     return PAGE.replace("__DATA__", blob, 1)
 
 
-def write_atomic(path, text, what):
-    """Write text to path through a temporary file in the same folder, renamed into place."""
+def check_output(path, what):
+    """A UserError now, before any work, if path cannot be a file we write."""
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"{what} {path} is a folder: give a file name, e.g. {path}/page.html")
     if not os.path.isdir(folder):
         raise UserError(f"cannot write {what} {path}: folder {folder} does not exist")
+
+
+def write_atomic(path, text, what):
+    """Write text to path through a temporary file in the same folder, renamed into place: a
+    failure leaves any earlier file whole."""
+    check_output(path, what)
+    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
-                                   suffix=".tmp")
-    except OSError as e:
-        raise UserError(f"cannot write {what} {path}: {e.strerror}") from None
-    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                   prefix="." + os.path.basename(path) + ".", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as e:
+        raise UserError(f"cannot write {what} {path}: {e.strerror}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------- command line
@@ -292,6 +299,9 @@ def main(argv=None):
         ids = validation_text(model)
     ids = np.asarray(ids[:args.max_chars])  # (T,)
     out = args.out or os.path.splitext(args.checkpoint)[0] + ".html"
+    check_output(out, "page")
+    if args.json:
+        check_output(args.json, "--json")
     a = analyse(model, ids, args.top_k)
     title = os.path.basename(args.checkpoint)
     if args.json:

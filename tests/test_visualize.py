@@ -326,12 +326,15 @@ def test_bad_input_is_one_line(tmp_path, capsys):
              ([good, str(empty)], "empty"),
              ([good, "--text", ""], "empty"),
              ([good, TEXT, "--text", "ab"], "not both"),
-             ([good, "--text", "ab", "--out", str(tmp_path / "no" / "p.html")], "does not exist")]
+             ([good, "--text", "ab", "--out", str(tmp_path / "no" / "p.html")], "does not exist"),
+             ([good, "--text", "ab", "--out", str(tmp_path)], "is a folder"),
+             ([good, "--text", "ab", "--json", str(tmp_path)], "is a folder")]
     for argv, words in cases:
         assert run_main(argv + (["--out", str(out)] if "--out" not in argv else [])) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and words in err, (argv, err)
         assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.npz", "empty.txt"]
     # argparse refuses --max-chars 0 with status 2 and an 'error:' line, before any work
     r = subprocess.run([sys.executable, "visualize.py", good, "--text", "ab", "--max-chars", "0",
                         "--out", str(out)], cwd=ROOT,
