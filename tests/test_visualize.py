@@ -230,7 +230,7 @@ def test_correlations_and_saturation_recomputed_from_states(tmp_path):
         every = []
         for key, X in states.items():
             for u in range(X.shape[1]):
-                if X[:, u].std() > 1e-9:
+                if X[:, u].std() > visualize.CONSTANT_STD:  # a constant unit has no r
                     every.append(abs(np.corrcoef(X[:, u], f)[0, 1]))
         assert len(listed) == visualize.TOP_UNITS
         for it in listed:
@@ -289,13 +289,13 @@ def test_history_matches_the_log_of_the_same_run(trainer, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS, encoding="utf-8")
     ckpt, log = tmp_path / "m.npz", tmp_path / "log.jsonl"
-    common = ["--max-iters", "30", "--eval-every", "10", "--log", str(log), "--log-every", "1",
+    options = ["--max-iters", "30", "--eval-every", "10", "--log", str(log), "--log-every", "1",
               "--sample-every", "0", "--hidden-size", "8", "--seq-length", "6", "--out", str(ckpt)]
     if trainer == "rnnlm":
         assert rnnlm.main([str(corpus), "--cell", "gru", "--wordvec-size", "5", "--batch-size", "3",
-                           *common]) in (0, None)
+                           *options]) in (0, None)
     else:
-        assert min_char_rnn.main([str(corpus), *common]) in (0, None)
+        assert min_char_rnn.main([str(corpus), *options]) in (0, None)
     js = tmp_path / "d.json"
     assert run_main([str(ckpt), "--json", str(js), "--max-chars", "50"]) == 0
     history = load_json(js)["history"]
