@@ -1,0 +1,512 @@
+"""Tests for visualize.py: the --json figures against a forward pass written out here from the
+stored arrays, sample.py's recorded scores and recomputation; bad input; the page in headless
+Chromium (Debian's chromium and chromium-driver, through Selenium)."""
+import base64
+import html
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import visualize
+from common.cli import run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "v1")
+TEXT = os.path.join(FIXTURES, "text.txt")
+KINDS = ("gist", "rnn_char", "lstm2_char_dropout", "gru_word_tied", "lstm_word")
+
+# The model's trace runs the same float64 arithmetic in another order (fused gate matmuls, sigma as
+# (1 + tanh(a/2))/2 in places): measured max difference 1.8e-14 (2-layer LSTM, 300 steps); 1e-10
+# leaves room for other BLAS builds. Probabilities and top-k probabilities use the same bound.
+STATE_TOL_F64 = 1e-10
+# gru_word_tied stores float32 weights. common.interface traces in float64 (measured 3.3e-16);
+# a trace through the float32 layers (eps 1.2e-7) measured 1.6e-7 on states and 2.6e-8 on
+# probabilities over 300 steps, which this bound also admits.
+STATE_TOL_F32 = 1e-5
+# log p = log(prob) amplifies an absolute error in p by 1/p: measured 8.9e-16 on the same 300
+# steps (3.6e-7 through float32 layers); 100 x the state bound covers p down to about 0.01.
+LOGPROB_TOL_FACTOR = 100
+# sample.py's recorded log_prob (expected.json) against the sum of logprob over the whole text
+# (5,609 characters): measured relative 1.5e-16 (float64) and 6.4e-9 (float32: sample.py's
+# float32 softmax against the float64 trace here)
+SCORE_RTOL_F64 = 1e-9
+SCORE_RTOL_F32 = 1e-5
+# np.corrcoef against visualize's own Pearson formula: both float64 over <= 2,000 values
+R_TOL = 1e-9
+BROWSER_WAIT = 10  # seconds a person would wait for the page to show
+
+
+def run_main(argv):
+    """visualize.main as the script runs it -> exit status (common.run turns errors into lines)."""
+    with pytest.raises(SystemExit) as e:
+        run(lambda: visualize.main(argv))
+    return e.value.code
+
+
+def load_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_checkpoint(path, arrays, meta):
+    """A checkpoint file as the trainers write it: the arrays plus a JSON meta string."""
+    with open(path, "wb") as f:
+        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def read_raw(name):
+    """The stored arrays and meta of a fixture, read here without the code under test."""
+    with np.load(os.path.join(FIXTURES, name + ".npz"), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return arrays, json.loads(str(arrays.pop("meta")))
+
+
+def raw_tokens(meta):
+    return meta["vocab"].split(" ") if meta.get("level") == "word" else list(meta["vocab"])
+
+
+# ----------------------------------------------------------------------------- a reference
+
+def sig(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def reference(name, ids):
+    """Forward pass of a fixture from its raw arrays, in float64 -> (states dict, (T, V) probs).
+    The gist: h_t = tanh(Wxh[:, x_t] + Whh h_{t-1} + bh), column vectors. The book's layers (row
+    vectors): x_t = embed_W[id]; LSTM columns [f | g | i | o], GRU columns [z | r | h~]."""
+    A, meta = read_raw(name)
+    A = {k: v.astype(np.float64) for k, v in A.items()}
+    T = len(ids)
+    states = {}
+    if meta["kind"] == "min_char_rnn":
+        H = A["Whh"].shape[0]
+        h = np.zeros(H)
+        hs = np.zeros((T, H))
+        for t in range(T):
+            h = np.tanh(A["Wxh"][:, ids[t]] + A["Whh"] @ h + A["bh"][:, 0])
+            hs[t] = h
+        states["0/h"] = hs
+        scores = hs @ A["Why"].T + A["by"][:, 0]  # (T, V)
+    else:
+        o = meta["options"]
+        cell, L, H = o["cell"], o["num_layers"], o["hidden_size"]
+        xs = A["embed_W"][ids]  # (T, D)
+        for l in range(L):
+            p = cell if L == 1 else f"{cell}{l + 1}"
+            Wx, Wh, b = A[p + "_Wx"], A[p + "_Wh"], A[p + "_b"]
+            h, c = np.zeros(H), np.zeros(H)
+            rec = {n: np.zeros((T, H)) for n in ("h", "c", "f", "g", "i", "o", "z", "r", "cand")}
+            for t in range(T):
+                if cell == "rnn":
+                    h = np.tanh(xs[t] @ Wx + h @ Wh + b)
+                elif cell == "lstm":
+                    a = xs[t] @ Wx + h @ Wh + b
+                    f, g = sig(a[:H]), np.tanh(a[H:2 * H])
+                    i, og = sig(a[2 * H:3 * H]), sig(a[3 * H:])
+                    c = f * c + g * i
+                    h = og * np.tanh(c)
+                    for n, v in (("c", c), ("f", f), ("g", g), ("i", i), ("o", og)):
+                        rec[n][t] = v
+                else:  # gru: r multiplies h_{t-1} before the candidate's matmul
+                    z = sig(xs[t] @ Wx[:, :H] + h @ Wh[:, :H] + b[:H])
+                    r = sig(xs[t] @ Wx[:, H:2 * H] + h @ Wh[:, H:2 * H] + b[H:2 * H])
+                    cand = np.tanh(xs[t] @ Wx[:, 2 * H:] + (r * h) @ Wh[:, 2 * H:] + b[2 * H:])
+                    h = (1 - z) * h + z * cand
+                    for n, v in (("z", z), ("r", r), ("cand", cand)):
+                        rec[n][t] = v
+                rec["h"][t] = h
+            names = {"rnn": ["h"], "lstm": ["h", "c", "f", "g", "i", "o"],
+                     "gru": ["h", "z", "r", "cand"]}[cell]
+            states.update({f"{l}/{n}": rec[n] for n in names})
+            xs = rec["h"]
+        W = A["embed_W"].T if o["tie_weights"] else A["affine_W"]  # (H, V)
+        scores = xs @ W + A["affine_b"]
+    e = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return states, e / e.sum(axis=1, keepdims=True)
+
+
+def fixture_ids(name, text):
+    """The text's token ids under a fixture's vocabulary, worked out here."""
+    _, meta = read_raw(name)
+    tokens = raw_tokens(meta)
+    index = {tok: i for i, tok in enumerate(tokens)}
+    if meta.get("level") == "word":
+        words = []
+        for line in text.split("\n")[:-1]:
+            words += line.split() + ["<eos>"]
+        words += text.split("\n")[-1].split()
+        return np.array([index[w] for w in words]), tokens, meta
+    return np.array([index[ch] for ch in text]), tokens, meta
+
+
+@pytest.fixture(scope="module")
+def fixture_text():
+    with open(TEXT, encoding="utf-8") as f:
+        return f.read()
+
+
+# ----------------------------------------------------------------------------- the JSON figures
+
+@pytest.mark.parametrize("name", KINDS)
+def test_json_states_top_and_logprob_match_a_forward_pass(name, tmp_path, fixture_text):
+    out, js = tmp_path / "page.html", tmp_path / "data.json"
+    assert run_main([os.path.join(FIXTURES, name + ".npz"), TEXT, "--max-chars", "300",
+                     "--top-k", "4", "--out", str(out), "--json", str(js)]) == 0
+    data = load_json(js)
+    ids, tokens, meta = fixture_ids(name, fixture_text)
+    ids = ids[:300]
+    states_ref, probs_ref = reference(name, ids)
+    tol = STATE_TOL_F32 if meta["options"]["dtype"] == "float32" else STATE_TOL_F64
+    assert data["tokens"] == [tokens[i] for i in ids]
+    assert sorted(data["states"]) == sorted(states_ref)
+    for key, ref in states_ref.items():
+        got = np.array(data["states"][key])
+        assert got.shape == ref.shape, key
+        np.testing.assert_allclose(got, ref, rtol=0, atol=tol, err_msg=key)
+    # top: the K largest reference probabilities, in order, each under its own token
+    for t, row in enumerate(data["top"]):
+        assert len(row) == 4
+        np.testing.assert_allclose([p for _, p in row], np.sort(probs_ref[t])[::-1][:4],
+                                   rtol=0, atol=tol)
+        for tok, p in row:
+            assert abs(probs_ref[t, tokens.index(tok)] - p) <= tol
+    logprob_ref = np.log(probs_ref[np.arange(len(ids) - 1), ids[1:]])
+    np.testing.assert_allclose(data["logprob"], logprob_ref, rtol=0, atol=LOGPROB_TOL_FACTOR * tol)
+    assert out.exists()
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_logprob_sums_to_sample_py_score(name, tmp_path):
+    """expected.json holds what sample.py --score printed for text.txt with each fixture."""
+    expected = load_json(os.path.join(FIXTURES, "expected.json"))["figures"][name]["score"]
+    js = tmp_path / "d.json"
+    assert run_main([os.path.join(FIXTURES, name + ".npz"), TEXT, "--max-chars", "100000",
+                     "--out", str(tmp_path / "p.html"), "--json", str(js)]) == 0
+    logprob = load_json(js)["logprob"]
+    count = expected.get("tokens_scored", expected.get("chars_scored"))  # word level: tokens
+    assert len(logprob) == count
+    rtol = SCORE_RTOL_F32 if read_raw(name)[1]["options"]["dtype"] == "float32" else SCORE_RTOL_F64
+    assert math.isclose(math.fsum(logprob), expected["log_prob"], rel_tol=rtol), \
+        (math.fsum(logprob), expected["log_prob"])
+
+
+def test_features_by_hand():
+    pieces = list('a "b(c)"\nd [e')
+    f = visualize.text_features(pieces)
+    # characters:      a   ␣  "  b  (  c  )  "  ↵  d  ␣  [  e
+    assert f["in_quotes"].tolist() == [0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    assert f["bracket_depth"].tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1]
+    assert f["line_position"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4]
+    assert f["word_start"].tolist() == [1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0]
+    words = visualize.token_pieces(["Hi", '"there', "<eos>", "(x)"], "word")
+    assert words == ["Hi", ' "there', "\n", "(x)"]
+    f = visualize.text_features(words)
+    assert f["in_quotes"].tolist() == [0, 1, 1, 1]
+    assert f["line_position"].tolist() == [2, 9, 0, 3]
+    assert f["word_start"].tolist() == [1, 1, 0, 1]
+
+
+def test_correlations_and_saturation_recomputed_from_states(tmp_path):
+    js = tmp_path / "d.json"
+    assert run_main([os.path.join(FIXTURES, "lstm2_char_dropout.npz"), TEXT, "--max-chars", "700",
+                     "--out", str(tmp_path / "p.html"), "--json", str(js)]) == 0
+    data = load_json(js)
+    states = {k: np.array(v) for k, v in data["states"].items()}
+    # every unit's r by numpy's own routine; constant units have no r
+    for feature, values in data["features"].items():
+        f = np.array(values)
+        listed = [it for it in data["interpretable"] if it["feature"] == feature]
+        if np.all(f == f[0]):
+            assert feature in data["features_constant"] and not listed
+            continue
+        every = []
+        for key, X in states.items():
+            for u in range(X.shape[1]):
+                if X[:, u].std() > visualize.CONSTANT_STD:  # a constant unit has no r
+                    every.append(abs(np.corrcoef(X[:, u], f)[0, 1]))
+        assert len(listed) == visualize.TOP_UNITS
+        for it in listed:
+            r_ref = np.corrcoef(states[it["key"]][:, it["unit"]], f)[0, 1]
+            assert abs(it["r"] - r_ref) <= R_TOL
+        np.testing.assert_allclose(sorted((abs(it["r"]) for it in listed), reverse=True),
+                                   sorted(every, reverse=True)[:visualize.TOP_UNITS], atol=R_TOL)
+    assert data["features_constant"] == ["bracket_depth"]  # text.txt has no brackets
+    assert "(" not in open(TEXT, encoding="utf-8").read()[:700]
+    # saturation: the gates only, counted one value at a time
+    assert sorted(data["saturation"]) == ["0/f", "0/i", "0/o", "1/f", "1/i", "1/o"]
+    for key, pairs in data["saturation"].items():
+        X = states[key]
+        for u, (low, high) in enumerate(pairs):
+            assert low == sum(1 for v in X[:, u] if v < 0.1) / len(X)
+            assert high == sum(1 for v in X[:, u] if v > 0.9) / len(X)
+
+
+def test_validation_text_is_the_default(tmp_path, fixture_text):
+    arrays, meta = read_raw("rnn_char")
+    text_path = tmp_path / "train.txt"
+    shutil.copy(TEXT, text_path)
+    meta["input"] = str(text_path)
+    ckpt = tmp_path / "m.npz"
+    write_checkpoint(ckpt, arrays, meta)
+    js = tmp_path / "d.json"
+    assert run_main([str(ckpt), "--json", str(js), "--max-chars", "5000"]) == 0
+    split = int(len(fixture_text) * (1 - meta["options"]["val_fraction"]))
+    assert "".join(load_json(js)["tokens"]) == fixture_text[split:]
+    assert (tmp_path / "m.html").exists()  # the default page sits beside the checkpoint
+
+
+def test_validation_text_missing_or_changed(tmp_path, capsys):
+    arrays, meta = read_raw("rnn_char")
+    meta["input"] = str(tmp_path / "train.txt")
+    ckpt = tmp_path / "m.npz"
+    write_checkpoint(ckpt, arrays, meta)
+    assert run_main([str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no longer there" in err and "TEXT_FILE or --text" in err
+    (tmp_path / "train.txt").write_text("a changed text\n", encoding="utf-8")
+    assert run_main([str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has changed" in err
+    assert not (tmp_path / "m.html").exists()
+
+
+CORPUS = ('"Where is the cat?" asked Ann.\n"On the mat," said Bob.\n(The cat sleeps.)\n'
+          'Ann [and Bob] sit by the door.\n') * 12
+
+
+@pytest.mark.parametrize("trainer", ["rnnlm", "min_char_rnn"])
+def test_history_matches_the_log_of_the_same_run(trainer, tmp_path):
+    import min_char_rnn
+    import rnnlm
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    ckpt, log = tmp_path / "m.npz", tmp_path / "log.jsonl"
+    options = ["--max-iters", "30", "--eval-every", "10", "--log", str(log), "--log-every", "1",
+              "--sample-every", "0", "--hidden-size", "8", "--seq-length", "6", "--out", str(ckpt)]
+    if trainer == "rnnlm":
+        assert rnnlm.main([str(corpus), "--cell", "gru", "--wordvec-size", "5", "--batch-size", "3",
+                           *options]) in (0, None)
+    else:
+        assert min_char_rnn.main([str(corpus), *options]) in (0, None)
+    js = tmp_path / "d.json"
+    assert run_main([str(ckpt), "--json", str(js), "--max-chars", "50"]) == 0
+    history = load_json(js)["history"]
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    val = {r["iter"]: r["val_loss"] for r in lines if "val_loss" in r}
+    # the training loss per token: rnnlm logs it as loss, the gist's log as loss_per_char
+    train = {r["iter"]: r.get("loss_per_char", r.get("loss")) for r in lines if "val_loss" not in r}
+    assert sorted(val) == [10, 20, 30] and len(train) == 30
+    assert [h["iter"] for h in history if h["val_loss"] is not None] == [10, 20, 30]
+    for h in history:
+        if h["val_loss"] is not None:
+            assert h["val_loss"] == val[h["iter"]]  # the same float, written at full precision
+        if h["loss"] is not None:
+            assert h["loss"] == train[h["iter"]]
+    assert sum(h["loss"] is not None for h in history) == 30
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    good = os.path.join(FIXTURES, "rnn_char.npz")
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(open(good, "rb").read()[:5000])
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    out = tmp_path / "p.html"
+    cases = [([str(damaged), "--text", "abc"], "damaged"),
+             ([str(tmp_path / "none.npz"), "--text", "abc"], "not found"),
+             ([good, "--text", "snow \u2603 man"], "not in the model's vocabulary"),
+             ([good, str(empty)], "empty"),
+             ([good, "--text", ""], "empty"),
+             ([good, TEXT, "--text", "ab"], "not both"),
+             ([good, "--text", "ab", "--out", str(tmp_path / "no" / "p.html")], "does not exist"),
+             ([good, "--text", "ab", "--out", str(tmp_path)], "is a folder"),
+             ([good, "--text", "ab", "--json", str(tmp_path)], "is a folder")]
+    for argv, words in cases:
+        assert run_main(argv + (["--out", str(out)] if "--out" not in argv else [])) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and words in err, (argv, err)
+        assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.npz", "empty.txt"]
+    # argparse refuses --max-chars 0 with status 2 and an 'error:' line, before any work
+    r = subprocess.run([sys.executable, "visualize.py", good, "--text", "ab", "--max-chars", "0",
+                        "--out", str(out)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].endswith("'0' is not a positive integer")
+    assert not out.exists()
+
+
+def page_payload(page_html):
+    """The JSON object embedded in a page, read back the way the browser reads it."""
+    m = re.search(r'<script type="application/json" id="data">(.*?)</script>', page_html, re.S)
+    return json.loads(m.group(1))
+
+
+def test_page_data_cannot_close_its_script_element():
+    data = {"pieces": ["</script><script>alert(1)</script>", "<!--", "&amp;", "\u2028"]}
+    page = visualize.render_page(data)
+    assert page.count("</script>") == 2 and "<!--" not in page  # the data block and the script
+    assert page_payload(page) == data
+
+
+def test_page_is_self_contained_and_its_states_decode(tmp_path, fixture_text):
+    out, js = tmp_path / "p.html", tmp_path / "d.json"
+    text = fixture_text[:500]
+    assert run_main([os.path.join(FIXTURES, "lstm2_char_dropout.npz"), "--text", text,
+                     "--out", str(out), "--json", str(js)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert not re.search(r"https?://", page)  # nothing to fetch
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    payload, data = page_payload(page), load_json(js)
+    assert "".join(payload["pieces"]) == text
+    cells = False
+    for k in payload["keys"]:
+        q = np.frombuffer(base64.b64decode(k["b64"]), dtype=np.uint8).reshape(len(text), k["units"])
+        lo, hi = np.array(k["lo"]), np.array(k["hi"])  # (U,) each unit's range
+        got = lo + q * (hi - lo) / 255  # (T, U) back to values
+        # 8 bits over lo..hi: rounding moves a value by at most half a step of its unit
+        err = np.abs(got - np.array(data["states"][k["key"]]))
+        assert (err <= (hi - lo) / 510 + 1e-12).all(), (k["key"], err.max())
+        X = np.array(data["states"][k["key"]])
+        if k["gate"]:
+            assert (lo == 0).all() and (hi == 1).all()
+        elif np.abs(X).max() > 1:  # e.g. the LSTM cell: each unit spans its own largest magnitude
+            assert np.allclose(hi, np.abs(X).max(axis=0)) and np.allclose(lo, -hi)
+            cells = True
+        else:
+            assert (lo == -1).all() and (hi == 1).all()
+    assert cells  # this fixture's cell state does leave -1..1
+
+
+# ----------------------------------------------------------------------------- in a real browser
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Debian chromium through Selenium; skipped only where it is absent outside CI."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        webdriver = None
+    if webdriver is None or not chromium or not driver_path:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install chromium, chromium-driver and selenium (.ci/run)")
+        pytest.skip("needs chromium, chromium-driver and selenium (see .ci/run)")
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-sync",
+                "--window-size=1200,1400",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory, fixture_text):
+    """A page of 400 characters of the 2-layer LSTM fixture with a made-up loss history."""
+    folder = tmp_path_factory.mktemp("page")
+    model = visualize.load_model(os.path.join(FIXTURES, "lstm2_char_dropout.npz"))
+    # a version-1 checkpoint has no history: give this one a made-up curve of 21 records
+    model.meta["history"] = {"stride": 10, "records": [
+        {"iter": k, "loss": 4.5 - k / 100, "val_loss": 4.6 - k / 110 if k % 50 == 0 else None}
+        for k in range(0, 201, 10)]}
+    ids = model.encode(fixture_text[:400], "text")
+    a = visualize.analyse(model, ids, 3)
+    path = folder / "page.html"
+    path.write_text(visualize.render_page(visualize.page_data(a, model, "lstm2", 3)),
+                    encoding="utf-8")
+    return path, a, model
+
+
+def open_page(browser, path):
+    from selenium.webdriver.support.ui import WebDriverWait
+    browser.get(path.as_uri())
+    WebDriverWait(browser, BROWSER_WAIT).until(
+        lambda d: d.execute_script("return document.querySelectorAll('#text > span').length") > 0)
+
+
+def colours(browser):
+    return browser.execute_script(
+        "return [...document.querySelectorAll('#text > span')].map(s => s.style.backgroundColor)")
+
+
+def test_browser_text_units_guesses_curves(browser, page, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    path, a, model = page
+    open_page(browser, path)
+    spans = browser.find_elements(By.CSS_SELECTOR, "#text > span")
+    assert len(spans) == len(a["pieces"])
+    shown = browser.find_element(By.ID, "text").text
+    assert shown.replace("\u21b5", "").rstrip("\n") == "".join(a["pieces"]).rstrip("\n")
+    # the colours follow the unit: the darkest red sits where the unit is largest
+    before = colours(browser)
+    assert len(set(before)) > 1
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)
+    assert browser.find_element(By.ID, "unit").get_attribute("value") == "1"
+    after = colours(browser)
+    assert after != before
+    h1 = a["states"]["0/h"][:, 1]
+    rgb = [[int(v) for v in re.findall(r"\d+", c)] for c in after]
+    # red minus blue rises with the value: -255 at the bottom of the scale, 255 at the top
+    reddest = max(range(len(rgb)), key=lambda t: rgb[t][0] - rgb[t][2])
+    assert h1[reddest] >= h1.max() - 2 / 255  # quantised: within one 8-bit step of the largest
+    # another quantity (a gate) gives other colours again
+    from selenium.webdriver.support.ui import Select
+    Select(browser.find_element(By.ID, "name")).select_by_visible_text("f")
+    assert colours(browser) != after
+    # hovering a character shows the model's top guesses after it
+    t = 5
+    ActionChains(browser).move_to_element(spans[t]).perform()
+    guesses = browser.find_element(By.ID, "guesses").text
+    top_tok = model.tokens[a["top_ids"][t][0]]
+    assert f"{100 * a['top_p'][t][0]:.1f}%" in guesses
+    assert ({"\n": "\u21b5", " ": "\u2423"}.get(top_tok, top_tok)) in guesses
+    # the curves: one point per history record, validation where evaluated
+    pts = browser.execute_script("return document.getElementById('train-curve')"
+                                 ".getAttribute('points').trim().split(/\\s+/).length")
+    vpts = browser.execute_script("return document.getElementById('val-curve')"
+                                  ".getAttribute('points').trim().split(/\\s+/).length")
+    assert pts == 21 and vpts == 5
+    box = browser.execute_script("return document.getElementById('train-curve').getBBox().width")
+    assert box > 100
+    # gate saturation: one dot per gate unit
+    dots = browser.execute_script("return document.querySelectorAll('#saturation circle').length")
+    assert dots == 2 * 3 * 10
+    # clicking a listed unit selects it
+    btn = browser.find_elements(By.CSS_SELECTOR, "#features button")[0]
+    btn.click()
+    it = a["interpretable"][0]
+    assert browser.find_element(By.ID, "unit").get_attribute("value") == str(it["unit"])
+    browser.save_screenshot(str(tmp_path / "page.png"))
+    assert (tmp_path / "page.png").stat().st_size > 10000
+    # no console errors, and nothing was fetched (the CSP would also have refused it)
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
+
+
+def test_browser_page_without_history(browser, tmp_path):
+    out = tmp_path / "p.html"
+    assert run_main([os.path.join(FIXTURES, "gist.npz"), "--text", "Hello there.\nHi.",
+                     "--out", str(out)]) == 0
+    open_page(browser, out)
+    from selenium.webdriver.common.by import By
+    assert "no training history" in browser.find_element(By.ID, "curves").text
+    assert "have gates" in browser.find_element(By.ID, "saturation").text
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -1,0 +1,586 @@
+"""
+See what a checkpoint learned: one offline HTML page with the text coloured by any unit, the model's
+next-token guesses, the units that track simple features of the text, gate saturation and the
+training curves. --json writes the numbers behind the page.
+
+References:
+  https://karpathy.github.io/2015/05/21/rnn-effectiveness/  (the coloured-text pictures)
+  https://arxiv.org/abs/1506.02078  (Karpathy, Johnson, Fei-Fei 2015: cells, gate saturation)
+  https://github.com/oreilly-japan/deep-learning-from-scratch-2  (the LSTM and GRU gate layout)
+"""
+import argparse
+import base64
+import hashlib
+import json
+import math
+import os
+import tempfile
+
+import numpy as np
+
+from common.cli import UserError, positive_int, run
+from common.interface import load_model
+from common.training import split_ids
+from common.vocabulary import decode_text, read_text
+
+GATES = ("f", "i", "o", "z", "r")  # sigmoids in 0..1: LSTM forget/input/output, GRU update/reset
+SATURATED_LOW, SATURATED_HIGH = 0.1, 0.9  # the paper's thresholds for a left / right saturated gate
+TOP_UNITS = 5  # units listed per feature
+# A unit whose standard deviation over the text is below this is treated as constant: its Pearson r
+# would be noise divided by noise (float64 rounding of a saturated tanh is about 1e-16)
+CONSTANT_STD = 1e-9
+EOS = "<eos>"  # the word-level token for a line end
+FEATURES = ("in_quotes", "bracket_depth", "line_position", "word_start")
+OPENING, CLOSING = "([{", ")]}"
+
+
+# ----------------------------------------------------------------------------- the text
+
+def token_pieces(tokens, level):
+    """The text each token stands for: a character as it is; a word with a space before it
+    unless it starts a line, and <eos> as a line break."""
+    if level == "char":
+        return list(tokens)
+    pieces, line_start = [], True
+    for tok in tokens:
+        if tok == EOS:
+            pieces.append("\n")
+            line_start = True
+        else:
+            pieces.append(tok if line_start else " " + tok)
+            line_start = False
+    return pieces
+
+
+def validation_text(model):
+    """The checkpoint's validation text (the last val_fraction of its training text's tokens)
+    -> ids, or a UserError saying what to pass instead."""
+    meta = model.meta
+    path = meta.get("input")
+    fraction = meta.get("options", {}).get("val_fraction", 0)
+    hint = "pass a TEXT_FILE or --text"
+    if not fraction:
+        raise UserError(f"no text given and the checkpoint has no validation split "
+                        f"(val_fraction 0): {hint}")
+    if not path or not os.path.isfile(path):
+        raise UserError(f"no text given and the training text {path} is no longer there: "
+                        f"{hint}")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UserError(f"cannot read the training text {path}: {e.strerror}; {hint}") from None
+    if (hashlib.sha256(data).hexdigest() != meta.get("input_sha256")
+            or len(data) != meta.get("input_bytes")):
+        raise UserError(f"no text given and the training text {path} has changed since "
+                        f"training (size or SHA-256 differs): {hint}")
+    text = decode_text(data, meta["options"].get("encoding", "utf-8"), path)
+    ids = model.encode(text, "the training text")
+    return split_ids(ids, fraction, "token")[1]  # the trainers' own split
+
+
+def text_features(pieces):
+    """Simple features of the text after each token -> {name: (T,) float64}: inside double
+    quotes (0/1), bracket depth, characters since the line began, token starts a word (0/1)."""
+    T = len(pieces)
+    out = {name: np.zeros(T) for name in FEATURES}  # (T,) each
+    quoted, depth, column, prev = 0, 0, 0, "\n"
+    for t, piece in enumerate(pieces):
+        body = piece.lstrip(" ")
+        out["word_start"][t] = float(bool(body) and not body[0].isspace()
+                                     and (prev.isspace() or piece != body))
+        for ch in piece:
+            if ch == '"':
+                quoted ^= 1  # an opening quote starts the inside, a closing one ends it
+            elif ch in OPENING:
+                depth += 1
+            elif ch in CLOSING:
+                depth = max(depth - 1, 0)
+            column = 0 if ch == "\n" else column + 1
+            prev = ch
+        out["in_quotes"][t], out["bracket_depth"][t] = quoted, depth
+        out["line_position"][t] = column
+    return out
+
+
+# ----------------------------------------------------------------------------- the analysis
+
+def correlations(states, features):
+    """Top units per feature by |Pearson r| -> (list of {feature, key, unit, r}, constant
+    feature names). Constant features and constant units are left out (r is undefined)."""
+    found, constant = [], []
+    for name, f in features.items():
+        fc = f - f.mean()  # (T,)
+        if not fc.any():
+            constant.append(name)
+            continue
+        ranked = []
+        for key, X in states.items():
+            Xc = X - X.mean(axis=0)  # (T, U)
+            sx = np.sqrt((Xc ** 2).sum(axis=0))  # (U,)
+            live = sx > CONSTANT_STD * math.sqrt(len(X))
+            r = np.zeros(X.shape[1])  # (U,)
+            r[live] = (Xc[:, live].T @ fc) / (sx[live] * np.sqrt(fc @ fc))
+            ranked += [(-abs(r[u]), key, u, r[u]) for u in np.flatnonzero(live)]
+        ranked.sort(key=lambda x: x[0])  # stable: ties keep the key and unit order
+        found += [{"feature": name, "key": key, "unit": int(u), "r": float(r)}
+                  for _, key, u, r in ranked[:TOP_UNITS]]
+    return found, constant
+
+
+def saturation(states):
+    """Gate key -> (U, 2) fractions of positions below SATURATED_LOW and above SATURATED_HIGH."""
+    return {key: np.stack([(X < SATURATED_LOW).mean(axis=0), (X > SATURATED_HIGH).mean(axis=0)],
+                          axis=1)  # (U, 2)
+            for key, X in states.items() if key.split("/")[1] in GATES}
+
+
+def top_guesses(probs, K):
+    """probs (T, V) -> (T, K) token ids, most likely first, and their (T, K) probabilities."""
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :K]  # (T, K)
+    return order, np.take_along_axis(probs, order, axis=1)
+
+
+def history_records(model):
+    """The model's loss history as a list of {iter, loss, val_loss}, or None without one. The
+    interface may hand over the checkpoint's stored form {stride, records}: its records."""
+    h = model.history
+    if isinstance(h, dict):
+        h = h.get("records")
+    return None if h is None else list(h)
+
+
+def analyse(model, ids, K):
+    """Everything the page and the JSON show, at full precision (numpy arrays inside)."""
+    tr = model.trace(ids)
+    T = len(ids)
+    tokens = [model.tokens[i] for i in ids]
+    pieces = token_pieces(tokens, model.level)
+    features = text_features(pieces)
+    top_ids, top_p = top_guesses(tr.probs, min(K, tr.probs.shape[1]))
+    # log p(tokens[t+1] | tokens[..t]); a probability that underflowed to 0 counts as the
+    # smallest float, so the JSON never holds -inf
+    p_next = tr.probs[np.arange(T - 1), ids[1:]]  # (T-1,)
+    logprob = np.log(np.maximum(p_next, np.finfo(np.float64).tiny))  # (T-1,)
+    interpretable, constant = correlations(tr.states, features)
+    return {"tokens": tokens, "pieces": pieces, "states": tr.states, "top_ids": top_ids,
+            "top_p": top_p, "logprob": logprob, "features": features,
+            "interpretable": interpretable, "constant": constant,
+            "saturation": saturation(tr.states), "history": history_records(model)}
+
+
+def json_data(a, vocab):
+    """The --json object: the issue's keys, plain lists at full precision."""
+    return {"tokens": a["tokens"],
+            "states": {k: X.tolist() for k, X in a["states"].items()},
+            "top": [[[vocab[i], float(p)] for i, p in zip(row_i, row_p)]
+                    for row_i, row_p in zip(a["top_ids"], a["top_p"])],
+            "logprob": a["logprob"].tolist(),
+            "features": {k: f.tolist() for k, f in a["features"].items()},
+            "interpretable": a["interpretable"],
+            "features_constant": a["constant"],
+            "saturation": {k: s.tolist() for k, s in a["saturation"].items()},
+            "history": a["history"]}
+
+
+# ----------------------------------------------------------------------------- the page
+
+def quantise(X, gate):
+    """(T, U) float -> (lo (U,), hi (U,), (T, U) uint8): 0..255 spans lo..hi of each unit. Gates
+    0..1, tanh quantities -1..1; a quantity that leaves -1..1 (the LSTM cell c) -m..m per unit,
+    m the unit's largest magnitude, so one large unit does not wash out the others."""
+    U = X.shape[1]
+    if gate:
+        lo, hi = np.zeros(U), np.ones(U)  # (U,), (U,)
+    elif np.abs(X).max(initial=0.0) <= 1.0:
+        lo, hi = -np.ones(U), np.ones(U)
+    else:
+        hi = np.abs(X).max(axis=0, initial=0.0)  # (U,)
+        hi[hi == 0] = 1.0  # a unit that is 0 everywhere: any range shows it as 0
+        lo = -hi
+    q = np.rint((X - lo) * (255.0 / (hi - lo)))  # (T, U)
+    return lo, hi, np.clip(q, 0, 255).astype(np.uint8)
+
+
+def page_data(a, model, title, K):
+    """The page's compact data: states 8-bit quantised and base64-encoded, the rest rounded."""
+    keys = []
+    for key, X in a["states"].items():
+        layer, name = key.split("/")
+        lo, hi, q = quantise(X, name in GATES)
+        keys.append({"key": key, "layer": int(layer), "name": name, "units": X.shape[1],
+                     "lo": lo.tolist(), "hi": hi.tolist(), "gate": name in GATES,
+                     "b64": base64.b64encode(q.tobytes()).decode("ascii")})
+    history = a["history"] or []
+    return {"title": title, "level": model.level, "pieces": a["pieces"], "vocab": model.tokens,
+            "keys": keys, "k": K,
+            "top_ids": a["top_ids"].tolist(),
+            "top_p": np.round(a["top_p"], 4).tolist(),
+            "surprisal": np.round(-a["logprob"] / math.log(2), 3).tolist(),  # bits
+            "interpretable": a["interpretable"], "constant": a["constant"],
+            "saturation": {k: np.round(s, 4).tolist() for k, s in a["saturation"].items()},
+            "history": [[h["iter"], h["loss"], h.get("val_loss")] for h in history]}
+
+
+def render_page(data):
+    """The self-contained HTML: the data as inline JSON ('<', '>' and '&' escaped, so no text
+    can close the script element), the style and the script inline."""
+    blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return PAGE.replace("__DATA__", blob, 1)
+
+
+def check_output(path, what):
+    """A UserError now, before any work, if path cannot be a file we write."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"{what} {path} is a folder: give a file name, e.g. {path}/page.html")
+    if not os.path.isdir(folder):
+        raise UserError(f"cannot write {what} {path}: folder {folder} does not exist")
+
+
+def write_atomic(path, text, what):
+    """Write text to path through a temporary file in the same folder, renamed into place: a
+    failure leaves any earlier file whole."""
+    check_output(path, what)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                   prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"cannot write {what} {path}: {e.strerror}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def build_parser():
+    ap = argparse.ArgumentParser(
+        description="Write one offline HTML page showing what a checkpoint learned: the text "
+                    "coloured by a unit, the next-token guesses, units that track quotes, "
+                    "brackets, line position and word starts, gate saturation, training curves.")
+    ap.add_argument("checkpoint", help="a .npz written by min_char_rnn.py or rnnlm.py")
+    ap.add_argument("text_file", nargs="?", default=None,
+                    help="the text to show (default: the checkpoint's validation text, when its "
+                         "training file is still there and unchanged)")
+    ap.add_argument("--text", default=None, help="the text to show, given on the command line")
+    ap.add_argument("--out", default=None,
+                    help="the page to write (default: beside the checkpoint, same name, .html)")
+    ap.add_argument("--json", default=None, help="also write the numbers behind the page here")
+    ap.add_argument("--max-chars", type=positive_int, default=2000,
+                    help="show at most this many tokens (characters, or words at word level) "
+                         "from the start of the text (default 2000)")
+    ap.add_argument("--top-k", type=positive_int, default=5,
+                    help="next-token guesses listed per position (default 5)")
+    ap.add_argument("--encoding", default="utf-8", help="encoding of TEXT_FILE (default utf-8)")
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.text is not None and args.text_file is not None:
+        raise UserError("give a TEXT_FILE or --text, not both")
+    model = load_model(args.checkpoint)
+    if args.text is not None or args.text_file is not None:
+        text = args.text if args.text is not None else \
+            read_text(args.text_file, args.encoding, "text file")[0]
+        if not text:
+            raise UserError("the text is empty: give at least one character")
+        ids = model.encode(text, "the text")
+        if len(ids) == 0:
+            raise UserError("the text holds no words: give at least one word")
+    else:
+        ids = validation_text(model)
+    ids = np.asarray(ids[:args.max_chars])  # (T,)
+    out = args.out or os.path.splitext(args.checkpoint)[0] + ".html"
+    check_output(out, "page")
+    if args.json:
+        check_output(args.json, "--json")
+    a = analyse(model, ids, args.top_k)
+    title = os.path.basename(args.checkpoint)
+    if args.json:
+        write_atomic(args.json, json.dumps(json_data(a, model.tokens), ensure_ascii=False),
+                     "--json")
+    write_atomic(out, render_page(page_data(a, model, title, args.top_k)), "page")
+    best = {}
+    for item in a["interpretable"]:
+        best.setdefault(item["feature"], item)
+    summary = "; ".join(f"{f} {b['key']}:{b['unit']} r={b['r']:+.2f}" for f, b in best.items())
+    if a["constant"]:
+        summary += ("; " if summary else "") + "constant here: " + ", ".join(a["constant"])
+    print(out)
+    print(f"{len(ids)} tokens; best unit per feature: {summary or 'none (text too short)'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- the page itself
+
+PAGE = r"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy"
+      content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'">
+<title>min-char-rnn: what the model learned</title>
+<style>
+body { font: 14px system-ui, sans-serif; margin: 1em 2em; color: #222; }
+h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin: 1.2em 0 .4em; }
+.text { font: 15px/1.9 ui-monospace, monospace; white-space: pre-wrap; word-break: break-all;
+        border: 1px solid #ccc; padding: .5em; max-height: 24em; overflow-y: auto; }
+.text span { cursor: pointer; }
+.text span.sel { outline: 2px solid #000; }
+.nl { color: #aaa; }
+#controls label { margin-right: 1em; }
+#guesses { min-height: 8em; font: 13px ui-monospace, monospace; }
+.bar { display: inline-block; height: .8em; background: #4a7; vertical-align: middle; }
+#features button { font: 12px ui-monospace, monospace; margin: 2px; }
+.note { color: #666; }
+svg text { font: 11px system-ui, sans-serif; fill: #333; }
+</style>
+</head>
+<body>
+<h1>What <span id="title"></span> learned</h1>
+<div id="controls">
+  <label>layer <select id="layer"></select></label>
+  <label>quantity <select id="name"></select></label>
+  <label>unit <input id="unit" type="number" min="0" value="0" style="width:5em">
+    of <span id="units"></span></label>
+  <span class="note">&larr; / &rarr; step through units</span>
+</div>
+<div id="legend" class="note"></div>
+<div id="text" class="text"></div>
+<h2>The model's guesses</h2>
+<div id="guesses" class="note">Point at (or click) a character to see the next-token guesses.</div>
+<h2>Surprisal: each token shaded by -log2 p(token | what precedes it)</h2>
+<div id="surprisal" class="text"></div>
+<h2>Units that track features of the text (Pearson r, top 5 per feature)</h2>
+<div id="features"></div>
+<h2>Gate saturation</h2>
+<div id="saturation"></div>
+<h2>Training curves</h2>
+<div id="curves"></div>
+<script type="application/json" id="data">__DATA__</script>
+<script>
+"use strict";
+const D = JSON.parse(document.getElementById("data").textContent);
+const $ = (id) => document.getElementById(id);
+const esc = (s) => String(s).replace(/[&<>"]/g, (c) => "&#" + c.charCodeAt(0) + ";");
+const T = D.pieces.length;
+const decoded = {};  // key -> Uint8Array (T * U), decoded from base64 on first use
+let cur = D.keys[0], unit = 0, pinned = -1;
+
+function values(k) {
+  if (!decoded[k.key]) {
+    const bin = atob(k.b64), a = new Uint8Array(bin.length);
+    for (let j = 0; j < bin.length; j++) a[j] = bin.charCodeAt(j);
+    decoded[k.key] = a;
+  }
+  return decoded[k.key];
+}
+
+// a byte 0..255 -> background colour: gates white -> green (0..1); the rest diverging,
+// blue below zero, white at zero, red above
+function colour(q, gate) {
+  if (gate) {
+    const s = q / 255, rb = 255 - 180 * s | 0;
+    return `rgb(${rb},${255 - 60 * s | 0},${rb})`;
+  }
+  const s = (q - 127.5) / 127.5;  // -1..1
+  const w = 255 - 200 * Math.abs(s) | 0;
+  return s >= 0 ? `rgb(255,${w},${w})` : `rgb(${w},${w},255)`;
+}
+
+// what a token looks like in the text: a line break shows a faint return sign before it
+function fill(div) {
+  const frag = document.createDocumentFragment();
+  for (let t = 0; t < T; t++) {
+    const s = document.createElement("span");
+    s.dataset.t = t;
+    if (D.pieces[t] === "\n") { s.innerHTML = '<span class="nl">\u21b5</span>\n'; }
+    else s.textContent = D.pieces[t];
+    frag.appendChild(s);
+  }
+  div.appendChild(frag);
+}
+
+function paint() {
+  const a = values(cur), U = cur.units, spans = $("text").children;
+  for (let t = 0; t < T; t++) spans[t].style.backgroundColor = colour(a[t * U + unit], cur.gate);
+  $("unit").value = unit; $("units").textContent = U;
+  const lo = +cur.lo[unit].toPrecision(3), hi = +cur.hi[unit].toPrecision(3);
+  $("legend").textContent = `layer ${cur.layer}, ${cur.name}, unit ${unit}: ` +
+    (cur.gate ? `white = 0, green = 1` : `blue = ${lo}, white = 0, red = ${hi}`);
+}
+
+function select(key, u) {
+  cur = D.keys.find((k) => k.key === key);
+  $("layer").value = cur.layer;
+  fillNames();
+  $("name").value = cur.name;
+  unit = Math.max(0, Math.min(u, cur.units - 1));
+  paint();
+}
+
+function fillNames() {
+  const names = D.keys.filter((k) => k.layer === +$("layer").value).map((k) => k.name);
+  $("name").innerHTML = names.map((n) => `<option>${esc(n)}</option>`).join("");
+}
+
+// a vocabulary token as shown in the guesses: line breaks and spaces made visible
+const shown = (tok) => tok === "\n" || tok === "<eos>" ? "\u21b5" : tok === " " ? "\u2423" : tok;
+
+function guesses(t) {
+  const rows = D.top_ids[t].map((id, j) => {
+    const p = D.top_p[t][j];
+    return `<div><span class="bar" style="width:${(p * 200).toFixed(1)}px"></span> ` +
+      `${(100 * p).toFixed(1).padStart(5)}% ${esc(shown(D.vocab[id]))}</div>`;
+  });
+  const next = t + 1 < T ? ` next is ${esc(shown(D.pieces[t + 1].trim() || D.pieces[t + 1]))}` +
+    ` (${D.surprisal[t].toFixed(2)} bits)` : " (the last token)";
+  $("guesses").innerHTML = `<div>after ${esc(shown(D.pieces[t].trim() || D.pieces[t]))} ` +
+    `(position ${t}):${next}</div>` + rows.join("");
+}
+
+function onPoint(ev, click) {
+  const s = ev.target.closest("[data-t]");
+  if (!s) return;
+  const t = +s.dataset.t;
+  if (click) {
+    for (const div of [$("text"), $("surprisal")]) {
+      if (pinned >= 0) div.children[pinned].classList.remove("sel");
+      if (pinned !== t) div.children[t].classList.add("sel");
+    }
+    pinned = pinned === t ? -1 : t;
+  }
+  if (click || pinned < 0) guesses(pinned >= 0 ? pinned : t);
+}
+
+function surprisalRow() {
+  fill($("surprisal"));
+  const spans = $("surprisal").children, top = Math.max(1e-9, ...D.surprisal);
+  for (let t = 1; t < T; t++) {  // token t is predicted from tokens 0..t-1; token 0 is not
+    const w = 255 - 200 * D.surprisal[t - 1] / top | 0;
+    spans[t].style.backgroundColor = `rgb(255,${w},${255 - 200 * D.surprisal[t - 1] / top | 0})`;
+  }
+}
+
+function featureList() {
+  const by = {};
+  for (const it of D.interpretable) (by[it.feature] = by[it.feature] || []).push(it);
+  let html = "";
+  for (const f in by) {
+    html += `<div><b>${esc(f)}</b> ` + by[f].map((it) =>
+      `<button data-key="${esc(it.key)}" data-unit="${it.unit}">${esc(it.key)} unit ${it.unit}: ` +
+      `r = ${it.r >= 0 ? "+" : ""}${it.r.toFixed(2)}</button>`).join("") + "</div>";
+  }
+  if (D.constant.length)
+    html += `<p class="note">Left out, constant on this text: ${D.constant.map(esc).join(", ")}.</p>`;
+  $("features").innerHTML = html || '<p class="note">No feature varies on this text.</p>';
+}
+
+// a scatter per layer: fraction of positions below 0.1 (x) against above 0.9 (y), per gate unit
+function saturationPlots() {
+  const keys = Object.keys(D.saturation);
+  if (!keys.length) {
+    $("saturation").innerHTML = '<p class="note">Only LSTM and GRU layers have gates.</p>';
+    return;
+  }
+  const palette = { f: "#d62728", i: "#2ca02c", o: "#1f77b4", z: "#9467bd", r: "#ff7f0e" };
+  const layers = [...new Set(keys.map((k) => k.split("/")[0]))];
+  let html = "";
+  for (const l of layers) {
+    const S = 200, m = 30;
+    let g = `<svg class="sat" width="${S + m + 70}" height="${S + m + 10}">` +
+      `<rect x="${m}" y="5" width="${S}" height="${S}" fill="none" stroke="#999"/>` +
+      `<line x1="${m}" y1="5" x2="${m + S}" y2="${S + 5}" stroke="#ddd"/>` +
+      `<text x="${m}" y="${S + 20}">0</text>` +
+      `<text x="${m + S - 60}" y="${S + 20}">left-saturated 1</text>` +
+      `<text x="2" y="14">1</text><text x="2" y="${S + 5}">0</text>`;
+    let ly = 20;
+    for (const k of keys.filter((k) => k.split("/")[0] === l)) {
+      const name = k.split("/")[1];
+      for (const [lo, hi] of D.saturation[k])
+        g += `<circle cx="${m + lo * S}" cy="${5 + S - hi * S}" r="2.5" ` +
+          `fill="${palette[name]}" fill-opacity=".6"/>`;
+      g += `<text x="${m + S + 8}" y="${ly}" style="fill:${palette[name]}">${esc(name)}</text>`;
+      ly += 14;
+    }
+    html += `<div style="display:inline-block;margin-right:2em">layer ${esc(l)} (y: right-saturated, ` +
+      `fraction &gt; 0.9)<br>${g}</svg></div>`;
+  }
+  $("saturation").innerHTML = html;
+}
+
+// training and validation loss (nats per token) against iteration
+function curves() {
+  const H = D.history;
+  if (!H.length) {
+    $("curves").innerHTML = '<p class="note">This checkpoint has no training history.</p>';
+    return;
+  }
+  const W = 600, Hh = 220, m = 45;
+  const ys = H.flatMap((h) => [h[1], h[2]]).filter((v) => v !== null && isFinite(v));
+  const x0 = H[0][0], x1 = Math.max(H[H.length - 1][0], x0 + 1);
+  const y0 = Math.min(...ys), y1 = Math.max(Math.max(...ys), y0 + 1e-9);
+  const X = (x) => (m + (x - x0) / (x1 - x0) * (W - m - 10)).toFixed(1);
+  const Y = (y) => (10 + (y1 - y) / (y1 - y0) * (Hh - m)).toFixed(1);
+  const line = (j) => H.filter((h) => h[j] !== null).map((h) => `${X(h[0])},${Y(h[j])}`).join(" ");
+  $("curves").innerHTML = `<svg width="${W}" height="${Hh}">` +
+    `<rect x="${m}" y="10" width="${W - m - 10}" height="${Hh - m}" fill="none" stroke="#999"/>` +
+    `<polyline id="train-curve" points="${line(1)}" fill="none" stroke="#1f77b4"/>` +
+    `<polyline id="val-curve" points="${line(2)}" fill="none" stroke="#d62728" stroke-width="2"/>` +
+    `<text x="2" y="16">${y1.toFixed(2)}</text>` +
+    `<text x="2" y="${Hh - m + 10}">${y0.toFixed(2)}</text>` +
+    `<text x="${m}" y="${Hh - m + 25}">iter ${x0}</text>` +
+    `<text x="${W - 90}" y="${Hh - m + 25}">iter ${x1}</text>` +
+    `<text x="${m + 150}" y="${Hh - 5}" style="fill:#1f77b4">training loss</text>` +
+    `<text x="${m + 260}" y="${Hh - 5}" style="fill:#d62728">validation loss (nats/token)</text></svg>`;
+}
+
+function init() {
+  $("title").textContent = D.title;
+  const layers = [...new Set(D.keys.map((k) => k.layer))];
+  $("layer").innerHTML = layers.map((l) => `<option value="${l}">${l}</option>`).join("");
+  fill($("text"));
+  surprisalRow();
+  featureList();
+  saturationPlots();
+  curves();
+  $("layer").onchange = () => {
+    fillNames();
+    select(`${$("layer").value}/${$("name").value}`, unit);
+  };
+  $("name").onchange = () => select(`${$("layer").value}/${$("name").value}`, unit);
+  $("unit").onchange = () => select(cur.key, +$("unit").value || 0);
+  $("features").onclick = (ev) => {  // a listed unit: show it
+    const b = ev.target.closest("button");
+    if (b) select(b.dataset.key, +b.dataset.unit);
+  };
+  for (const div of [$("text"), $("surprisal")]) {
+    div.onmouseover = (ev) => onPoint(ev, false);
+    div.onclick = (ev) => onPoint(ev, true);
+  }
+  document.onkeydown = (ev) => {
+    if (ev.target.tagName === "INPUT" || ev.target.tagName === "SELECT") return;
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[ev.key];
+    if (!step) return;
+    ev.preventDefault();
+    select(cur.key, (unit + step + cur.units) % cur.units);
+  };
+  select(cur.key, 0);
+  document.body.dataset.ready = "1";
+}
+init();
+</script>
+</body>
+</html>
+"""
+
+if __name__ == "__main__":
+    run(main)
