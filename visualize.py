@@ -141,15 +141,6 @@ def top_guesses(probs, K):
     return order, np.take_along_axis(probs, order, axis=1)
 
 
-def history_records(model):
-    """The model's loss history as a list of {iter, loss, val_loss}, or None without one. The
-    interface may hand over the checkpoint's stored form {stride, records}: its records."""
-    h = model.history
-    if isinstance(h, dict):
-        h = h.get("records")
-    return None if h is None else list(h)
-
-
 def analyse(model, ids, K):
     """Everything the page and the JSON show, at full precision (numpy arrays inside)."""
     tr = model.trace(ids)
@@ -166,7 +157,7 @@ def analyse(model, ids, K):
     return {"tokens": tokens, "pieces": pieces, "states": tr.states, "top_ids": top_ids,
             "top_p": top_p, "logprob": logprob, "features": features,
             "interpretable": interpretable, "constant": constant,
-            "saturation": saturation(tr.states), "history": history_records(model)}
+            "saturation": saturation(tr.states), "history": model.history}
 
 
 def json_data(a, vocab):
