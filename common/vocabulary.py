@@ -4,12 +4,14 @@ with one way to build, encode (unknown tokens are listed in the error) and decod
 """
 import hashlib
 import os
+import re
 
 import numpy as np
 
 from common.cli import UserError
 
 EOS = "<eos>"  # the word-level token for a line end (DLFS2's PTB reader)
+SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: never a character alone
 
 
 def check_file(path, what="input file"):
@@ -41,6 +43,20 @@ def decode_text(data, encoding="utf-8", path="input"):
         raise UserError(f"{path} is not valid {encoding}: bad byte 0x{data[e.start]:02x} at byte "
                         f"offset {e.start}; if the file uses another encoding, pass it with "
                         "--encoding (e.g. --encoding cp949 or --encoding latin-1)") from None
+    except (UnicodeError, ValueError, TypeError) as e:  # a codec that fails in its own way
+        raise UserError(f"cannot decode {path} with --encoding {encoding}: {e}; give a text "
+                        "encoding such as utf-8, cp949 or latin-1") from None
+    if not isinstance(text, str):
+        raise UserError(f"--encoding {encoding} does not decode to text: give a text encoding "
+                        "such as utf-8, cp949 or latin-1")
+    # a lone surrogate (U+D800-DFFF) is not a character: it cannot be written as UTF-8 (in a
+    # sample, or in the checkpoint's vocabulary), so such text is refused here, once
+    lone = SURROGATE.search(text)
+    if lone:
+        raise UserError(f"{path} decoded with --encoding {encoding} holds a lone surrogate "
+                        f"(U+{ord(lone.group()):04X}) at character offset {lone.start()}, which "
+                        "is not a character: use an encoding that yields whole characters, e.g. "
+                        "--encoding utf-8")
     return text[1:] if text.startswith("\ufeff") else text
 
 
