@@ -21,11 +21,14 @@ READABLE_VERSIONS = (1, 2)
 def save_checkpoint(path, arrays, meta):
     """Write arrays plus a JSON meta string to one .npz, atomically: a temporary file in the
     same folder, flushed to disk, then renamed over `path`. A crash at any moment leaves
-    either the previous complete file or the new complete one."""
+    either the previous complete file or the new complete one. A failed write (a full disk)
+    is a UserError (exit 1) naming what was kept."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    tmp = None
     try:
+        # ".<name>.<pid>.<random>.tmp": this run's own, see prepare_output
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp",
+                                   prefix=f".{os.path.basename(path)}.{os.getpid()}.")
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it an ordinary file's mode
         with os.fdopen(fd, "wb") as f:
             # a file object, so np.savez never appends its own suffix
@@ -33,9 +36,15 @@ def save_checkpoint(path, arrays, meta):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    except BaseException as e:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(e, OSError):  # e.g. the disk is full: say what was kept, no traceback
+            kept = "the previous file there is intact" if os.path.exists(path) else \
+                "nothing was written there"
+            raise UserError(f"cannot save {path}: {e.strerror} (in {folder}); {kept}; free some "
+                            "space or choose another --out", 1) from None
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable (not possible everywhere)
         dir_fd = os.open(folder, os.O_RDONLY)
@@ -121,12 +130,27 @@ def prepare_output(path):
     except OSError as e:
         raise UserError(f"cannot write checkpoints to {folder}: {e.strerror}; choose another "
                         "--out") from None
-    # temporary files that a killed run left behind while saving to this path (never loaded)
+    # temporary files that a killed run left behind while saving to this path (never loaded);
+    # each names its writer's process id, so those of a run still alive are left to it
     prefix = "." + os.path.basename(path) + "."
     for name in os.listdir(folder):
         if name.startswith(prefix) and name.endswith(".tmp"):
+            pid = name[len(prefix):].split(".")[0]
+            if pid.isdigit() and _alive(int(pid)):
+                continue
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(folder, name))
+
+
+def _alive(pid):
+    """Whether a process with this id is running (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    return True
 
 
 def sibling(path, tag):

@@ -186,6 +186,37 @@ def perplexity(loss):
     return math.exp(loss) if loss < 700 else float("inf")
 
 
+def check_paths(args):
+    """No file a run writes (--out, its best and previous files, --log) may be the input, a
+    checkpoint it reads, or another of them: symlinks and other spellings included."""
+    stem = args.out[:-4] if args.out.endswith(".npz") else args.out
+    if stem == args.out and args.out != args.resume:
+        raise UserError(f"--out {args.out}: a checkpoint's name ends in .npz (its best and "
+                        f"previous files go beside it): use --out {args.out}.npz")
+    outputs = [("--out", args.out), ("the best checkpoint", sibling(args.out, "best")),
+               ("the previous checkpoint", sibling(args.out, "prev")),
+               ("the previous best", sibling(args.out, "prev.best")), ("--log", args.log)]
+    outputs = [(what, path) for what, path in outputs if path]
+    for i, (what, path) in enumerate(outputs):
+        # --out may be the checkpoint it resumes or starts from (that one is kept as .prev)
+        reads = [("INPUT", args.input)] + ([("--resume", args.resume), ("--init-from",
+                                             args.init_from)] if what == "--log" else [])
+        for other, other_path in reads + outputs[:i]:
+            if other_path and same_file(path, other_path):
+                raise UserError(f"{what} {path} is the same file as {other} {other_path}: "
+                                "choose another --out or --log")
+
+
+def same_file(a, b):
+    """a and b name one file: the same real path, or one existing file under two names."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either does not exist (yet)
+        return False
+
+
 class History:
     """The loss curve kept in the checkpoint: records {iter, loss, val_loss} (nats per token;
     None where not measured). Training losses are kept every `stride` iterations; past
@@ -246,8 +277,10 @@ class Run:
 
     def __init__(self, args, unit, resumed_meta=None, hint="try a smaller --learning-rate"):
         self.out, self.best_path = args.out, sibling(args.out, "best")
+        check_paths(args)
         prepare_output(self.out)
         self.log_file = open_log(args.log)
+        self.log_path = args.log
         self.log_every = args.log_every
         self.unit, self.hint = unit, hint
         self.keep_old = {} if resumed_meta else {self.out: sibling(self.out, "prev"),
@@ -271,8 +304,14 @@ class Run:
             raise diverged(f"{what} became {value}", k, self.hint)
 
     def log(self, **fields):
+        """A --log line; when it cannot be written (a full disk), say so once and train on."""
         if self.log_file:
-            self.log_file.write(json_line(**fields))
+            try:
+                self.log_file.write(json_line(**fields))
+            except OSError as e:
+                self.log_file = None
+                tqdm.write(f"warning: cannot write --log {self.log_path}: {e.strerror}; logging "
+                           "stopped, training goes on", file=sys.stderr)
 
     def trained(self, k, loss_per_token, **log_fields):
         """Iteration k's training loss: into the history, and a --log line every log_every."""
