@@ -4,6 +4,7 @@ without ever unpickling; the previous and best files kept beside it.
 """
 import contextlib
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -94,7 +95,80 @@ def load_checkpoint(path, kinds=None):
                         + " or ".join(repr(k) for k in kinds))
     if not isinstance(meta.get("vocab"), str) or not meta["vocab"]:
         raise UserError(f"{path} has no vocabulary in its meta record")
+    check_meta(path, meta)
     return arrays, meta
+
+
+# ----------------------------------------------------------------------------- the meta record
+# What each kind's trainer writes into meta, field -> check; a checkpoint is refused unless its
+# record is one a trainer could have written. Other fields (inputs, notes) are not read here.
+
+def _int(lo=0, hi=None):
+    return lambda v: type(v) is int and v >= lo and (hi is None or v <= hi)
+
+
+def _num(lo=-math.inf, hi=math.inf, lo_open=False):
+    return lambda v: (type(v) in (int, float) and math.isfinite(v) and lo <= v <= hi
+                      and not (lo_open and v == lo))
+
+
+def _one_of(*values):
+    return lambda v: isinstance(v, (str, bool)) and v in values
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+def _is(cls):
+    return lambda v: isinstance(v, cls) and type(v) is not bool
+
+
+COMMON_OPTIONS = {"seq_length": _int(1), "batch_size": _int(1), "learning_rate": _num(0, lo_open=True),
+                  "dtype": _one_of("float64", "float32"), "val_fraction": _num(0, 1),
+                  "seed": _is(int), "encoding": _is(str), "hidden_size": _int(1)}
+META_SCHEMA = {
+    "min_char_rnn": {"n": _int(), "p": _int(), "smooth_loss": _num(),
+                     "best_val_loss": _optional(_num()), "rng_state": _is(dict)},
+    "rnnlm": {"level": _one_of("char", "word"), "k": _int(), "lr": _num(0, lo_open=True),
+              "opt_iter": _int(), "best_val_loss": _optional(_num()), "epoch_loss_sum": _num(),
+              "epoch_loss_count": _int(), "dropout_rng_state": _is(dict),
+              "sample_rng_state": _is(dict)},
+}
+OPTIONS_SCHEMA = {
+    "min_char_rnn": COMMON_OPTIONS,
+    "rnnlm": {**COMMON_OPTIONS, "cell": _one_of("rnn", "lstm", "gru"), "num_layers": _int(1, 64),
+              "wordvec_size": _int(1), "dropout": _num(0, 1), "tie_weights": _one_of(True, False),
+              "optimizer": _one_of("sgd", "adagrad", "adam"),
+              "lr_decay": _one_of("none", "cosine", "plateau"), "decay_iters": _optional(_int(1)),
+              "max_grad_norm": _num(0)},
+}
+
+
+def check_meta(path, meta):
+    """The meta record against META_SCHEMA and OPTIONS_SCHEMA for its kind, and its token counts
+    against its vocabulary: a one-line UserError naming the first field that is wrong."""
+    kind = meta.get("kind")
+    if kind not in META_SCHEMA:
+        raise UserError(f"{path} is damaged: unknown model kind {kind!r}")
+    options = meta.get("options")
+    if not isinstance(options, dict):
+        raise UserError(f"{path} is damaged: its meta record has no options")
+    for where, record, schema in (("", meta, META_SCHEMA[kind]),
+                                  ("option ", options, OPTIONS_SCHEMA[kind])):
+        for name, ok in schema.items():
+            if name not in record:
+                raise UserError(f"{path} is damaged: its meta record has no {where}{name}")
+            if not ok(record[name]):
+                raise UserError(f"{path} is damaged: {where}{name} = {record[name]!r} is not a "
+                                "value the trainer writes")
+    counts_key = "token_counts" if meta.get("level") == "word" else "char_counts"
+    counts = meta.get(counts_key)
+    V = len(meta["vocab"].split(" ")) if meta.get("level") == "word" else len(meta["vocab"])
+    if not (isinstance(counts, list) and len(counts) == V and all(_int()(c) for c in counts)
+            and sum(counts) > 0):
+        raise UserError(f"{path} is damaged: {counts_key} is not {V} non-negative counts of the "
+                        "vocabulary's tokens")
 
 
 def check_arrays(path, arrays, shapes):

@@ -136,6 +136,8 @@ class LayerModel(LanguageModel):
         model = Rnnlm(len(vocab), o["wordvec_size"], o["hidden_size"], o["cell"],
                       o["num_layers"], 0.0, o["tie_weights"], dtype=np.dtype(o["dtype"]))
         check_arrays(path, arrays, {n: p.shape for n, p in zip(model.names, model.params)})
+        if o["tie_weights"] and "affine_W" in arrays:  # a tied model stores embed_W only
+            raise UserError(f"{path} is damaged: it is tied (tie_weights) but stores affine_W")
         for name, p in zip(model.names, model.params):
             p[...] = arrays[name]
         return cls(model, vocab, meta)

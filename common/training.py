@@ -101,6 +101,9 @@ def check_val_split(val, val_fraction, unit="characters"):
 
 def check_same_input(path, sha, nbytes, meta):
     """A resumed run must read the very bytes it was trained on (size and SHA-256 in meta)."""
+    if not isinstance(meta.get("input_sha256"), str) or not isinstance(meta.get("input_bytes"), int):
+        raise UserError("the checkpoint to resume is damaged: its meta record has no input size "
+                        "and SHA-256")
     if sha != meta["input_sha256"] or nbytes != meta["input_bytes"]:
         raise UserError(f"{path} is not the text this run was trained on ({nbytes} bytes now, "
                         f"{meta['input_bytes']} in the checkpoint, SHA-256 differs): resume with "
