@@ -1,0 +1,112 @@
+"""Tests for common/interface.py: one load_model for every checkpoint kind, and the version-1
+checkpoints in tests/fixtures/v1 (made by the code before the common/ restructuring) still loading,
+scoring, generating and resuming to the figures that code wrote into expected.json."""
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from common.checkpoint import FORMAT_VERSION, load_checkpoint
+from common.interface import GistModel, LayerModel, load_model
+from conftest import FIXTURES, read_log, run_ok
+
+V1 = os.path.join(FIXTURES, "v1")
+with open(os.path.join(V1, "expected.json"), encoding="utf-8") as _f:
+    EXPECTED = json.load(_f)
+V1_NAMES = sorted(EXPECTED["figures"])  # the six checkpoints
+GIST_NAMES = ("gist", "gist_b3_f32")    # made by min_char_rnn.py; the other four by rnnlm.py
+
+# Scores of the float64 checkpoints: the old code and this one sum the same per-position losses
+# in float64; 1e-9 relative leaves room for a different summation order only (5609 terms of
+# ~3 nats each, rounding ~1e-16 each, can move the total by ~1e-12 relative at most).
+SCORE_RTOL_F64 = 1e-9
+# Scores of the float32 checkpoints (gist_b3_f32, gru_word_tied): each position's loss is computed
+# in float32 (unit roundoff 2^-24 = 6e-8) through dot products of at most 10 terms, a softmax and
+# a log: a few tens of roundings, ~20 float32 epsilons (2.4e-6) per position even if they all
+# add with one sign, and the positions' errors add into a total of the same relative size.
+# 1e-5 bounds such reorderings with a 4x margin; a wrong weight, state or token moves the total
+# by far more (one changed character of the 5609 moves it by ~1e-4).
+SCORE_RTOL_F32 = 1e-5
+# Resumed losses: the same arithmetic in the same order as the old code on the same machine, so
+# they are equal exactly; 1e-12 relative would allow a reordered float64 sum of ~10 terms.
+RESUME_RTOL = 1e-12
+RESUME_FIELDS = {"min_char_rnn": ("loss", "loss_per_char", "smooth_loss"),
+                 "rnnlm": ("loss", "perplexity", "lr")}
+
+
+@pytest.fixture
+def v1_copy(tmp_path):
+    """A copy of tests/fixtures/v1 in tmp_path: the commands run there, so nothing in tests/ is
+    ever written."""
+    folder = tmp_path / "v1"
+    shutil.copytree(V1, folder)
+    return folder
+
+
+def read_text_file(path):
+    with open(path, encoding="utf-8", newline="") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("name", V1_NAMES)
+def test_v1_checkpoint_loads_and_scores_the_old_figure(name):
+    model = load_model(os.path.join(V1, f"{name}.npz"))
+    assert model.meta["format_version"] == 1
+    assert isinstance(model, GistModel if name in GIST_NAMES else LayerModel)
+    expected = EXPECTED["figures"][name]["score"]
+    text = read_text_file(os.path.join(V1, EXPECTED["score_file"]))
+    log_prob, count = model.score(model.encode(text))
+    assert count == expected.get("chars_scored" if model.level == "char" else "tokens_scored")
+    float32 = model.meta["options"]["dtype"] == "float32"
+    rtol = SCORE_RTOL_F32 if float32 else SCORE_RTOL_F64
+    assert math.isclose(log_prob, expected["log_prob"], rel_tol=rtol), \
+        (log_prob, expected["log_prob"], abs(log_prob / expected["log_prob"] - 1))
+
+
+@pytest.mark.parametrize("name", V1_NAMES)
+def test_v1_checkpoint_greedy_text_is_unchanged(name, v1_copy):
+    r = run_ok("sample.py", [f"{name}.npz", "--start", "The", "--temperature", "0",
+                             "--length", "40"], cwd=v1_copy)
+    assert r.stdout == EXPECTED["figures"][name]["greedy"]
+
+
+# Only the gist kind's seeded samples are compared: the layer models' sampler now draws its Gumbel
+# noise through the one implementation it shares with the gist's sampler (common/generation.py),
+# which consumes the generator differently from the old layer-model sampler, so their seeded
+# samples changed on purpose. The gist's sampler drew its noise that way already.
+@pytest.mark.parametrize("name", GIST_NAMES)
+def test_v1_gist_checkpoint_seeded_samples_are_unchanged(name, v1_copy):
+    r = run_ok("sample.py", [f"{name}.npz", "--seed", "3", "--length", "40", "--num-samples", "2"],
+               cwd=v1_copy)
+    assert r.stdout == EXPECTED["figures"][name]["sampled"]
+
+
+@pytest.mark.parametrize("name", V1_NAMES)
+def test_v1_checkpoint_resumes_to_the_old_losses(name, v1_copy):
+    """--resume a copy to iteration 35: the same --log loss lines as the old code, and the file
+    written back is a current-version checkpoint."""
+    ckpt = f"resumed_{name}.npz"
+    shutil.copyfile(v1_copy / f"{name}.npz", v1_copy / ckpt)
+    kind = load_checkpoint(str(v1_copy / ckpt))[1]["kind"]
+    script, extra = ("min_char_rnn.py", ["--sample-every", "0"]) if kind == "min_char_rnn" \
+        else ("rnnlm.py", [])
+    run_ok(script, ["--resume", ckpt, EXPECTED["score_file"],
+                    "--max-iters", EXPECTED["resume_max_iters"], "--log", "resume.log",
+                    "--log-every", "1", "--eval-every", "0", *extra], cwd=v1_copy)
+    got = {r["iter"]: r for r in read_log(v1_copy / "resume.log") if "loss" in r}
+    expected = {r["iter"]: r for r in EXPECTED["figures"][name]["resume_log"] if "loss" in r}
+    assert sorted(got) == sorted(expected) and expected
+    for k, want in expected.items():
+        for field in RESUME_FIELDS[kind]:
+            assert math.isclose(got[k][field], want[field], rel_tol=RESUME_RTOL), \
+                (k, field, got[k][field], want[field])
+    val_got = [r["val_loss"] for r in read_log(v1_copy / "resume.log") if "val_loss" in r]
+    val_want = [r["val_loss"] for r in EXPECTED["figures"][name]["resume_log"] if "val_loss" in r]
+    np.testing.assert_allclose(val_got, val_want, rtol=RESUME_RTOL)
+    arrays, meta = load_checkpoint(str(v1_copy / ckpt))
+    assert meta["format_version"] == FORMAT_VERSION == 2
+    assert meta["k" if kind == "rnnlm" else "n"] == EXPECTED["resume_max_iters"]
+    assert load_model(str(v1_copy / ckpt)).meta["format_version"] == 2
