@@ -1,0 +1,251 @@
+"""Tests for common/training.py: the run contract both trainers share (earlier files kept as .prev,
+divergence, --init-from, the loss history), exercised through both trainers' command lines, and
+the History class on its own."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import rnnlm
+from common import gist_reference, training
+from common.interface import load_model
+from common.vocabulary import Vocabulary
+from conftest import (PARAM_NAMES, assert_error, assert_nothing_changed, read_log, read_npz, run,
+                      run_ok, snapshot, write_text)
+
+# 13 symbols, 658 characters: digits, '*', '=', ';'
+SMALL_TEXT = "".join(f"{a}*{b}={a * b};" for a in range(10) for b in range(10))
+# Only 8 of those symbols: a text --init-from can encode in SMALL_TEXT's vocabulary
+KNOWN_TEXT = "".join(f"{a}*{b}={a + b};" for a in range(4) for b in range(4)) * 3
+# Tiny models: H = 7, T = 6 (and D = 6, N = 2 for rnnlm), no samples; both with Adagrad memory
+TRAINERS = {"min_char_rnn.py": ["--hidden-size", "7", "--seq-length", "6", "--sample-every", "0"],
+            "rnnlm.py": ["--hidden-size", "7", "--wordvec-size", "6", "--seq-length", "6",
+                         "--batch-size", "2", "--optimizer", "adagrad"]}
+ITER_KEY = {"min_char_rnn.py": "n", "rnnlm.py": "k"}
+# One step's gradient computed twice, by the trainer and here from the same weights: the same
+# math in another order (gist_reference's one-hot products, or the same layers in-process), so
+# only rounding differs: ~1e-16 relative per element, 1e-10 leaves a wide margin; the absolute
+# floor covers entries that cancel to ~0 (squared gradients of ~1e-3 carry errors ~1e-19).
+SAME_STEP_RTOL = 1e-10
+SAME_STEP_ATOL = 1e-16
+
+
+@pytest.fixture(scope="module", params=sorted(TRAINERS))
+def trained(request, tmp_path_factory):
+    """For each trainer: a folder with SMALL_TEXT as corpus.txt and a checkpoint good.npz
+    trained on it for 3 iterations."""
+    trainer = request.param
+    folder = tmp_path_factory.mktemp(trainer.replace(".", "_"))
+    write_text(folder / "corpus.txt", SMALL_TEXT)
+    run_ok(trainer, ["corpus.txt", *TRAINERS[trainer], "--max-iters", "3", "--out", "good.npz"],
+           cwd=folder)
+    return trainer, folder
+
+
+def copy_of(trained, tmp_path, *names):
+    """The trainer's name, with the corpus and good.npz copied into tmp_path."""
+    trainer, folder = trained
+    for name in ("corpus.txt", "good.npz", *names):
+        shutil.copyfile(folder / name, tmp_path / name)
+    return trainer
+
+
+# ----------------------------------------------------------------------------- earlier files
+
+def test_fresh_run_keeps_the_earlier_model_and_best_as_prev(trained, tmp_path):
+    """A new run at an --out where an earlier run left model.npz and model.best.npz keeps both,
+    byte for byte, as model.prev.npz and model.prev.best.npz (issue 9: rnnlm.py overwrote the
+    best at its first validation)."""
+    trainer = copy_of(trained, tmp_path)
+    opts = ["corpus.txt", *TRAINERS[trainer], "--max-iters", "4", "--eval-every", "2",
+            "--out", "model.npz"]
+    run_ok(trainer, opts, cwd=tmp_path)
+    earlier = {name: (tmp_path / name).read_bytes() for name in ("model.npz", "model.best.npz")}
+    run_ok(trainer, [*opts, "--seed", "5"], cwd=tmp_path)  # another seed: other weights
+    assert (tmp_path / "model.prev.npz").read_bytes() == earlier["model.npz"]
+    assert (tmp_path / "model.prev.best.npz").read_bytes() == earlier["model.best.npz"]
+    for name in earlier:  # the new run's own files replaced them
+        assert (tmp_path / name).read_bytes() != earlier[name]
+        assert read_npz(tmp_path / name)[1]["options"]["seed"] == 5
+
+
+def test_non_finite_validation_loss_stops_and_saves_nothing(trained, tmp_path):
+    """A learning rate of 1e308 makes the first validation loss inf or NaN: exit 1 with the one
+    divergence line, and the checkpoints already at --out are untouched (no file written)."""
+    trainer = copy_of(trained, tmp_path)
+    shutil.copyfile(tmp_path / "good.npz", tmp_path / "model.npz")
+    shutil.copyfile(tmp_path / "good.npz", tmp_path / "model.best.npz")
+    before = snapshot(tmp_path)
+    r = run(trainer, ["corpus.txt", *TRAINERS[trainer], "--learning-rate", "1e308",
+                      "--eval-every", "1", "--save-every", "1", "--out", "model.npz"], cwd=tmp_path)
+    assert_error(r, 1, "the validation loss became", "diverged", "--learning-rate")
+    assert_nothing_changed(tmp_path, before)
+
+
+# ----------------------------------------------------------------------------- --init-from
+
+def first_gradients(trainer, ckpt, text):
+    """{name: gradient} of the first training step from ckpt's weights on text, computed here:
+    the gist's by gist_reference.lossFun on the first T characters (batch 1, zero state); the
+    layer model's by the same layers in-process on rnnlm.get_batch's first batch."""
+    arrays, meta = read_npz(ckpt)
+    ids = Vocabulary.from_meta(meta).encode(text)
+    o = meta["options"]
+    if trainer == "min_char_rnn.py":
+        T, H = o["seq_length"], o["hidden_size"]
+        params = [arrays[name] for name in PARAM_NAMES]
+        _, *grads, _ = gist_reference.lossFun(ids[:T], ids[1:T + 1], np.zeros((H, 1)), *params)
+        return dict(zip(PARAM_NAMES, grads))
+    model = load_model(str(ckpt)).model
+    x, t = rnnlm.get_batch(ids[:-1], ids[1:], o["batch_size"], o["seq_length"], 0)  # (N, T)
+    model.forward(x, t)
+    model.backward()
+    return {name: g.copy() for name, g in zip(model.names, model.grads)}
+
+
+def test_init_from_takes_weights_and_vocabulary_with_a_fresh_optimizer(trained, tmp_path):
+    """One iteration from good.npz on a text with fewer symbols: the vocabulary is good.npz's,
+    the count starts at 0, and the Adagrad memory after one step is exactly the first gradient
+    squared: the gradient of good.npz's weights (they were taken) with no earlier memory added
+    (the optimizer is fresh)."""
+    trainer = copy_of(trained, tmp_path)
+    write_text(tmp_path / "known.txt", KNOWN_TEXT)
+    run_ok(trainer, ["known.txt", "--init-from", "good.npz", *TRAINERS[trainer],
+                     "--max-iters", "1", "--val-fraction", "0", "--out", "new.npz"], cwd=tmp_path)
+    arrays, meta = read_npz(tmp_path / "new.npz")
+    good_arrays, good_meta = read_npz(tmp_path / "good.npz")
+    assert meta["vocab"] == good_meta["vocab"] != Vocabulary.build(KNOWN_TEXT, "char")[0].to_meta()
+    assert meta[ITER_KEY[trainer]] == 1 and good_meta[ITER_KEY[trainer]] == 3
+    memory = "m{}" if trainer == "min_char_rnn.py" else "opt_h_{}"
+    grads = first_gradients(trainer, tmp_path / "good.npz", KNOWN_TEXT)
+    for name, g in grads.items():
+        np.testing.assert_allclose(arrays[memory.format(name)], g * g, rtol=SAME_STEP_RTOL,
+                                   atol=SAME_STEP_ATOL, err_msg=name)
+        assert not np.array_equal(good_arrays[memory.format(name)], 0 * g)  # good.npz had memory
+
+
+def test_init_from_lists_the_unknown_characters(trained, tmp_path):
+    trainer = copy_of(trained, tmp_path)
+    write_text(tmp_path / "other.txt", KNOWN_TEXT + "xyz")
+    before = snapshot(tmp_path)
+    r = run(trainer, ["other.txt", "--init-from", "good.npz", *TRAINERS[trainer],
+                      "--max-iters", "1", "--out", "new.npz"], cwd=tmp_path)
+    assert_error(r, 2, "'x'", "'y'", "'z'", "other.txt")
+    assert_nothing_changed(tmp_path, before)
+
+
+@pytest.mark.parametrize("case", ["with --resume", "another --hidden-size"])
+def test_init_from_refusals(trained, tmp_path, case):
+    trainer = copy_of(trained, tmp_path)
+    args = ["corpus.txt", "--init-from", "good.npz", *TRAINERS[trainer], "--max-iters", "1",
+            "--out", "new.npz"]
+    if case == "with --resume":
+        args, needles = [*args, "--resume", "good.npz"], ("--resume", "--init-from", "not both")
+    else:
+        args, needles = [*args, "--hidden-size", "9"], ("--hidden-size 9", "7", "good.npz")
+    before = snapshot(tmp_path)
+    assert_error(run(trainer, args, cwd=tmp_path), 2, *needles)
+    assert_nothing_changed(tmp_path, before)
+
+
+# ----------------------------------------------------------------------------- the loss history
+
+def expected_stride(n, cap):
+    """The stride History reaches after the training losses of iterations 0..n-1: it doubles
+    whenever more than `cap` multiples of it lie in [0, n - 1], so it ends as the smallest power
+    of two s with floor((n - 1) / s) + 1 <= cap."""
+    s = 1
+    while (n - 1) // s + 1 > cap:
+        s *= 2
+    return s
+
+
+@pytest.mark.parametrize("n", [7, 8, 9, 30, 61])
+def test_history_thins_training_records_by_doubling_the_stride(monkeypatch, n):
+    monkeypatch.setattr(training, "HISTORY_RECORDS", 8)
+    history = training.History()
+    for k in range(n):
+        history.add(k, loss=k / 10)
+    s = expected_stride(n, 8)
+    assert history.stride == s
+    assert history.records == [{"iter": k, "loss": k / 10, "val_loss": None}
+                               for k in range(0, n, s)]
+
+
+def test_history_at_its_real_size_and_validation_records_kept():
+    """HISTORY_RECORDS as shipped, 5000 iterations with a validation loss every 50: the
+    training records on the stride, and all 100 validation records, each merged with the
+    training loss of its iteration."""
+    history = training.History()
+    n = 5000
+    for k in range(n):
+        if k and k % 50 == 0:  # the trainers validate after k iterations, before iteration k
+            history.add(k, val_loss=1000 + k)
+        history.add(k, loss=float(k))
+    s = expected_stride(n, training.HISTORY_RECORDS)
+    assert s > 1 and len(history.records) <= training.HISTORY_RECORDS
+    val = [(r["iter"], r["val_loss"]) for r in history.records if r["val_loss"] is not None]
+    assert val == [(k, 1000 + k) for k in range(50, n, 50)]
+    assert all(r["loss"] == r["iter"] for r in history.records)
+    kept = sorted({*range(0, n, history.stride), *range(50, n, 50)})
+    assert [r["iter"] for r in history.records] == kept
+
+
+def test_history_never_exceeds_its_size_when_validation_alone_overflows(monkeypatch):
+    monkeypatch.setattr(training, "HISTORY_RECORDS", 8)
+    history = training.History()
+    for k in range(40):
+        history.add(k, val_loss=float(k))
+        assert len(history.records) <= 8
+    assert all(r["val_loss"] == r["iter"] for r in history.records)
+
+
+def test_history_continued_from_its_meta_equals_one_history(monkeypatch):
+    """A history saved at iteration k (through JSON, as in a checkpoint) and continued gives the
+    same records and stride as one never interrupted, thinning included."""
+    monkeypatch.setattr(training, "HISTORY_RECORDS", 8)
+
+    def feed(history, ks):
+        for k in ks:
+            if k % 5 == 0:
+                history.add(k, val_loss=k / 7)
+            history.add(k, loss=k / 3)
+        return history
+
+    whole = feed(training.History(), range(50))
+    for k in (1, 13, 17, 31):
+        first = feed(training.History(), range(k))
+        stored = json.loads(json.dumps(first.to_meta()))
+        resumed = feed(training.History(stored), range(k, 50))
+        assert resumed.to_meta() == whole.to_meta()
+
+
+def test_history_of_a_resumed_run_equals_the_uninterrupted_run(trained, tmp_path):
+    trainer = copy_of(trained, tmp_path)
+    opts = ["corpus.txt", *TRAINERS[trainer], "--eval-every", "2"]
+    run_ok(trainer, [*opts, "--max-iters", "10", "--out", "whole.npz"], cwd=tmp_path)
+    # stopped at a multiple of --eval-every: a run also validates where it stops
+    run_ok(trainer, [*opts, "--max-iters", "6", "--out", "part.npz"], cwd=tmp_path)
+    # --eval-every is run control, not stored: the resumed run is given it again
+    run_ok(trainer, ["--resume", "part.npz", "--max-iters", "10", "--eval-every", "2"],
+           cwd=tmp_path)
+    whole, part = read_npz(tmp_path / "whole.npz")[1], read_npz(tmp_path / "part.npz")[1]
+    assert part["history"] == whole["history"] and len(whole["history"]["records"]) == 11
+
+
+def test_checkpoint_history_matches_the_log(trained, tmp_path):
+    """The meta history's validation records are the --log val_loss lines of the same run; its
+    training losses are the logged losses per token."""
+    trainer = copy_of(trained, tmp_path)
+    run_ok(trainer, ["corpus.txt", *TRAINERS[trainer], "--max-iters", "7", "--eval-every", "3",
+                     "--log", "run.log", "--log-every", "1", "--out", "model.npz"], cwd=tmp_path)
+    records = read_npz(tmp_path / "model.npz")[1]["history"]["records"]
+    log = read_log(tmp_path / "run.log")
+    val_log = [(r["iter"], r["val_loss"]) for r in log if "val_loss" in r]
+    assert val_log == [(3, val_log[0][1]), (6, val_log[1][1]), (7, val_log[2][1])]
+    assert [(r["iter"], r["val_loss"]) for r in records if r["val_loss"] is not None] == val_log
+    per_token = "loss_per_char" if trainer == "min_char_rnn.py" else "loss"
+    train_log = [(r["iter"], r[per_token]) for r in log if "loss" in r]
+    assert [(r["iter"], r["loss"]) for r in records if r["loss"] is not None] == train_log
+    assert len(train_log) == 7
