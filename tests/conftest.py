@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -40,6 +42,27 @@ def run_ok(name, args, cwd, timeout=CLI_TIMEOUT):
     assert r.returncode == 0, f"{name} {' '.join(map(str, args))} failed:\n{r.stderr}"
     assert "Traceback" not in r.stderr, r.stderr
     return r
+
+
+def start(name, args, cwd):
+    """Start `python NAME ARGS` in the background in cwd, its output going to the files
+    bg.stdout and bg.stderr there -> Popen."""
+    with open(os.path.join(cwd, "bg.stdout"), "w") as out, \
+            open(os.path.join(cwd, "bg.stderr"), "w") as err:
+        return subprocess.Popen([sys.executable, script(name), *map(str, args)], cwd=cwd,
+                                stdout=out, stderr=err)
+
+
+def wait_for(condition, proc, timeout=CLI_TIMEOUT):
+    """Poll condition() until it holds; fail if proc ends first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (status {proc.returncode}) before the condition held")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("timed out waiting for the background run")
+        time.sleep(0.01)
 
 
 def assert_error(result, status, *needles, argparse_error=False):
