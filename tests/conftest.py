@@ -4,6 +4,8 @@ not), one subprocess runner, one one-line-error assertion, one central differenc
 writers and checkpoint readers."""
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from common.checkpoint import load_checkpoint  # noqa: E402
 from min_char_rnn import PARAM_NAMES  # noqa: E402,F401 (the gist's names, for every test file)
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -158,3 +161,54 @@ def assert_nothing_changed(folder, before):
         f"files appeared or vanished: before {sorted(before)}, after {sorted(after)}"
     changed = [name for name in before if before[name] != after[name]]
     assert not changed, f"a failing run changed {changed}"
+
+
+def assert_finite_checkpoint(path):
+    """A checkpoint that loads (any kind) and holds only finite arrays -> (arrays, meta)."""
+    arrays, meta = load_checkpoint(str(path))
+    for name, a in arrays.items():
+        assert np.isfinite(a).all(), f"{path}: {name} is not finite"
+    return arrays, meta
+
+
+def tail_int(pattern, text):
+    """The integer of the first match of pattern's group 1 in text (the test fails without one)."""
+    found = re.search(pattern, text)
+    assert found, f"{pattern!r} not found in: {text}"
+    return int(found.group(1))
+
+
+# ----------------------------------------------------------------------------- a small gist model
+
+TRAIN = script("min_char_rnn.py")
+SAMPLE = script("sample.py")
+# 13 symbols, 658 characters: digits, '*', '=', ';'. No newline, so sample output is one line.
+GOOD_TEXT = "".join(f"{a}*{b}={a * b};" for a in range(10) for b in range(10))
+# Tiny and fast: H = 7, T = 6, no samples, validation only at the end of a run.
+TINY = ["--hidden-size", "7", "--seq-length", "6", "--sample-every", "0", "--eval-every", "0"]
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    """A small corpus and a good min_char_rnn checkpoint trained on it (H = 7, 4 iterations)."""
+    folder = tmp_path_factory.mktemp("good")
+    corpus = write_text(folder / "corpus.txt", GOOD_TEXT)
+    run_ok("min_char_rnn.py", ["corpus.txt", *TINY, "--max-iters", "4", "--out", "good.npz"],
+           cwd=folder)
+    ckpt = folder / "good.npz"
+    arrays, meta = assert_finite_checkpoint(ckpt)
+    return {"folder": folder, "corpus": corpus, "ckpt": ckpt, "vocab": meta["vocab"],
+            "H": arrays["Whh"].shape[0]}
+
+
+def train_fails(tmp_path, good, args, status, *needles, argparse_error=False):
+    """Put a copy of the good checkpoint at --out keep.npz, run the trainer, expect the error,
+    and check that nothing in tmp_path changed (keep.npz byte-identical, no new files)."""
+    keep = tmp_path / "keep.npz"
+    if not keep.exists():
+        shutil.copyfile(good["ckpt"], keep)
+    before = snapshot(tmp_path)
+    result = run(TRAIN, [*args, "--out", "keep.npz"], cwd=tmp_path)
+    message = assert_error(result, status, *needles, argparse_error=argparse_error)
+    assert_nothing_changed(tmp_path, before)
+    return message

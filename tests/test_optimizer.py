@@ -1,0 +1,28 @@
+"""Tests for common/optimizer.py: SGD, AdaGrad and Adam steps and the global-norm clip, against
+the book's update rules written out by hand."""
+import math
+
+import numpy as np
+
+from common import optimizer
+
+
+def test_optimizers_and_clip_follow_the_book():
+    rng = np.random.default_rng(6)
+    p0, g = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    p = p0.copy()
+    optimizer.SGD(0.1).update([p], [g])
+    np.testing.assert_array_equal(p, p0 - 0.1 * g)
+    p, opt = p0.copy(), optimizer.AdaGrad(0.1)
+    opt.update([p], [g])
+    opt.update([p], [g])
+    step1, step2 = 0.1 * g / (abs(g) + 1e-7), 0.1 * g / (np.sqrt(2) * abs(g) + 1e-7)
+    np.testing.assert_allclose(p, p0 - step1 - step2)
+    p, opt = p0.copy(), optimizer.Adam(0.01)
+    opt.update([p], [g])  # step 1: m = 0.1 g, v = 0.001 g^2, lr_t = 0.01 sqrt(0.001) / 0.1
+    np.testing.assert_allclose(p, p0 - 0.01 * math.sqrt(0.001) / 0.1 * 0.1 * g
+                               / (np.sqrt(0.001) * abs(g) + 1e-7))
+    grads = [np.full(3, 2.0), np.full(4, 2.0)]  # norm sqrt(7 * 4)
+    norm = optimizer.clip_grads(grads, 1.0)
+    assert norm == math.sqrt(28)
+    np.testing.assert_allclose(grads[0], 2.0 / (math.sqrt(28) + 1e-6))

@@ -1,0 +1,81 @@
+"""Tests for common/vocabulary.py: words and the end-of-line token, and reading a training text
+(missing, a folder, unreadable, empty, not UTF-8, a byte order mark, one symbol) as the trainers
+do, through min_char_rnn.py's command line."""
+import os
+import re
+
+import pytest
+
+from common.vocabulary import Vocabulary, split_words
+from conftest import (GOOD_TEXT, SAMPLE, TINY, TRAIN, assert_finite_checkpoint, good, run,  # noqa: F401
+                      train_fails, write_bytes, write_text)
+
+TOY = "you say goodbye and i say hello ."  # DLFS2 ch.2-5's corpus
+
+
+def test_split_words_and_eos():
+    assert split_words("a b\n c  d\n\ne") == ["a", "b", "<eos>", "c", "d", "<eos>",
+                                                   "<eos>", "e"]
+    vocab, ids, counts = Vocabulary.build(TOY, "word")
+    assert vocab.tokens == sorted(set(split_words(TOY))) and counts.sum() == len(split_words(TOY))
+    words = Vocabulary(["<eos>", "a", "b", "c"], "word")
+    assert words.decode([1, 2, 0, 3]) == "a b\nc"
+
+
+# ----------------------------------------------------------------------------- reading INPUT (through min_char_rnn.py)
+
+def test_input_missing(tmp_path, good):
+    train_fails(tmp_path, good, ["nothere.txt", *TINY], 2, "not found", "nothere.txt")
+
+
+def test_input_is_a_directory(tmp_path, good):
+    (tmp_path / "adir").mkdir()
+    train_fails(tmp_path, good, ["adir", *TINY], 2, "directory", "adir")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_input_unreadable(tmp_path, good):
+    path = write_text(tmp_path / "secret.txt", GOOD_TEXT)
+    path.chmod(0)
+    try:
+        train_fails(tmp_path, good, ["secret.txt", *TINY], 2, "secret.txt")
+    finally:
+        path.chmod(0o644)
+
+
+def test_input_empty(tmp_path, good):
+    write_bytes(tmp_path / "empty.txt", b"")
+    train_fails(tmp_path, good, ["empty.txt", *TINY], 2, "empty")
+
+
+def test_non_utf8_names_offset_and_encoding_then_latin1_trains(tmp_path, good):
+    data = GOOD_TEXT[:50].encode() + b"\xe9" + GOOD_TEXT[50:].encode()  # bad byte at offset 50
+    write_bytes(tmp_path / "latin.txt", data)
+    message = train_fails(tmp_path, good, ["latin.txt", *TINY], 2, "--encoding")
+    assert re.search(r"\b50\b", message), f"the message should name byte offset 50: {message}"
+    result = run(TRAIN, ["latin.txt", *TINY, "--encoding", "latin-1", "--max-iters", "2",
+                         "--out", "latin.npz"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    _, meta = assert_finite_checkpoint(tmp_path / "latin.npz")
+    assert "\u00e9" in meta["vocab"], "latin-1 byte 0xe9 should be the character U+00E9"
+
+
+def test_leading_bom_is_dropped(tmp_path):
+    write_text(tmp_path / "bom.txt", "\ufeff" + GOOD_TEXT)
+    result = run(TRAIN, ["bom.txt", *TINY, "--max-iters", "2", "--out", "bom.npz"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    _, meta = assert_finite_checkpoint(tmp_path / "bom.npz")
+    assert "\ufeff" not in meta["vocab"], "the byte order mark became a vocabulary symbol"
+    assert meta["vocab"] == "".join(sorted(set(GOOD_TEXT)))
+    assert f"data has {len(GOOD_TEXT)} characters" in result.stdout, result.stdout
+
+
+def test_one_distinct_character_trains(tmp_path):
+    write_text(tmp_path / "aaa.txt", "a" * 300)
+    result = run(TRAIN, ["aaa.txt", *TINY, "--max-iters", "3", "--out", "a.npz"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    _, meta = assert_finite_checkpoint(tmp_path / "a.npz")
+    assert meta["vocab"] == "a" and meta["n"] == 3
+    sampled = run(SAMPLE, ["a.npz", "--length", "5"], cwd=tmp_path)
+    assert sampled.returncode == 0, sampled.stderr
+    assert sampled.stdout == "aaaaa\n", repr(sampled.stdout)
