@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from common.checkpoint import FORMAT_VERSION, load_checkpoint
+from common import models
 from common.interface import GistModel, LayerModel, load_model
 from conftest import FIXTURES, read_log, run_ok
 
@@ -110,3 +111,22 @@ def test_v1_checkpoint_resumes_to_the_old_losses(name, v1_copy):
     assert meta["format_version"] == FORMAT_VERSION == 2
     assert meta["k" if kind == "rnnlm" else "n"] == EXPECTED["resume_max_iters"]
     assert load_model(str(v1_copy / ckpt)).meta["format_version"] == 2
+
+
+# ----------------------------------------------------------------------------- the layer models
+
+def test_sampler_is_greedy_at_temperature_zero_and_streams_are_independent():
+    rng = np.random.default_rng(7)
+    model = models.Rnnlm(11, 4, 6, cell="lstm", seed=8)
+    for p in model.params:
+        p[...] = rng.standard_normal(p.shape)
+    state = 0.3 * rng.standard_normal((2, 3, 6))  # (S, K, H)
+    seq = [ix.copy() for _, ix in zip(range(5), LayerModel(model, None).generate(state, [1, 2, 3], None, 0))]
+    model.set_state(state)
+    ix = np.array([1, 2, 3])
+    for step in seq:  # the same model's predict, argmax by hand
+        ix = model.predict(ix[:, None])[:, 0].argmax(axis=1)
+        np.testing.assert_array_equal(step, ix)
+    two = LayerModel(model, None).generate(state, [1, 2, 3], np.random.default_rng(9), 1.0)
+    one = LayerModel(model, None).generate(state[:, 1:2], [2], np.random.default_rng(9), 1.0)
+    assert next(two).shape == (3,) and next(one).shape == (1,)

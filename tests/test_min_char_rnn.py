@@ -4,7 +4,11 @@ command line), gradient checks, batching, the sampler, and the trainer end to en
 import itertools
 import math
 import os
+import random
+import shutil
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,8 +16,9 @@ import pytest
 import min_char_rnn as mcr
 from common import gist_reference
 from common.checkpoint import load_checkpoint
-from conftest import (CLI_TIMEOUT, PARAM_NAMES, ROOT, assert_error, central_difference, read_log,
-                      rel_error, run, start, wait_for, write_text)
+from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, ROOT, TINY, TRAIN, assert_error,  # noqa: F401
+                      assert_finite_checkpoint, central_difference, good, read_log, rel_error,
+                      run, start, train_fails, wait_for, write_text)
 
 SCRIPT = "min_char_rnn.py"
 DEFAULT_CORPUS = os.path.join(ROOT, "data", "corpus.txt")
@@ -364,18 +369,6 @@ def test_resume_after_kill_9_is_bitwise_exact(tmp_path):
     assert_same_run(tmp_path / "full.npz", out, M)
 
 
-def test_resume_refuses_a_different_hidden_size(tmp_path):
-    write_text(tmp_path / "small.txt", SMALL_TEXT)
-    first = run(SCRIPT, ["small.txt", *SMALL_RUN, "--max-iters", "2", "--out", "a.npz"],
-                    cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    result = run(SCRIPT, ["--resume", "a.npz", "--hidden-size", "32", "--max-iters", "4"],
-                     cwd=tmp_path)
-    line = assert_error(result, 2)
-    assert "--hidden-size" in line
-    assert load(tmp_path / "a.npz")[1]["n"] == 2  # the checkpoint is left as it was
-
-
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_too_short_text_names_the_minimum(tmp_path, batch_size):
     T = 25
@@ -399,54 +392,6 @@ def test_best_checkpoint_is_the_lowest_validation_loss(tmp_path):
     arrays, meta = load(tmp_path / "m.best.npz")
     assert meta["n"] == best_iter
     assert meta["best_val_loss"] == val_losses[best_iter]
-
-
-def test_sigint_saves_and_exits_130(tmp_path):
-    write_text(tmp_path / "small.txt", SMALL_TEXT)
-    log = tmp_path / "log.jsonl"
-    proc = start(SCRIPT, ["small.txt", *SMALL_RUN, "--max-iters", "100000000", "--out", "int.npz",
-                      "--log", log, "--log-every", "1", "--save-every", "0"], cwd=tmp_path)
-    try:
-        wait_for(lambda: log.exists() and log.stat().st_size > 0, proc)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=CLI_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    stderr = (tmp_path / "bg.stderr").read_text(encoding="utf-8")
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr, stderr
-    assert "int.npz" in stderr, stderr  # says where it saved
-    arrays, meta = load(tmp_path / "int.npz")
-    assert meta["n"] >= 1
-    assert all(np.isfinite(a).all() for a in arrays.values())
-
-
-def test_divergence_stops_with_exit_1_and_saves_nothing_broken(tmp_path):
-    write_text(tmp_path / "small.txt", SMALL_TEXT)
-    result = run(SCRIPT, ["small.txt", *SMALL_RUN, "--learning-rate", "1e308", "--max-iters", "50",
-                      "--save-every", "1", "--out", "d.npz"], cwd=tmp_path)
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    message = result.stderr.strip().splitlines()[-1]
-    assert "iteration" in message and "--learning-rate" in message, message
-    for name in ("d.npz", "d.best.npz"):
-        if (tmp_path / name).exists():
-            arrays, _ = load(tmp_path / name)
-            assert all(np.isfinite(a).all() for a in arrays.values()), f"{name} is not finite"
-
-
-@pytest.mark.parametrize("option, value", [("--hidden-size", "0"), ("--learning-rate", "-1"),
-                                           ("--val-fraction", "1")])
-def test_invalid_values_are_refused_by_argparse(tmp_path, option, value):
-    write_text(tmp_path / "small.txt", SMALL_TEXT)
-    result = run(SCRIPT, ["small.txt", option, value, "--max-iters", "1", "--out", "x.npz"],
-                     cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    assert "usage:" in result.stderr and option in result.stderr, result.stderr
-    assert not (tmp_path / "x.npz").exists()
 
 
 def test_max_iters_zero_does_not_claim_a_save_it_did_not_make(tmp_path):
@@ -482,3 +427,68 @@ def test_dWxh_for_a_large_vocabulary_matches_numerical_gradient():
                            params["Wxh"][:, col:col + 1]) for col in used], axis=1)  # (H, used)
     rel = rel_error(a, n)
     assert rel < GRAD_REL_ERR, f"dWxh relative error {rel:.3e}"
+
+
+# ----------------------------------------------------------------------------- input and options
+
+# Peak memory of the 12,000-symbol run. Measured: about 160 MB. The interpreter with numpy and
+# tqdm takes about 30 MB; evaluation works in chunks of (V, 349) float64 = 33 MB, of which the
+# softmax holds two or three at a time. A single (V, V) float64 array, e.g. an identity matrix for
+# one-hot lookups, is 12000^2 * 8 B = 1.15 GB on its own and breaks the bound, as would keeping
+# one-hot or probability tensors for the whole validation text (V * 1200 * 8 B each, 115 MB)
+# several at a time; the bound leaves a 6x margin for other BLAS and allocator behaviour.
+CJK_MAX_RSS_MB = 1024
+CJK_VOCAB_SIZE = 12000    # distinct symbols in the many-symbols corpus: more than 5,000
+
+
+def test_input_shorter_than_T_plus_1(tmp_path, good):
+    write_text(tmp_path / "short.txt", "0123")  # 4 characters; T = 6 needs 7
+    train_fails(tmp_path, good, ["short.txt", *TINY, "--val-fraction", "0"], 2, "7")
+
+
+def test_input_streams_shorter_than_T_plus_1(tmp_path, good):
+    # 30 characters are more than T + 1 = 7, but 5 streams of 6 are each one short: 35 needed
+    write_text(tmp_path / "thirty.txt", GOOD_TEXT[:30])
+    message = train_fails(tmp_path, good, ["thirty.txt", *TINY, "--batch-size", "5",
+                                           "--val-fraction", "0"], 2)
+    assert "35" in message, f"the message should give the minimum, 5 * (6 + 1) = 35: {message}"
+
+
+# Runs the trainer as its only child and reports that child's peak RSS. RUSAGE_CHILDREN of the
+# pytest process itself would be the largest of every child any test ever started.
+PEAK_RSS_WRAPPER = """
+import resource, subprocess, sys
+status = subprocess.run(sys.argv[1:]).returncode
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(peak / (2 ** 20 if sys.platform == "darwin" else 2 ** 10), file=sys.stderr)  # MB
+sys.exit(status)
+"""
+
+
+def test_many_thousand_symbols_train_in_bounded_memory(tmp_path):
+    rng = random.Random(12)
+    symbols = [chr(0x4E00 + i) for i in range(CJK_VOCAB_SIZE)] * 2  # CJK unified ideographs
+    rng.shuffle(symbols)
+    write_text(tmp_path / "cjk.txt", "".join(symbols))
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_WRAPPER, sys.executable, TRAIN, "cjk.txt",
+         "--hidden-size", "5", "--seq-length", "10", "--batch-size", "20", "--max-iters", "3",
+         "--val-fraction", "0.05", "--eval-every", "0", "--sample-every", "100",
+         "--sample-length", "30", "--out", "cjk.npz"],
+        cwd=tmp_path, capture_output=True, text=True, encoding="utf-8", timeout=CLI_TIMEOUT)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 0, result.stderr
+    peak_mb = float(lines[-1])
+    assert peak_mb < CJK_MAX_RSS_MB, f"peak RSS {peak_mb:.0f} MB, bound {CJK_MAX_RSS_MB} MB"
+    arrays, meta = assert_finite_checkpoint(tmp_path / "cjk.npz")
+    assert len(meta["vocab"]) == CJK_VOCAB_SIZE and meta["n"] == 3
+    assert arrays["Wxh"].shape == (5, CJK_VOCAB_SIZE)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--hidden-size", "0"), ("--seq-length", "-1"), ("--batch-size", "0"),
+    ("--learning-rate", "0"), ("--learning-rate", "-1"), ("--val-fraction", "1"), ("--val-fraction", "-0.1")])
+def test_out_of_range_options_are_argparse_errors(tmp_path, good, option, value):
+    shutil.copyfile(good["corpus"], tmp_path / "corpus.txt")
+    train_fails(tmp_path, good, ["corpus.txt", *TINY, option, value], 2, option,
+                argparse_error=True)

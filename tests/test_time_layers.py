@@ -1,41 +1,26 @@
-"""Tests for time_layers.py: central-difference gradient checks of every layer, state handling,
+"""Tests for common/time_layers.py: central-difference gradient checks of every layer, state handling,
 the layer contract (grads in place, backward repeatable, dtype kept) and the loss by hand."""
 
 import numpy as np
 
+from conftest import central_difference, rel_error
 from common.time_layers import (RNN, LSTM, GRU, Affine, Embedding, TimeAffine, TimeDropout, TimeEmbedding,
                          TimeEmbedProjection, TimeGRU, TimeLSTM, TimeRNN, TimeSoftmaxWithLoss)
 
-# central-difference step: STYLE.md measured 1e-10 absolute gradient agreement at h=1e-5 in float64
-STEP = 1e-5
-# per-array relative error ||a - n|| / (||a|| + ||n||): about 1e-8 measured (STYLE.md), bound 1e-6
+# per-array relative error ||a - n|| / (||a|| + ||n||) of analytic vs central differences (step
+# conftest.GRAD_STEP = 1e-5): truncation O(h^2) ~ 1e-10 and rounding ~1e-16 / h ~ 1e-11 against
+# gradients of order 1 (WEIGHT_SCALE below) give ~1e-9 at most; a real error is O(1). Bound 1e-6.
 REL_TOL = 1e-6
 # two float64 code paths with the same math (Time* vs a loop of single steps) on values of order 1:
 # only BLAS summation order differs, a few ulps (~1e-16 each); 1e-12 absolute leaves a wide margin
 SAME_MATH_TOL = 1e-12
-# float32 vs float64 forward on the same inputs: float32 reaches only about 1e-3 (STYLE.md)
+# float32 vs float64 forward on the same inputs: float32's epsilon is 1.2e-7, and values of order
+# 1 pass through a few dozen roundings per step and T steps of recurrence; 1e-3 bounds that with
+# a wide margin while a wrong formula differs at order 1
 FLOAT32_TOL = 1e-3
-# weights of scale 0.5: per element error stays <= 5e-9 (STYLE.md); small init gives near-zero grads
+# weights of scale 0.5 give gradients of order 1; the small init (0.01) gives near-zero gradients
+# whose difference quotients are dominated by rounding, which would need a looser bound
 WEIGHT_SCALE = 0.5
-
-
-def rel_error(a, n):
-    """Per-array relative error of analytic a against numerical n."""
-    return np.linalg.norm(a - n) / max(np.linalg.norm(a) + np.linalg.norm(n), 1e-300)
-
-
-def num_grad(f, x):
-    """Central differences of the scalar f() w.r.t. every entry of x (perturbed in place, restored)."""
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + STEP
-        f_plus = f()
-        x[idx] = old - STEP
-        f_minus = f()
-        x[idx] = old
-        g[idx] = (f_plus - f_minus) / (2 * STEP)
-    return g
 
 
 def assert_grad(name, ana, num):
@@ -51,7 +36,7 @@ def check_params(layer, loss):
     """Grad-check every parameter of layer; layer.grads must already hold the analytic gradients."""
     ana = [g.copy() for g in layer.grads]
     for k, (p, g_ana) in enumerate(zip(layer.params, ana)):
-        assert_grad(f"{type(layer).__name__} param {k}", g_ana, num_grad(loss, p))
+        assert_grad(f"{type(layer).__name__} param {k}", g_ana, central_difference(loss, p))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,8 +52,8 @@ def test_rnn_step_gradients():
     layer.forward(x, h_prev)
     dx_ana, dh_prev_ana = layer.backward(dh_next)
     check_params(layer, loss)
-    assert_grad("dx", dx_ana, num_grad(loss, x))
-    assert_grad("dh_prev", dh_prev_ana, num_grad(loss, h_prev))
+    assert_grad("dx", dx_ana, central_difference(loss, x))
+    assert_grad("dh_prev", dh_prev_ana, central_difference(loss, h_prev))
 
 
 def test_lstm_step_gradients():
@@ -85,9 +70,9 @@ def test_lstm_step_gradients():
     layer.forward(x, h_prev, c_prev)
     dx_ana, dh_prev_ana, dc_prev_ana = layer.backward(dh_next, dc_next)
     check_params(layer, loss)
-    assert_grad("dx", dx_ana, num_grad(loss, x))
-    assert_grad("dh_prev", dh_prev_ana, num_grad(loss, h_prev))
-    assert_grad("dc_prev", dc_prev_ana, num_grad(loss, c_prev))
+    assert_grad("dx", dx_ana, central_difference(loss, x))
+    assert_grad("dh_prev", dh_prev_ana, central_difference(loss, h_prev))
+    assert_grad("dc_prev", dc_prev_ana, central_difference(loss, c_prev))
 
 
 def test_gru_step_gradients():
@@ -99,8 +84,8 @@ def test_gru_step_gradients():
     layer.forward(x, h_prev)
     dx_ana, dh_prev_ana = layer.backward(dh_next)
     check_params(layer, loss)
-    assert_grad("dx", dx_ana, num_grad(loss, x))
-    assert_grad("dh_prev", dh_prev_ana, num_grad(loss, h_prev))
+    assert_grad("dx", dx_ana, central_difference(loss, x))
+    assert_grad("dh_prev", dh_prev_ana, central_difference(loss, h_prev))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,7 +109,7 @@ def test_time_recurrent_gradients_stateless():
         layer.forward(xs)
         dxs_ana = layer.backward(dhs)
         check_params(layer, loss)
-        assert_grad(f"{cls.__name__} dxs", dxs_ana, num_grad(loss, xs))
+        assert_grad(f"{cls.__name__} dxs", dxs_ana, central_difference(loss, xs))
         assert layer.dh.shape == (N, H)  # gradient w.r.t. the zero initial state
 
 
@@ -146,10 +131,10 @@ def test_time_recurrent_gradients_stateful_initial_state():
         dh_ana = layer.dh.copy()
         dc_ana = layer.dc.copy() if cls is TimeLSTM else None
         check_params(layer, loss)
-        assert_grad(f"{cls.__name__} dxs", dxs_ana, num_grad(loss, xs))
-        assert_grad(f"{cls.__name__} dh", dh_ana, num_grad(loss, h0))
+        assert_grad(f"{cls.__name__} dxs", dxs_ana, central_difference(loss, xs))
+        assert_grad(f"{cls.__name__} dh", dh_ana, central_difference(loss, h0))
         if cls is TimeLSTM:
-            assert_grad("TimeLSTM dc", dc_ana, num_grad(loss, c0))
+            assert_grad("TimeLSTM dc", dc_ana, central_difference(loss, c0))
 
 
 def test_time_recurrent_state_carries_over():
@@ -263,7 +248,7 @@ def test_embed_projection_gradients_and_same_as_unfused():
             assert proj.backward(cell.backward_projected(dhs)) is None
             fused = [g.copy() for g in embed.grads + cell.grads]  # dW, dWx, dWh, db
             for name, p, g in zip(["embed W", "Wx", "Wh", "b"], embed.params + cell.params, fused):
-                assert_grad(f"{cls.__name__} V={V} fused {name}", g, num_grad(loss, p))
+                assert_grad(f"{cls.__name__} V={V} fused {name}", g, central_difference(loss, p))
             # the same layers unfused: same outputs and gradients up to summation order
             hs = cell.forward_projected(proj.forward(ids))
             np.testing.assert_allclose(cell.forward(embed.forward(ids)), hs, rtol=0, atol=SAME_MATH_TOL)
@@ -281,7 +266,7 @@ def test_affine_gradients():
     layer.forward(xs)
     dxs_ana = layer.backward(dout)
     check_params(layer, loss)
-    assert_grad("TimeAffine dxs", dxs_ana, num_grad(loss, xs))
+    assert_grad("TimeAffine dxs", dxs_ana, central_difference(loss, xs))
 
     single = Affine(weights(rng, D, M), weights(rng, M))
     x, dout1 = rng.standard_normal((N, D)), rng.standard_normal((N, M))
@@ -289,7 +274,7 @@ def test_affine_gradients():
     single.forward(x)
     dx_ana = single.backward(dout1)
     check_params(single, loss1)
-    assert_grad("Affine dx", dx_ana, num_grad(loss1, x))
+    assert_grad("Affine dx", dx_ana, central_difference(loss1, x))
 
 
 def test_softmax_with_loss_gradients_and_ignore_label():
@@ -305,7 +290,7 @@ def test_softmax_with_loss_gradients_and_ignore_label():
     np.testing.assert_allclose(loss, sum(terms) / 4, rtol=SAME_MATH_TOL)
     # gradient: numerical w.r.t. xs; ignored positions get exactly zero
     dxs_ana = layer.backward()
-    assert_grad("TimeSoftmaxWithLoss dxs", dxs_ana, num_grad(lambda: layer.forward(xs, ts), xs))
+    assert_grad("TimeSoftmaxWithLoss dxs", dxs_ana, central_difference(lambda: layer.forward(xs, ts), xs))
     assert np.all(dxs_ana[0, 1] == 0) and np.all(dxs_ana[1, 2] == 0)
     # dout scales the gradient
     layer.forward(xs, ts)
@@ -327,7 +312,7 @@ def test_dropout_fixed_mask_and_eval_mode():
     np.testing.assert_allclose(layer.forward(xs), xs * keep / 0.75, rtol=SAME_MATH_TOL)
     np.testing.assert_allclose(layer.backward(dout), dout * keep / 0.75, rtol=SAME_MATH_TOL)
     loss = lambda: np.sum(layer.forward(xs) * dout)
-    assert_grad("TimeDropout dxs", layer.backward(dout), num_grad(loss, xs))
+    assert_grad("TimeDropout dxs", layer.backward(dout), central_difference(loss, xs))
     # evaluation: the identity both ways
     layer.train_flg = False
     assert np.array_equal(layer.forward(xs), xs) and np.array_equal(layer.backward(dout), dout)

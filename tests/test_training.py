@@ -1,8 +1,16 @@
 """Tests for common/training.py: the run contract both trainers share (earlier files kept as .prev,
 divergence, --init-from, the loss history), exercised through both trainers' command lines, and
 the History class on its own."""
+import glob
 import json
+import os
+import random
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -11,12 +19,11 @@ import rnnlm
 from common import gist_reference, training
 from common.interface import load_model
 from common.vocabulary import Vocabulary
-from conftest import (PARAM_NAMES, assert_error, assert_nothing_changed, read_log, read_npz, run,
-                      run_ok, snapshot, write_text)
+from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, ROOT, TINY, TRAIN, assert_error,  # noqa: F401
+                      assert_finite_checkpoint, assert_nothing_changed, good, read_log, read_npz,
+                      run, run_ok, snapshot, tail_int, train_fails, write_text)
 
-# 13 symbols, 658 characters: digits, '*', '=', ';'
-SMALL_TEXT = "".join(f"{a}*{b}={a * b};" for a in range(10) for b in range(10))
-# Only 8 of those symbols: a text --init-from can encode in SMALL_TEXT's vocabulary
+# Only 8 of those symbols: a text --init-from can encode in GOOD_TEXT's vocabulary
 KNOWN_TEXT = "".join(f"{a}*{b}={a + b};" for a in range(4) for b in range(4)) * 3
 # Tiny models: H = 7, T = 6 (and D = 6, N = 2 for rnnlm), no samples; both with Adagrad memory
 TRAINERS = {"min_char_rnn.py": ["--hidden-size", "7", "--seq-length", "6", "--sample-every", "0"],
@@ -33,11 +40,11 @@ SAME_STEP_ATOL = 1e-16
 
 @pytest.fixture(scope="module", params=sorted(TRAINERS))
 def trained(request, tmp_path_factory):
-    """For each trainer: a folder with SMALL_TEXT as corpus.txt and a checkpoint good.npz
+    """For each trainer: a folder with GOOD_TEXT as corpus.txt and a checkpoint good.npz
     trained on it for 3 iterations."""
     trainer = request.param
     folder = tmp_path_factory.mktemp(trainer.replace(".", "_"))
-    write_text(folder / "corpus.txt", SMALL_TEXT)
+    write_text(folder / "corpus.txt", GOOD_TEXT)
     run_ok(trainer, ["corpus.txt", *TRAINERS[trainer], "--max-iters", "3", "--out", "good.npz"],
            cwd=folder)
     return trainer, folder
@@ -55,8 +62,8 @@ def copy_of(trained, tmp_path, *names):
 
 def test_fresh_run_keeps_the_earlier_model_and_best_as_prev(trained, tmp_path):
     """A new run at an --out where an earlier run left model.npz and model.best.npz keeps both,
-    byte for byte, as model.prev.npz and model.prev.best.npz (issue 9: rnnlm.py overwrote the
-    best at its first validation)."""
+    byte for byte, as model.prev.npz and model.prev.best.npz (rnnlm.py once overwrote the best
+    at its first validation)."""
     trainer = copy_of(trained, tmp_path)
     opts = ["corpus.txt", *TRAINERS[trainer], "--max-iters", "4", "--eval-every", "2",
             "--out", "model.npz"]
@@ -249,3 +256,183 @@ def test_checkpoint_history_matches_the_log(trained, tmp_path):
     train_log = [(r["iter"], r[per_token]) for r in log if "loss" in r]
     assert [(r["iter"], r["loss"]) for r in records if r["loss"] is not None] == train_log
     assert len(train_log) == 7
+
+
+# ----------------------------------------------------------------------------- faults, files, resume (min_char_rnn.py)
+
+KILL_ROUNDS = 30          # random SIGKILL points in the crash test: enough to hit start-up,
+                          # training and the middle of a save many times over
+KILL_SEED = 4             # seed of the crash test's random.Random: its delays are reproducible
+DEFAULT_CORPUS = os.path.join(ROOT, "data", "corpus.txt")
+
+
+def test_validation_split_too_small(tmp_path, good):
+    # 40 characters at --val-fraction 0.01: int(40 * 0.99) = 39 train, 1 validation character
+    write_text(tmp_path / "forty.txt", GOOD_TEXT[:40])
+    train_fails(tmp_path, good, ["forty.txt", *TINY, "--val-fraction", "0.01"], 2,
+                "--val-fraction")
+
+
+def test_divergence_exits_1_and_keeps_the_earlier_model(tmp_path):
+    write_text(tmp_path / "small.txt", GOOD_TEXT)
+    first = run(TRAIN, ["small.txt", *TINY, "--max-iters", "3", "--out", "m.npz"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    model_bytes = (tmp_path / "m.npz").read_bytes()
+    best_bytes = (tmp_path / "m.best.npz").read_bytes()
+    result = run(TRAIN, ["small.txt", *TINY, "--learning-rate", "1e308", "--save-every", "1",
+                         "--max-iters", "50", "--out", "m.npz"], cwd=tmp_path)
+    message = assert_error(result, 1, "--learning-rate")
+    tail_int(r"iteration (\d+)", message)  # names the iteration
+    # no checkpoint anywhere holds a non-finite value ...
+    for path in glob.glob(str(tmp_path / "*.npz")):
+        assert_finite_checkpoint(path)
+    # ... and the earlier run's model and best model survive, byte for byte, at their own path
+    # or as the .prev copies a fresh run makes at its first save
+    for kept, old_name, prev_name in [(model_bytes, "m.npz", "m.prev.npz"),
+                                      (best_bytes, "m.best.npz", "m.prev.best.npz")]:
+        candidates = [tmp_path / old_name, tmp_path / prev_name]
+        assert any(p.exists() and p.read_bytes() == kept for p in candidates), \
+            f"the earlier {old_name} is neither at {old_name} nor at {prev_name}"
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_says_where_and_exits(tmp_path, signum, status):
+    write_text(tmp_path / "small.txt", GOOD_TEXT)
+    log = tmp_path / "log.jsonl"
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, TRAIN, "small.txt", *TINY, "--max-iters", "1000000000",
+             "--save-every", "0", "--log", str(log), "--log-every", "1", "--out", "sig.npz"],
+            cwd=tmp_path, stdout=out, stderr=err)
+    try:
+        deadline = time.monotonic() + CLI_TIMEOUT
+        while not (log.exists() and log.stat().st_size > 0):  # training has started
+            assert proc.poll() is None, (tmp_path / "err.txt").read_text()
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.01)
+        time.sleep(0.05)
+        proc.send_signal(signum)
+        proc.wait(timeout=CLI_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = (tmp_path / "err.txt").read_text(encoding="utf-8")
+    assert proc.returncode == status, f"exit {proc.returncode}, expected {status}:\n{stderr}"
+    assert "Traceback" not in stderr, stderr
+    assert "sig.npz" in stderr, f"stderr should say where it saved:\n{stderr}"
+    _, meta = assert_finite_checkpoint(tmp_path / "sig.npz")
+    # the log has a line per iteration, written before its update; the one it was in finishes
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    done = records[-1]["iter"] + 1
+    assert meta["n"] == done, f"checkpoint n = {meta['n']}, but {done} iterations were done"
+    assert tail_int(r"iteration (\d+)", stderr) == done, stderr
+
+
+def test_kill_9_at_random_moments_leaves_a_complete_checkpoint(tmp_path):
+    """Kill training with SIGKILL again and again; each restart resumes from what is left.
+    H = 256 makes a checkpoint 1.9 MB, so a good share of the time is spent saving."""
+    work, logs = tmp_path / "run", tmp_path / "logs"
+    work.mkdir()
+    logs.mkdir()
+    out = work / "crash.npz"
+    control = ["--save-every", "1", "--sample-every", "0", "--eval-every", "0",
+               "--max-iters", "1000000000"]
+    fresh = [DEFAULT_CORPUS, "--hidden-size", "256", "--val-fraction", "0", *control,
+             "--out", "crash.npz"]
+    resume = ["--resume", "crash.npz", *control]
+    tmp_pattern = re.compile(r"^\.crash\.npz\..+\.tmp$")
+    rng = random.Random(KILL_SEED)
+    last_n, existed, mid_save, survived = -1, False, 0, 0
+    for k in range(KILL_ROUNDS):
+        inode = out.stat().st_ino if out.exists() else None
+        tmps_before = {p for p in os.listdir(work) if tmp_pattern.match(p)}
+        with open(logs / f"err{k}.txt", "w") as err:
+            proc = subprocess.Popen([sys.executable, TRAIN, *(resume if existed else fresh)],
+                                    cwd=work, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            mode = rng.random()
+            if mode < 0.25:
+                time.sleep(rng.uniform(0.0, 0.6))  # any moment, start-up and loading included
+            else:
+                # wait for a save of this run to land; then either kill soon after it, or wait
+                # for the next save to begin (its temporary file appears) and kill during it
+                deadline = time.monotonic() + CLI_TIMEOUT
+                while not out.exists() or out.stat().st_ino == inode:
+                    assert proc.poll() is None, (logs / f"err{k}.txt").read_text()
+                    assert time.monotonic() < deadline, "no checkpoint was written"
+                    time.sleep(0.002)
+                if mode < 0.6:
+                    time.sleep(rng.uniform(0.0, 0.03))
+                else:
+                    while not {p for p in os.listdir(work) if tmp_pattern.match(p)} - tmps_before:
+                        assert proc.poll() is None, (logs / f"err{k}.txt").read_text()
+                        assert time.monotonic() < deadline, "no save began"
+                        time.sleep(0.0005)
+                    time.sleep(rng.uniform(0.0, 0.004))
+            assert proc.poll() is None, \
+                f"round {k}: the run ended by itself:\n{(logs / f'err{k}.txt').read_text()}"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=CLI_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        names = set(os.listdir(work))
+        strays = {p for p in names if p != "crash.npz" and not tmp_pattern.match(p)}
+        assert not strays, f"round {k}: unexpected files {strays}"
+        new_tmps = {p for p in names if tmp_pattern.match(p)} - tmps_before
+        assert len(new_tmps) <= 1, f"round {k}: more than one temporary file left: {new_tmps}"
+        mid_save += len(new_tmps)  # a temporary file left behind: killed while saving
+        if out.exists():
+            _, meta = assert_finite_checkpoint(out)
+            assert meta["n"] >= last_n, f"round {k}: the checkpoint went back from {last_n}"
+            last_n, existed = meta["n"], True
+        else:
+            assert not existed, f"round {k}: the checkpoint disappeared"
+        survived += 1
+    assert existed, "no checkpoint was ever written"
+    # the leftover temporary files are never taken for checkpoints: resuming still works
+    result = run(TRAIN, ["--resume", "crash.npz", "--save-every", "0", "--sample-every", "0",
+                         "--eval-every", "0", "--max-iters", last_n + 1], cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert read_npz(out)[1]["n"] == last_n + 1
+    print(f"\nkill -9 crash test: survived {survived} random kill points, {mid_save} of them "
+          f"mid-save (a temporary file was left); last checkpoint at iteration {last_n}")
+
+
+def test_missing_output_folder_is_created(tmp_path):
+    write_text(tmp_path / "small.txt", GOOD_TEXT)
+    result = run(TRAIN, ["small.txt", *TINY, "--max-iters", "2", "--out", "new/deeper/m.npz"],
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_finite_checkpoint(tmp_path / "new" / "deeper" / "m.npz")
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "a_directory"])
+def test_unwritable_output_fails_before_training(tmp_path, good, where):
+    shutil.copyfile(good["corpus"], tmp_path / "corpus.txt")
+    if where == "under_a_file":
+        write_text(tmp_path / "afile", "I am a file, not a folder\n")
+        out = "afile/x.npz"
+    else:
+        (tmp_path / "adir.npz").mkdir()
+        out = "adir.npz"
+    before = snapshot(tmp_path)
+    result = run(TRAIN, ["corpus.txt", *TINY, "--max-iters", "3", "--out", out], cwd=tmp_path)
+    assert_error(result, 2, "--out")
+    assert "iter" not in result.stdout, f"training started before the error:\n{result.stdout}"
+    assert_nothing_changed(tmp_path, before)
+
+
+def test_resume_on_another_corpus_is_refused(tmp_path, good):
+    write_text(tmp_path / "other.txt", "the quick brown fox jumps over the lazy dog " * 20)
+    message = train_fails(tmp_path, good, ["other.txt", "--resume", "keep.npz", "--max-iters",
+                                           "8"], 2, "other.txt")
+    assert "SHA-256" in message or "vocabulary" in message, \
+        f"the message should say what differs: {message}"
+
+
+def test_resume_with_another_hidden_size_is_refused(tmp_path, good):
+    train_fails(tmp_path, good, ["--resume", "keep.npz", "--hidden-size", "9", "--max-iters",
+                                 "8"], 2, "--hidden-size", "9", str(good["H"]))
