@@ -18,7 +18,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from common.checkpoint import load_checkpoint  # noqa: E402
-from min_char_rnn import PARAM_NAMES  # noqa: E402,F401 (the gist's names, for every test file)
+# the gist's parameter names, imported from here by every test file
+from min_char_rnn import PARAM_NAMES  # noqa: E402,F401
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 CLI_TIMEOUT = 120  # seconds for one command-line run before the test fails (not a timing test)

@@ -9,8 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import (SAMPLE, TRAIN, assert_error, assert_nothing_changed, good, read_npz,  # noqa: F401
-                      run, snapshot, write_bytes, write_npz)
+from conftest import (SAMPLE, TRAIN, assert_error, assert_nothing_changed, read_npz, run, snapshot,
+                      write_bytes, write_npz)
 
 
 def make_damaged(good_path, case, dest):

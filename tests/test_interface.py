@@ -121,7 +121,8 @@ def test_sampler_is_greedy_at_temperature_zero_and_streams_are_independent():
     for p in model.params:
         p[...] = rng.standard_normal(p.shape)
     state = 0.3 * rng.standard_normal((2, 3, 6))  # (S, K, H)
-    seq = [ix.copy() for _, ix in zip(range(5), LayerModel(model, None).generate(state, [1, 2, 3], None, 0))]
+    steps = LayerModel(model, None).generate(state, [1, 2, 3], None, 0)
+    seq = [ix.copy() for _, ix in zip(range(5), steps)]
     model.set_state(state)
     ix = np.array([1, 2, 3])
     for step in seq:  # the same model's predict, argmax by hand

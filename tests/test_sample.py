@@ -19,8 +19,8 @@ import pytest
 from common import cli as common_cli
 import min_char_rnn
 import sample
-from conftest import (CLI_TIMEOUT, PARAM_NAMES, assert_error, good, read_npz, run, run_ok,  # noqa: F401
-                      script, write_text)
+from conftest import (CLI_TIMEOUT, PARAM_NAMES, assert_error, read_npz, run, run_ok, script,
+                      write_text)
 
 SAMPLER = script("sample.py")
 
@@ -523,7 +523,7 @@ def test_errors_from_a_real_process_are_one_line(model, bad_checkpoints):
     assert_error(run_sampler(ckpt, "--start", "#", cwd=folder), 2)
 
 
-# ----------------------------------------------------------------------------- on the small gist model of conftest
+# ----------------------------------------------------------- on conftest's small gist model
 
 def test_sample_top_k_zero_and_above_V_both_mean_all(tmp_path, good):
     V = len(good["vocab"])

@@ -19,9 +19,9 @@ import rnnlm
 from common import gist_reference, training
 from common.interface import load_model
 from common.vocabulary import Vocabulary
-from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, ROOT, TINY, TRAIN, assert_error,  # noqa: F401
-                      assert_finite_checkpoint, assert_nothing_changed, good, read_log, read_npz,
-                      run, run_ok, snapshot, tail_int, train_fails, write_text)
+from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, ROOT, TINY, TRAIN, assert_error,
+                      assert_finite_checkpoint, assert_nothing_changed, read_log, read_npz, run,
+                      run_ok, snapshot, tail_int, train_fails, write_text)
 
 # Only 8 of those symbols: a text --init-from can encode in GOOD_TEXT's vocabulary
 KNOWN_TEXT = "".join(f"{a}*{b}={a + b};" for a in range(4) for b in range(4)) * 3
@@ -258,7 +258,7 @@ def test_checkpoint_history_matches_the_log(trained, tmp_path):
     assert len(train_log) == 7
 
 
-# ----------------------------------------------------------------------------- faults, files, resume (min_char_rnn.py)
+# ------------------------------------------- faults, files, resume (through min_char_rnn.py)
 
 KILL_ROUNDS = 30          # random SIGKILL points in the crash test: enough to hit start-up,
                           # training and the middle of a save many times over

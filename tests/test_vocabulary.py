@@ -7,8 +7,8 @@ import re
 import pytest
 
 from common.vocabulary import Vocabulary, split_words
-from conftest import (GOOD_TEXT, SAMPLE, TINY, TRAIN, assert_finite_checkpoint, good, run,  # noqa: F401
-                      train_fails, write_bytes, write_text)
+from conftest import (GOOD_TEXT, SAMPLE, TINY, TRAIN, assert_finite_checkpoint, run, train_fails,
+                      write_bytes, write_text)
 
 TOY = "you say goodbye and i say hello ."  # DLFS2 ch.2-5's corpus
 
@@ -22,7 +22,7 @@ def test_split_words_and_eos():
     assert words.decode([1, 2, 0, 3]) == "a b\nc"
 
 
-# ----------------------------------------------------------------------------- reading INPUT (through min_char_rnn.py)
+# ---------------------------------------------- reading INPUT (through min_char_rnn.py)
 
 def test_input_missing(tmp_path, good):
     train_fails(tmp_path, good, ["nothere.txt", *TINY], 2, "not found", "nothere.txt")
