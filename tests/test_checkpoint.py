@@ -9,6 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
+from common.checkpoint import READABLE_VERSIONS
+
 from conftest import (SAMPLE, TRAIN, assert_error, assert_nothing_changed, read_npz, run, snapshot,
                       write_bytes, write_npz)
 
@@ -19,7 +21,11 @@ def make_damaged(good_path, case, dest):
     V, H = arrays["Why"].shape
     if case == "missing":
         return
-    if case == "empty":
+    if case == "directory":
+        dest.mkdir()
+    elif case == "text":
+        write_bytes(dest, b"the cat sat on a mat\n")
+    elif case == "empty":
         write_bytes(dest, b"")
     elif case == "truncated":
         write_bytes(dest, good_path.read_bytes()[: good_path.stat().st_size // 2])
@@ -29,6 +35,9 @@ def make_damaged(good_path, case, dest):
     else:
         if case == "version":
             meta["format_version"] = 99
+        elif case == "no_meta":
+            write_npz_without_meta(dest, arrays)
+            return
         elif case == "kind":
             meta["kind"] = "transformer"  # no such model kind
         elif case == "kind_rnnlm":
@@ -48,10 +57,16 @@ def make_damaged(good_path, case, dest):
         write_npz(dest, arrays, meta)
 
 
+def write_npz_without_meta(path, arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
 DAMAGE = {  # case: what the message must name besides the file
-    "missing": ["not found"], "empty": ["empty"], "truncated": [], "not_a_zip": [],
-    "version": ["99"], "kind": ["transformer"], "kind_rnnlm": [], "missing_Whh": ["Whh"],
-    "missing_by": ["by"],
+    "missing": ["not found"], "directory": ["directory"], "text": ["not an .npz"],
+    "empty": ["empty"], "truncated": [], "not_a_zip": [], "no_meta": ["meta"],
+    "version": ["99", "versions " + " and ".join(map(str, READABLE_VERSIONS))],
+    "kind": ["transformer"], "kind_rnnlm": [], "missing_Whh": ["Whh"], "missing_by": ["by"],
     "shape": ["Why", "shape"], "dtype": ["Why", "dtype"], "nan": ["Why", "NaN"],
     "vocab": ["vocabulary"]}
 
