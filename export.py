@@ -1,0 +1,485 @@
+"""
+Take a checkpoint further: to PyTorch's layout (a safetensors file for nn.Embedding, nn.RNN or
+nn.LSTM, nn.Linear), to an ONNX model for ONNX Runtime, and PyTorch weights back to a checkpoint.
+
+References:
+  https://pytorch.org/docs/stable/generated/torch.nn.LSTM.html  (gate rows i, f, g, o)
+  https://onnx.ai/onnx/operators/onnx__LSTM.html  (gates i, o, f, c; B = [Wb, Rb])
+  https://onnx.ai/onnx/operators/onnx__GRU.html  (gates z, r, h; H = (1 - z) h~ + z H_prev)
+  https://github.com/oreilly-japan/deep-learning-from-scratch-2  (common/time_layers.py)
+  https://huggingface.co/docs/safetensors  (the tensor file; metadata is str -> str)
+"""
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+import common
+import min_char_rnn
+import rnnlm
+
+INSTALL = "pip install -r requirements-export.txt"
+ONNX_OPSET = 17      # RNN, LSTM, GRU, Gather, Slice, Squeeze (axes as input) all exist here
+ONNX_IR_VERSION = 8  # the oldest IR that carries opset 17: ONNX Runtime 1.13 and later load it
+
+# Gate blocks. The book keeps an LSTM's columns as [f | g | i | o] and a GRU's as [z | r | h~],
+# each block H wide. A target layout lists, for each of its gates in order, the book's block it
+# takes and a sign. ONNX's GRU keeps the previous state with weight z (H = (1 - z) h~ + z H_prev)
+# where the book keeps it with 1 - z; sigmoid(-a) = 1 - sigmoid(a), so its z block is negated.
+TORCH_GATES = {"rnn": ((0, 1),),
+               "lstm": ((2, 1), (0, 1), (1, 1), (3, 1))}                 # PyTorch i, f, g, o
+ONNX_GATES = {"rnn": ((0, 1),),
+              "lstm": ((2, 1), (3, 1), (0, 1), (1, 1)),                  # ONNX i, o, f, c
+              "gru": ((0, -1), (1, 1), (2, 1))}                          # ONNX z, r, h
+ONNX_OPS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+GRU_NO_TORCH = ("PyTorch's nn.GRU applies the reset gate after the hidden product, r * (W_hn h + "
+                "b_hn), and the book's GRU before it, W_hn (r * h): no nn.GRU weights compute this "
+                "model. Export it with --to onnx (ONNX's GRU with linear_before_reset = 0 is exact)")
+
+# metadata keys of an exported file, each value a JSON text; the way back needs these
+REQUIRED_META = ("kind", "level", "vocab", "cell", "num_layers", "wordvec_size", "hidden_size")
+
+
+def optional(module):
+    """Import an optional dependency, or a UserError naming the install line."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise common.UserError(f"export needs the {module.split('.')[0]} package: "
+                               f"{INSTALL}") from None
+
+
+# ----------------------------------------------------------------------------- the book's layout
+
+class Layers:
+    """Any checkpoint in the book's row-vector layout: embed (V, D), per layer Wx (D or H, GH),
+    Wh (H, GH) and b (GH,), head_W (H, V), head_b (V,); plus what the file's metadata carries.
+    The gist's model is the book's with D = H, embed = Wxh^T and Wx = I (see gist_layers)."""
+
+    def __init__(self, kind, level, tokens, counts, cell, embed, layers, head_W, head_b, tied,
+                 options):
+        self.kind, self.level, self.tokens, self.counts = kind, level, tokens, counts
+        self.cell, self.embed, self.layers = cell, embed, layers
+        self.head_W, self.head_b, self.tied, self.options = head_W, head_b, tied, options
+        self.V, self.D = embed.shape
+        self.H = layers[0][1].shape[0]
+        self.dtype = embed.dtype
+
+    def metadata(self):
+        """The str -> JSON-text record both files carry: enough to rebuild the checkpoint."""
+        return {k: json.dumps(v) for k, v in {
+            "format": "min-char-rnn export", "format_version": 1, "kind": self.kind,
+            "level": self.level, "vocab": self.tokens, "cell": self.cell,
+            "num_layers": len(self.layers), "wordvec_size": self.D, "hidden_size": self.H,
+            "tie_weights": self.tied, "dtype": str(self.dtype), "token_counts": self.counts,
+            "options": self.options}.items()}
+
+
+def read_checkpoint(path):
+    """A checkpoint of either kind -> Layers, its arrays checked (one-line errors if damaged)."""
+    arrays, meta = common.load_checkpoint(path, kinds=(min_char_rnn.KIND, rnnlm.KIND))
+    try:
+        if meta["kind"] == min_char_rnn.KIND:
+            return gist_layers(path, arrays, meta)
+        return rnnlm_layers(path, arrays, meta)
+    except (KeyError, TypeError, ValueError) as e:
+        what = repr(e.args[0]) if isinstance(e, KeyError) else "model options"
+        raise common.UserError(f"{path} is damaged: its meta record has no usable {what}") from None
+
+
+def gist_layers(path, arrays, meta):
+    """The gist's h = tanh(Wxh x + Whh h + bh), y = Why h + by as book layers: a one-hot x
+    picks row x of embed = Wxh^T, and Wx = I passes it on unchanged (D = H)."""
+    shapes = min_char_rnn.checkpoint_shapes(path, meta)
+    common.check_arrays(path, arrays, shapes)
+    Wxh, Whh, Why, bh, by = (arrays[n] for n in min_char_rnn.PARAM_NAMES)
+    H = Whh.shape[0]
+    layer = (np.eye(H, dtype=Whh.dtype),  # (H, H) Wx = I
+             Whh.T,                       # (H, H) Wh = Whh^T
+             bh[:, 0])                    # (H,) b = bh
+    return Layers(min_char_rnn.KIND, "char", list(meta["vocab"]), counts_of(meta), "rnn",
+                  Wxh.T, [layer], Why.T, by[:, 0], False, meta.get("options", {}))
+
+
+def rnnlm_layers(path, arrays, meta):
+    """An rnnlm checkpoint's arrays (embed_W, <cell>_Wx ..., affine_W unless tied, affine_b)."""
+    o = meta["options"]
+    tokens = rnnlm.meta_tokens(meta)
+    cell, L, D, H = o["cell"], int(o["num_layers"]), int(o["wordvec_size"]), int(o["hidden_size"])
+    tied = bool(o["tie_weights"])
+    if cell not in rnnlm.CELLS or min(L, D, H) < 1:
+        raise ValueError(cell)
+    G, V = rnnlm.CELLS[cell][1], len(tokens)
+    shapes = {"embed_W": (V, D), "affine_b": (V,)}
+    for name, fan_in in zip(layer_names(cell, L), [D] + [H] * (L - 1)):
+        shapes.update({name + "_Wx": (fan_in, G * H), name + "_Wh": (H, G * H),
+                       name + "_b": (G * H,)})
+    if not tied:
+        shapes["affine_W"] = (H, V)
+    common.check_arrays(path, arrays, shapes)
+    layers = [(arrays[n + "_Wx"], arrays[n + "_Wh"], arrays[n + "_b"])
+              for n in layer_names(cell, L)]
+    head_W = arrays["embed_W"].T if tied else arrays["affine_W"]  # (H, V)
+    return Layers(rnnlm.KIND, meta["level"], tokens, counts_of(meta), cell, arrays["embed_W"],
+                  layers, head_W, arrays["affine_b"], tied, o)
+
+
+def layer_names(cell, L):
+    """rnnlm's array prefixes: 'lstm' for one layer, 'lstm1', 'lstm2', ... for a stack."""
+    return [cell] if L == 1 else [f"{cell}{l + 1}" for l in range(L)]
+
+
+def counts_of(meta):
+    counts = meta.get("char_counts") or meta.get("token_counts")
+    return [int(c) for c in counts] if counts else None
+
+
+def gates(W, H, order):
+    """Book columns (..., GH) -> the target's gate rows (GH, ...): block j times sign s, for
+    each (j, s) of `order`; a bias (GH,) stays 1-D. Only picks, transposes and negates."""
+    blocks = [s * W[..., j * H:(j + 1) * H] for j, s in order]  # each (..., H)
+    return np.concatenate(blocks, axis=-1).T  # (GH, ...)
+
+
+def ungates(W, H, order):
+    """The inverse of gates(): target rows (GH, ...) -> book columns (..., GH)."""
+    blocks = [None] * len(order)
+    for k, (j, s) in enumerate(order):
+        blocks[j] = s * W[k * H:(k + 1) * H]  # (H, ...) target block k is book block j
+    return np.concatenate(blocks, axis=0).T  # (..., GH)
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+def torch_tensors(m):
+    """Layers -> {name: array} in the layout of nn.Embedding(V, D), nn.RNN or nn.LSTM(D, H,
+    num_layers=L, batch_first=True), nn.Linear(H, V), in the checkpoint's dtype. PyTorch computes
+    x W_ih^T + b_ih + h W_hh^T + b_hh: W_ih = Wx^T with the gates reordered, b_hh = 0."""
+    if m.cell == "gru":
+        raise common.UserError(GRU_NO_TORCH)
+    order = TORCH_GATES[m.cell]
+    out = {"embed.weight": m.embed}  # (V, D)
+    for l, (Wx, Wh, b) in enumerate(m.layers):
+        out[f"rnn.weight_ih_l{l}"] = gates(Wx, m.H, order)  # (GH, D or H)
+        out[f"rnn.weight_hh_l{l}"] = gates(Wh, m.H, order)  # (GH, H)
+        out[f"rnn.bias_ih_l{l}"] = gates(b, m.H, order)     # (GH,)
+        out[f"rnn.bias_hh_l{l}"] = np.zeros_like(b)         # (GH,) the book has one bias
+    out["head.weight"] = m.head_W.T  # (V, H) a tied model repeats embed.weight here
+    out["head.bias"] = m.head_b      # (V,)
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+
+def read_torch_file(path):
+    """A safetensors file -> ({name: array}, metadata parsed from JSON), with one-line errors."""
+    common.check_file(path, "safetensors file")
+    st = optional("safetensors")
+    optional("safetensors.numpy")
+    try:
+        with st.safe_open(path, framework="np") as f:
+            raw = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # the Rust reader's SafetensorError, or numpy's dtype refusal
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise common.UserError(f"{path} is not a usable safetensors file ({reason}): export "
+                               "it again with save_file") from None
+    if not raw:
+        raise common.UserError(f"{path} has no metadata: write it with save_file(..., "
+                               "metadata=...) passing on the metadata of the exported file")
+    meta = {}
+    for key in REQUIRED_META:
+        if key not in raw:
+            raise common.UserError(f"{path} has no {key!r} in its metadata: pass on the exported "
+                                   "file's metadata when you save")
+    for key, text in raw.items():
+        try:
+            meta[key] = json.loads(text)
+        except ValueError:
+            raise common.UserError(f"{path}: metadata {key!r} is not JSON text: {text[:40]!r}"
+                                   ) from None
+    return tensors, meta
+
+
+def layers_from_torch(path, tensors, meta):
+    """The way back: PyTorch tensors and their metadata -> (checkpoint arrays, meta, notes)."""
+    kind, level, tokens, cell = meta["kind"], meta["level"], meta["vocab"], meta["cell"]
+    if kind not in (min_char_rnn.KIND, rnnlm.KIND):
+        raise common.UserError(f"{path}: metadata kind {kind!r} is neither "
+                               f"{min_char_rnn.KIND!r} nor {rnnlm.KIND!r}")
+    if cell == "gru":
+        raise common.UserError(f"{path} holds a GRU: there is no nn.GRU layout to come from. "
+                               + GRU_NO_TORCH.split(": ", 1)[0])
+    if cell not in TORCH_GATES:
+        raise common.UserError(f"{path}: metadata cell {cell!r} is not rnn or lstm")
+    check_tokens(path, tokens, level)
+    try:
+        L, D, H = (int(meta[k]) for k in ("num_layers", "wordvec_size", "hidden_size"))
+    except (TypeError, ValueError):
+        raise common.UserError(f"{path}: metadata num_layers, wordvec_size and hidden_size must "
+                               "be integers") from None
+    G, V = rnnlm.CELLS[cell][1], len(tokens)
+    shapes = {"embed.weight": (V, D)}
+    for l in range(L):
+        shapes.update({f"rnn.weight_ih_l{l}": (G * H, D if l == 0 else H),
+                       f"rnn.weight_hh_l{l}": (G * H, H),
+                       f"rnn.bias_ih_l{l}": (G * H,), f"rnn.bias_hh_l{l}": (G * H,)})
+    shapes.update({"head.weight": (V, H), "head.bias": (V,)})
+    check_tensors(path, tensors, shapes)
+    order, notes = TORCH_GATES[cell], []
+    embed, head_W = tensors["embed.weight"], tensors["head.weight"]  # (V, D), (V, H)
+    layers = []
+    for l in range(L):
+        Wx = ungates(tensors[f"rnn.weight_ih_l{l}"], H, order)  # (D or H, GH)
+        Wh = ungates(tensors[f"rnn.weight_hh_l{l}"], H, order)  # (H, GH)
+        b_ih, b_hh = tensors[f"rnn.bias_ih_l{l}"], tensors[f"rnn.bias_hh_l{l}"]
+        # the book has one bias; b_ih + 0 would turn a -0.0 into +0.0, so add only when needed
+        b = ungates(b_ih + b_hh if b_hh.any() else b_ih, H, order)  # (GH,)
+        if b_hh.any():
+            notes.append(f"layer {l}: bias_hh is not zero: summed into the one bias of the book's "
+                         "layer (the same function, to float rounding)")
+        layers.append((Wx, Wh, b))
+    counts = meta.get("token_counts")
+    if not (isinstance(counts, list) and len(counts) == V):
+        counts = [1] * V  # a file without counts: the first sampled token is drawn uniformly
+    if kind == min_char_rnn.KIND:
+        return gist_checkpoint(path, meta, tokens, counts, layers, embed, head_W,
+                               tensors["head.bias"], notes)
+    tied = bool(meta.get("tie_weights")) and np.array_equal(head_W, embed)
+    if meta.get("tie_weights") and not tied:
+        notes.append("head.weight no longer equals embed.weight: the model comes back untied")
+    arrays = {"embed_W": embed}  # (V, D)
+    for name, (Wx, Wh, b) in zip(layer_names(cell, L), layers):
+        arrays.update({name + "_Wx": Wx, name + "_Wh": Wh, name + "_b": b})
+    if not tied:
+        arrays["affine_W"] = head_W.T  # (H, V)
+    arrays["affine_b"] = tensors["head.bias"]  # (V,)
+    options = dict(meta.get("options") or {})
+    options.update(level=level, cell=cell, num_layers=L, wordvec_size=D, hidden_size=H,
+                   tie_weights=tied, dtype=str(embed.dtype))
+    ck_meta = {"format_version": common.FORMAT_VERSION, "kind": rnnlm.KIND, "level": level,
+               # word level: tokens joined by single spaces, as rnnlm.py stores them
+               "vocab": " ".join(tokens) if level == "word" else "".join(tokens),
+               ("token_counts" if level == "word" else "char_counts"): counts,
+               "options": options, "imported_from": os.path.abspath(path)}
+    return arrays, ck_meta, notes
+
+
+def gist_checkpoint(path, meta, tokens, counts, layers, embed, head_W, head_b, notes):
+    """The gist's arrays from the PyTorch layout; a weight_ih that is no longer I is folded
+    into Wxh = weight_ih embed^T (x picks a column: weight_ih (embed^T x) = (weight_ih embed^T) x)."""
+    if len(layers) != 1 or meta["cell"] != "rnn" or embed.shape[1] != layers[0][1].shape[0]:
+        raise common.UserError(f"{path}: a {min_char_rnn.KIND} model is one tanh RNN layer with "
+                               "wordvec_size equal to hidden_size")
+    Wx, Wh, b = layers[0]
+    H = Wh.shape[0]
+    if np.array_equal(Wx, np.eye(H, dtype=Wx.dtype)):
+        Wxh = embed.T  # (H, V) exactly as exported
+    else:
+        Wxh = Wx.T @ embed.T  # (H, V) (embed Wx)^T
+        notes.append("weight_ih is no longer the identity: folded into Wxh = weight_ih "
+                     "embed.weight^T (the same function, to float rounding)")
+    arrays = {"Wxh": Wxh, "Whh": Wh.T, "Why": head_W, "bh": b[:, None], "by": head_b[:, None]}
+    options = dict(meta.get("options") or {})
+    options.update(hidden_size=H, dtype=str(embed.dtype))
+    ck_meta = {"format_version": common.FORMAT_VERSION, "kind": min_char_rnn.KIND,
+               "vocab": "".join(tokens), "char_counts": counts, "options": options,
+               "imported_from": os.path.abspath(path)}
+    return arrays, ck_meta, notes
+
+
+def check_tokens(path, tokens, level):
+    """The vocabulary of the metadata: a list of distinct strings, sorted as the trainers sort
+    (encoding looks characters up by binary search), characters or words without spaces."""
+    if level not in ("char", "word"):
+        raise common.UserError(f"{path}: metadata level must be \"char\" or \"word\"")
+    ok = isinstance(tokens, list) and tokens and all(isinstance(t, str) and t for t in tokens)
+    if ok and level == "char":
+        ok = all(len(t) == 1 for t in tokens) and tokens == sorted(set(tokens))
+    elif ok:
+        ok = all(t.split() == [t] for t in tokens) and len(set(tokens)) == len(tokens)
+    if not ok:
+        raise common.UserError(f"{path}: metadata vocab must be a JSON list of the model's "
+                               "tokens in order (sorted single characters, or words)")
+
+
+def check_tensors(path, tensors, shapes):
+    """Exactly the expected names (as load_state_dict(strict=True)), shapes, one float dtype."""
+    missing = [k for k in shapes if k not in tensors]
+    extra = sorted(k for k in tensors if k not in shapes)
+    if missing or extra:
+        raise common.UserError(f"{path} does not hold this model's tensors: missing "
+                               f"{', '.join(missing) or 'none'}; unexpected "
+                               f"{', '.join(extra) or 'none'}")
+    dtypes = {str(t.dtype) for t in tensors.values()}
+    if len(dtypes) != 1 or dtypes - {"float32", "float64"}:
+        raise common.UserError(f"{path} holds {', '.join(sorted(dtypes))} tensors: save them all "
+                               "as float32 or all as float64 (model.float() or model.double())")
+    for name, shape in shapes.items():
+        if tensors[name].shape != shape:
+            raise common.UserError(f"{path}: {name} has shape {tensors[name].shape}, expected "
+                                   f"{shape} from the metadata's sizes and vocabulary")
+        if not np.isfinite(tensors[name]).all():
+            raise common.UserError(f"{path}: {name} holds NaN or infinite values")
+
+
+# ----------------------------------------------------------------------------- ONNX
+
+def onnx_model(m):
+    """Layers -> an ONNX ModelProto: tokens int64 (N, T), h0 (L, N, H) [, c0] -> logits
+    (N, T, V), hT [, cT], float32, N and T dynamic; one RNN/LSTM/GRU operator per layer."""
+    onnx = optional("onnx")
+    helper, numpy_helper, TP = onnx.helper, onnx.numpy_helper, onnx.TensorProto
+    f32 = np.float32
+    H, L, V, lstm = m.H, len(m.layers), m.V, m.cell == "lstm"
+    order, op = ONNX_GATES[m.cell], ONNX_OPS[m.cell]
+    inits, nodes = [], []
+
+    def const(name, a):
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(a), name))
+        return name
+
+    def node(op_type, inputs, outputs, **attrs):
+        nodes.append(helper.make_node(op_type, inputs, outputs, **attrs))
+        return outputs[0]
+
+    const("embed", m.embed.astype(f32))  # (V, D)
+    x = node("Gather", ["embed", "tokens"], ["x_ntd"], axis=0)  # (N, T, D) rows picked
+    x = node("Transpose", [x], ["x_0"], perm=[1, 0, 2])  # (T, N, D) ONNX's layout 0 is time-major
+    const("axis0", np.array([0], dtype=np.int64))
+    const("axis1", np.array([1], dtype=np.int64))
+    h_last, c_last = [], []
+    for l, (Wx, Wh, b) in enumerate(m.layers):
+        const(f"W_{l}", gates(Wx, H, order)[None].astype(f32))  # (1, GH, D or H)
+        const(f"R_{l}", gates(Wh, H, order)[None].astype(f32))  # (1, GH, H)
+        # B = [Wb | Rb]: the book's one bias as Wb, Rb = 0 (ONNX adds both)
+        const(f"B_{l}", np.concatenate([gates(b, H, order), np.zeros_like(b)])[None].astype(f32))  # (1, 2GH)
+        const(f"l_{l}", np.array([l], dtype=np.int64))
+        const(f"l1_{l}", np.array([l + 1], dtype=np.int64))
+        ins = [x, f"W_{l}", f"R_{l}", f"B_{l}", "",
+               node("Slice", ["h0", f"l_{l}", f"l1_{l}", "axis0"], [f"h0_{l}"])]  # (1, N, H)
+        outs = [f"y_{l}", f"hT_{l}"]
+        if lstm:
+            ins.append(node("Slice", ["c0", f"l_{l}", f"l1_{l}", "axis0"], [f"c0_{l}"]))
+            outs.append(f"cT_{l}")
+        attrs = {"linear_before_reset": 0} if m.cell == "gru" else {}
+        node(op, ins, outs, hidden_size=H, **attrs)  # y (T, 1, N, H), hT [, cT] (1, N, H)
+        x = node("Squeeze", [f"y_{l}", "axis1"], [f"x_{l + 1}"])  # (T, N, H)
+        h_last.append(f"hT_{l}")
+        c_last.append(f"cT_{l}")
+    hs = node("Transpose", [x], ["hs"], perm=[1, 0, 2])  # (N, T, H)
+    const("head_W", m.head_W.astype(f32))  # (H, V) hidden -> scores
+    const("head_b", m.head_b.astype(f32))  # (V,)
+    node("Add", [node("MatMul", [hs, "head_W"], ["hW"]), "head_b"], ["logits"])  # (N, T, V)
+    node("Concat", h_last, ["hT"], axis=0)  # (L, N, H)
+    if lstm:
+        node("Concat", c_last, ["cT"], axis=0)  # (L, N, H)
+    state = lambda name, n: helper.make_tensor_value_info(name, TP.FLOAT, [L, n, H])
+    inputs = [helper.make_tensor_value_info("tokens", TP.INT64, ["N", "T"]), state("h0", "N")]
+    outputs = [helper.make_tensor_value_info("logits", TP.FLOAT, ["N", "T", V]),
+               state("hT", "N")]
+    if lstm:
+        inputs.append(state("c0", "N"))
+        outputs.append(state("cT", "N"))
+    graph = helper.make_graph(nodes, f"min_char_rnn_{m.cell}", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
+                              producer_name="min-char-rnn export.py",
+                              doc_string="next-token logits of a min-char-rnn checkpoint")
+    model.ir_version = ONNX_IR_VERSION
+    helper.set_model_props(model, m.metadata())
+    onnx.checker.check_model(model)
+    return model
+
+
+# ----------------------------------------------------------------------------- files
+
+def write_atomic(path, data):
+    """Write bytes to a temporary file in the same folder, then rename it over `path`: a crash
+    leaves the old file or the new one, never half of one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def output_path(args, default):
+    path = args.out or default
+    if os.path.isdir(path):
+        raise common.UserError(f"--out {path} is a directory: give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise common.UserError(f"cannot write --out {path}: folder {folder} does not exist")
+    return path
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(
+        description="Export a checkpoint to PyTorch (safetensors) or ONNX, or import PyTorch "
+                    "weights (safetensors) back into a checkpoint. Needs: " + INSTALL)
+    ap.add_argument("checkpoint", nargs="?", help="a .npz written by min_char_rnn.py or rnnlm.py")
+    ap.add_argument("--to", choices=("torch", "onnx"), default=None,
+                    help="torch: a .safetensors file for nn.Embedding, nn.RNN/nn.LSTM, nn.Linear; "
+                         "onnx: an .onnx model (float32) for ONNX Runtime")
+    ap.add_argument("--from-torch", default=None, metavar="FILE",
+                    help="a .safetensors file in the layout --to torch writes, with its metadata: "
+                         "written back as a checkpoint")
+    ap.add_argument("--out", default=None, help="output file (default: the input's name with "
+                    ".safetensors, .onnx or .npz)")
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if (args.checkpoint is None) == (args.from_torch is None):
+        raise common.UserError("give a CHECKPOINT with --to torch|onnx, or --from-torch FILE")
+    if args.from_torch is not None:
+        if args.to is not None:
+            raise common.UserError("--to goes with a CHECKPOINT, not with --from-torch")
+        tensors, meta = read_torch_file(args.from_torch)
+        arrays, ck_meta, notes = layers_from_torch(args.from_torch, tensors, meta)
+        out = output_path(args, os.path.splitext(args.from_torch)[0] + ".npz")
+        if not out.endswith(".npz"):
+            raise common.UserError(f"--out {out}: a checkpoint's name ends in .npz")
+        common.save_checkpoint(out, arrays, ck_meta)
+        for note in notes:
+            print("note: " + note)
+        print(f"wrote {out}: a {ck_meta['kind']} checkpoint ({ck_meta['options']['dtype']}, "
+              f"{len(arrays)} arrays)")
+        return 0
+    if args.to is None:
+        raise common.UserError("give --to torch or --to onnx")
+    m = read_checkpoint(args.checkpoint)
+    stem = os.path.splitext(args.checkpoint)[0]
+    if args.to == "torch":
+        tensors = torch_tensors(m)  # refuses a GRU before anything is written
+        out = output_path(args, stem + ".safetensors")
+        data = optional("safetensors.numpy").save(tensors, metadata=m.metadata())
+        write_atomic(out, data)
+        print(f"wrote {out}: {len(tensors)} tensors, {m.dtype}, for nn.Embedding({m.V}, {m.D}), "
+              f"nn.{'LSTM' if m.cell == 'lstm' else 'RNN'}({m.D}, {m.H}, num_layers="
+              f"{len(m.layers)}, batch_first=True), nn.Linear({m.H}, {m.V})")
+    else:
+        out = output_path(args, stem + ".onnx")
+        write_atomic(out, onnx_model(m).SerializeToString())
+        print(f"wrote {out}: ONNX opset {ONNX_OPSET}, float32, {ONNX_OPS[m.cell]} x "
+              f"{len(m.layers)}, inputs tokens (N, T), h0{', c0' if m.cell == 'lstm' else ''} "
+              f"({len(m.layers)}, N, {m.H})")
+    return 0
+
+
+if __name__ == "__main__":
+    common.run(main)
