@@ -214,14 +214,13 @@ def layers_from_torch(path, tensors, meta):
     if cell == "gru":
         raise common.UserError(f"{path} holds a GRU: there is no nn.GRU layout to come from. "
                                + GRU_NO_TORCH.split(": ", 1)[0])
-    if cell not in TORCH_GATES:
-        raise common.UserError(f"{path}: metadata cell {cell!r} is not rnn or lstm")
+    if cell not in ("rnn", "lstm"):
+        raise common.UserError(f"{path}: metadata cell {cell!r} is not \"rnn\" or \"lstm\"")
     check_tokens(path, tokens, level)
-    try:
-        L, D, H = (int(meta[k]) for k in ("num_layers", "wordvec_size", "hidden_size"))
-    except (TypeError, ValueError):
+    L, D, H = (meta[k] for k in ("num_layers", "wordvec_size", "hidden_size"))
+    if not all(type(n) is int and n > 0 for n in (L, D, H)):
         raise common.UserError(f"{path}: metadata num_layers, wordvec_size and hidden_size must "
-                               "be integers") from None
+                               "be positive integers")
     G, V = rnnlm.CELLS[cell][1], len(tokens)
     shapes = {"embed.weight": (V, D)}
     for l in range(L):
@@ -244,8 +243,12 @@ def layers_from_torch(path, tensors, meta):
                          "layer (the same function, to float rounding)")
         layers.append((Wx, Wh, b))
     counts = meta.get("token_counts")
-    if not (isinstance(counts, list) and len(counts) == V):
+    if counts is None:
         counts = [1] * V  # a file without counts: the first sampled token is drawn uniformly
+    elif not (isinstance(counts, list) and len(counts) == V and sum(counts) > 0
+              and all(type(c) is int and c >= 0 for c in counts)):
+        raise common.UserError(f"{path}: metadata token_counts must be a list of {V} counts "
+                               "(integers >= 0), one per token; or leave it out")
     if kind == min_char_rnn.KIND:
         return gist_checkpoint(path, meta, tokens, counts, layers, embed, head_W,
                                tensors["head.bias"], notes)
@@ -258,7 +261,7 @@ def layers_from_torch(path, tensors, meta):
     if not tied:
         arrays["affine_W"] = head_W.T  # (H, V)
     arrays["affine_b"] = tensors["head.bias"]  # (V,)
-    options = dict(meta.get("options") or {})
+    options = stored_options(meta)
     options.update(level=level, cell=cell, num_layers=L, wordvec_size=D, hidden_size=H,
                    tie_weights=tied, dtype=str(embed.dtype))
     ck_meta = {"format_version": common.FORMAT_VERSION, "kind": rnnlm.KIND, "level": level,
@@ -284,12 +287,18 @@ def gist_checkpoint(path, meta, tokens, counts, layers, embed, head_W, head_b, n
         notes.append("weight_ih is no longer the identity: folded into Wxh = weight_ih "
                      "embed.weight^T (the same function, to float rounding)")
     arrays = {"Wxh": Wxh, "Whh": Wh.T, "Why": head_W, "bh": b[:, None], "by": head_b[:, None]}
-    options = dict(meta.get("options") or {})
+    options = stored_options(meta)
     options.update(hidden_size=H, dtype=str(embed.dtype))
     ck_meta = {"format_version": common.FORMAT_VERSION, "kind": min_char_rnn.KIND,
                "vocab": "".join(tokens), "char_counts": counts, "options": options,
                "imported_from": os.path.abspath(path)}
     return arrays, ck_meta, notes
+
+
+def stored_options(meta):
+    """The trainer's options carried in the metadata (the model's own are set from the tensors)."""
+    options = meta.get("options")
+    return dict(options) if isinstance(options, dict) else {}
 
 
 def check_tokens(path, tokens, level):
@@ -416,8 +425,12 @@ def write_atomic(path, data):
         raise
 
 
-def output_path(args, default):
+def output_path(args, default, source):
+    """--out or the default, checked before any work: a file name in an existing folder, and
+    never the input itself."""
     path = args.out or default
+    if os.path.abspath(path) == os.path.abspath(source):
+        raise common.UserError(f"--out {path} is the input file: give another name")
     if os.path.isdir(path):
         raise common.UserError(f"--out {path} is a directory: give a file name")
     folder = os.path.dirname(os.path.abspath(path))
@@ -449,11 +462,11 @@ def main(argv=None):
     if args.from_torch is not None:
         if args.to is not None:
             raise common.UserError("--to goes with a CHECKPOINT, not with --from-torch")
-        tensors, meta = read_torch_file(args.from_torch)
-        arrays, ck_meta, notes = layers_from_torch(args.from_torch, tensors, meta)
-        out = output_path(args, os.path.splitext(args.from_torch)[0] + ".npz")
+        out = output_path(args, os.path.splitext(args.from_torch)[0] + ".npz", args.from_torch)
         if not out.endswith(".npz"):
             raise common.UserError(f"--out {out}: a checkpoint's name ends in .npz")
+        tensors, meta = read_torch_file(args.from_torch)
+        arrays, ck_meta, notes = layers_from_torch(args.from_torch, tensors, meta)
         common.save_checkpoint(out, arrays, ck_meta)
         for note in notes:
             print("note: " + note)
@@ -462,18 +475,17 @@ def main(argv=None):
         return 0
     if args.to is None:
         raise common.UserError("give --to torch or --to onnx")
+    suffix = ".safetensors" if args.to == "torch" else ".onnx"
+    out = output_path(args, os.path.splitext(args.checkpoint)[0] + suffix, args.checkpoint)
     m = read_checkpoint(args.checkpoint)
-    stem = os.path.splitext(args.checkpoint)[0]
     if args.to == "torch":
         tensors = torch_tensors(m)  # refuses a GRU before anything is written
-        out = output_path(args, stem + ".safetensors")
         data = optional("safetensors.numpy").save(tensors, metadata=m.metadata())
         write_atomic(out, data)
         print(f"wrote {out}: {len(tensors)} tensors, {m.dtype}, for nn.Embedding({m.V}, {m.D}), "
               f"nn.{'LSTM' if m.cell == 'lstm' else 'RNN'}({m.D}, {m.H}, num_layers="
               f"{len(m.layers)}, batch_first=True), nn.Linear({m.H}, {m.V})")
     else:
-        out = output_path(args, stem + ".onnx")
         write_atomic(out, onnx_model(m).SerializeToString())
         print(f"wrote {out}: ONNX opset {ONNX_OPSET}, float32, {ONNX_OPS[m.cell]} x "
               f"{len(m.layers)}, inputs tokens (N, T), h0{', c0' if m.cell == 'lstm' else ''} "

@@ -453,11 +453,21 @@ def damage(tensors, meta, how):
     if how == "gru":
         m["cell"] = "gru"
         return t, m, "no nn.GRU layout"
+    if how == "size as text":
+        m["hidden_size"] = "6"
+        return t, m, "must be positive integers"
+    if how == "bad counts":
+        m["token_counts"] = m["token_counts"][:-1]
+        return t, m, "token_counts must be a list of"
+    if how == "unsorted vocab":
+        m["vocab"] = m["vocab"][::-1]
+        return t, m, "metadata vocab must be"
     raise ValueError(how)
 
 
 @pytest.mark.parametrize("how", ["missing tensor", "extra tensor", "wrong shape", "not finite",
                                  "half precision", "no metadata", "no vocab", "gru",
+                                 "size as text", "bad counts", "unsorted vocab",
                                  "truncated", "not safetensors", "bad JSON"])
 def test_damaged_or_incomplete_files_get_one_line_errors(how, trained, tmp_path):
     src = export_file(trained["lstm1"], "torch", tmp_path / "good.safetensors")
@@ -499,7 +509,9 @@ def test_bad_checkpoint_and_usage_errors(tmp_path):
     for argv, message in [([str(tmp_path / "x.npz"), "--to", "onnx"], "not a checkpoint"),
                           ([str(tmp_path / "none.npz"), "--to", "torch"], "not found"),
                           ([], "give a CHECKPOINT"),
-                          ([str(tmp_path / "x.npz")], "give --to torch or --to onnx")]:
+                          ([str(tmp_path / "x.npz")], "give --to torch or --to onnx"),
+                          ([str(tmp_path / "x.npz"), "--to", "torch", "--out",
+                            str(tmp_path / "x.npz")], "is the input file")]:
         with pytest.raises(common.UserError, match=message):
             export.main(argv)
 
