@@ -14,16 +14,19 @@ import contextlib
 import importlib
 import json
 import os
-import sys
 import tempfile
 
 import numpy as np
 
-import common
 import min_char_rnn
-import rnnlm
+from common.checkpoint import FORMAT_VERSION, save_checkpoint
+from common.cli import UserError, run
+from common.interface import GistModel, LayerModel, load_model
+from common.models import CELLS
+from common.vocabulary import Vocabulary, check_file
 
 INSTALL = "pip install -r requirements-export.txt"
+GIST, LAYERS = GistModel.kind, LayerModel.kind  # the two checkpoint kinds
 ONNX_OPSET = 17      # RNN, LSTM, GRU, Gather, Slice, Squeeze (axes as input) all exist here
 ONNX_IR_VERSION = 8  # the oldest IR that carries opset 17: ONNX Runtime 1.13 and later load it
 
@@ -51,7 +54,7 @@ def optional(module):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise common.UserError(f"export needs the {module.split('.')[0]} package: "
+        raise UserError(f"export needs the {module.split('.')[0]} package: "
                                f"{INSTALL}") from None
 
 
@@ -82,62 +85,31 @@ class Layers:
 
 
 def read_checkpoint(path):
-    """A checkpoint of either kind -> Layers, its arrays checked (one-line errors if damaged)."""
-    arrays, meta = common.load_checkpoint(path, kinds=(min_char_rnn.KIND, rnnlm.KIND))
-    try:
-        if meta["kind"] == min_char_rnn.KIND:
-            return gist_layers(path, arrays, meta)
-        return rnnlm_layers(path, arrays, meta)
-    except (KeyError, TypeError, ValueError) as e:
-        what = repr(e.args[0]) if isinstance(e, KeyError) else "model options"
-        raise common.UserError(f"{path} is damaged: its meta record has no usable {what}") from None
-
-
-def gist_layers(path, arrays, meta):
-    """The gist's h = tanh(Wxh x + Whh h + bh), y = Why h + by as book layers: a one-hot x
-    picks row x of embed = Wxh^T, and Wx = I passes it on unchanged (D = H)."""
-    shapes = min_char_rnn.checkpoint_shapes(path, meta)
-    common.check_arrays(path, arrays, shapes)
-    Wxh, Whh, Why, bh, by = (arrays[n] for n in min_char_rnn.PARAM_NAMES)
-    H = Whh.shape[0]
-    layer = (np.eye(H, dtype=Whh.dtype),  # (H, H) Wx = I
-             Whh.T,                       # (H, H) Wh = Whh^T
-             bh[:, 0])                    # (H,) b = bh
-    return Layers(min_char_rnn.KIND, "char", list(meta["vocab"]), counts_of(meta), "rnn",
-                  Wxh.T, [layer], Why.T, by[:, 0], False, meta.get("options", {}))
-
-
-def rnnlm_layers(path, arrays, meta):
-    """An rnnlm checkpoint's arrays (embed_W, <cell>_Wx ..., affine_W unless tied, affine_b)."""
-    o = meta["options"]
-    tokens = rnnlm.meta_tokens(meta)
-    cell, L, D, H = o["cell"], int(o["num_layers"]), int(o["wordvec_size"]), int(o["hidden_size"])
-    tied = bool(o["tie_weights"])
-    if cell not in rnnlm.CELLS or min(L, D, H) < 1:
-        raise ValueError(cell)
-    G, V = rnnlm.CELLS[cell][1], len(tokens)
-    shapes = {"embed_W": (V, D), "affine_b": (V,)}
-    for name, fan_in in zip(layer_names(cell, L), [D] + [H] * (L - 1)):
-        shapes.update({name + "_Wx": (fan_in, G * H), name + "_Wh": (H, G * H),
-                       name + "_b": (G * H,)})
-    if not tied:
-        shapes["affine_W"] = (H, V)
-    common.check_arrays(path, arrays, shapes)
-    layers = [(arrays[n + "_Wx"], arrays[n + "_Wh"], arrays[n + "_b"])
-              for n in layer_names(cell, L)]
-    head_W = arrays["embed_W"].T if tied else arrays["affine_W"]  # (H, V)
-    return Layers(rnnlm.KIND, meta["level"], tokens, counts_of(meta), cell, arrays["embed_W"],
-                  layers, head_W, arrays["affine_b"], tied, o)
+    """A checkpoint of either kind, loaded and checked by the model interface -> Layers."""
+    model = load_model(path)
+    counts = model.meta.get("char_counts") or model.meta.get("token_counts")
+    counts = [int(c) for c in counts] if counts else None
+    options = model.meta.get("options", {})
+    if isinstance(model, GistModel):
+        # h = tanh(Wxh x + Whh h + bh), y = Why h + by as book layers: a one-hot x picks row x
+        # of embed = Wxh^T, and Wx = I passes it on unchanged (D = H)
+        Wxh, Whh, Why, bh, by = (model.params[n] for n in min_char_rnn.PARAM_NAMES)
+        H = Whh.shape[0]
+        layer = (np.eye(H, dtype=Whh.dtype),  # (H, H) Wx = I
+                 Whh.T,                       # (H, H) Wh = Whh^T
+                 bh[:, 0])                    # (H,) b = bh
+        return Layers(model.kind, "char", model.tokens, counts, "rnn", Wxh.T, [layer], Why.T,
+                      by[:, 0], False, options)
+    m = model.model  # common.models.Rnnlm: its layers hold the checkpoint's arrays
+    layers = [tuple(rnn.params) for rnn in m.rnns]  # each (Wx, Wh, b)
+    head_W, head_b = m.affine.params  # (H, V) (embed_W^T when tied), (V,)
+    return Layers(model.kind, model.level, model.tokens, counts, m.cell, m.embed.params[0],
+                  layers, head_W, head_b, m.tied, options)
 
 
 def layer_names(cell, L):
     """rnnlm's array prefixes: 'lstm' for one layer, 'lstm1', 'lstm2', ... for a stack."""
     return [cell] if L == 1 else [f"{cell}{l + 1}" for l in range(L)]
-
-
-def counts_of(meta):
-    counts = meta.get("char_counts") or meta.get("token_counts")
-    return [int(c) for c in counts] if counts else None
 
 
 def gates(W, H, order):
@@ -162,7 +134,7 @@ def torch_tensors(m):
     num_layers=L, batch_first=True), nn.Linear(H, V), in the checkpoint's dtype. PyTorch computes
     x W_ih^T + b_ih + h W_hh^T + b_hh: W_ih = Wx^T with the gates reordered, b_hh = 0."""
     if m.cell == "gru":
-        raise common.UserError(GRU_NO_TORCH)
+        raise UserError(GRU_NO_TORCH)
     order = TORCH_GATES[m.cell]
     out = {"embed.weight": m.embed}  # (V, D)
     for l, (Wx, Wh, b) in enumerate(m.layers):
@@ -177,7 +149,7 @@ def torch_tensors(m):
 
 def read_torch_file(path):
     """A safetensors file -> ({name: array}, metadata parsed from JSON), with one-line errors."""
-    common.check_file(path, "safetensors file")
+    check_file(path, "safetensors file")
     st = optional("safetensors")
     optional("safetensors.numpy")
     try:
@@ -186,21 +158,21 @@ def read_torch_file(path):
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # the Rust reader's SafetensorError, or numpy's dtype refusal
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise common.UserError(f"{path} is not a usable safetensors file ({reason}): export "
+        raise UserError(f"{path} is not a usable safetensors file ({reason}): export "
                                "it again with save_file") from None
     if not raw:
-        raise common.UserError(f"{path} has no metadata: write it with save_file(..., "
+        raise UserError(f"{path} has no metadata: write it with save_file(..., "
                                "metadata=...) passing on the metadata of the exported file")
     meta = {}
     for key in REQUIRED_META:
         if key not in raw:
-            raise common.UserError(f"{path} has no {key!r} in its metadata: pass on the exported "
+            raise UserError(f"{path} has no {key!r} in its metadata: pass on the exported "
                                    "file's metadata when you save")
     for key, text in raw.items():
         try:
             meta[key] = json.loads(text)
         except ValueError:
-            raise common.UserError(f"{path}: metadata {key!r} is not JSON text: {text[:40]!r}"
+            raise UserError(f"{path}: metadata {key!r} is not JSON text: {text[:40]!r}"
                                    ) from None
     return tensors, meta
 
@@ -208,20 +180,20 @@ def read_torch_file(path):
 def layers_from_torch(path, tensors, meta):
     """The way back: PyTorch tensors and their metadata -> (checkpoint arrays, meta, notes)."""
     kind, level, tokens, cell = meta["kind"], meta["level"], meta["vocab"], meta["cell"]
-    if kind not in (min_char_rnn.KIND, rnnlm.KIND):
-        raise common.UserError(f"{path}: metadata kind {kind!r} is neither "
-                               f"{min_char_rnn.KIND!r} nor {rnnlm.KIND!r}")
+    if kind not in (GIST, LAYERS):
+        raise UserError(f"{path}: metadata kind {kind!r} is neither "
+                               f"{GIST!r} nor {LAYERS!r}")
     if cell == "gru":
-        raise common.UserError(f"{path} holds a GRU: there is no nn.GRU layout to come from. "
+        raise UserError(f"{path} holds a GRU: there is no nn.GRU layout to come from. "
                                + GRU_NO_TORCH.split(": ", 1)[0])
     if cell not in ("rnn", "lstm"):
-        raise common.UserError(f"{path}: metadata cell {cell!r} is not \"rnn\" or \"lstm\"")
+        raise UserError(f"{path}: metadata cell {cell!r} is not \"rnn\" or \"lstm\"")
     check_tokens(path, tokens, level)
     L, D, H = (meta[k] for k in ("num_layers", "wordvec_size", "hidden_size"))
     if not all(type(n) is int and n > 0 for n in (L, D, H)):
-        raise common.UserError(f"{path}: metadata num_layers, wordvec_size and hidden_size must "
+        raise UserError(f"{path}: metadata num_layers, wordvec_size and hidden_size must "
                                "be positive integers")
-    G, V = rnnlm.CELLS[cell][1], len(tokens)
+    G, V = CELLS[cell][1], len(tokens)
     shapes = {"embed.weight": (V, D)}
     for l in range(L):
         shapes.update({f"rnn.weight_ih_l{l}": (G * H, D if l == 0 else H),
@@ -247,9 +219,9 @@ def layers_from_torch(path, tensors, meta):
         counts = [1] * V  # a file without counts: the first sampled token is drawn uniformly
     elif not (isinstance(counts, list) and len(counts) == V and sum(counts) > 0
               and all(type(c) is int and c >= 0 for c in counts)):
-        raise common.UserError(f"{path}: metadata token_counts must be a list of {V} counts "
+        raise UserError(f"{path}: metadata token_counts must be a list of {V} counts "
                                "(integers >= 0), one per token; or leave it out")
-    if kind == min_char_rnn.KIND:
+    if kind == GIST:
         return gist_checkpoint(path, meta, tokens, counts, layers, embed, head_W,
                                tensors["head.bias"], notes)
     tied = bool(meta.get("tie_weights")) and np.array_equal(head_W, embed)
@@ -264,9 +236,8 @@ def layers_from_torch(path, tensors, meta):
     options = stored_options(meta)
     options.update(level=level, cell=cell, num_layers=L, wordvec_size=D, hidden_size=H,
                    tie_weights=tied, dtype=str(embed.dtype))
-    ck_meta = {"format_version": common.FORMAT_VERSION, "kind": rnnlm.KIND, "level": level,
-               # word level: tokens joined by single spaces, as rnnlm.py stores them
-               "vocab": " ".join(tokens) if level == "word" else "".join(tokens),
+    ck_meta = {"format_version": FORMAT_VERSION, "kind": LAYERS, "level": level,
+               "vocab": Vocabulary(tokens, level).to_meta(),
                ("token_counts" if level == "word" else "char_counts"): counts,
                "options": options, "imported_from": os.path.abspath(path)}
     return arrays, ck_meta, notes
@@ -276,7 +247,7 @@ def gist_checkpoint(path, meta, tokens, counts, layers, embed, head_W, head_b, n
     """The gist's arrays from the PyTorch layout; a weight_ih that is no longer I is folded
     into Wxh = weight_ih embed^T (x picks a column: weight_ih (embed^T x) = (weight_ih embed^T) x)."""
     if len(layers) != 1 or meta["cell"] != "rnn" or embed.shape[1] != layers[0][1].shape[0]:
-        raise common.UserError(f"{path}: a {min_char_rnn.KIND} model is one tanh RNN layer with "
+        raise UserError(f"{path}: a {GIST} model is one tanh RNN layer with "
                                "wordvec_size equal to hidden_size")
     Wx, Wh, b = layers[0]
     H = Wh.shape[0]
@@ -289,8 +260,8 @@ def gist_checkpoint(path, meta, tokens, counts, layers, embed, head_W, head_b, n
     arrays = {"Wxh": Wxh, "Whh": Wh.T, "Why": head_W, "bh": b[:, None], "by": head_b[:, None]}
     options = stored_options(meta)
     options.update(hidden_size=H, dtype=str(embed.dtype))
-    ck_meta = {"format_version": common.FORMAT_VERSION, "kind": min_char_rnn.KIND,
-               "vocab": "".join(tokens), "char_counts": counts, "options": options,
+    ck_meta = {"format_version": FORMAT_VERSION, "kind": GIST,
+               "vocab": Vocabulary(tokens).to_meta(), "char_counts": counts, "options": options,
                "imported_from": os.path.abspath(path)}
     return arrays, ck_meta, notes
 
@@ -305,14 +276,14 @@ def check_tokens(path, tokens, level):
     """The vocabulary of the metadata: a list of distinct strings, sorted as the trainers sort
     (encoding looks characters up by binary search), characters or words without spaces."""
     if level not in ("char", "word"):
-        raise common.UserError(f"{path}: metadata level must be \"char\" or \"word\"")
+        raise UserError(f"{path}: metadata level must be \"char\" or \"word\"")
     ok = isinstance(tokens, list) and tokens and all(isinstance(t, str) and t for t in tokens)
     if ok and level == "char":
         ok = all(len(t) == 1 for t in tokens) and tokens == sorted(set(tokens))
     elif ok:
         ok = all(t.split() == [t] for t in tokens) and len(set(tokens)) == len(tokens)
     if not ok:
-        raise common.UserError(f"{path}: metadata vocab must be a JSON list of the model's "
+        raise UserError(f"{path}: metadata vocab must be a JSON list of the model's "
                                "tokens in order (sorted single characters, or words)")
 
 
@@ -321,19 +292,19 @@ def check_tensors(path, tensors, shapes):
     missing = [k for k in shapes if k not in tensors]
     extra = sorted(k for k in tensors if k not in shapes)
     if missing or extra:
-        raise common.UserError(f"{path} does not hold this model's tensors: missing "
+        raise UserError(f"{path} does not hold this model's tensors: missing "
                                f"{', '.join(missing) or 'none'}; unexpected "
                                f"{', '.join(extra) or 'none'}")
     dtypes = {str(t.dtype) for t in tensors.values()}
     if len(dtypes) != 1 or dtypes - {"float32", "float64"}:
-        raise common.UserError(f"{path} holds {', '.join(sorted(dtypes))} tensors: save them all "
+        raise UserError(f"{path} holds {', '.join(sorted(dtypes))} tensors: save them all "
                                "as float32 or all as float64 (model.float() or model.double())")
     for name, shape in shapes.items():
         if tensors[name].shape != shape:
-            raise common.UserError(f"{path}: {name} has shape {tensors[name].shape}, expected "
+            raise UserError(f"{path}: {name} has shape {tensors[name].shape}, expected "
                                    f"{shape} from the metadata's sizes and vocabulary")
         if not np.isfinite(tensors[name]).all():
-            raise common.UserError(f"{path}: {name} holds NaN or infinite values")
+            raise UserError(f"{path}: {name} holds NaN or infinite values")
 
 
 # ----------------------------------------------------------------------------- ONNX
@@ -430,12 +401,12 @@ def output_path(args, default, source):
     never the input itself."""
     path = args.out or default
     if os.path.abspath(path) == os.path.abspath(source):
-        raise common.UserError(f"--out {path} is the input file: give another name")
+        raise UserError(f"--out {path} is the input file: give another name")
     if os.path.isdir(path):
-        raise common.UserError(f"--out {path} is a directory: give a file name")
+        raise UserError(f"--out {path} is a directory: give a file name")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise common.UserError(f"cannot write --out {path}: folder {folder} does not exist")
+        raise UserError(f"cannot write --out {path}: folder {folder} does not exist")
     return path
 
 
@@ -458,23 +429,23 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if (args.checkpoint is None) == (args.from_torch is None):
-        raise common.UserError("give a CHECKPOINT with --to torch|onnx, or --from-torch FILE")
+        raise UserError("give a CHECKPOINT with --to torch|onnx, or --from-torch FILE")
     if args.from_torch is not None:
         if args.to is not None:
-            raise common.UserError("--to goes with a CHECKPOINT, not with --from-torch")
+            raise UserError("--to goes with a CHECKPOINT, not with --from-torch")
         out = output_path(args, os.path.splitext(args.from_torch)[0] + ".npz", args.from_torch)
         if not out.endswith(".npz"):
-            raise common.UserError(f"--out {out}: a checkpoint's name ends in .npz")
+            raise UserError(f"--out {out}: a checkpoint's name ends in .npz")
         tensors, meta = read_torch_file(args.from_torch)
         arrays, ck_meta, notes = layers_from_torch(args.from_torch, tensors, meta)
-        common.save_checkpoint(out, arrays, ck_meta)
+        save_checkpoint(out, arrays, ck_meta)
         for note in notes:
             print("note: " + note)
         print(f"wrote {out}: a {ck_meta['kind']} checkpoint ({ck_meta['options']['dtype']}, "
               f"{len(arrays)} arrays)")
         return 0
     if args.to is None:
-        raise common.UserError("give --to torch or --to onnx")
+        raise UserError("give --to torch or --to onnx")
     suffix = ".safetensors" if args.to == "torch" else ".onnx"
     out = output_path(args, os.path.splitext(args.checkpoint)[0] + suffix, args.checkpoint)
     m = read_checkpoint(args.checkpoint)
@@ -494,4 +465,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    common.run(main)
+    run(main)

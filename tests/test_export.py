@@ -13,9 +13,10 @@ import sys
 import numpy as np
 import pytest
 
-import common
 import export
-import sample
+from common.checkpoint import load_checkpoint, save_checkpoint
+from common.cli import UserError
+from common.interface import load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INSTALL = "pip install -r requirements-export.txt -r requirements-test.txt"
@@ -98,7 +99,7 @@ def redraw(src, dst, seed):
     """A copy of checkpoint src whose weights are redrawn where every gate matters: weights
     N(0, 1) * 1.5 / sqrt(fan-in) (an embedding's input is one-hot: fan-in 1, scale 1), biases
     0.5. Optimiser memory and state are left as they are."""
-    arrays, meta = common.load_checkpoint(str(src))
+    arrays, meta = load_checkpoint(str(src))
     rng = np.random.default_rng(seed)
     if meta["kind"] == "min_char_rnn":
         names = ["Wxh", "Whh", "Why", "bh", "by"]
@@ -114,7 +115,7 @@ def redraw(src, dst, seed):
         else:
             scale = 1.0 if fan_in[name] is None else 1.5 / np.sqrt(a.shape[fan_in[name]])
             arrays[name] = (rng.standard_normal(a.shape) * scale).astype(a.dtype)
-    common.save_checkpoint(str(dst), arrays, meta)
+    save_checkpoint(str(dst), arrays, meta)
     return dst
 
 
@@ -132,8 +133,8 @@ def scored_text(name):
 def sample_logprobs(path, text):
     """sample.py's scoring path, token by token: log p(id_k | ids before k) for k >= 1, as the
     differences of its total scores of growing prefixes. Returns (ids, (T-1,) log-probs)."""
-    model, _ = sample.load_model(str(path))
-    ids = sample.encode(model, text, "the test text")
+    model = load_model(str(path))  # what sample.py --score uses
+    ids = model.encode(text, "the test text")
     totals = [model.score(ids[:k + 1])[0] for k in range(len(ids))]  # totals[0] = 0: no target
     return ids, np.diff(totals)
 
@@ -224,7 +225,7 @@ def write_safetensors(path, tensors, meta):
 
 def model_params(path):
     """The weight arrays of a checkpoint (no optimiser memory, state or position)."""
-    arrays, meta = common.load_checkpoint(str(path))
+    arrays, meta = load_checkpoint(str(path))
     skip = ("opt_", "m") if meta["kind"] == "min_char_rnn" else ("opt_",)
     return {k: v for k, v in arrays.items()
             if not k.startswith(skip) and k not in ("state", "hprev")}, meta
@@ -274,7 +275,7 @@ def test_onnx_state_carries_across_two_calls(name, redrawn, tmp_path):
     need("onnx")
     path = export_file(redrawn[name], "onnx", tmp_path / f"{name}.onnx")
     rng = np.random.default_rng(3)
-    V = len(sample.load_model(str(redrawn[name]))[0].tokens)
+    V = len(load_model(str(redrawn[name])).tokens)
     tokens = rng.integers(0, V, size=(2, 11))  # (N, T) two streams
     whole = onnx_run(path, tokens)
     first = onnx_run(path, tokens[:, :4])
@@ -298,7 +299,7 @@ def test_onnx_inputs_outputs_metadata_and_float32(trained, tmp_path):
     ins = {v.name: (v.type.tensor_type.elem_type, dims(v)) for v in model.graph.input}
     outs = {v.name: (v.type.tensor_type.elem_type, dims(v)) for v in model.graph.output}
     T = onnx.TensorProto
-    _, meta = common.load_checkpoint(str(trained["word"]))
+    _, meta = load_checkpoint(str(trained["word"]))
     tokens = meta["vocab"].split(" ")
     V = len(tokens)
     assert ins == {"tokens": (T.INT64, ["N", "T"]), "h0": (T.FLOAT, [2, "N", 6]),
@@ -401,6 +402,13 @@ def test_trained_tied_model_comes_back_untied(redrawn, tmp_path, capsys):
     ids, lp_sample = sample_logprobs(tmp_path / "back.npz", SCORED)
     lp_eq = picked(torch_equations(tensors, "lstm", 1, ids), ids)
     np.testing.assert_allclose(lp_eq, lp_sample, rtol=0, atol=EQ_TOL64)
+    # the brought-home checkpoint starts a new rnnlm.py run, untied
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    r = run("rnnlm.py", "text.txt", "--init-from", tmp_path / "back.npz", "--max-iters", "1",
+            "--batch-size", "2", "--seq-length", "4", "--val-fraction", "0", "--out",
+            tmp_path / "next.npz", cwd=tmp_path)
+    assert r.returncode == 0 and "starting from the weights of" in r.stdout, r.stderr
+    assert load_checkpoint(str(tmp_path / "next.npz"))[1]["options"]["tie_weights"] is False
 
 
 def test_gist_with_trained_weight_ih_is_folded(redrawn, tmp_path, capsys):
@@ -488,7 +496,7 @@ def test_damaged_or_incomplete_files_get_one_line_errors(how, trained, tmp_path)
         tensors, meta, message = damage(*read_safetensors(src), how)
         write_safetensors(path, tensors, meta)
     out = tmp_path / "back.npz"
-    with pytest.raises(common.UserError) as e:
+    with pytest.raises(UserError) as e:
         export.main(["--from-torch", str(path), "--out", str(out)])
     assert message in str(e.value) and "\n" not in str(e.value)
     assert not out.exists()
@@ -512,13 +520,13 @@ def test_bad_checkpoint_and_usage_errors(tmp_path):
                           ([str(tmp_path / "x.npz")], "give --to torch or --to onnx"),
                           ([str(tmp_path / "x.npz"), "--to", "torch", "--out",
                             str(tmp_path / "x.npz")], "is the input file")]:
-        with pytest.raises(common.UserError, match=message):
+        with pytest.raises(UserError, match=message):
             export.main(argv)
 
 
 def test_a_missing_package_names_the_install_line(trained, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
-    with pytest.raises(common.UserError, match="pip install -r requirements-export.txt"):
+    with pytest.raises(UserError, match="pip install -r requirements-export.txt"):
         export.main([str(trained["rnn1"]), "--to", "onnx", "--out", str(tmp_path / "m.onnx")])
     assert not (tmp_path / "m.onnx").exists()
 
