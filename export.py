@@ -42,8 +42,9 @@ ONNX_GATES = {"rnn": ((0, 1),),
 ONNX_OPS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
 GRU_NO_TORCH = ("PyTorch's nn.GRU applies the reset gate after the hidden product, r * (W_hn h + "
-                "b_hn), and the book's GRU before it, W_hn (r * h): no nn.GRU weights compute this "
-                "model. Export it with --to onnx (ONNX's GRU with linear_before_reset = 0 is exact)")
+                "b_hn), and the book's GRU before it, W_hn (r * h): no nn.GRU weights compute "
+                "this model. Export it with --to onnx (ONNX's GRU with linear_before_reset = 0 "
+                "is exact)")
 
 # metadata keys of an exported file, each value a JSON text; the way back needs these
 REQUIRED_META = ("kind", "level", "vocab", "cell", "num_layers", "wordvec_size", "hidden_size")
@@ -55,7 +56,7 @@ def optional(module):
         return importlib.import_module(module)
     except ImportError:
         raise UserError(f"export needs the {module.split('.')[0]} package: "
-                               f"{INSTALL}") from None
+                        f"{INSTALL}") from None
 
 
 # ----------------------------------------------------------------------------- the book's layout
@@ -159,21 +160,21 @@ def read_torch_file(path):
     except Exception as e:  # the Rust reader's SafetensorError, or numpy's dtype refusal
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"{path} is not a usable safetensors file ({reason}): export "
-                               "it again with save_file") from None
+                        "it again with save_file") from None
     if not raw:
         raise UserError(f"{path} has no metadata: write it with save_file(..., "
-                               "metadata=...) passing on the metadata of the exported file")
+                        "metadata=...) passing on the metadata of the exported file")
     meta = {}
     for key in REQUIRED_META:
         if key not in raw:
             raise UserError(f"{path} has no {key!r} in its metadata: pass on the exported "
-                                   "file's metadata when you save")
+                            "file's metadata when you save")
     for key, text in raw.items():
         try:
             meta[key] = json.loads(text)
         except ValueError:
             raise UserError(f"{path}: metadata {key!r} is not JSON text: {text[:40]!r}"
-                                   ) from None
+                            ) from None
     return tensors, meta
 
 
@@ -181,18 +182,17 @@ def layers_from_torch(path, tensors, meta):
     """The way back: PyTorch tensors and their metadata -> (checkpoint arrays, meta, notes)."""
     kind, level, tokens, cell = meta["kind"], meta["level"], meta["vocab"], meta["cell"]
     if kind not in (GIST, LAYERS):
-        raise UserError(f"{path}: metadata kind {kind!r} is neither "
-                               f"{GIST!r} nor {LAYERS!r}")
+        raise UserError(f"{path}: metadata kind {kind!r} is neither {GIST!r} nor {LAYERS!r}")
     if cell == "gru":
         raise UserError(f"{path} holds a GRU: there is no nn.GRU layout to come from. "
-                               + GRU_NO_TORCH.split(": ", 1)[0])
+                        + GRU_NO_TORCH.split(": ", 1)[0])
     if cell not in ("rnn", "lstm"):
         raise UserError(f"{path}: metadata cell {cell!r} is not \"rnn\" or \"lstm\"")
     check_tokens(path, tokens, level)
     L, D, H = (meta[k] for k in ("num_layers", "wordvec_size", "hidden_size"))
     if not all(type(n) is int and n > 0 for n in (L, D, H)):
-        raise UserError(f"{path}: metadata num_layers, wordvec_size and hidden_size must "
-                               "be positive integers")
+        raise UserError(f"{path}: metadata num_layers, wordvec_size and hidden_size must be "
+                        "positive integers")
     G, V = CELLS[cell][1], len(tokens)
     shapes = {"embed.weight": (V, D)}
     for l in range(L):
@@ -201,55 +201,65 @@ def layers_from_torch(path, tensors, meta):
                        f"rnn.bias_ih_l{l}": (G * H,), f"rnn.bias_hh_l{l}": (G * H,)})
     shapes.update({"head.weight": (V, H), "head.bias": (V,)})
     check_tensors(path, tensors, shapes)
+    counts = meta.get("token_counts")
+    if counts is None:
+        counts = [1] * V  # a file without counts: the first sampled token is drawn uniformly
+    elif not (isinstance(counts, list) and len(counts) == V and sum(counts) > 0
+              and all(type(c) is int and c >= 0 for c in counts)):
+        raise UserError(f"{path}: metadata token_counts must be a list of {V} counts (integers "
+                        ">= 0), one per token; or leave it out")
     order, notes = TORCH_GATES[cell], []
-    embed, head_W = tensors["embed.weight"], tensors["head.weight"]  # (V, D), (V, H)
     layers = []
     for l in range(L):
         Wx = ungates(tensors[f"rnn.weight_ih_l{l}"], H, order)  # (D or H, GH)
         Wh = ungates(tensors[f"rnn.weight_hh_l{l}"], H, order)  # (H, GH)
-        b_ih, b_hh = tensors[f"rnn.bias_ih_l{l}"], tensors[f"rnn.bias_hh_l{l}"]
+        b_ih, b_hh = tensors[f"rnn.bias_ih_l{l}"], tensors[f"rnn.bias_hh_l{l}"]  # (GH,) each
         # the book has one bias; b_ih + 0 would turn a -0.0 into +0.0, so add only when needed
         b = ungates(b_ih + b_hh if b_hh.any() else b_ih, H, order)  # (GH,)
         if b_hh.any():
             notes.append(f"layer {l}: bias_hh is not zero: summed into the one bias of the book's "
                          "layer (the same function, to float rounding)")
         layers.append((Wx, Wh, b))
-    counts = meta.get("token_counts")
-    if counts is None:
-        counts = [1] * V  # a file without counts: the first sampled token is drawn uniformly
-    elif not (isinstance(counts, list) and len(counts) == V and sum(counts) > 0
-              and all(type(c) is int and c >= 0 for c in counts)):
-        raise UserError(f"{path}: metadata token_counts must be a list of {V} counts "
-                               "(integers >= 0), one per token; or leave it out")
-    if kind == GIST:
-        return gist_checkpoint(path, meta, tokens, counts, layers, embed, head_W,
-                               tensors["head.bias"], notes)
-    tied = bool(meta.get("tie_weights")) and np.array_equal(head_W, embed)
-    if meta.get("tie_weights") and not tied:
-        notes.append("head.weight no longer equals embed.weight: the model comes back untied")
-    arrays = {"embed_W": embed}  # (V, D)
-    for name, (Wx, Wh, b) in zip(layer_names(cell, L), layers):
-        arrays.update({name + "_Wx": Wx, name + "_Wh": Wh, name + "_b": b})
-    if not tied:
-        arrays["affine_W"] = head_W.T  # (H, V)
-    arrays["affine_b"] = tensors["head.bias"]  # (V,)
-    options = stored_options(meta)
-    options.update(level=level, cell=cell, num_layers=L, wordvec_size=D, hidden_size=H,
-                   tie_weights=tied, dtype=str(embed.dtype))
-    ck_meta = {"format_version": FORMAT_VERSION, "kind": LAYERS, "level": level,
-               "vocab": Vocabulary(tokens, level).to_meta(),
+    make = gist_arrays if kind == GIST else layer_arrays
+    arrays, options = make(path, meta, tensors, layers, notes)
+    options = {**stored_options(meta), **options, "dtype": str(tensors["embed.weight"].dtype)}
+    vocab = Vocabulary(tokens, level)
+    ck_meta = {"format_version": FORMAT_VERSION, "kind": kind, "level": level,
+               "vocab": vocab.to_meta(),
                ("token_counts" if level == "word" else "char_counts"): counts,
                "options": options, "imported_from": os.path.abspath(path)}
     return arrays, ck_meta, notes
 
 
-def gist_checkpoint(path, meta, tokens, counts, layers, embed, head_W, head_b, notes):
-    """The gist's arrays from the PyTorch layout; a weight_ih that is no longer I is folded
-    into Wxh = weight_ih embed^T (x picks a column: weight_ih (embed^T x) = (weight_ih embed^T) x)."""
-    if len(layers) != 1 or meta["cell"] != "rnn" or embed.shape[1] != layers[0][1].shape[0]:
-        raise UserError(f"{path}: a {GIST} model is one tanh RNN layer with "
-                               "wordvec_size equal to hidden_size")
-    Wx, Wh, b = layers[0]
+def layer_arrays(path, meta, tensors, layers, notes):
+    """rnnlm's arrays and model options from the book layers; tied only while head.weight still
+    equals embed.weight. Returns (arrays, options)."""
+    embed, head_W = tensors["embed.weight"], tensors["head.weight"]  # (V, D), (V, H)
+    tied = bool(meta.get("tie_weights")) and np.array_equal(head_W, embed)
+    if meta.get("tie_weights") and not tied:
+        notes.append("head.weight no longer equals embed.weight: the model comes back untied")
+    arrays = {"embed_W": embed}  # (V, D)
+    for name, (Wx, Wh, b) in zip(layer_names(meta["cell"], len(layers)), layers):
+        arrays.update({name + "_Wx": Wx, name + "_Wh": Wh, name + "_b": b})
+    if not tied:
+        arrays["affine_W"] = head_W.T  # (H, V)
+    arrays["affine_b"] = tensors["head.bias"]  # (V,)
+    options = {"level": meta["level"], "cell": meta["cell"], "num_layers": len(layers),
+               "wordvec_size": embed.shape[1], "hidden_size": head_W.shape[1],
+               "tie_weights": tied}
+    return arrays, options
+
+
+def gist_arrays(path, meta, tensors, layers, notes):
+    """The gist's arrays from the book layers; a weight_ih that is no longer I is folded into
+    Wxh = weight_ih embed^T (x picks a column: weight_ih (embed^T x) = (weight_ih embed^T) x).
+    Returns (arrays, options)."""
+    embed = tensors["embed.weight"]  # (V, H)
+    if len(layers) != 1 or meta["cell"] != "rnn" or meta["level"] != "char" \
+            or embed.shape[1] != layers[0][1].shape[0]:
+        raise UserError(f"{path}: a {GIST} model is one tanh RNN layer over characters with "
+                        "wordvec_size equal to hidden_size")
+    Wx, Wh, b = layers[0]  # (H, H), (H, H), (H,)
     H = Wh.shape[0]
     if np.array_equal(Wx, np.eye(H, dtype=Wx.dtype)):
         Wxh = embed.T  # (H, V) exactly as exported
@@ -257,13 +267,9 @@ def gist_checkpoint(path, meta, tokens, counts, layers, embed, head_W, head_b, n
         Wxh = Wx.T @ embed.T  # (H, V) (embed Wx)^T
         notes.append("weight_ih is no longer the identity: folded into Wxh = weight_ih "
                      "embed.weight^T (the same function, to float rounding)")
-    arrays = {"Wxh": Wxh, "Whh": Wh.T, "Why": head_W, "bh": b[:, None], "by": head_b[:, None]}
-    options = stored_options(meta)
-    options.update(hidden_size=H, dtype=str(embed.dtype))
-    ck_meta = {"format_version": FORMAT_VERSION, "kind": GIST,
-               "vocab": Vocabulary(tokens).to_meta(), "char_counts": counts, "options": options,
-               "imported_from": os.path.abspath(path)}
-    return arrays, ck_meta, notes
+    arrays = {"Wxh": Wxh, "Whh": Wh.T, "Why": tensors["head.weight"],  # (H, V) (H, H) (V, H)
+              "bh": b[:, None], "by": tensors["head.bias"][:, None]}   # (H, 1) (V, 1)
+    return arrays, {"hidden_size": H}
 
 
 def stored_options(meta):
@@ -284,7 +290,7 @@ def check_tokens(path, tokens, level):
         ok = all(t.split() == [t] for t in tokens) and len(set(tokens)) == len(tokens)
     if not ok:
         raise UserError(f"{path}: metadata vocab must be a JSON list of the model's "
-                               "tokens in order (sorted single characters, or words)")
+                        "tokens in order (sorted single characters, or words)")
 
 
 def check_tensors(path, tensors, shapes):
@@ -293,16 +299,16 @@ def check_tensors(path, tensors, shapes):
     extra = sorted(k for k in tensors if k not in shapes)
     if missing or extra:
         raise UserError(f"{path} does not hold this model's tensors: missing "
-                               f"{', '.join(missing) or 'none'}; unexpected "
-                               f"{', '.join(extra) or 'none'}")
+                        f"{', '.join(missing) or 'none'}; unexpected "
+                        f"{', '.join(extra) or 'none'}")
     dtypes = {str(t.dtype) for t in tensors.values()}
     if len(dtypes) != 1 or dtypes - {"float32", "float64"}:
         raise UserError(f"{path} holds {', '.join(sorted(dtypes))} tensors: save them all "
-                               "as float32 or all as float64 (model.float() or model.double())")
+                        "as float32 or all as float64 (model.float() or model.double())")
     for name, shape in shapes.items():
         if tensors[name].shape != shape:
             raise UserError(f"{path}: {name} has shape {tensors[name].shape}, expected "
-                                   f"{shape} from the metadata's sizes and vocabulary")
+                            f"{shape} from the metadata's sizes and vocabulary")
         if not np.isfinite(tensors[name]).all():
             raise UserError(f"{path}: {name} holds NaN or infinite values")
 
@@ -337,7 +343,8 @@ def onnx_model(m):
         const(f"W_{l}", gates(Wx, H, order)[None].astype(f32))  # (1, GH, D or H)
         const(f"R_{l}", gates(Wh, H, order)[None].astype(f32))  # (1, GH, H)
         # B = [Wb | Rb]: the book's one bias as Wb, Rb = 0 (ONNX adds both)
-        const(f"B_{l}", np.concatenate([gates(b, H, order), np.zeros_like(b)])[None].astype(f32))  # (1, 2GH)
+        B = np.concatenate([gates(b, H, order), np.zeros_like(b)])  # (2GH,)
+        const(f"B_{l}", B[None].astype(f32))  # (1, 2GH)
         const(f"l_{l}", np.array([l], dtype=np.int64))
         const(f"l1_{l}", np.array([l + 1], dtype=np.int64))
         ins = [x, f"W_{l}", f"R_{l}", f"B_{l}", "",

@@ -390,8 +390,8 @@ def test_round_trip_is_bit_exact(name, redrawn, tmp_path):
 def test_trained_tied_model_comes_back_untied(redrawn, tmp_path, capsys):
     path = export_file(redrawn["tied"], "torch", tmp_path / "tied.safetensors")
     tensors, meta = read_safetensors(path)
-    tensors["head.weight"] = tensors["head.weight"] + 0.25 * np.random.default_rng(5).standard_normal(
-        tensors["head.weight"].shape)  # (V, H) as if training had moved it apart
+    moved = 0.25 * np.random.default_rng(5).standard_normal(tensors["head.weight"].shape)  # (V, H)
+    tensors["head.weight"] = tensors["head.weight"] + moved  # as if training had moved it apart
     write_safetensors(path, tensors, meta)
     capsys.readouterr()
     assert export.main(["--from-torch", str(path), "--out", str(tmp_path / "back.npz")]) == 0
