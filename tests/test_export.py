@@ -566,7 +566,6 @@ def run_snippet(language, code, cwd, namespace):
     return out
 
 
-@pytest.fixture
 def readme_folder(tmp_path, monkeypatch):
     """A folder with the README's checkpoint out/rnnlm-corpus.npz: a 2-layer LSTM trained for 3
     iterations on TEXT (every character of the snippets is in it), as the current folder."""
@@ -578,14 +577,15 @@ def readme_folder(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_readme_snippets_export_and_onnx_runtime(readme_folder, capsys):
+def test_readme_snippets_export_and_onnx_runtime(tmp_path, monkeypatch, capsys):
     need("onnxruntime")
+    folder = readme_folder(tmp_path, monkeypatch)
     blocks = readme_snippets()
     assert [lang for lang, _ in blocks] == ["sh", "python", "python", "sh", "python"]
-    assert "wrote out/rnnlm-corpus.onnx" in run_snippet(*blocks[0], readme_folder, {})
+    assert "wrote out/rnnlm-corpus.onnx" in run_snippet(*blocks[0], folder, {})
     capsys.readouterr()
     namespace = {}
-    run_snippet(*blocks[4], readme_folder, namespace)
+    run_snippet(*blocks[4], folder, namespace)
     printed = capsys.readouterr().out
     assert len(printed) == len("The dog runs") + 1  # one likeliest character per input, "\n"
     ids, lp_sample = sample_logprobs("out/rnnlm-corpus.npz", "The dog runs")
@@ -593,13 +593,14 @@ def test_readme_snippets_export_and_onnx_runtime(readme_folder, capsys):
                                rtol=0, atol=ONNX_TOL)
 
 
-def test_readme_snippets_torch_step_and_the_way_back(readme_folder):
+def test_readme_snippets_torch_step_and_the_way_back(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
+    folder = readme_folder(tmp_path, monkeypatch)
     blocks = readme_snippets()
     namespace = {}
     for language, code in blocks[:3]:
-        run_snippet(language, code, readme_folder, namespace)
-    said = run_snippet(*blocks[3], readme_folder, {})
+        run_snippet(language, code, folder, namespace)
+    said = run_snippet(*blocks[3], folder, {})
     assert "log-probability" in said
     # the brought-home checkpoint scores as the PyTorch model after its training step
     text, model = namespace["text"], namespace["model"]
