@@ -64,7 +64,7 @@ def optional(module):
 class Layers:
     """Any checkpoint in the book's row-vector layout: embed (V, D), per layer Wx (D or H, GH),
     Wh (H, GH) and b (GH,), head_W (H, V), head_b (V,); plus what the file's metadata carries.
-    The gist's model is the book's with D = H, embed = Wxh^T and Wx = I (see gist_layers)."""
+    The gist's model is the book's with D = H, embed = Wxh^T and Wx = I (see read_checkpoint)."""
 
     def __init__(self, kind, level, tokens, counts, cell, embed, layers, head_W, head_b, tied,
                  options):
