@@ -156,11 +156,16 @@ def read_torch_file(path):
     try:
         with st.safe_open(path, framework="np") as f:
             raw = f.metadata()
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # the Rust reader's SafetensorError, or numpy's dtype refusal
+            dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}  # e.g. "F32", "BF16"
+            if dtypes <= {"F32", "F64"}:
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # the Rust reader's SafetensorError on a damaged file
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"{path} is not a usable safetensors file ({reason}): export "
                         "it again with save_file") from None
+    if not dtypes <= {"F32", "F64"}:
+        raise UserError(f"{path} holds {', '.join(sorted(dtypes))} tensors: save them all as "
+                        "float32 or all as float64 (model.float() or model.double())")
     if not raw:
         raise UserError(f"{path} has no metadata: write it with save_file(..., "
                         "metadata=...) passing on the metadata of the exported file")
@@ -284,10 +289,8 @@ def check_tokens(path, tokens, level):
     if level not in ("char", "word"):
         raise UserError(f"{path}: metadata level must be \"char\" or \"word\"")
     ok = isinstance(tokens, list) and tokens and all(isinstance(t, str) and t for t in tokens)
-    if ok and level == "char":
-        ok = all(len(t) == 1 for t in tokens) and tokens == sorted(set(tokens))
-    elif ok:
-        ok = all(t.split() == [t] for t in tokens) and len(set(tokens)) == len(tokens)
+    ok = ok and tokens == sorted(set(tokens)) and all(
+        len(t) == 1 if level == "char" else t.split() == [t] for t in tokens)
     if not ok:
         raise UserError(f"{path}: metadata vocab must be a JSON list of the model's "
                         "tokens in order (sorted single characters, or words)")
@@ -302,8 +305,8 @@ def check_tensors(path, tensors, shapes):
                         f"{', '.join(missing) or 'none'}; unexpected "
                         f"{', '.join(extra) or 'none'}")
     dtypes = {str(t.dtype) for t in tensors.values()}
-    if len(dtypes) != 1 or dtypes - {"float32", "float64"}:
-        raise UserError(f"{path} holds {', '.join(sorted(dtypes))} tensors: save them all "
+    if len(dtypes) != 1:
+        raise UserError(f"{path} holds {' and '.join(sorted(dtypes))} tensors: save them all "
                         "as float32 or all as float64 (model.float() or model.double())")
     for name, shape in shapes.items():
         if tensors[name].shape != shape:

@@ -481,7 +481,10 @@ def damage(tensors, meta, how):
         return t, m, "NaN"
     if how == "half precision":
         t = {k: v.astype(np.float16) for k, v in t.items()}
-        return t, m, "float16 tensors"
+        return t, m, "holds F16 tensors"
+    if how == "mixed precision":
+        t["head.bias"] = t["head.bias"].astype(np.float32)
+        return t, m, "float32 and float64 tensors"
     if how == "no metadata":
         return t, None, "no metadata"
     if how == "no vocab":
@@ -503,7 +506,7 @@ def damage(tensors, meta, how):
 
 
 @pytest.mark.parametrize("how", ["missing tensor", "extra tensor", "wrong shape", "not finite",
-                                 "half precision", "no metadata", "no vocab", "gru",
+                                 "half precision", "mixed precision", "no metadata", "no vocab", "gru",
                                  "size as text", "bad counts", "unsorted vocab",
                                  "truncated", "not safetensors", "bad JSON"])
 def test_damaged_or_incomplete_files_get_one_line_errors(how, trained, tmp_path):
