@@ -10,7 +10,6 @@ References:
   https://huggingface.co/docs/safetensors  (the tensor file; metadata is str -> str)
 """
 import argparse
-import contextlib
 import importlib
 import json
 import os
@@ -23,6 +22,7 @@ from common.checkpoint import FORMAT_VERSION, save_checkpoint
 from common.cli import UserError, run
 from common.interface import GistModel, LayerModel, load_model
 from common.models import CELLS
+from common.training import same_file
 from common.vocabulary import Vocabulary, check_file
 
 INSTALL = "pip install -r requirements-export.txt"
@@ -389,28 +389,34 @@ def onnx_model(m):
 
 def write_atomic(path, data):
     """Write bytes to a temporary file in the same folder, then rename it over `path`: a crash
-    leaves the old file or the new one, never half of one."""
+    or a full disk leaves the old file or the new one, never half of one."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    tmp = None
     try:
+        # ".<name>.<pid>.<random>.tmp", as save_checkpoint names its own
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp",
+                                   prefix=f".{os.path.basename(path)}.{os.getpid()}.")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
+    except OSError as e:
+        kept = "the previous file there is intact" if os.path.exists(path) else \
+            "nothing was written there"
+        raise UserError(f"cannot write {path}: {e.strerror}; {kept}; free some space or choose "
+                        "another --out", 1) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 def output_path(args, default, source):
     """--out or the default, checked before any work: a file name in an existing folder, and
-    never the input itself."""
+    never the input itself (symlinks and other spellings included)."""
     path = args.out or default
-    if os.path.abspath(path) == os.path.abspath(source):
+    if same_file(path, source):
         raise UserError(f"--out {path} is the input file: give another name")
     if os.path.isdir(path):
         raise UserError(f"--out {path} is a directory: give a file name")

@@ -546,12 +546,15 @@ def test_cli_error_is_one_line_exit_2_and_leaves_nothing(trained, tmp_path):
 
 def test_bad_checkpoint_and_usage_errors(tmp_path):
     (tmp_path / "x.npz").write_bytes(b"not a zip")
+    os.symlink(tmp_path / "x.npz", tmp_path / "link.onnx")  # another name for the input
     for argv, message in [([str(tmp_path / "x.npz"), "--to", "onnx"], "not a checkpoint"),
                           ([str(tmp_path / "none.npz"), "--to", "torch"], "not found"),
                           ([], "give a CHECKPOINT"),
                           ([str(tmp_path / "x.npz")], "give --to torch or --to onnx"),
                           ([str(tmp_path / "x.npz"), "--to", "torch", "--out",
-                            str(tmp_path / "x.npz")], "is the input file")]:
+                            str(tmp_path / "x.npz")], "is the input file"),
+                          ([str(tmp_path / "x.npz"), "--to", "onnx", "--out",
+                            str(tmp_path / "link.onnx")], "is the input file")]:
         with pytest.raises(UserError, match=message):
             export.main(argv)
 
@@ -644,3 +647,19 @@ def test_readme_snippets_torch_step_and_the_way_back(tmp_path, monkeypatch):
     trained_W = model.state_dict()["rnn.weight_ih_l1"].numpy()
     assert not np.array_equal(trained_W, read_safetensors("out/rnnlm-corpus.safetensors")[0][
         "rnn.weight_ih_l1"])  # the step did move the weights
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(trained, tmp_path,
+                                                                   monkeypatch):
+    out = export_file(trained["rnn1"], "torch", tmp_path / "m.safetensors")
+    before = out.read_bytes()
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export.os, "replace", full_disk)  # the rename into place fails
+    with pytest.raises(UserError) as e:
+        export.main([str(trained["lstm1"]), "--to", "torch", "--out", str(out)])
+    assert e.value.status == 1 and "No space left on device" in str(e.value)
+    assert "previous file there is intact" in str(e.value)
+    assert out.read_bytes() == before and os.listdir(tmp_path) == ["m.safetensors"]
