@@ -12,13 +12,15 @@ References:
 import argparse
 import importlib
 import json
+import math
 import os
 import tempfile
 
 import numpy as np
 
 import min_char_rnn
-from common.checkpoint import FORMAT_VERSION, save_checkpoint
+import rnnlm
+from common.checkpoint import FORMAT_VERSION, check_meta, save_checkpoint
 from common.cli import UserError, run
 from common.interface import GistModel, LayerModel, load_model
 from common.models import CELLS
@@ -226,14 +228,43 @@ def layers_from_torch(path, tensors, meta):
                          "layer (the same function, to float rounding)")
         layers.append((Wx, Wh, b))
     make = gist_arrays if kind == GIST else layer_arrays
-    arrays, options = make(path, meta, tensors, layers, notes)
-    options = {**stored_options(meta), **options, "dtype": str(tensors["embed.weight"].dtype)}
-    vocab = Vocabulary(tokens, level)
+    arrays, model_options = make(path, meta, tensors, layers, notes)
+    options = run_options(kind, meta)
+    options.update(model_options, dtype=str(tensors["embed.weight"].dtype))
     ck_meta = {"format_version": FORMAT_VERSION, "kind": kind, "level": level,
-               "vocab": vocab.to_meta(),
+               "vocab": Vocabulary(tokens, level).to_meta(),
                ("token_counts" if level == "word" else "char_counts"): counts,
-               "options": options, "imported_from": os.path.abspath(path)}
+               "options": options, **fresh_run(path, kind, options, V),
+               "imported_from": os.path.abspath(path)}
+    check_meta(path, ck_meta)  # the record every reader checks: never write one they refuse
     return arrays, ck_meta, notes
+
+
+def run_options(kind, meta):
+    """The trainer's run-defining options: those the exported file carried, the trainer's
+    command-line defaults for any it did not (a file made by hand)."""
+    trainer = min_char_rnn if kind == GIST else rnnlm
+    defaults = vars(trainer.build_parser().parse_args([]))
+    stored = meta.get("options") if isinstance(meta.get("options"), dict) else {}
+    return {name: stored.get(name, defaults[name]) for name in trainer.RUN_DEFINING}
+
+
+def fresh_run(path, kind, options, V):
+    """The training position of a run that has not begun, as each trainer records it: weights
+    brought home start new runs (--init-from); there is no optimiser memory to --resume."""
+    seed = options["seed"]
+    if type(seed) is not int or seed < 0:
+        raise UserError(f"{path}: metadata option seed = {seed!r} is not an integer >= 0")
+    if kind == GIST:
+        # n, p, the gist's loss at iteration 0 (T ln V) and the sampling generator from --seed
+        return {"n": 0, "p": 0, "smooth_loss": -math.log(1.0 / V) * options["seq_length"],
+                "best_val_loss": None,
+                "rng_state": np.random.default_rng(seed).bit_generator.state}
+    # rnnlm.py's generators from --seed: [seed, 1] for dropout masks, [seed, 2] for samples
+    return {"k": 0, "lr": options["learning_rate"], "opt_iter": 0, "best_val_loss": None,
+            "epoch_loss_sum": 0.0, "epoch_loss_count": 0,
+            "dropout_rng_state": np.random.default_rng([seed, 1]).bit_generator.state,
+            "sample_rng_state": np.random.default_rng([seed, 2]).bit_generator.state}
 
 
 def layer_arrays(path, meta, tensors, layers, notes):
@@ -275,12 +306,6 @@ def gist_arrays(path, meta, tensors, layers, notes):
     arrays = {"Wxh": Wxh, "Whh": Wh.T, "Why": tensors["head.weight"],  # (H, V) (H, H) (V, H)
               "bh": b[:, None], "by": tensors["head.bias"][:, None]}   # (H, 1) (V, 1)
     return arrays, {"hidden_size": H}
-
-
-def stored_options(meta):
-    """The trainer's options carried in the metadata (the model's own are set from the tensors)."""
-    options = meta.get("options")
-    return dict(options) if isinstance(options, dict) else {}
 
 
 def check_tokens(path, tokens, level):

@@ -663,3 +663,19 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(trained, tmp_
     assert e.value.status == 1 and "No space left on device" in str(e.value)
     assert "previous file there is intact" in str(e.value)
     assert out.read_bytes() == before and os.listdir(tmp_path) == ["m.safetensors"]
+
+
+def test_a_file_with_only_the_required_metadata_comes_home(redrawn, tmp_path):
+    """A file made by hand in PyTorch: the vocabulary, level, cell, sizes and kind only. The
+    trainer's defaults fill the other options; the weights score as the equations say."""
+    src = export_file(redrawn["lstm2"], "torch", tmp_path / "m.safetensors")
+    tensors, meta = read_safetensors(src)
+    minimal = {k: meta[k] for k in export.REQUIRED_META}
+    path = write_safetensors(tmp_path / "hand.safetensors", tensors, minimal)
+    out = tmp_path / "hand.npz"
+    assert export.main(["--from-torch", str(path), "--out", str(out)]) == 0
+    _, ck_meta = load_checkpoint(str(out))
+    assert ck_meta["options"]["seq_length"] == 5 and ck_meta["k"] == 0  # rnnlm.py's defaults
+    ids, lp_sample = sample_logprobs(out, SCORED)
+    lp_eq = picked(torch_equations(tensors, "lstm", 2, ids), ids)
+    np.testing.assert_allclose(lp_eq, lp_sample, rtol=0, atol=EQ_TOL64)
