@@ -252,9 +252,11 @@ def run_options(kind, meta):
 def fresh_run(path, kind, options, V):
     """The training position of a run that has not begun, as each trainer records it: weights
     brought home start new runs (--init-from); there is no optimiser memory to --resume."""
+    for name in ("seed", "seq_length"):  # used below; check_meta checks every other field
+        if type(options[name]) is not int or options[name] < 0:
+            raise UserError(f"{path}: metadata option {name} = {options[name]!r} is not an "
+                            "integer >= 0")
     seed = options["seed"]
-    if type(seed) is not int or seed < 0:
-        raise UserError(f"{path}: metadata option seed = {seed!r} is not an integer >= 0")
     if kind == GIST:
         # n, p, the gist's loss at iteration 0 (T ln V) and the sampling generator from --seed
         return {"n": 0, "p": 0, "smooth_loss": -math.log(1.0 / V) * options["seq_length"],

@@ -499,6 +499,12 @@ def damage(tensors, meta, how):
     if how == "bad counts":
         m["token_counts"] = m["token_counts"][:-1]
         return t, m, "token_counts must be a list of"
+    if how == "bad option":
+        m["options"] = {**m["options"], "seq_length": "five"}
+        return t, m, "option seq_length = 'five'"
+    if how == "bad option type":
+        m["options"] = {**m["options"], "optimizer": "rmsprop"}
+        return t, m, "optimizer = 'rmsprop' is not a value the trainer writes"
     if how == "unsorted vocab":
         m["vocab"] = m["vocab"][::-1]
         return t, m, "metadata vocab must be"
@@ -507,7 +513,8 @@ def damage(tensors, meta, how):
 
 @pytest.mark.parametrize("how", ["missing tensor", "extra tensor", "wrong shape", "not finite",
                                  "half precision", "mixed precision", "no metadata", "no vocab", "gru",
-                                 "size as text", "bad counts", "unsorted vocab",
+                                 "size as text", "bad counts", "unsorted vocab", "bad option",
+                                 "bad option type",
                                  "truncated", "not safetensors", "bad JSON"])
 def test_damaged_or_incomplete_files_get_one_line_errors(how, trained, tmp_path):
     src = export_file(trained["lstm1"], "torch", tmp_path / "good.safetensors")
