@@ -14,13 +14,12 @@ import importlib
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 
 import min_char_rnn
 import rnnlm
-from common.checkpoint import FORMAT_VERSION, check_meta, save_checkpoint
+from common.checkpoint import FORMAT_VERSION, check_meta, save_checkpoint, write_atomic
 from common.cli import UserError, run
 from common.interface import GistModel, LayerModel, load_model
 from common.models import CELLS
@@ -414,31 +413,6 @@ def onnx_model(m):
 
 # ----------------------------------------------------------------------------- files
 
-def write_atomic(path, data):
-    """Write bytes to a temporary file in the same folder, then rename it over `path`: a crash
-    or a full disk leaves the old file or the new one, never half of one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        # ".<name>.<pid>.<random>.tmp", as save_checkpoint names its own
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp",
-                                   prefix=f".{os.path.basename(path)}.{os.getpid()}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        kept = "the previous file there is intact" if os.path.exists(path) else \
-            "nothing was written there"
-        raise UserError(f"cannot write {path}: {e.strerror}; {kept}; free some space or choose "
-                        "another --out", 1) from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def output_path(args, default, source):
     """--out or the default, checked before any work: a file name in an existing folder, and
     never the input itself (symlinks and other spellings included)."""
@@ -495,12 +469,12 @@ def main(argv=None):
     if args.to == "torch":
         tensors = torch_tensors(m)  # refuses a GRU before anything is written
         data = optional("safetensors.numpy").save(tensors, metadata=m.metadata())
-        write_atomic(out, data)
+        write_atomic(out, lambda f: f.write(data))
         print(f"wrote {out}: {len(tensors)} tensors, {m.dtype}, for nn.Embedding({m.V}, {m.D}), "
               f"nn.{'LSTM' if m.cell == 'lstm' else 'RNN'}({m.D}, {m.H}, num_layers="
               f"{len(m.layers)}, batch_first=True), nn.Linear({m.H}, {m.V})")
     else:
-        write_atomic(out, onnx_model(m).SerializeToString())
+        write_atomic(out, lambda f: f.write(onnx_model(m).SerializeToString()))
         print(f"wrote {out}: ONNX opset {ONNX_OPSET}, float32, {ONNX_OPS[m.cell]} x "
               f"{len(m.layers)}, inputs tokens (N, T), h0{', c0' if m.cell == 'lstm' else ''} "
               f"({len(m.layers)}, N, {m.H})")

@@ -14,10 +14,10 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 
+from common.checkpoint import write_atomic
 from common.cli import UserError, positive_int, run
 from common.interface import load_model
 from common.training import split_ids
@@ -230,23 +230,10 @@ def check_output(path, what):
         raise UserError(f"cannot write {what} {path}: folder {folder} does not exist")
 
 
-def write_atomic(path, text, what):
-    """Write text to path through a temporary file in the same folder, renamed into place: a
-    failure leaves any earlier file whole."""
+def write_text(path, text, what):
+    """Write text (UTF-8) to path atomically, once the path is checked."""
     check_output(path, what)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                   prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise UserError(f"cannot write {what} {path}: {e.strerror}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")), what)
 
 
 # ----------------------------------------------------------------------------- command line
@@ -296,9 +283,9 @@ def main(argv=None):
     a = analyse(model, ids, args.top_k)
     title = os.path.basename(args.checkpoint)
     if args.json:
-        write_atomic(args.json, json.dumps(json_data(a, model.tokens), ensure_ascii=False),
+        write_text(args.json, json.dumps(json_data(a, model.tokens), ensure_ascii=False),
                      "--json")
-    write_atomic(out, render_page(page_data(a, model, title, args.top_k)), "page")
+    write_text(out, render_page(page_data(a, model, title, args.top_k)), "page")
     best = {}
     for item in a["interpretable"]:
         best.setdefault(item["feature"], item)

@@ -20,10 +20,16 @@ READABLE_VERSIONS = (1, 2)
 
 
 def save_checkpoint(path, arrays, meta):
-    """Write arrays plus a JSON meta string to one .npz, atomically: a temporary file in the
-    same folder, flushed to disk, then renamed over `path`. A crash at any moment leaves
-    either the previous complete file or the new complete one. A failed write (a full disk)
-    is a UserError (exit 1) naming what was kept."""
+    """Write arrays plus a JSON meta string to one .npz, atomically (see write_atomic)."""
+    # a file object, so np.savez never appends its own suffix
+    write_atomic(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **arrays))
+
+
+def write_atomic(path, write, what="--out"):
+    """Call write(f) on a binary file: a temporary file in path's folder, flushed to disk, then
+    renamed over `path`. A crash at any moment leaves either the previous complete file or the
+    new complete one; a failed write (a full disk) is a UserError (exit 1) naming what was kept,
+    and `what` (the option that chose the path)."""
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
@@ -32,8 +38,7 @@ def save_checkpoint(path, arrays, meta):
                                    prefix=f".{os.path.basename(path)}.{os.getpid()}.")
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it an ordinary file's mode
         with os.fdopen(fd, "wb") as f:
-            # a file object, so np.savez never appends its own suffix
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -45,7 +50,7 @@ def save_checkpoint(path, arrays, meta):
             kept = "the previous file there is intact" if os.path.exists(path) else \
                 "nothing was written there"
             raise UserError(f"cannot save {path}: {e.strerror} (in {folder}); {kept}; free some "
-                            "space or choose another --out", 1) from None
+                            f"space or choose another {what}", 1) from None
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable (not possible everywhere)
         dir_fd = os.open(folder, os.O_RDONLY)

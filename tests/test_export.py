@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 import export
+from conftest import CLI_TIMEOUT, ROOT, assert_error
+from conftest import run as conftest_run
 from common.checkpoint import load_checkpoint, save_checkpoint
 from common.cli import UserError
 from common.interface import load_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INSTALL = "pip install -r requirements-export.txt -r requirements-test.txt"
 
 
@@ -43,7 +44,6 @@ EQ_TOL32 = 1e-4     # a float32 checkpoint: sample.py scores in float32, the equ
                     # float64 (float32 eps 1.2e-7 times ~40 steps of O(1) sums; measured 9e-6)
 SPLIT_TOL = 1e-5    # ONNX in two calls vs one: the same float32 operations on shorter blocks;
                     # BLAS may group sums differently (float32 eps 1.2e-7 x H; measured 0)
-CLI_TIMEOUT = 120   # seconds for one command-line run before the test fails (not a timing test)
 
 # A corpus written for these tests: plain sentences, two lines, every character of the README's
 # snippets ("The dog runs to the park.") among them.
@@ -76,8 +76,7 @@ NO_GRU = [name for name in MODELS if not name.startswith("gru")]
 # ----------------------------------------------------------------------------- helpers
 
 def run(script, *args, cwd):
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    return conftest_run(script, args, cwd)
 
 
 @pytest.fixture(scope="module")
@@ -461,6 +460,11 @@ def test_gist_with_trained_weight_ih_is_folded(redrawn, tmp_path, capsys):
     assert r.returncode == 0 and "starting from the weights of" in r.stdout, r.stderr
     r = run("visualize.py", out, "--text", SCORED, "--out", tmp_path / "page.html", cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path / "page.html").exists(), r.stderr
+    # weights with no run behind them: --resume says to use --init-from, and keeps the file
+    before = out.read_bytes()
+    r = run("min_char_rnn.py", "text.txt", "--resume", out, "--max-iters", "2", cwd=tmp_path)
+    assert_error(r, 2, "--init-from")
+    assert out.read_bytes() == before
 
 
 def damage(tensors, meta, how):
