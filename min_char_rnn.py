@@ -183,8 +183,9 @@ def build_parser():
     ap = argparse.ArgumentParser(
         description="Train Karpathy's min-char-rnn (tanh RNN, Adagrad) on a text file.")
     i, f = positive_int, nonnegative_int
-    ap.add_argument("input", nargs="?", help="UTF-8 text file to train on (default: the bundled "
-                    "data/corpus.txt, or the input stored in the --resume checkpoint)")
+    ap.add_argument("input", nargs="*", help="UTF-8 text files or folders (their files) to train "
+                    "on, joined in sorted path order (default: the bundled data/corpus.txt, or "
+                    "the input stored in the --resume checkpoint)")
     model = ap.add_argument_group("model, data and optimiser (stored in the checkpoint)")
     model.add_argument("--hidden-size", type=i, default=100, help="hidden units H (default 100)")
     model.add_argument("--seq-length", type=i, default=25,
@@ -224,17 +225,17 @@ def parse(argv):
     args = parser.parse_args(argv)
     given = cli.given_options(parser, argv, RUN_DEFINING)
     resumed, init = training.start_options(args, given, RUN_DEFINING, ("hidden_size",), KIND)
-    if args.input is None:
-        args.input = DEFAULT_INPUT
+    if not args.input:
+        args.input = [DEFAULT_INPUT]
     if args.out is None:
-        stem = os.path.splitext(os.path.basename(args.input))[0]
+        stem = training.input_stem(args.input)
         args.out = os.path.join("out", f"min_char_rnn-{stem}.npz")
     return args, resumed, init
 
 
 def load_data(args, meta=None, init_meta=None):
-    """Read and split the corpus -> (vocab, counts, train ids, val ids, sha256, nbytes)."""
-    vocab, ids, counts, sha, nbytes = training.load_corpus(args, "char", meta, init_meta)
+    """Read and split the corpus -> (vocab, counts, train ids, val ids, input files)."""
+    vocab, ids, counts, files = training.load_corpus(args, "char", meta, init_meta)
     train, val = training.split_ids(ids, args.val_fraction, "character")
     B, T = args.batch_size, args.seq_length
     if len(train) // B < T + 1:
@@ -242,14 +243,14 @@ def load_data(args, meta=None, init_meta=None):
             f"the training text has {len(train)} characters, too few for --batch-size {B} and "
             f"--seq-length {T}: each of the {B} streams needs at least T + 1 = {T + 1}, so at "
             f"least {B * (T + 1)} characters; use a longer text or smaller values")
-    return vocab, counts, train, val, sha, nbytes
+    return vocab, counts, train, val, files
 
 
 def main(argv=None):
     np.seterr(all="ignore")  # overflow is checked explicitly (run.check below), not warned about
     args, resumed, init = parse(argv)
     meta = resumed and resumed[1]
-    vocab, counts, train, val, sha, nbytes = load_data(args, meta, init and init[1])
+    vocab, counts, train, val, files = load_data(args, meta, init and init[1])
     run = training.Run(args, "char", meta)  # checks --out and --log before any training
     H, T, B, V = args.hidden_size, args.seq_length, args.batch_size, len(vocab)
     dtype = np.dtype(args.dtype)
@@ -274,7 +275,8 @@ def main(argv=None):
         arrays.update({"m" + k: v for k, v in flat_views(mem, V, H).items()})
         arrays["hprev"] = hprev
         run.save(path, arrays, {
-            **training.data_meta(KIND, vocab, counts, args, RUN_DEFINING, sha, nbytes), "n": n, "p": p, "smooth_loss": smooth_loss, "rng_state": rng.bit_generator.state,
+            **training.data_meta(KIND, vocab, counts, args, RUN_DEFINING, files),
+            "n": n, "p": p, "smooth_loss": smooth_loss, "rng_state": rng.bit_generator.state,
             **run.meta()}, n)
 
     while args.max_iters is None or n < args.max_iters:

@@ -35,8 +35,9 @@ def build_parser():
     ap = argparse.ArgumentParser(
         description="Train the book's RNN language model (DLFS2 ch.5-6) on a text file.")
     i, f = positive_int, nonnegative_int
-    ap.add_argument("input", nargs="?", help="UTF-8 text file to train on (required unless "
-                    "--resume, which reuses the stored input)")
+    ap.add_argument("input", nargs="*", help="UTF-8 text files or folders (their files) to train "
+                    "on, joined in sorted path order (required unless --resume, which reuses the "
+                    "stored input)")
     model = ap.add_argument_group("model, data and optimiser (stored in the checkpoint)")
     model.add_argument("--level", choices=("char", "word"), default="char",
                        help="tokens: characters (default), or whitespace-separated words with "
@@ -109,20 +110,20 @@ def parse(argv):
     args = parser.parse_args(argv)
     given = cli.given_options(parser, argv, RUN_DEFINING)
     resumed, init = training.start_options(args, given, RUN_DEFINING, MODEL_SHAPE, KIND)
-    if args.input is None:
+    if not args.input:
         raise UserError("give an INPUT text file (or --resume CHECKPOINT)")
     if args.tie_weights and args.wordvec_size != args.hidden_size:
         raise UserError(f"--tie-weights needs --wordvec-size ({args.wordvec_size}) equal "
                         f"to --hidden-size ({args.hidden_size})")
     if args.out is None:
-        stem = os.path.splitext(os.path.basename(args.input))[0]
+        stem = training.input_stem(args.input)
         args.out = os.path.join("out", f"rnnlm-{stem}.npz")
     return args, resumed, init
 
 
 def load_data(args, meta=None, init_meta=None):
-    """Read, tokenize and split the corpus -> (vocab, counts, train ids, val ids, sha, nbytes)."""
-    vocab, ids, counts, sha, nbytes = training.load_corpus(args, args.level, meta, init_meta)
+    """Read, tokenize and split the corpus -> (vocab, counts, train ids, val ids, input files)."""
+    vocab, ids, counts, files = training.load_corpus(args, args.level, meta, init_meta)
     train, val = training.split_ids(ids, args.val_fraction, vocab.unit_name)
     N, T, unit = args.batch_size, args.seq_length, vocab.unit_name + "s"
     if (len(train) - 1) // N < T:
@@ -130,7 +131,7 @@ def load_data(args, meta=None, init_meta=None):
             f"the training text has {len(train)} {unit}, too few for --batch-size {N} and "
             f"--seq-length {T}: each of the {N} rows needs at least T = {T} inputs and their "
             f"targets, so at least {N * T + 1} {unit}; use a longer text or smaller values")
-    return vocab, counts, train, val, sha, nbytes
+    return vocab, counts, train, val, files
 
 
 def get_batch(xs, ts, N, T, k):
@@ -235,7 +236,7 @@ def main(argv=None):
     np.seterr(all="ignore")  # a diverging run is caught by run.check, not warned about
     args, resumed, init = parse(argv)
     meta = resumed and resumed[1]
-    vocab, counts, train, val, sha, nbytes = load_data(args, meta, init and init[1])
+    vocab, counts, train, val, files = load_data(args, meta, init and init[1])
     run = training.Run(args, vocab.unit, meta,  # checks --out and --log before any training
                        hint="try a smaller --learning-rate or --max-grad-norm")
     N, T, V, unit = args.batch_size, args.seq_length, len(vocab), vocab.unit
@@ -254,7 +255,8 @@ def main(argv=None):
 
     def save(path):
         run.save(path, checkpoint_arrays(model, optimizer, N), {
-            **training.data_meta(KIND, vocab, counts, args, RUN_DEFINING, sha, nbytes), "k": k, "lr": lr_now, "opt_iter": getattr(optimizer, "iter", 0),
+            **training.data_meta(KIND, vocab, counts, args, RUN_DEFINING, files),
+            "k": k, "lr": lr_now, "opt_iter": getattr(optimizer, "iter", 0),
             "epoch_loss_sum": total_loss, "epoch_loss_count": loss_count,
             "dropout_rng_state": drop_rng.bit_generator.state,
             "sample_rng_state": sample_rng.bit_generator.state, **run.meta()}, k)

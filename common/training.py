@@ -16,7 +16,7 @@ from tqdm import tqdm
 from common.checkpoint import (FORMAT_VERSION, load_checkpoint, prepare_output, save_checkpoint,
                                sibling)
 from common.cli import UserError, fraction, json_line, nonnegative_int
-from common.vocabulary import Vocabulary, read_text
+from common.vocabulary import Vocabulary, input_files, read_corpus
 
 HISTORY_RECORDS = 1000  # at most about this many loss-history records per checkpoint
 
@@ -88,8 +88,8 @@ def resume_run(args, given, names, kind):
         raise UserError(f"{args.resume} holds weights but no training run to resume: start a "
                         f"new run from it with --init-from {args.resume}")
     take_stored(args, given, meta, names, args.resume)
-    if args.input is None:
-        args.input = meta["input"]
+    if not args.input:
+        args.input = [f["name"] for f in stored_inputs(meta, args.resume)]
     if args.out is None:
         args.out = args.resume
     return arrays, meta
@@ -102,17 +102,39 @@ def check_val_split(val, val_fraction, unit="characters"):
                         "raise --val-fraction or use --val-fraction 0")
 
 
-def check_same_input(path, sha, nbytes, meta):
-    """A resumed run must read the very bytes it was trained on (size and SHA-256 in meta)."""
-    if not isinstance(meta.get("input_sha256"), str) or not isinstance(meta.get("input_bytes"), int):
-        raise UserError("the checkpoint to resume is damaged: its meta record has no input size "
+def stored_inputs(meta, path):
+    """The input files a checkpoint to resume records ([{name, size, sha256}], see input_files),
+    or the one-line error for a record that is missing or damaged."""
+    stored = input_files(meta)
+    if not stored:
+        raise UserError(f"{path} is damaged: its meta record has no input files with their size "
                         "and SHA-256")
-    if sha != meta["input_sha256"] or nbytes != meta["input_bytes"]:
-        raise UserError(f"{path} is not the text this run was trained on ({nbytes} bytes now, "
-                        f"{meta['input_bytes']} in the checkpoint, SHA-256 differs): resume with "
-                        "the original file, or start a new run")
+    return stored
 
 
+def check_same_input(files, meta, path):
+    """A resumed run must read the very bytes it was trained on: the same number of files, each
+    with the size and SHA-256 stored in meta (input_files, or an older checkpoint's input)."""
+    stored = stored_inputs(meta, path)
+    if len(files) != len(stored):
+        raise UserError(f"INPUT is {len(files)} file(s) now, {len(stored)} in the checkpoint ("
+                        + ", ".join(os.path.basename(f["name"]) for f in stored)
+                        + "): resume with the original files, or start a new run")
+    for now, then in zip(files, stored):
+        if now["sha256"] != then["sha256"] or now["size"] != then["size"]:
+            raise UserError(f"{now['name']} is not the text this run was trained on "
+                            f"({now['size']} bytes now, {then['size']} in the checkpoint, SHA-256 "
+                            "differs): resume with the original file, or start a new run")
+
+
+def input_meta(files):
+    """The checkpoint's record of the input: every file's name, size and SHA-256; a single
+    file is also recorded as input, input_bytes, input_sha256 (the fields older readers use)."""
+    meta = {"input_files": files}
+    if len(files) == 1:
+        meta.update(input=files[0]["name"], input_bytes=files[0]["size"],
+                    input_sha256=files[0]["sha256"])
+    return meta
 
 
 def start_options(args, given, names, shape_names, kind):
@@ -147,35 +169,37 @@ def take_stored(args, given, meta, names, path):
 
 
 def load_corpus(args, level="char", meta=None, init_meta=None):
-    """Read INPUT and make its token ids -> (vocab, ids, counts, sha256, nbytes). With `meta`
-    (a run to resume) it must be the very file trained on; with `init_meta` (--init-from) it is
-    encoded in that checkpoint's vocabulary."""
-    text, sha, nbytes = read_text(args.input, args.encoding)
+    """Read INPUT (a list of files and folders) and make its token ids -> (vocab, ids, counts,
+    files). With `meta` (a run to resume) they must be the very files trained on; with
+    `init_meta` (--init-from) they are encoded in that checkpoint's vocabulary."""
+    vocab = Vocabulary.from_meta(init_meta) if init_meta is not None else None
+    what = f" (for --init-from {args.init_from})" if init_meta is not None else ""
+    vocab, ids, counts, files = read_corpus(args.input, args.encoding, level, vocab, what)
     if meta is not None:
-        check_same_input(args.input, sha, nbytes, meta)
-    if init_meta is not None:
-        vocab = Vocabulary.from_meta(init_meta)
-        ids = vocab.encode(text, f"{args.input} (for --init-from {args.init_from})")
-        counts = np.bincount(ids, minlength=len(vocab))  # (V,)
-        return vocab, ids, counts, sha, nbytes
-    vocab, ids, counts = Vocabulary.build(text, level)
+        check_same_input(files, meta, args.resume)
+    names = ", ".join(args.input)
     if not len(ids):
-        raise UserError(f"{args.input} holds no {vocab.unit_name}s")
+        raise UserError(f"{names} holds no {vocab.unit_name}s")
     if meta is not None and meta["vocab"] != vocab.to_meta():  # same bytes: a damaged checkpoint
-        raise UserError(f"{args.resume} is damaged: its vocabulary is not that of {args.input} "
+        raise UserError(f"{args.resume} is damaged: its vocabulary is not that of {names} "
                         f"({len(vocab)} {vocab.unit_name}s)")
-    return vocab, ids, counts, sha, nbytes
+    return vocab, ids, counts, files
 
 
-def data_meta(kind, vocab, counts, args, names, sha, nbytes):
+def input_stem(inputs):
+    """The name a default --out is made from: the first INPUT's file or folder name, no suffix."""
+    return os.path.splitext(os.path.basename(os.path.normpath(inputs[0])))[0]
+
+
+def data_meta(kind, vocab, counts, args, names, files):
     """The part of a checkpoint's meta record that says what was trained on what: format
-    version, kind, level, vocabulary, token counts, the run-defining options `names`, and the
-    input file's path, size and SHA-256."""
+    version, kind, level, vocabulary, token counts, the run-defining options `names`, and every
+    input file's name, size and SHA-256 (input_meta)."""
     return {"format_version": FORMAT_VERSION, "kind": kind, "level": vocab.level,
             "vocab": vocab.to_meta(),
             ("token_counts" if vocab.level == "word" else "char_counts"): counts.tolist(),
             "options": {name: getattr(args, name) for name in names},
-            "input": os.path.abspath(args.input), "input_bytes": nbytes, "input_sha256": sha}
+            **input_meta(files)}
 
 
 def split_ids(ids, val_fraction, unit_name):
@@ -294,11 +318,15 @@ class Run:
         self.saved = set()  # paths written by this run
         self.best_val = resumed_meta["best_val_loss"] if resumed_meta else None
         self.history = History(resumed_meta.get("history") if resumed_meta else None)
+        # wall-clock seconds of the runs before this one (none stored before this field existed)
+        self.seconds_before = (resumed_meta.get("train_seconds") or 0.0) if resumed_meta else 0.0
+        self.began = time.perf_counter()
         self.bar = None
 
     def begin(self, k, total):
         """From here on signals stop the loop; the bar shows iteration k of total (None: open)."""
         self.stop = StopFlag()
+        self.began = time.perf_counter()
         self.bar = tqdm(total=total, initial=k, unit="it", dynamic_ncols=True, disable=None,
                         mininterval=0.5)
         self.t_last, self.k_last = time.perf_counter(), k
@@ -343,7 +371,8 @@ class Run:
 
     def meta(self):
         """The run's part of the checkpoint's meta record."""
-        return {"best_val_loss": self.best_val, "history": self.history.to_meta()}
+        return {"best_val_loss": self.best_val, "history": self.history.to_meta(),
+                "train_seconds": self.seconds_before + time.perf_counter() - self.began}
 
     def save(self, path, arrays, meta, k):
         """Write a checkpoint (never one with a non-finite array); the first save of a fresh run

@@ -197,3 +197,147 @@ def shown(chars, limit=40):
     items = [repr(c) for c in chars[:limit]]
     more = f" ... (and {len(chars) - limit} more)" if len(chars) > limit else ""
     return ", ".join(items) + more
+
+
+# ----------------------------------------------------------------------------- several files
+
+def corpus_paths(inputs):
+    """INPUT arguments (files, or folders meaning the files directly in them, hidden ones left
+    out) -> the files to read, sorted by path, each once."""
+    paths = set()
+    for path in inputs:
+        if not os.path.isdir(path):
+            check_file(path)
+            paths.add(os.path.abspath(path))
+            continue
+        found = [os.path.join(path, name) for name in os.listdir(path)
+                 if not name.startswith(".") and os.path.isfile(os.path.join(path, name))]
+        if not found:
+            raise UserError(f"directory {path} holds no text files (only the files directly in "
+                            "it are read): give a folder of text files, or the files themselves")
+        paths.update(os.path.abspath(p) for p in found)
+    return sorted(paths)
+
+
+def word_pieces(texts):
+    """Texts -> pieces whose words, taken piece by piece, are the words of the texts joined with
+    nothing in between: a word cut by a file's end is carried into the next piece."""
+    carry = ""
+    for text in texts:
+        end = len(text)
+        while end and not text[end - 1].isspace():  # the word the text ends in, if any
+            end -= 1
+        if end:
+            yield carry + text[:end]  # ends in whitespace: no word spans the cut
+            carry = text[end:]
+        else:
+            carry += text
+    yield carry
+
+
+class CharCounter:
+    """Character counts over several texts as a code-point histogram, chunked so memory stays
+    near the size of the ids; then the sorted vocabulary and its ids (build_chars, file by file)."""
+
+    def __init__(self, chunk=1 << 24):
+        self.chunk = chunk
+        self.counts = np.zeros(0x110000, dtype=np.int64)  # (every code point,)
+        self.total = 0
+
+    def add(self, text):
+        for i in range(0, len(text), self.chunk):
+            self.counts += np.bincount(code_points(text[i:i + self.chunk]),
+                                       minlength=len(self.counts))
+        self.total += len(text)
+
+    def vocabulary(self):
+        """-> (Vocabulary, ids buffer to fill, counts (V,))."""
+        present = np.flatnonzero(self.counts)  # (V,) sorted code points
+        dtype = np.min_scalar_type(max(len(present) - 1, 0))  # uint8 for V <= 256
+        self.lookup = np.zeros(len(self.counts), dtype=dtype)
+        self.lookup[present] = np.arange(len(present))  # code point -> index
+        ids = np.empty(self.total, dtype=self.lookup.dtype)  # (L,)
+        return Vocabulary("".join(map(chr, present)), "char"), ids, self.counts[present]
+
+    def ids(self, text):
+        for i in range(0, len(text), self.chunk):
+            yield self.lookup[code_points(text[i:i + self.chunk])]
+
+
+class WordCounter:
+    """Word counts over several texts (pieces from word_pieces); then the sorted vocabulary."""
+
+    def __init__(self):
+        self.counts = {}
+
+    def add(self, text):
+        for w in split_words(text):
+            self.counts[w] = self.counts.get(w, 0) + 1
+
+    def vocabulary(self):
+        tokens = sorted(self.counts)
+        self.index = {w: i for i, w in enumerate(tokens)}
+        ids = np.empty(sum(self.counts.values()), dtype=np.int32)  # (L,)
+        return Vocabulary(tokens, "word"), ids, np.array([self.counts[w] for w in tokens])
+
+    def ids(self, text):
+        words = split_words(text)
+        yield np.fromiter((self.index[w] for w in words), dtype=np.int32, count=len(words))
+
+
+def read_corpus(inputs, encoding="utf-8", level="char", vocab=None, what=""):
+    """Read INPUT (files and folders, see corpus_paths) as one text joined in path order ->
+    (vocab, ids, counts (V,), files [{name, size, sha256}]). Without `vocab` the vocabulary is
+    built over all files in two passes (counts, then ids), so memory stays near the ids' size
+    rather than a copy per file; with one, each file is encoded in it (`what`: for its error)."""
+    paths = corpus_paths(inputs)
+    files, held = [], []  # held: the last file's text, kept from the first pass for the second
+
+    def texts(check=False):
+        for i, path in enumerate(paths):
+            if check and i == len(paths) - 1:
+                yield held.pop()
+                continue
+            text, sha, size = read_text(path, encoding)
+            if check and sha != files[i]["sha256"]:
+                raise UserError(f"{path} changed while it was being read: read it again")
+            if not check:
+                files.append({"name": path, "size": size, "sha256": sha})
+                if i == len(paths) - 1:
+                    held.append(text)
+            yield text
+
+    def pieces(check=False):
+        return texts(check) if level == "char" else word_pieces(texts(check))
+
+    if vocab is not None:
+        parts = [vocab.encode(p, paths[max(len(files), 1) - 1] + what) for p in pieces()]
+        ids = np.concatenate(parts)  # (L,)
+        return vocab, ids, np.bincount(ids, minlength=len(vocab)), files
+    counter = CharCounter() if level == "char" else WordCounter()
+    for piece in pieces():
+        counter.add(piece)
+    vocab, ids, counts = counter.vocabulary()
+    pos = 0
+    for piece in pieces(check=True):
+        for block in counter.ids(piece):  # (n,) ids of the next stretch of text
+            ids[pos:pos + len(block)] = block
+            pos += len(block)
+    return vocab, ids, counts, files
+
+
+def input_files(meta):
+    """The training input recorded in a checkpoint's meta record as [{name, size, sha256}]:
+    meta["input_files"], or the single-file fields input, input_bytes, input_sha256 of older
+    checkpoints; [] when neither is there, None when the record is damaged."""
+    if "input_files" in meta:
+        files = meta["input_files"]
+    elif "input" in meta:
+        files = [{"name": meta["input"], "size": meta.get("input_bytes"),
+                  "sha256": meta.get("input_sha256")}]
+    else:
+        return []
+    ok = isinstance(files, list) and all(
+        isinstance(f, dict) and isinstance(f.get("name"), str) and type(f.get("size")) is int
+        and isinstance(f.get("sha256"), str) for f in files)
+    return files if ok else None
