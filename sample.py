@@ -7,12 +7,16 @@ References:
   https://github.com/karpathy/nanoGPT/blob/master/sample.py  (--start FILE:path, --num-samples)
 """
 import argparse
+import contextlib
+import io
 import itertools
 import json
 import math
 import os
 import sys
+import tempfile
 import time
+import unicodedata
 
 # One step is a few products of at most (K, H) x (H, H + V): too small for BLAS threads to help,
 # and threads that wait for a busy core make them many times slower (35x measured at H = 512,
@@ -24,7 +28,7 @@ import numpy as np  # noqa: E402 (after the thread settings)
 
 from common import cli  # noqa: E402
 from common.interface import load_model  # noqa: E402
-from common.vocabulary import read_text  # noqa: E402
+from common.vocabulary import read_text, shown  # noqa: E402
 
 
 def read_argument_text(value, encoding, what):
@@ -53,15 +57,91 @@ def build_parser():
     gen.add_argument("--top-k", type=cli.nonnegative_int, default=0,
                      help="sample among the k most likely characters only (default 0: all; "
                           "k above the vocabulary size means all)")
+    gen.add_argument("--beam", type=int, default=None,
+                     help="beam search of this width (>= 1): the most likely continuation of "
+                          "--length tokens it finds, and its log-probability on stderr; "
+                          "deterministic, ignores --temperature and --top-k (default: sample)")
+    gen.add_argument("--stop", default=None,
+                     help="end each sample right after the first STR it generates (the --start "
+                          "text alone never stops it; default: no stop string)")
+    gen.add_argument("--output", default=None,
+                     help="write what would be printed to this file instead (UTF-8, atomically: "
+                          "all or nothing); an existing file is kept unless --force")
+    gen.add_argument("--force", action="store_true", help="let --output replace a file")
     sc = ap.add_argument_group("score")
     sc.add_argument("--score", default=None,
                     help="report the log-probability of this text: every character after the "
                          "first is predicted from what precedes it, from a zero state")
     sc.add_argument("--score-file", default=None, help="score the contents of this file")
-    sc.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    sc.add_argument("--per-char", action="store_true",
+                    help="with --score or --score-file: one row per predicted token (position, "
+                         "token, log-probability in nats and bits, rank, top 3 guesses) before "
+                         "the totals; TSV with a header, or JSON lines with --json")
+    ap.add_argument("--json", action="store_true",
+                    help="JSON: the scores as one object (--per-char: rows as JSON lines "
+                         "first); generation: one line per sample with text and log_prob "
+                         "(nats, under the model itself); --info: one object")
+    ap.add_argument("--info", action="store_true",
+                    help="print what the checkpoint is (model, parameters, vocabulary, options, "
+                         "training, input files) and generate nothing")
     ap.add_argument("--encoding", default="utf-8", help="encoding of FILE: arguments and "
                     "--score-file (default utf-8)")
     return ap
+
+
+def check_options(args):
+    """One-line errors for option values and combinations argparse cannot judge alone."""
+    if args.score is not None and args.score_file is not None:
+        raise cli.UserError("give --score or --score-file, not both")
+    if args.per_char and args.score is None and args.score_file is None:
+        raise cli.UserError("--per-char scores a text: give --score TEXT or --score-file FILE")
+    if args.beam is not None and args.beam < 1:
+        raise cli.UserError(f"--beam {args.beam} is not a beam width: give 1 or more (1 is "
+                            "greedy decoding)")
+    if args.stop == "":
+        raise cli.UserError("--stop needs a non-empty string (without --stop, samples run for "
+                            "--length tokens)")
+    if args.output is not None:
+        check_output(args.output, args.force)
+
+
+def check_output(path, force):
+    """--output must name a file in an existing folder, and replace one only with --force."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise cli.UserError(f"--output {path} is a folder: give a file name such as "
+                            f"{os.path.join(path, 'sample.txt')}")
+    if not os.path.isdir(folder):
+        raise cli.UserError(f"--output {path}: the folder {folder} does not exist; create it "
+                            "first or write elsewhere")
+    if os.path.exists(path) and not force:
+        raise cli.UserError(f"--output {path} exists: pass --force to replace it, or choose "
+                            "another name")
+
+
+def write_atomically(path, text):
+    """Write text (UTF-8) to a temporary file in path's folder, then rename it over path: a
+    failure at any moment leaves the previous file, or none, never a partial one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    try:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give it an ordinary file's mode
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise cli.UserError(f"cannot write --output {path}: {e.strerror}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def score_text(model, text):
@@ -115,8 +195,63 @@ def write_live(pieces, out=None, interval=0.05, block=64):
     out.flush()
 
 
-def generate(model, args):
-    rng = np.random.default_rng(args.seed)
+class Sample:
+    """One sample's text as it grows: the start text (or, without one, the drawn first token),
+    then generated tokens, ended right after the first `stop` that ends in generated text.
+    ids: the generated tokens kept (the first input excluded), for their log-probability."""
+
+    def __init__(self, vocab, prefix, first, stop):
+        self.vocab, self.stop, self.done = vocab, stop, False
+        self.parts, self.ids, self.tail = [], [], ""
+        if prefix is None:  # the drawn first token is generated text, though not predicted
+            self.last = None
+            self.add(np.array([first]), predicted=False)
+        else:
+            self.parts.append(prefix)
+            self.tail = self.keep_tail(prefix)  # a stop may begin in the start text
+        self.last = first
+
+    def keep_tail(self, text):
+        """The end of text a stop string could still complete: its last len(stop) - 1 chars."""
+        return text[max(0, len(text) - len(self.stop) + 1):] if self.stop else ""
+
+    def add(self, block, predicted=True):
+        """Take the next generated ids (n,) -> the text they add, cut right after a stop."""
+        if self.done:
+            return ""
+        piece = self.vocab.decode(block, after=self.last)
+        window = self.tail + piece
+        at = window.find(self.stop) if self.stop else -1
+        if at >= 0:  # window's tail is shorter than stop: a match ends in the new piece
+            cut = at + len(self.stop) - len(self.tail)  # characters of piece kept
+            piece, block, self.done = piece[:cut], block[:self.tokens_in(block, cut)], True
+        self.tail = self.keep_tail(window)
+        if predicted:
+            self.ids.append(block)
+        if len(block):
+            self.last = block[-1]
+        self.parts.append(piece)
+        return piece
+
+    def tokens_in(self, block, cut):
+        """How many tokens of block it takes to produce the first `cut` characters of its text."""
+        size = 0
+        for n, piece in enumerate(self.vocab.pieces(block, after=self.last), 1):
+            size += len(piece)
+            if size >= cut:
+                return n
+        return len(block)
+
+    @property
+    def text(self):
+        return "".join(self.parts)
+
+    def kept_ids(self):
+        return np.concatenate(self.ids) if self.ids else np.zeros(0, dtype=np.int64)  # (n,)
+
+
+def start_state(model, args, rng):
+    """-> (state of K streams, first inputs (K,), start text or None, tokens to generate)."""
     K = args.num_samples
     if args.start:
         start = read_argument_text(args.start, args.encoding, "--start")
@@ -124,65 +259,166 @@ def generate(model, args):
         if not len(ids):
             raise cli.UserError(f"--start holds no {model.vocab.unit_name}s: give some text")
         state = model.prime(ids, K)  # the state after the start text but its last token
-        seed_ix, prefix, n = np.full(K, ids[-1]), start, args.length
-    else:
-        # the first token is drawn from the training text's token frequencies and counts as
-        # one of the --length tokens
-        counts = model.token_counts()  # (V,)
-        state = model.initial_state(K)
-        seed_ix = rng.choice(len(counts), size=K, p=counts / counts.sum())
-        prefix, n = None, args.length - 1
-    if args.length == 0:
-        for k in range(K):
-            print_separated(k, K, prefix or "")
-        return 0
+        return state, np.full(K, ids[-1]), start, args.length
+    # the first token is drawn from the training text's token frequencies and counts as one
+    # of the --length tokens
+    counts = model.token_counts()  # (V,)
+    seed_ix = rng.choice(len(counts), size=K, p=counts / counts.sum())  # (K,)
+    return model.initial_state(K), seed_ix, None, max(args.length - 1, 0)
+
+
+def token_blocks(model, args, state, seed_ix, rng, n, size=256):
+    """The generated tokens in blocks of up to `size` steps, each (steps, K): sampled, or the
+    beam search's whole result as one block."""
+    if args.beam:
+        found = [model.beam_search(state[:, k:k + 1], seed_ix[k], n, args.beam)[0]
+                 for k in range(len(seed_ix))]  # each (n,)
+        yield np.stack(found, axis=1)  # (n, K)
+        return
     steps = itertools.islice(model.generate(state, seed_ix, rng, args.temperature, args.top_k), n)
-    if K == 1:
-        write_live(stream_text(model.vocab, prefix, seed_ix[0], steps))
-        sys.stdout.write("\n")
-        return 0
-    ixes = np.array(list(steps), dtype=np.int64).reshape(n, K)  # (n, K)
-    for k in range(K):
-        if prefix is None:  # the drawn first token is part of the sample
-            text = model.vocab.decode(np.r_[seed_ix[k], ixes[:, k]])
+    while True:
+        block = list(itertools.islice(steps, size))  # (K,) id arrays
+        if not block:
+            return
+        yield np.stack(block)  # (steps, K)
+
+
+def generate(model, args, out):
+    """Generate --num-samples samples and print them to out (one stream: as they come)."""
+    rng = np.random.default_rng(args.seed)
+    state, seed_ix, prefix, n = start_state(model, args, rng)
+    K = len(seed_ix)
+    if args.length == 0 and prefix is None:
+        prefix = ""  # not even the drawn first token
+    samples = [Sample(model.vocab, prefix, seed_ix[k], args.stop) for k in range(K)]
+    live = K == 1 and not args.json and not args.beam
+    blocks = token_blocks(model, args, state, seed_ix, rng, n)
+    write_live(itertools.chain([samples[0].text] if live else [],
+                               added_text(samples, blocks, live)), out)
+    for k, s in enumerate(samples):
+        # log P(generated | start) under the model itself (not tempered or cut to top-k): the
+        # kept tokens read again from the stream's state, each predicted from what precedes it
+        nats = model.evaluate(np.r_[seed_ix[k], s.kept_ids()], state[:, k:k + 1])[0] \
+            if args.json or args.beam else 0.0
+        if args.json:
+            out.write(cli.json_line(text=s.text, log_prob=-nats))
+        elif live:
+            out.write("\n")
         else:
-            text = prefix + model.vocab.decode(ixes[:, k], after=seed_ix[k])
-        print_separated(k, K, text)
+            print_separated(k, K, s.text, out)
+        if args.beam:
+            print(f"beam search, width {args.beam}: log-probability {-nats:.4f} nats over "
+                  f"{len(s.kept_ids())} predicted {model.vocab.unit_name}s", file=sys.stderr)
     return 0
 
 
-def stream_text(vocab, prefix, first, steps, size=256):
-    """The text of one stream as it is generated: the prefix (or, without one, the first token),
-    then the sampler's tokens, decoded `size` steps at a time."""
-    yield prefix if prefix is not None else vocab.decode([first])
-    last = first
-    while True:
-        block = list(itertools.islice(steps, size))  # (1,) id arrays
-        if not block:
+def added_text(samples, blocks, live):
+    """Feed each block's tokens to the samples until all have stopped; yields the text added
+    to the first sample when printing live."""
+    for block in blocks:  # (steps, K)
+        for k, s in enumerate(samples):
+            piece = s.add(block[:, k])
+            if live and piece:
+                yield piece
+        if all(s.done for s in samples):
             return
-        ids = np.concatenate(block)  # (size,)
-        yield vocab.decode(ids, after=last)
-        last = ids[-1]
 
 
-def print_separated(k, K, text):
+def print_separated(k, K, text, out):
     if K > 1:
-        print(f"---------- sample {k + 1} of {K} ----------")
-    print(text, flush=True)
+        out.write(f"---------- sample {k + 1} of {K} ----------\n")
+    out.write(text + "\n")
+    out.flush()
+
+
+TOP_GUESSES = 3  # guesses shown per --per-char row
+
+
+def per_token_rows(model, ids):
+    """For each predicted token of ids (from a zero state, one step at a time): (position,
+    token id, log-probability in nats, rank from 1, [(guess id, probability)] best first)."""
+    state = model.initial_state(1)
+    for t in range(1, len(ids)):
+        lp, state = model.log_probs(state, ids[t - 1:t])  # (1, V) the next token's log-probs
+        lp = lp[0]  # (V,)
+        target = ids[t]
+        rank = 1 + int((lp > lp[target]).sum())  # tokens the model found strictly likelier, + 1
+        top = np.argsort(-lp, kind="stable")[:TOP_GUESSES]  # (3,) ties: the lower id first
+        yield t, target, float(lp[target]), rank, [(int(i), float(np.exp(lp[i]))) for i in top]
+
+
+ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def escaped(token):
+    """A token on one TSV cell: backslash, newline, tab and CR as \\, \\n, \\t, \\r, other
+    control and line-separator characters as \\uXXXX."""
+    return "".join(ESCAPES.get(c) or (f"\\u{ord(c):04x}" if unicodedata.category(c) in
+                                      ("Cc", "Zl", "Zp") else c) for c in token)
+
+
+def print_per_token(model, ids, as_json, out):
+    """The --per-char rows: TSV with a header, or JSON lines."""
+    tokens = model.tokens
+    if not as_json:
+        out.write("\t".join(["pos", "token", "log_prob", "bits", "rank"] + [
+            f"{name}{i}" for i in range(1, TOP_GUESSES + 1) for name in ("top", "p")]) + "\n")
+    for pos, target, lp, rank, top in per_token_rows(model, ids):
+        if as_json:
+            out.write(cli.json_line(pos=pos, token=tokens[target], log_prob=lp,
+                                    bits=lp / math.log(2), rank=rank,
+                                    top=[[tokens[i], p] for i, p in top]))
+            continue
+        guesses = [cell for i, p in top for cell in (escaped(tokens[i]), f"{p:.6f}")]
+        guesses += [""] * (2 * TOP_GUESSES - len(guesses))  # fewer tokens than guesses shown
+        out.write("\t".join([str(pos), escaped(tokens[target]), f"{lp:.6f}",
+                             f"{lp / math.log(2):.6f}", str(rank)] + guesses) + "\n")
+
+
+def print_info(model, path, as_json, out):
+    """--info: what the checkpoint is, as lines or one JSON object."""
+    info = {"checkpoint": path, **model.info()}
+    if as_json:
+        out.write(cli.json_line(**info))
+        return
+    unit = model.vocab.unit_name
+    arch = ", ".join(f"{k} {v}" for k, v in info.items()
+                     if k in ("cell", "num_layers", "hidden_size", "wordvec_size", "tie_weights",
+                              "dropout"))
+    seconds = info["train_seconds"]
+    best = info["best_val_loss"]
+    lines = [f"checkpoint: {path}", f"kind: {info['kind']}, level {info['level']}",
+             f"model: {arch}", f"parameters: {info['num_params']}",
+             f"vocabulary: {info['vocab_size']} {unit}s: {shown(model.tokens)}",
+             "options: " + ", ".join(f"{k}={v}" for k, v in (info["options"] or {}).items()),
+             f"training: {info['iterations']} iterations, "
+             + (f"{seconds:.1f} s" if seconds is not None else "time not recorded"),
+             "best validation loss: " + (f"{best:.4f} nats/{model.vocab.unit}"
+                                         if best is not None else "none")]
+    lines += [f"input: {f['name']}, {f['size']} bytes, SHA-256 {f['sha256']}"
+              for f in info["input_files"]] or ["input: not recorded"]
+    out.write("\n".join(lines) + "\n")
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.score is not None and args.score_file is not None:
-        raise cli.UserError("give --score or --score-file, not both")
+    check_options(args)
     model = load_model(args.checkpoint)
-    if args.score is not None or args.score_file is not None:
+    out = io.StringIO() if args.output is not None else sys.stdout
+    if args.info:
+        print_info(model, args.checkpoint, args.json, out)
+    elif args.score is not None or args.score_file is not None:
         text = args.score if args.score is not None else \
             read_text(args.score_file, args.encoding, "--score-file")[0]
         figures = score_text(model, text)
-        print(json.dumps(figures) if args.json else score_line(figures, model.vocab))
-        return 0
-    return generate(model, args)
+        if args.per_char:
+            print_per_token(model, model.encode(text), args.json, out)
+        out.write((json.dumps(figures) if args.json else score_line(figures, model.vocab)) + "\n")
+    else:
+        generate(model, args, out)
+    if args.output is not None:
+        write_atomically(args.output, out.getvalue())
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ from common.cli import UserError
 from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
 from common.models import Rnnlm
 from common.time_layers import GRU, LSTM, RNN
-from common.vocabulary import Vocabulary
+from common.vocabulary import Vocabulary, input_files
+
+VOCAB_PREVIEW = 40  # tokens shown by info()
 
 
 class Trace:
@@ -26,6 +28,14 @@ class Trace:
         self.probs = probs
 
 
+def log_softmax_rows(y):
+    """y (K, V) scores -> (K, V) float64 log-probabilities, each row's max subtracted first so
+    exp stays finite."""
+    y = np.asarray(y, dtype=np.float64)  # (K, V)
+    y = y - y.max(axis=1, keepdims=True)
+    return y - np.log(np.exp(y).sum(axis=1, keepdims=True))
+
+
 def softmax_rows(y):
     """y (T, V) scores -> (T, V) probabilities; subtracting each row's max keeps exp finite."""
     p = np.exp(y - y.max(axis=1, keepdims=True))  # (T, V)
@@ -34,8 +44,8 @@ def softmax_rows(y):
 
 class LanguageModel:
     """What every kind shares. A kind sets `kind` and implements initial_state(K),
-    evaluate(ids, state), generate(state, seed_ix, rng, temperature, top_k), trace(ids) and
-    num_params. States hold the K streams on axis 1."""
+    evaluate(ids, state), generate(state, seed_ix, rng, temperature, top_k), step(state, ids),
+    trace(ids), num_params and architecture(). States hold the K streams on axis 1."""
 
     kind = None
 
@@ -57,6 +67,46 @@ class LanguageModel:
         token), or None for checkpoints without one (format version 1)."""
         stored = self.meta.get("history")
         return None if stored is None else stored["records"]
+
+    @property
+    def input_files(self):
+        """The training input: [{name, size, sha256}] (older checkpoints: their one file)."""
+        return input_files(self.meta)
+
+    def info(self):
+        """What the checkpoint is, as one dict: kind, architecture, parameters, vocabulary,
+        training options, iterations and seconds, best validation loss, input files."""
+        meta = self.meta
+        return {"kind": self.kind, "level": self.level, **self.architecture(),
+                "num_params": int(self.num_params), "vocab_size": len(self.vocab),
+                "vocab_preview": self.tokens[:VOCAB_PREVIEW], "options": meta.get("options"),
+                "iterations": meta.get("n", meta.get("k")),
+                "train_seconds": meta.get("train_seconds"),
+                "best_val_loss": meta.get("best_val_loss"), "input_files": self.input_files}
+
+    def log_probs(self, state, ids):
+        """Read one token per stream: state (streams on axis 1, not modified), ids (K,) ->
+        ((K, V) float64 log-probabilities of each stream's next token, the state after ids)."""
+        y, state = self.step(state, np.asarray(ids))
+        return log_softmax_rows(y), state
+
+    def beam_search(self, state, first, length, width):
+        """The most likely `length` tokens after input `first` from `state` (one stream) that a
+        beam of `width` finds -> (ids (length,), their total log-probability in nats). Ties go
+        to the earlier beam, then the lower id, so the result is deterministic."""
+        V = len(self.vocab)
+        scores = np.zeros(1)  # (B,) log-probability of each beam so far
+        seqs = np.zeros((1, 0), dtype=np.int64)  # (B, t) each beam's tokens
+        ix = np.array([first])  # (B,) each beam's next input
+        for _ in range(length):
+            lp, state = self.log_probs(state, ix)  # (B, V)
+            total = (scores[:, None] + lp).ravel()  # (B * V,) every one-token extension
+            best = np.argsort(-total, kind="stable")[:width]  # (B',) the `width` most likely
+            parent, ix = np.divmod(best, V)  # (B',) the beam each extends, and its new token
+            scores = total[best]
+            seqs = np.concatenate([seqs[parent], ix[:, None]], axis=1)  # (B', t + 1)
+            state = np.take(state, parent, axis=1)  # streams are on axis 1 for every kind
+        return seqs[0], float(scores[0])
 
     def encode(self, text, what="text"):
         return self.vocab.encode(text, what)
@@ -100,8 +150,17 @@ class GistModel(LanguageModel):
     def num_params(self):
         return sum(p.size for p in self.params.values())
 
+    def architecture(self):
+        return {"cell": "rnn", "num_layers": 1, "hidden_size": self.hidden_size}
+
     def initial_state(self, K):
         return np.zeros((self.hidden_size, K), dtype=self.params["Wxh"].dtype)  # (H, K)
+
+    def step(self, h, ids):
+        """h (H, K), ids (K,) -> scores y (K, V) of the next tokens, h after ids (H, K)."""
+        Wxh, Whh, Why, bh, by = (self.params[n] for n in min_char_rnn.PARAM_NAMES)
+        h = np.tanh(Wxh[:, ids] + Whh @ h + bh)  # (H, K) h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
+        return (Why @ h + by).T, h  # (K, V) y_t = Why h_t + by
 
     def evaluate(self, ids, state):
         return min_char_rnn.evaluate(self.params, ids, state)
@@ -146,8 +205,20 @@ class LayerModel(LanguageModel):
     def num_params(self):
         return sum(p.size for p in self.model.params)
 
+    def architecture(self):
+        m, o = self.model, self.meta.get("options", {})
+        return {"cell": m.cell, "num_layers": len(m.rnns), "hidden_size": m.hidden_size,
+                "wordvec_size": self.model.embed.params[0].shape[1],
+                "tie_weights": bool(m.tied), "dropout": o.get("dropout", 0.0)}
+
     def initial_state(self, K):
         return self.model.zero_state(K)  # (S, K, H)
+
+    def step(self, state, ids):
+        """state (S, K, H), ids (K,) -> scores (K, V) of the next tokens, the state after ids."""
+        self.model.set_state(state)  # set_state copies: the caller's state is not modified
+        y = self.model.predict(ids[:, None])[:, 0]  # (K, V)
+        return y, self.model.get_state()
 
     def evaluate(self, ids, state=None):
         """Total cross-entropy (nats) of ids[1:] given ids[:-1], one stream from `state` (None:
