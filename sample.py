@@ -382,9 +382,7 @@ def print_info(model, path, as_json, out):
         out.write(cli.json_line(**info))
         return
     unit = model.vocab.unit_name
-    arch = ", ".join(f"{k} {v}" for k, v in info.items()
-                     if k in ("cell", "num_layers", "hidden_size", "wordvec_size", "tie_weights",
-                              "dropout"))
+    arch = ", ".join(f"{k} {v}" for k, v in model.architecture().items())
     seconds = info["train_seconds"]
     best = info["best_val_loss"]
     lines = [f"checkpoint: {path}", f"kind: {info['kind']}, level {info['level']}",

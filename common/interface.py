@@ -43,11 +43,13 @@ def softmax_rows(y):
 
 
 class LanguageModel:
-    """What every kind shares. A kind sets `kind` and implements initial_state(K),
-    evaluate(ids, state), generate(state, seed_ix, rng, temperature, top_k), step(state, ids),
-    trace(ids), num_params and architecture(). States hold the K streams on axis 1."""
+    """What every kind shares. A kind sets `kind` and `iteration_key` and implements
+    initial_state(K), evaluate(ids, state), generate(state, seed_ix, rng, temperature, top_k),
+    step(state, ids), trace(ids), num_params and architecture(). States hold the K streams on
+    axis 1."""
 
     kind = None
+    iteration_key = None  # the meta field holding the iterations trained
 
     def __init__(self, vocab, meta=None):
         self.vocab = vocab
@@ -80,7 +82,7 @@ class LanguageModel:
         return {"kind": self.kind, "level": self.level, **self.architecture(),
                 "num_params": int(self.num_params), "vocab_size": len(self.vocab),
                 "vocab_preview": self.tokens[:VOCAB_PREVIEW], "options": meta.get("options"),
-                "iterations": meta.get("n", meta.get("k")),
+                "iterations": meta.get(self.iteration_key),
                 "train_seconds": meta.get("train_seconds"),
                 "best_val_loss": meta.get("best_val_loss"), "input_files": self.input_files}
 
@@ -133,6 +135,7 @@ class GistModel(LanguageModel):
     """The gist's tanh RNN (min_char_rnn.py): params Wxh (H, V), Whh, Why, bh, by; states (H, K)."""
 
     kind = min_char_rnn.KIND
+    iteration_key = "n"  # the gist's iteration counter
 
     def __init__(self, params, vocab, meta=None):
         super().__init__(vocab, meta)
@@ -183,6 +186,7 @@ class LayerModel(LanguageModel):
     not, char or word level); states (S, K, H), S = layers (twice that for LSTM's h and c)."""
 
     kind = "rnnlm"
+    iteration_key = "k"
 
     def __init__(self, model, vocab, meta=None):
         super().__init__(vocab, meta)
