@@ -57,14 +57,14 @@ def build_parser():
     gen.add_argument("--top-k", type=cli.nonnegative_int, default=0,
                      help="sample among the k most likely characters only (default 0: all; "
                           "k above the vocabulary size means all)")
-    gen.add_argument("--beam", type=int, default=None,
+    gen.add_argument("--beam", type=int, default=None, metavar="K",
                      help="beam search of this width (>= 1): the most likely continuation of "
                           "--length tokens it finds, and its log-probability on stderr; "
                           "deterministic, ignores --temperature and --top-k (default: sample)")
-    gen.add_argument("--stop", default=None,
+    gen.add_argument("--stop", default=None, metavar="STR",
                      help="end each sample right after the first STR it generates (the --start "
                           "text alone never stops it; default: no stop string)")
-    gen.add_argument("--output", default=None,
+    gen.add_argument("--output", default=None, metavar="FILE",
                      help="write what would be printed to this file instead (UTF-8, atomically: "
                           "all or nothing); an existing file is kept unless --force")
     gen.add_argument("--force", action="store_true", help="let --output replace a file")
