@@ -7,6 +7,7 @@ References:
   https://github.com/karpathy/nanoGPT/blob/master/sample.py  (--start FILE:path, --num-samples)
 """
 import argparse
+import collections
 import contextlib
 import io
 import itertools
@@ -291,10 +292,12 @@ def generate(model, args, out):
     if args.length == 0 and prefix is None:
         prefix = ""  # not even the drawn first token
     samples = [Sample(model.vocab, prefix, seed_ix[k], args.stop) for k in range(K)]
-    live = K == 1 and not args.json and not args.beam
-    blocks = token_blocks(model, args, state, seed_ix, rng, n)
-    write_live(itertools.chain([samples[0].text] if live else [],
-                               added_text(samples, blocks, live)), out)
+    fed = fed_text(samples, token_blocks(model, args, state, seed_ix, rng, n))
+    live = K == 1 and not args.json and not args.beam  # one sampled stream: print as it comes
+    if live:
+        write_live(itertools.chain([samples[0].text], fed), out)
+    else:
+        collections.deque(fed, maxlen=0)  # feed every block to the samples, print below
     for k, s in enumerate(samples):
         # log P(generated | start) under the model itself (not tempered or cut to top-k): the
         # kept tokens read again from the stream's state, each predicted from what precedes it
@@ -312,14 +315,15 @@ def generate(model, args, out):
     return 0
 
 
-def added_text(samples, blocks, live):
-    """Feed each block's tokens to the samples until all have stopped; yields the text added
-    to the first sample when printing live."""
+def fed_text(samples, blocks):
+    """Feed each block's tokens to the samples until all have stopped; yields the text each
+    block adds to the first sample."""
     for block in blocks:  # (steps, K)
-        for k, s in enumerate(samples):
-            piece = s.add(block[:, k])
-            if live and piece:
-                yield piece
+        piece = samples[0].add(block[:, 0])
+        for k, s in enumerate(samples[1:], 1):
+            s.add(block[:, k])
+        if piece:
+            yield piece
         if all(s.done for s in samples):
             return
 
