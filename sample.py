@@ -303,14 +303,15 @@ def generate(model, args, out):
         # kept tokens read again from the stream's state, each predicted from what precedes it
         nats = model.evaluate(np.r_[seed_ix[k], s.kept_ids()], state[:, k:k + 1])[0] \
             if args.json or args.beam else 0.0
+        log_prob = 0.0 - nats  # 0.0, not -0.0, when nothing was predicted
         if args.json:
-            out.write(cli.json_line(text=s.text, log_prob=-nats))
+            out.write(cli.json_line(text=s.text, log_prob=log_prob))
         elif live:
             out.write("\n")
         else:
             print_separated(k, K, s.text, out)
         if args.beam:
-            print(f"beam search, width {args.beam}: log-probability {-nats:.4f} nats over "
+            print(f"beam search, width {args.beam}: log-probability {log_prob:.4f} nats over "
                   f"{len(s.kept_ids())} predicted {model.vocab.unit_name}s", file=sys.stderr)
     return 0
 
