@@ -16,7 +16,7 @@ from tqdm import tqdm
 from common.checkpoint import (FORMAT_VERSION, load_checkpoint, prepare_output, save_checkpoint,
                                sibling)
 from common.cli import UserError, fraction, json_line, nonnegative_int
-from common.vocabulary import Vocabulary, input_files, read_corpus
+from common.vocabulary import Vocabulary, corpus_paths, input_files, read_corpus
 
 HISTORY_RECORDS = 1000  # at most about this many loss-history records per checkpoint
 
@@ -227,10 +227,16 @@ def check_paths(args):
                ("the previous checkpoint", sibling(args.out, "prev")),
                ("the previous best", sibling(args.out, "prev.best")), ("--log", args.log)]
     outputs = [(what, path) for what, path in outputs if path]
+    for folder in (p for p in args.input if os.path.isdir(p)):
+        for what, path in outputs:  # written there, it would be read as text by the next run
+            if same_file(os.path.dirname(os.path.abspath(path)), folder):
+                raise UserError(f"{what} {path} is in the INPUT folder {folder}, whose files are "
+                                "all read as text: choose an --out and --log outside it")
+    inputs = [("INPUT", p) for p in corpus_paths(args.input)]
     for i, (what, path) in enumerate(outputs):
         # --out may be the checkpoint it resumes or starts from (that one is kept as .prev)
-        reads = [("INPUT", args.input)] + ([("--resume", args.resume), ("--init-from",
-                                             args.init_from)] if what == "--log" else [])
+        reads = inputs + ([("--resume", args.resume), ("--init-from", args.init_from)]
+                          if what == "--log" else [])
         for other, other_path in reads + outputs[:i]:
             if other_path and same_file(path, other_path):
                 raise UserError(f"{what} {path} is the same file as {other} {other_path}: "
