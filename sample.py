@@ -399,7 +399,7 @@ def print_info(model, path, as_json, out):
              "best validation loss: " + (f"{best:.4f} nats/{model.vocab.unit}"
                                          if best is not None else "none")]
     lines += [f"input: {f['name']}, {f['size']} bytes, SHA-256 {f['sha256']}"
-              for f in info["input_files"]] or ["input: not recorded"]
+              for f in info["input_files"] or []] or ["input: not recorded (or damaged)"]
     out.write("\n".join(lines) + "\n")
 
 
