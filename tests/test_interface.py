@@ -131,3 +131,49 @@ def test_sampler_is_greedy_at_temperature_zero_and_streams_are_independent():
     two = LayerModel(model, None).generate(state, [1, 2, 3], np.random.default_rng(9), 1.0)
     one = LayerModel(model, None).generate(state[:, 1:2], [2], np.random.default_rng(9), 1.0)
     assert next(two).shape == (3,) and next(one).shape == (1,)
+
+
+# ----------------------------------------------------------------------------- issue 12: next-token
+# log-probabilities of K streams one step at a time, the checkpoint's description
+
+STEP_TOL_F64 = 1e-10  # log_probs (the time layers one step at a time) vs trace (the single-step
+                      # cells): the same float64 math in another order, ~1e-15 measured
+STEP_TOL_F32 = 1e-4   # float32 weights: log_probs computes in float32 (~1e-7 relative per logit,
+                      # logits of O(1)), trace in float64 from the same weights
+
+
+@pytest.mark.parametrize("name", V1_NAMES)
+def test_log_probs_of_K_streams_match_each_stream_traced_alone(name):
+    m = load_model(os.path.join(V1, name + ".npz"))
+    with open(os.path.join(V1, "text.txt"), encoding="utf-8") as f:
+        text = f.read(300).rsplit(" ", 1)[0]  # the training text's first whole words
+    ids = m.encode(text)
+    streams = np.stack([np.roll(ids, -s)[:8] for s in (0, 3, 5)])  # (K, T) three different texts
+    K, T = streams.shape
+    state = m.initial_state(K)
+    tol = STEP_TOL_F32 if m.meta["options"]["dtype"] == "float32" else STEP_TOL_F64
+    for t in range(T):
+        lp, new_state = m.log_probs(state, streams[:, t])  # (K, V)
+        assert lp.shape == (K, len(m.vocab)) and lp.dtype == np.float64
+        np.testing.assert_allclose(np.exp(lp).sum(axis=1), 1.0, atol=STEP_TOL_F64)
+        for k in range(K):
+            ref = np.log(m.trace(streams[k, :t + 1]).probs[-1])  # (V,)
+            np.testing.assert_allclose(lp[k], ref, atol=tol)
+        assert new_state.shape == state.shape
+        state = new_state
+
+
+@pytest.mark.parametrize("name", V1_NAMES)
+def test_info_describes_the_checkpoint(name):
+    path = os.path.join(V1, name + ".npz")
+    m = load_model(path)
+    arrays, meta = load_checkpoint(path)
+    info = m.info()
+    weights = [a for k, a in arrays.items()  # not the optimizer memory nor the carried state
+               if not k.startswith(("opt_", "m")) and k not in ("hprev", "state")]
+    assert info["num_params"] == m.num_params == sum(a.size for a in weights)
+    assert info["kind"] == meta["kind"] and info["vocab_size"] == len(m.vocab)
+    assert info["iterations"] == meta["n" if meta["kind"] == "min_char_rnn" else "k"]
+    assert info["input_files"] == [{"name": meta["input"], "size": meta["input_bytes"],
+                                    "sha256": meta["input_sha256"]}]
+    assert info["train_seconds"] is None  # not recorded by version 1

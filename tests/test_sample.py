@@ -495,3 +495,317 @@ def test_sample_length_zero_prints_only_the_start(tmp_path, good):
     result = run("sample.py", [good["ckpt"], "--length", "0"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", repr(result.stdout)
+
+
+# ----------------------------------------------------------------------------- issue 12: beam
+# search, --stop, --output, --json log_prob, --per-char, --info (every checkpoint kind)
+
+from conftest import FIXTURES, write_npz  # noqa: E402 (this section's own import)
+
+V1 = os.path.join(FIXTURES, "v1")
+KINDS_FIXTURES = ("gist", "gist_b3_f32", "rnn_char", "lstm2_char_dropout", "lstm_word",
+                  "gru_word_tied")  # every kind and cell, char and word level
+LOG_PROB_TOL = 1e-9   # issue 3's scoring tolerance: the same sum of float64 log-softmax terms
+                      # taken by another code path (sums of ~100 terms of O(1): ~1e-13 measured)
+FLOAT32_TOL = 1e-4    # float32 weights: the sampler and the float64 reference differ by ~1e-6
+                      # per term; 1e-4 absolute over <= 60 terms
+TSV_ROUNDING = 5e-7   # --per-char TSV prints 6 decimals: each cell is within half a unit
+
+
+def fixture(name, tmp_path=None):
+    """A small committed checkpoint of each kind (tests/fixtures/v1), copied into tmp_path."""
+    path = os.path.join(V1, name + ".npz")
+    if tmp_path is None:
+        return path
+    copy = tmp_path / (name + ".npz")
+    copy.write_bytes(open(path, "rb").read())
+    return copy
+
+
+def log_prob_tol(path, value):
+    """The tolerance for a log-probability `value` computed from the checkpoint at path."""
+    with np.load(path, allow_pickle=False) as z:
+        dtype = json.loads(str(z["meta"]))["options"].get("dtype", "float64")
+    return FLOAT32_TOL if dtype == "float32" else LOG_PROB_TOL * abs(value)
+
+
+def write_random_gist(path, chars, H, seed, scale=1.0):
+    """A gist checkpoint written here with np.savez: weights randn * scale (so that the next-char
+    distributions are far from uniform and ties are improbable), meta as min_char_rnn saves it."""
+    rng = np.random.default_rng(seed)
+    V = len(chars)
+    shapes = {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H, 1), "by": (V, 1)}
+    arrays = {name: rng.standard_normal(shape) * scale for name, shape in shapes.items()}
+    options = {"hidden_size": H, "seq_length": 5, "learning_rate": 0.1, "batch_size": 1,
+               "dtype": "float64", "val_fraction": 0.0, "seed": 0, "encoding": "utf-8"}
+    meta = {"format_version": 2, "kind": "min_char_rnn", "vocab": chars, "char_counts": [1] * V,
+            "options": options, "n": 0, "p": 0, "smooth_loss": 0.0, "best_val_loss": None,
+            "rng_state": {}}
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+    return path, arrays
+
+
+def gist_log_probs(arrays, chars, text):
+    """(len(text), V) log-probabilities of the next character after each prefix of text, the
+    gist's column-vector forward written out (h = tanh(Wxh x + Whh h + bh), y = Why h + by)."""
+    Wxh, Whh, Why, bh, by = (arrays[name] for name in PARAM_NAMES)
+    h = np.zeros((Whh.shape[0], 1))  # (H, 1)
+    rows = []
+    for ch in text:
+        h = np.tanh(Wxh[:, [chars.index(ch)]] + Whh @ h + bh)
+        y = (Why @ h + by)[:, 0]  # (V,)
+        rows.append(y - y.max() - np.log(np.exp(y - y.max()).sum()))
+    return np.array(rows)  # (T, V)
+
+
+def trace_log_probs(path, text):
+    """The same from the interface's trace (single-step cells, another code path than sample.py's
+    generation and scoring): (tokens, V) log-probabilities, and the text's token ids."""
+    from common.interface import load_model
+    m = load_model(str(path))
+    ids = m.encode(text)
+    return np.log(m.trace(ids).probs), ids, m
+
+
+def sample_json(capsys, *args):
+    """The JSON lines of an in-process sample.py run that must succeed."""
+    r = cli(capsys, *args, "--json")
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("extra", [0, 3])
+def test_beam_at_least_V_wide_equals_exhaustive_search_gist(tmp_path, capsys, extra):
+    """--beam K >= V, --length 2: the best of all V^2 continuations, scored here by the
+    written-out forward pass."""
+    chars = "\nabcde"  # sorted, as every vocabulary
+    path, arrays = write_random_gist(tmp_path / "r.npz", chars, H=4, seed=12)
+    start, V = "ab", len(chars)
+    best = max(((a, b) for a in chars for b in chars),
+               key=lambda ab: gist_log_probs(arrays, chars, start)[-1, chars.index(ab[0])]
+               + gist_log_probs(arrays, chars, start + ab[0])[-1, chars.index(ab[1])])
+    lp = gist_log_probs(arrays, chars, start + best[0])
+    best_lp = lp[-2, chars.index(best[0])] + lp[-1, chars.index(best[1])]
+    [line] = sample_json(capsys, path, "--beam", V + extra, "--length", 2, "--start", start)
+    assert line["text"] == start + "".join(best), (line, best)
+    assert abs(line["log_prob"] - best_lp) <= LOG_PROB_TOL * abs(best_lp), (line, best_lp)
+
+
+@pytest.mark.parametrize("name", ["rnn_char", "lstm2_char_dropout", "gru_word_tied"])
+def test_beam_at_least_V_wide_equals_exhaustive_search_layers(tmp_path, capsys, name):
+    path = fixture(name)
+    start = "The" if "char" in name else "the"
+    lp0, ids, m = trace_log_probs(path, start)
+    V = len(m.vocab)
+    totals = np.empty((V, V))  # (first, second) log p(first | start) + log p(second | start, first)
+    for a in range(V):
+        lp = np.log(m.trace(np.r_[ids, a]).probs[-1])  # (V,)
+        totals[a] = lp0[-1, a] + lp
+    a, b = np.unravel_index(np.argmax(totals), totals.shape)
+    [line] = sample_json(capsys, path, "--beam", V, "--length", 2, "--start", start)
+    assert line["text"] == start + m.vocab.decode([a, b], after=ids[-1]), (line, a, b)
+    assert abs(line["log_prob"] - totals[a, b]) <= log_prob_tol(path, totals[a, b])
+
+
+@pytest.mark.parametrize("name", KINDS_FIXTURES)
+@pytest.mark.parametrize("start", ["The", ""])
+def test_beam_of_width_one_is_greedy_decoding(capsys, name, start):
+    path = fixture(name)
+    extra = ["--start", start] if start else []
+    [beam] = sample_json(capsys, path, "--beam", 1, "--length", 30, *extra, "--seed", 3)
+    [greedy_] = sample_json(capsys, path, "--temperature", 0, "--length", 30, *extra,
+                            "--seed", 3)
+    assert beam["text"] == greedy_["text"]
+    assert abs(beam["log_prob"] - greedy_["log_prob"]) <= log_prob_tol(path, beam["log_prob"])
+
+
+@pytest.mark.parametrize("name", KINDS_FIXTURES)
+def test_json_log_prob_is_under_the_model_itself(capsys, name):
+    """Sampled at temperature 0.7 among the top 5, each line's log_prob is still the untempered
+    model's log-probability of the generated tokens given the start (trace's softmax)."""
+    path, start = fixture(name), "The"
+    lines = sample_json(capsys, path, "--start", start, "--length", 25, "--num-samples", 3,
+                        "--temperature", 0.7, "--top-k", 5, "--seed", 8)
+    assert len(lines) == 3 and len({line["text"] for line in lines}) > 1
+    for line in lines:
+        assert line["text"].startswith(start)
+        lp, ids, _ = trace_log_probs(path, line["text"])
+        n0 = len(trace_log_probs(path, start)[1])  # tokens of the start text
+        expected = sum(lp[t - 1, ids[t]] for t in range(n0, len(ids)))
+        assert abs(line["log_prob"] - expected) <= log_prob_tol(path, expected), (line, expected)
+
+
+def test_json_log_prob_without_start_is_the_score_of_the_text(capsys):
+    """The drawn first character is context, not predicted: the sample's log_prob is the
+    --score of its own text (every character after the first)."""
+    path = fixture("gist")
+    for line in sample_json(capsys, path, "--length", 40, "--num-samples", 2, "--seed", 5):
+        assert len(line["text"]) == 40
+        figures = score(capsys, path, "--score", line["text"])
+        assert abs(line["log_prob"] - figures["log_prob"]) <= LOG_PROB_TOL * abs(line["log_prob"])
+
+
+def cut_after_stop(text, start_len, stop):
+    """The reference rule: text up to the end of the first `stop` that ends past the start."""
+    for end in range(start_len + 1, len(text) + 1):
+        if text[:end].endswith(stop):
+            return text[:end]
+    return text
+
+
+@pytest.mark.parametrize("name, start, stop", [("gist", "The", " "), ("gist", "The", "e"),
+                                               ("lstm_word", "the", "."),
+                                               ("rnn_char", "Tha", "a")])  # start ends in stop
+def test_stop_ends_each_sample_after_its_first_stop(capsys, name, start, stop):
+    """The same seed without --stop gives the same draws: each stopped sample is that text
+    cut after its first generated `stop`; the start alone never stops it."""
+    path = fixture(name)
+    common = [path, "--start", start, "--length", 60, "--num-samples", 4, "--seed", 2]
+    full = [line["text"] for line in sample_json(capsys, *common)]
+    stopped = sample_json(capsys, *common, "--stop", stop)
+    cut = [cut_after_stop(t, len(start), stop) for t in full]
+    assert [line["text"] for line in stopped] == cut
+    assert any(c != t for c, t in zip(cut, full)), "no sample stopped: choose another stop"
+    for line, whole in zip(stopped, full):  # the log-probability of the kept tokens only
+        kept = len(line["text"])
+        while name.endswith("word") and kept < len(whole) and not whole[kept].isspace():
+            kept += 1  # a word cut by the stop is kept whole
+        lp, ids, _ = trace_log_probs(path, whole[:kept])
+        n0 = len(trace_log_probs(path, start)[1])
+        expected = sum(lp[t - 1, ids[t]] for t in range(n0, len(ids)))
+        assert abs(line["log_prob"] - expected) <= log_prob_tol(path, expected) + 1e-12
+
+
+def test_stop_may_straddle_the_start_and_counts_a_drawn_first_character(capsys):
+    path = fixture("gist")
+    [full] = sample_json(capsys, path, "--start", "The", "--length", 30, "--seed", 4)
+    straddle = "e" + full["text"][3]  # the start's last char and the first generated one
+    [line] = sample_json(capsys, path, "--start", "The", "--length", 30, "--seed", 4,
+                         "--stop", straddle)
+    assert line["text"] == full["text"][:4]
+    [free] = sample_json(capsys, path, "--length", 30, "--seed", 4)
+    [line] = sample_json(capsys, path, "--length", 30, "--seed", 4, "--stop", free["text"][0])
+    assert line["text"] == free["text"][0] and line["log_prob"] == 0.0
+
+
+def test_stop_in_a_live_stream_and_in_plain_output(capsys):
+    path = fixture("gist")
+    [full] = sample_json(capsys, path, "--start", "The", "--length", 80, "--seed", 6)
+    stop = full["text"][10:12]
+    r = cli(capsys, path, "--start", "The", "--length", 80, "--seed", 6, "--stop", stop)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == cut_after_stop(full["text"], 3, stop) + "\n"
+
+
+def test_output_writes_what_would_be_printed_atomically(tmp_path, capsys):
+    path = fixture("gist")
+    args = [path, "--length", 50, "--num-samples", 2, "--seed", 1]
+    printed = cli(capsys, *args).stdout
+    out = tmp_path / "gen.txt"
+    r = cli(capsys, *args, "--output", out)
+    assert r.returncode == 0 and r.stdout == "", r
+    assert out.read_text(encoding="utf-8") == printed
+    r = cli(capsys, path, "--length", 10, "--output", out)  # exists: kept without --force
+    line = assert_error(r, 2)
+    assert "--force" in line and out.read_text(encoding="utf-8") == printed
+    r = cli(capsys, path, "--start", "Q#", "--output", out, "--force")  # fails after the checks
+    assert_error(r, 2)
+    assert out.read_text(encoding="utf-8") == printed, "a failed run changed --output"
+    r = cli(capsys, path, "--length", 1, "--temperature", 0, "--start", "The", "--output", out,
+            "--force", "--json")
+    assert r.returncode == 0 and json.loads(out.read_text(encoding="utf-8"))["text"][:3] == "The"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen.txt"], "a temporary file remains"
+
+
+@pytest.mark.parametrize("name", ["gist", "lstm_word"])
+def test_per_char_rows_match_softmax_and_add_up_to_the_totals(capsys, name):
+    path = fixture(name)
+    text = "The dog ran.\nAnd the cat sat." if name == "gist" else "the cat said\nthe"
+    lp, ids, m = trace_log_probs(path, text)
+    r = cli(capsys, path, "--score", text, "--per-char", "--json")
+    assert r.returncode == 0, r.stderr
+    *rows, totals = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["pos"] for row in rows] == list(range(1, len(ids)))
+    for row in rows:
+        t = row["pos"]
+        ref = lp[t - 1]  # (V,) the independent forward's log-probabilities after ids[:t]
+        assert row["token"] == m.tokens[ids[t]]
+        assert abs(row["log_prob"] - ref[ids[t]]) <= LOG_PROB_TOL * abs(ref[ids[t]])
+        assert abs(row["bits"] - ref[ids[t]] / math.log(2)) <= LOG_PROB_TOL * abs(row["bits"])
+        assert row["rank"] == 1 + int((ref > ref[ids[t]]).sum())
+        best3 = np.argsort(-ref)[:3]
+        assert [g[0] for g in row["top"]] == [m.tokens[i] for i in best3]
+        np.testing.assert_allclose([g[1] for g in row["top"]], np.exp(ref[best3]),
+                                   rtol=LOG_PROB_TOL)
+    total = sum(row["log_prob"] for row in rows)
+    assert abs(total - totals["log_prob"]) <= LOG_PROB_TOL * abs(total)
+    assert len(rows) == totals.get("chars_scored" if name == "gist" else "tokens_scored")
+
+
+def test_per_char_tsv_escapes_and_adds_up(tmp_path, capsys):
+    chars = "\t\n\\ab"  # sorted: tab, newline, backslash, a, b
+    path, arrays = write_random_gist(tmp_path / "r.npz", chars, H=3, seed=5, scale=0.7)
+    text = "a\tb\\\nab\t"
+    r = cli(capsys, path, "--score", text, "--per-char")
+    assert r.returncode == 0, r.stderr
+    header, *rows, total_line = r.stdout.splitlines()
+    assert header.split("\t") == ["pos", "token", "log_prob", "bits", "rank", "top1", "p1",
+                                  "top2", "p2", "top3", "p3"]
+    cells = [row.split("\t") for row in rows]
+    assert all(len(c) == 11 for c in cells) and len(cells) == len(text) - 1
+    assert [c[1] for c in cells] == ["\\t", "b", "\\\\", "\\n", "a", "b", "\\t"]
+    lp = gist_log_probs(arrays, chars, text)
+    ref = [lp[t - 1, chars.index(text[t])] for t in range(1, len(text))]
+    np.testing.assert_allclose([float(c[2]) for c in cells], ref, atol=TSV_ROUNDING)
+    printed_total = float(re.search(r"log-probability (\S+) nats", total_line).group(1))
+    assert abs(sum(float(c[2]) for c in cells) - printed_total) <= \
+        TSV_ROUNDING * len(cells) + 5e-5  # the total line prints 4 decimals
+
+
+def independent_param_count(path):
+    """Every weight array's size, read with numpy: names not starting with m (Adagrad memory),
+    opt_ (optimizer slots), or the carried states hprev / state."""
+    with np.load(path, allow_pickle=False) as z:
+        return sum(z[k].size for k in z.files if k != "meta" and not k.startswith(("opt_", "m"))
+                   and k not in ("hprev", "state"))
+
+
+@pytest.mark.parametrize("name", KINDS_FIXTURES)
+def test_info_on_every_kind(capsys, name):
+    path = fixture(name)
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+    [info] = sample_json(capsys, path, "--info")
+    assert info["kind"] == meta["kind"] and info["level"] == meta.get("level", "char")
+    assert info["num_params"] == independent_param_count(path)
+    V = len(meta["vocab"].split(" ")) if info["level"] == "word" else len(meta["vocab"])
+    assert info["vocab_size"] == V and info["vocab_preview"]
+    assert info["options"] == meta["options"] and info["best_val_loss"] == meta["best_val_loss"]
+    assert info["iterations"] == meta.get("n", meta.get("k")) and info["iterations"] > 0
+    assert info["input_files"] == [{"name": meta["input"], "size": meta["input_bytes"],
+                                    "sha256": meta["input_sha256"]}]
+    assert info["hidden_size"] == meta["options"]["hidden_size"]
+    r = cli(capsys, path, "--info")
+    assert r.returncode == 0 and r.stdout.count("\n") >= 8, r.stdout
+    assert f"parameters: {info['num_params']}" in r.stdout and meta["input_sha256"] in r.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--beam", "0"], "--beam"), (["--stop", ""], "--stop"), (["--per-char"], "--score"),
+    (["--output", "nofolder/x.txt"], "nofolder"), (["--output", "."], "folder")])
+def test_issue_12_bad_input_is_one_line_exit_2(tmp_path, capsys, args, needle):
+    os.chdir(tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    line = assert_error(cli(capsys, fixture("gist"), *args), 2)
+    assert needle in line, line
+    assert sorted(os.listdir(tmp_path)) == before, "a failed run created files"
+
+
+def test_info_on_a_damaged_checkpoint_is_one_line(tmp_path, capsys):
+    data = open(fixture("lstm_word"), "rb").read()
+    (tmp_path / "truncated.npz").write_bytes(data[:len(data) // 2])
+    (tmp_path / "empty.npz").write_bytes(b"")
+    arrays, meta = read_npz(fixture("lstm_word"))
+    write_npz(tmp_path / "vocab.npz", arrays, {**meta, "vocab": meta["vocab"] + " zzz"})
+    for name in ("truncated.npz", "empty.npz", "vocab.npz"):
+        assert_error(cli(capsys, tmp_path / name, "--info"), 2, name)

@@ -436,3 +436,199 @@ def test_resume_on_another_corpus_is_refused(tmp_path, good):
 def test_resume_with_another_hidden_size_is_refused(tmp_path, good):
     train_fails(tmp_path, good, ["--resume", "keep.npz", "--hidden-size", "9", "--max-iters",
                                  "8"], 2, "--hidden-size", "9", str(good["H"]))
+
+
+# ----------------------------------------------------------------------------- issue 12: several
+# input files or a folder (load_corpus reads INPUT for both trainers), their record in the
+# checkpoint, the checks on --resume, and the printed parameter count
+
+import hashlib  # noqa: E402 (this section's own imports, kept with it)
+
+from conftest import write_npz  # noqa: E402
+
+
+def run_cli(args, cwd):
+    """`python min_char_rnn.py ARGS` in cwd."""
+    return run("min_char_rnn.py", args, cwd)
+
+
+def assert_same_run(path_a, path_b, n):
+    """Two min_char_rnn checkpoints hold the same state bit for bit, at iteration n."""
+    arrays_a, meta_a = read_npz(path_a)
+    arrays_b, meta_b = read_npz(path_b)
+    assert set(arrays_a) == set(arrays_b)
+    for name in sorted(arrays_a):
+        assert np.array_equal(arrays_a[name], arrays_b[name]), f"{name} differs"
+    assert meta_a["n"] == meta_b["n"] == n
+    for key in ("p", "smooth_loss", "rng_state", "best_val_loss"):
+        assert meta_a[key] == meta_b[key], key
+
+FILES_RUN = ["--hidden-size", "9", "--seq-length", "8", "--batch-size", "2", "--eval-every", "5",
+             "--sample-every", "0", "--max-iters", "12"]
+PART_A = " ".join(f"{a}*{b}" for a in range(9) for b in range(9)) + "\n"
+PART_B = "café " * 40  # a character the first file lacks: the vocabulary covers both
+
+
+def write_parts(folder):
+    """corpus/a.txt and corpus/b.txt, plus what the folder rule leaves out: a hidden file and a
+    subfolder. Returns the paths of the two texts."""
+    folder.mkdir()
+    (folder / ".hidden.txt").write_text("XYZ", encoding="utf-8")
+    (folder / "sub").mkdir()
+    write_text(folder / "sub" / "c.txt", "QQQ")
+    return write_text(folder / "a.txt", PART_A), write_text(folder / "b.txt", PART_B)
+
+
+def file_record(path):
+    data = path.read_bytes()
+    return {"name": str(path.resolve()), "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_several_files_or_a_folder_train_as_their_concatenation(tmp_path):
+    a, b = write_parts(tmp_path / "corpus")
+    write_text(tmp_path / "joined.txt", PART_A + PART_B)
+    runs = {"joined": ["joined.txt"], "folder": ["corpus"],
+            "files": ["corpus/b.txt", "corpus/a.txt"]}  # given unsorted: read sorted
+    for name, inputs in runs.items():
+        result = run_cli([*inputs, *FILES_RUN, "--out", f"{name}.npz"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        V, H = len(set(PART_A + PART_B)), 9
+        printed = int(re.search(r"(\d+) parameters", result.stdout).group(1))
+        assert printed == H * V + H * H + V * H + H + V, result.stdout  # Wxh, Whh, Why, bh, by
+        assert load_model(str(tmp_path / f"{name}.npz")).num_params == printed
+    for name in ("folder", "files"):  # the same ids, so the same run bit for bit
+        assert_same_run(tmp_path / "joined.npz", tmp_path / f"{name}.npz", 12)
+        meta = read_npz(tmp_path / f"{name}.npz")[1]
+        assert meta["input_files"] == [file_record(a), file_record(b)]  # sorted path order
+        assert meta["vocab"] == "".join(sorted(set(PART_A + PART_B)))
+
+
+def test_resume_checks_every_file(tmp_path):
+    a, b = write_parts(tmp_path / "corpus")
+    assert run_cli(["corpus", *FILES_RUN, "--out", "m.npz"], cwd=tmp_path).returncode == 0
+    seconds = read_npz(tmp_path / "m.npz")[1]["train_seconds"]
+    ok = run_cli(["--resume", "m.npz", "--max-iters", "14"], cwd=tmp_path)  # the stored files
+    assert ok.returncode == 0, ok.stderr
+    meta = read_npz(tmp_path / "m.npz")[1]
+    assert meta["n"] == 14 and meta["train_seconds"] > seconds > 0  # summed over the two runs
+    saved = (tmp_path / "m.npz").read_bytes()
+    write_text(b, PART_B.replace("é", "e", 1) + "!")  # changed: named, nothing written
+    line = assert_error(run_cli(["--resume", "m.npz", "--max-iters", "16"], cwd=tmp_path), 2)
+    assert "b.txt" in line and "not the text this run was trained on" in line, line
+    write_text(b, PART_B)
+    line = assert_error(run_cli(["corpus/a.txt", "--resume", "m.npz", "--max-iters", "16"],
+                                      cwd=tmp_path), 2)
+    assert "1 file(s) now, 2 in the checkpoint" in line, line
+    assert (tmp_path / "m.npz").read_bytes() == saved
+
+
+def test_resume_reads_a_single_input_checkpoint(tmp_path):
+    """A version-1 checkpoint records input, input_bytes and input_sha256 only."""
+    fixtures = os.path.join(ROOT, "tests", "fixtures", "v1")
+    text = (tmp_path / "text.txt")
+    text.write_bytes(open(os.path.join(fixtures, "text.txt"), "rb").read())
+    (tmp_path / "old.npz").write_bytes(open(os.path.join(fixtures, "gist.npz"), "rb").read())
+    old_meta = read_npz(tmp_path / "old.npz")[1]
+    assert "input_files" not in old_meta
+    ok = run_cli(["text.txt", "--resume", "old.npz", "--max-iters", old_meta["n"] + 2,
+                  "--sample-every", "0"], cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert read_npz(tmp_path / "old.npz")[1]["input_files"] == [file_record(text)]
+    (tmp_path / "old.npz").write_bytes(open(os.path.join(fixtures, "gist.npz"), "rb").read())
+    write_text(tmp_path / "other.txt", PART_A)
+    line = assert_error(run_cli(["other.txt", "--resume", "old.npz"], cwd=tmp_path), 2)
+    assert "other.txt" in line and "SHA-256" in line, line
+
+
+def test_folder_without_texts_and_undecodable_file_are_named(tmp_path):
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / ".keep").write_text("x", encoding="utf-8")
+    (tmp_path / "none" / "sub").mkdir()
+    line = assert_error(run_cli(["none", *FILES_RUN, "--out", "x.npz"], cwd=tmp_path), 2)
+    assert "none" in line and "no text files" in line, line
+    write_parts(tmp_path / "mixed")
+    (tmp_path / "mixed" / "bad.txt").write_bytes(b"ok \xff\xfe")
+    line = assert_error(run_cli(["mixed", *FILES_RUN, "--out", "x.npz"], cwd=tmp_path), 2)
+    assert "bad.txt" in line and "utf-8" in line, line
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_init_from_encodes_every_file_and_names_the_one_with_unknown_characters(tmp_path):
+    """--init-from's vocabulary (the v1 gist fixture's: no 'z', no '@') must hold every file."""
+    init = os.path.join(ROOT, "tests", "fixtures", "v1", "gist.npz")
+    (tmp_path / "texts").mkdir()
+    write_text(tmp_path / "texts" / "a.txt", "hello there, said the cat. " * 12)
+    write_text(tmp_path / "texts" / "b.txt", "the dog ran home. " * 12)
+    ok = run_cli(["texts", "--init-from", init, "--max-iters", "2", "--sample-every", "0",
+                  "--out", "m.npz"], cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert len(read_npz(tmp_path / "m.npz")[1]["input_files"]) == 2
+    write_text(tmp_path / "texts" / "c.txt", "lazy @ dog")
+    line = assert_error(run_cli(["texts", "--init-from", init, "--max-iters", "2",
+                                       "--out", "x.npz"], cwd=tmp_path), 2)
+    assert "c.txt" in line and "'z'" in line and "'@'" in line, line
+
+
+def test_out_inside_an_input_folder_or_onto_an_input_file_is_refused(tmp_path):
+    """Everything directly in an INPUT folder is read as text: a checkpoint or log written there
+    would be read by the next run."""
+    a, b = write_parts(tmp_path / "corpus")
+    for args, needle in ((["corpus", "--out", "corpus/m.npz"], "INPUT folder"),
+                         (["corpus", "--out", "x.npz", "--log", "corpus/log.jsonl"],
+                          "INPUT folder"),
+                         (["corpus/a.txt", "corpus/b.txt", "--out", "x.npz", "--log",
+                           "corpus/b.txt"], "same file as INPUT")):
+        line = assert_error(run_cli([*args, *FILES_RUN], cwd=tmp_path), 2)
+        assert needle in line, line
+    assert sorted(os.listdir(tmp_path / "corpus")) == [".hidden.txt", "a.txt", "b.txt", "sub"]
+    assert b.read_text(encoding="utf-8") == PART_B
+
+
+def test_resume_with_a_damaged_input_record_is_one_line(tmp_path):
+    write_parts(tmp_path / "corpus")
+    assert run_cli(["corpus", *FILES_RUN, "--out", "m.npz"], cwd=tmp_path).returncode == 0
+    arrays, meta = read_npz(tmp_path / "m.npz")
+    for key in ("input_files", "input", "input_bytes", "input_sha256"):
+        meta.pop(key, None)
+    for record in ({"input_files": "corpus/a.txt"}, {}, {"input_files": [{"name": "a.txt",
+                                                                         "size": "12"}]}):
+        write_npz(tmp_path / "bad.npz", arrays, {**meta, **record})
+        for args in (["--resume", "bad.npz"], ["corpus", "--resume", "bad.npz"]):
+            line = assert_error(run_cli(args, cwd=tmp_path), 2)
+            assert "bad.npz is damaged" in line and "input" in line, (record, line)
+
+
+# ----------------------------------------------------------------------------- word level: a word
+# cut by a file's end joins the next file's first word; rnnlm.py's parameter count
+
+WORD_PARTS = {"b.txt": "t\n" + "the dog ran to the mat\n" * 3, "a.txt": "the cat sat on the ma"}
+
+
+def test_word_level_files_join_with_nothing_between(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    for name, text in WORD_PARTS.items():
+        (tmp_path / "corpus" / name).write_text(text, encoding="utf-8")
+    (tmp_path / "joined.txt").write_text(WORD_PARTS["a.txt"] + WORD_PARTS["b.txt"],
+                                         encoding="utf-8")
+    D, H = 6, 5
+    args = ["--level", "word", "--cell", "lstm", "--num-layers", "2", "--wordvec-size", D,
+            "--hidden-size", H, "--batch-size", 2, "--seq-length", 3, "--max-iters", 6,
+            "--val-fraction", 0]
+    results = {}
+    for name, inputs in {"joined": ["joined.txt"], "folder": ["corpus"]}.items():
+        results[name] = run("rnnlm.py", [*inputs, *args, "--out", f"{name}.npz"], tmp_path)
+        assert results[name].returncode == 0, results[name].stderr
+    a, meta_a = read_npz(tmp_path / "joined.npz")
+    b, meta_b = read_npz(tmp_path / "folder.npz")
+    words = meta_b["vocab"].split(" ")
+    assert "mat" in words and "ma" not in words and "t" not in words, words
+    assert meta_a["vocab"] == meta_b["vocab"]
+    for name in sorted(a):
+        assert np.array_equal(a[name], b[name]), f"{name} differs"
+    assert [os.path.basename(f["name"]) for f in meta_b["input_files"]] == ["a.txt", "b.txt"]
+    V = len(words)
+    # embedding, two LSTM layers (4 gates each: Wx, Wh, b), affine W and b
+    expected = V * D + (D * 4 * H + H * 4 * H + 4 * H) + (H * 4 * H + H * 4 * H + 4 * H) + H * V + V
+    printed = int(re.search(r"(\d+) parameters", results["folder"].stdout).group(1))
+    assert printed == expected == load_model(str(tmp_path / "folder.npz")).num_params

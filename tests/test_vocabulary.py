@@ -79,3 +79,43 @@ def test_one_distinct_character_trains(tmp_path):
     sampled = run(SAMPLE, ["a.npz", "--length", "5"], cwd=tmp_path)
     assert sampled.returncode == 0, sampled.stderr
     assert sampled.stdout == "aaaaa\n", repr(sampled.stdout)
+
+
+# ----------------------------------------------------------------------------- issue 12: several
+# files read as one text joined with nothing in between
+
+import hashlib  # noqa: E402 (this section's own imports, kept with it)
+
+import numpy as np  # noqa: E402
+
+from common.vocabulary import read_corpus  # noqa: E402
+
+# File names in sorted order with their texts: words cut by file ends ("ca" + "t" + "s" is "cats",
+# "ab" + "cd" + "e f" is "abcde f"), one-word files, a file ending in whitespace, a BOM dropped.
+PARTS = {"1.txt": "the ca", "2.txt": "t", "3.txt": "\ufeffs sat\non ", "4.txt": "ab",
+         "5.txt": "cd", "6.txt": "e f\n"}
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_read_corpus_equals_building_the_joined_text(tmp_path, level):
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for name, text in PARTS.items():
+        write_text(folder / name, text)
+    write_text(folder / ".hidden", "zzz")  # left out, as is the subfolder
+    (folder / "sub").mkdir()
+    write_text(folder / "sub" / "x.txt", "QQQ")
+    joined = "".join(t.lstrip("\ufeff") for t in PARTS.values())
+    vocab_ref, ids_ref, counts_ref = Vocabulary.build(joined, level)
+    order = [folder / n for n in ("6.txt", "2.txt")] + [folder]  # any order, a file given twice
+    vocab, ids, counts, files = read_corpus([str(p) for p in order], level=level)
+    assert vocab.tokens == vocab_ref.tokens and ids.dtype == ids_ref.dtype
+    assert np.array_equal(ids, ids_ref) and np.array_equal(counts, counts_ref)
+    if level == "word":
+        assert "cats" in vocab.tokens and "abcde" in vocab.tokens and "ca" not in vocab.tokens
+    assert files == [{"name": str(folder / n), "size": len(t.encode("utf-8")),
+                      "sha256": hashlib.sha256(t.encode("utf-8")).hexdigest()}
+                     for n, t in PARTS.items()]
+    # encoded in a given vocabulary (--init-from) it gives the same ids
+    _, ids_in, _, _ = read_corpus([str(folder)], level=level, vocab=vocab_ref)
+    assert np.array_equal(ids_in, ids_ref)
