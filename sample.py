@@ -8,14 +8,12 @@ References:
 """
 import argparse
 import collections
-import contextlib
 import io
 import itertools
 import json
 import math
 import os
 import sys
-import tempfile
 import time
 import unicodedata
 
@@ -28,6 +26,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402 (after the thread settings)
 
 from common import cli  # noqa: E402
+from common.checkpoint import write_atomic  # noqa: E402
 from common.interface import load_model  # noqa: E402
 from common.vocabulary import read_text, shown  # noqa: E402
 
@@ -118,31 +117,6 @@ def check_output(path, force):
     if os.path.exists(path) and not force:
         raise cli.UserError(f"--output {path} exists: pass --force to replace it, or choose "
                             "another name")
-
-
-def write_atomically(path, text):
-    """Write text (UTF-8) to a temporary file in path's folder, then rename it over path: a
-    failure at any moment leaves the previous file, or none, never a partial one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give it an ordinary file's mode
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise cli.UserError(f"cannot write --output {path}: {e.strerror}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def score_text(model, text):
@@ -420,7 +394,8 @@ def main(argv=None):
     else:
         generate(model, args, out)
     if args.output is not None:
-        write_atomically(args.output, out.getvalue())
+        # a temporary file in the same folder renamed into place: all or nothing
+        write_atomic(args.output, lambda f: f.write(out.getvalue().encode("utf-8")), "--output")
     return 0
 
 
