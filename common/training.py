@@ -84,7 +84,8 @@ def resume_run(args, given, names, kind):
     """--resume: load args.resume, take the run-defining options `names` from it, and default
     INPUT and --out to the stored input and the checkpoint itself. Returns (arrays, meta)."""
     arrays, meta = load_checkpoint(args.resume, kinds=(kind,))
-    if "input" not in meta:  # e.g. brought home by export.py: weights, no run to continue
+    # no input recorded: e.g. brought home by export.py, weights with no run to continue
+    if "input" not in meta and "input_files" not in meta:
         raise UserError(f"{args.resume} holds weights but no training run to resume: start a "
                         f"new run from it with --init-from {args.resume}")
     take_stored(args, given, meta, names, args.resume)

@@ -591,12 +591,14 @@ def test_resume_with_a_damaged_input_record_is_one_line(tmp_path):
     arrays, meta = read_npz(tmp_path / "m.npz")
     for key in ("input_files", "input", "input_bytes", "input_sha256"):
         meta.pop(key, None)
-    for record in ({"input_files": "corpus/a.txt"}, {}, {"input_files": [{"name": "a.txt",
-                                                                         "size": "12"}]}):
+    for record in ({"input_files": "corpus/a.txt"}, {"input_files": [{"name": "a.txt",
+                                                                     "size": "12"}]}):
         write_npz(tmp_path / "bad.npz", arrays, {**meta, **record})
         for args in (["--resume", "bad.npz"], ["corpus", "--resume", "bad.npz"]):
             line = assert_error(run_cli(args, cwd=tmp_path), 2)
             assert "bad.npz is damaged" in line and "input" in line, (record, line)
+    write_npz(tmp_path / "bad.npz", arrays, meta)  # no input record at all: weights only
+    assert_error(run_cli(["--resume", "bad.npz"], cwd=tmp_path), 2, "--init-from")
 
 
 # ----------------------------------------------------------------------------- word level: a word
