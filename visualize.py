@@ -10,7 +10,6 @@ References:
 """
 import argparse
 import base64
-import hashlib
 import json
 import math
 import os
@@ -21,7 +20,7 @@ from common.checkpoint import write_atomic
 from common.cli import UserError, positive_int, run
 from common.interface import load_model
 from common.training import split_ids
-from common.vocabulary import decode_text, read_text
+from common.vocabulary import read_corpus, read_text
 
 GATES = ("f", "i", "o", "z", "r")  # sigmoids in 0..1: LSTM forget/input/output, GRU update/reset
 SATURATED_LOW, SATURATED_HIGH = 0.1, 0.9  # the paper's thresholds for a left / right saturated gate
@@ -55,27 +54,29 @@ def token_pieces(tokens, level):
 def validation_text(model):
     """The checkpoint's validation text (the last val_fraction of its training text's tokens)
     -> ids, or a UserError saying what to pass instead."""
-    meta = model.meta
-    path = meta.get("input")
-    fraction = meta.get("options", {}).get("val_fraction", 0)
+    fraction = model.meta.get("options", {}).get("val_fraction", 0)
     hint = "pass a TEXT_FILE or --text"
     if not fraction:
         raise UserError(f"no text given and the checkpoint has no validation split "
                         f"(val_fraction 0): {hint}")
-    if not path or not os.path.isfile(path):
-        raise UserError(f"no text given and the training text {path} is no longer there: "
-                        f"{hint}")
+    files = model.input_files or []
+    for f in files:
+        if not os.path.isfile(f["name"]):
+            raise UserError(f"no text given and the training text {f['name']} is no longer "
+                            f"there: {hint}")
+    if not files:
+        raise UserError(f"no text given and the checkpoint names no training text: {hint}")
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise UserError(f"cannot read the training text {path}: {e.strerror}; {hint}") from None
-    if (hashlib.sha256(data).hexdigest() != meta.get("input_sha256")
-            or len(data) != meta.get("input_bytes")):
-        raise UserError(f"no text given and the training text {path} has changed since "
-                        f"training (size or SHA-256 differs): {hint}")
-    text = decode_text(data, meta["options"].get("encoding", "utf-8"), path)
-    ids = model.encode(text, "the training text")
+        _, ids, _, now = read_corpus([f["name"] for f in files],
+                                     model.meta["options"].get("encoding", "utf-8"),
+                                     model.level, model.vocab, "the training text")
+    except UserError as e:
+        raise UserError(f"no text given and the training text cannot be read ({e}): {hint}"
+                        ) from None
+    if [(f["name"], f["size"], f["sha256"]) for f in now] != \
+            [(f["name"], f["size"], f["sha256"]) for f in files]:
+        raise UserError(f"no text given and the training text has changed since training "
+                        f"(size or SHA-256 differs): {hint}")
     return split_ids(ids, fraction, "token")[1]  # the trainers' own split
 
 
