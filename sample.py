@@ -30,6 +30,12 @@ from common.checkpoint import write_atomic  # noqa: E402
 from common.interface import load_model  # noqa: E402
 from common.vocabulary import read_text, shown  # noqa: E402
 
+# What is not printed as it comes (several samples, --json, --beam, --output) is held until the
+# end: its tokens, --num-samples x --length, are bounded by this (about 0.3 GB of ids and text
+# for characters); one sample printed live streams at any --length.
+MAX_HELD_TOKENS = 2 ** 24
+MAX_NATS = math.log(sys.float_info.max)  # exp() of more than this is not a float: ~709.8
+
 
 def read_argument_text(value, encoding, what):
     """--start TEXT, or FILE:path for a file's contents."""
@@ -45,7 +51,9 @@ def build_parser():
     gen.add_argument("--length", type=cli.nonnegative_int, default=500,
                      help="characters to generate after --start (default 500)")
     gen.add_argument("--num-samples", type=cli.positive_int, default=1,
-                     help="samples generated side by side as one batch (default 1)")
+                     help="samples generated side by side as one batch (default 1); all but "
+                          "one printed live are held until the end, so --num-samples x "
+                          f"--length is at most {MAX_HELD_TOKENS} then")
     gen.add_argument("--seed", type=int, default=0,
                      help="random seed: the same seed gives the same text (default 0)")
     gen.add_argument("--start", default=None,
@@ -126,12 +134,15 @@ def score_text(model, text):
     if len(ids) < 2:
         raise cli.UserError(f"the scored text needs at least 2 {model.vocab.unit_name}s (the "
                             "first is only a context)")
-    log_prob, count = model.score(ids)
-    if not math.isfinite(log_prob):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # judged just below
+        log_prob, count = model.score(ids)
+    nats = -log_prob / count
+    # finite weights can still overflow (weights near 1e300): every figure printed, perplexity
+    # = exp(nats) included, must be a finite number
+    if not (math.isfinite(log_prob) and nats < MAX_NATS):
         raise cli.UserError("the model's scores are not finite: its weights are damaged or "
                             "diverged; use another checkpoint", 1)
     tok = "char" if model.level == "char" else "token"
-    nats = -log_prob / count
     figures = {"log_prob": log_prob, f"{tok}s_scored": count, f"nats_per_{tok}": nats,
                f"bits_per_{tok}": nats / math.log(2), "perplexity": math.exp(nats)}
     if tok != "char":  # rates per character of the whole text too, comparable across levels
@@ -258,8 +269,25 @@ def token_blocks(model, args, state, seed_ix, rng, n, size=256):
         yield np.stack(block)  # (steps, K)
 
 
+def is_live(args):
+    """One sampled stream printed to stdout: shown as it comes, held nowhere."""
+    return args.num_samples == 1 and not (args.json or args.beam or args.output)
+
+
+def check_held(args):
+    """What is not printed live is held in memory until the end: refuse more tokens than
+    MAX_HELD_TOKENS before any work."""
+    held = args.num_samples * args.length
+    if not is_live(args) and held > MAX_HELD_TOKENS:
+        raise cli.UserError(f"--num-samples {args.num_samples} x --length {args.length} = {held} "
+                            f"tokens would be held in memory until printed (at most "
+                            f"{MAX_HELD_TOKENS}): give a smaller --num-samples or --length, or "
+                            "--num-samples 1 without --json, --beam or --output, which streams")
+
+
 def generate(model, args, out):
     """Generate --num-samples samples and print them to out (one stream: as they come)."""
+    check_held(args)
     rng = np.random.default_rng(args.seed)
     state, seed_ix, prefix, n = start_state(model, args, rng)
     K = len(seed_ix)
@@ -267,7 +295,7 @@ def generate(model, args, out):
         prefix = ""  # not even the drawn first token
     samples = [Sample(model.vocab, prefix, seed_ix[k], args.stop) for k in range(K)]
     fed = fed_text(samples, token_blocks(model, args, state, seed_ix, rng, n))
-    live = K == 1 and not args.json and not args.beam  # one sampled stream: print as it comes
+    live = is_live(args)  # one sampled stream: print as it comes
     if live:
         write_live(itertools.chain([samples[0].text], fed), out)
     else:
@@ -400,4 +428,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    cli.run(main, memory_hint="a smaller --num-samples")
+    cli.run(main, memory_hint="a smaller --num-samples or --length")
