@@ -270,7 +270,7 @@ def token_blocks(model, args, state, seed_ix, rng, n, size=256):
 
 
 def is_live(args):
-    """One sampled stream printed to stdout: shown as it comes, held nowhere."""
+    """One sampled stream printed to stdout as it comes: held nowhere."""
     return args.num_samples == 1 and not (args.json or args.beam or args.output)
 
 
@@ -295,7 +295,7 @@ def generate(model, args, out):
         prefix = ""  # not even the drawn first token
     samples = [Sample(model.vocab, prefix, seed_ix[k], args.stop) for k in range(K)]
     fed = fed_text(samples, token_blocks(model, args, state, seed_ix, rng, n))
-    live = is_live(args)  # one sampled stream: print as it comes
+    live = K == 1 and not args.json and not args.beam  # one sampled stream: print as it comes
     if live:
         write_live(itertools.chain([samples[0].text], fed), out)
     else:

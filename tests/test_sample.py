@@ -19,8 +19,8 @@ import pytest
 from common import cli as common_cli
 import min_char_rnn
 import sample
-from conftest import (CLI_TIMEOUT, PARAM_NAMES, assert_error, read_npz, run, run_ok, script,
-                      write_text)
+from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, assert_error, read_npz, run, run_ok,
+                      script, write_text)
 
 SAMPLER = script("sample.py")
 
@@ -809,3 +809,73 @@ def test_info_on_a_damaged_checkpoint_is_one_line(tmp_path, capsys):
     write_npz(tmp_path / "vocab.npz", arrays, {**meta, "vocab": meta["vocab"] + " zzz"})
     for name in ("truncated.npz", "empty.npz", "vocab.npz"):
         assert_error(cli(capsys, tmp_path / name, "--info"), 2, name)
+
+
+# ----------------------------------------------------------- memory and non-finite figures
+
+def test_several_samples_beyond_the_held_bound_are_refused_before_any_work(good, capsys):
+    """Samples after the first are held until printed: --num-samples x --length above
+    MAX_HELD_TOKENS is one line naming both options, at once (the issue's `--num-samples 2
+    --length 100000000` once grew ~5 MB/s and printed nothing)."""
+    started = time.monotonic()
+    r = cli(capsys, good["ckpt"], "--num-samples", 2, "--length", 10 ** 8)
+    assert_error(r, 2, "--num-samples 2", "--length 100000000", str(sample.MAX_HELD_TOKENS))
+    assert r.stdout == ""
+    assert time.monotonic() - started < CLI_TIMEOUT  # refused, not generated
+
+
+def test_held_bound_is_exact(good, capsys, monkeypatch):
+    """At the bound both samples are printed in full; above it, refused; one sample printed
+    live has no bound."""
+    monkeypatch.setattr(sample, "MAX_HELD_TOKENS", 60)
+    r = cli(capsys, good["ckpt"], "--num-samples", 2, "--length", 30)
+    assert r.returncode == 0, r.stderr
+    assert [len(s) for s in split_samples(r.stdout, 2)] == [30, 30]
+    assert_error(cli(capsys, good["ckpt"], "--num-samples", 2, "--length", 31, "--start", "1"),
+                 2, "--num-samples 2", "--length 31")
+    # one sample is held too when printed as --json (the text is one JSON value)
+    assert_error(cli(capsys, good["ckpt"], "--json", "--length", 61), 2, "--length 61")
+    assert cli(capsys, good["ckpt"], "--length", 61).returncode == 0  # printed live
+
+
+def test_out_of_memory_names_sample_options(good, tmp_path):
+    """Under a 2 GB address-space limit, 10^9 streams cannot be drawn: the message names
+    sample.py's own options, not a trainer's --batch-size."""
+    resource = pytest.importorskip("resource")
+    limit = 2 * 1024 ** 3
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    r = subprocess.run([sys.executable, SAMPLER, str(good["ckpt"]), "--num-samples",
+                        str(10 ** 9), "--length", "0"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=CLI_TIMEOUT, preexec_fn=limit_memory)
+    line = assert_error(r, 1, "out of memory", "--num-samples", "--length")
+    assert "--batch-size" not in line, line
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e306])
+def test_finite_but_huge_weights_give_one_line_not_a_nan_score(good, tmp_path, scale):
+    """Weights that load (all finite) but overflow when scored: 1e300 makes the perplexity
+    exp(nats) overflow (once an OverflowError traceback), 1e306 the log-probability itself
+    (once RuntimeWarning lines before the error). Exit 1, one line, with or without --json."""
+    arrays, meta = read_npz(good["ckpt"])
+    for name in PARAM_NAMES:
+        arrays[name] = arrays[name] * scale
+    assert all(np.isfinite(arrays[name]).all() for name in PARAM_NAMES)
+    write_npz(tmp_path / "huge.npz", arrays, meta)
+    for extra in ([], ["--json"]):
+        r = run_sampler("huge.npz", "--score", GOOD_TEXT[:200], *extra, cwd=tmp_path)
+        assert_error(r, 1, "not finite")
+        assert r.stdout == ""
+
+
+def test_word_model_with_a_whitespace_only_start_is_one_line(tmp_path):
+    """A --start of spaces and tabs holds no words (a line break would be one: <eos>)."""
+    write_text(tmp_path / "words.txt", "the cat sat on the mat\nthe dog sat\n" * 20)
+    run_ok("rnnlm.py", ["words.txt", "--level", "word", "--hidden-size", "6", "--wordvec-size",
+                        "5", "--batch-size", "2", "--seq-length", "4", "--max-iters", "2",
+                        "--out", "w.npz"], cwd=tmp_path)
+    for start in (" ", " \t  "):
+        r = run_sampler("w.npz", "--start", start, "--length", "5", cwd=tmp_path)
+        assert_error(r, 2, "--start", "no words")
