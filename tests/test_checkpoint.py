@@ -9,10 +9,13 @@ import zipfile
 import numpy as np
 import pytest
 
+import rnnlm
+import sample
 from common.checkpoint import READABLE_VERSIONS
+from common.cli import UserError
 
-from conftest import (SAMPLE, TRAIN, assert_error, assert_nothing_changed, read_npz, run, snapshot,
-                      write_bytes, write_npz)
+from conftest import (SAMPLE, TRAIN, assert_error, assert_nothing_changed, read_npz, run, run_ok,
+                      snapshot, write_bytes, write_npz, write_text)
 
 
 def make_damaged(good_path, case, dest):
@@ -147,3 +150,115 @@ def test_pickled_checkpoint_is_refused_without_unpickling(tmp_path, good, member
         assert "pickle" in message, f"the message should say it holds pickles: {message}"
     unpickle_everything(tmp_path / "evil.npz")
     assert marker.exists(), "test is broken: trusting the file should have created the marker"
+
+
+# ----------------------------------------------------------------------------- the meta schema
+# A damaged meta record of an rnnlm checkpoint: each variant is what a trainer could never have
+# written. --resume and sample.py must each give one line (exit 2) naming the file, never a
+# traceback, a hang or a silent acceptance.
+
+def drop(*path):
+    def change(meta, arrays):
+        record = meta
+        for key in path[:-1]:
+            record = record[key]
+        del record[path[-1]]
+    return change
+
+
+def put(value, *path):
+    def change(meta, arrays):
+        record = meta
+        for key in path[:-1]:
+            record = record[key]
+        record[path[-1]] = value
+    return change
+
+
+def counts(make):
+    return lambda meta, arrays: meta.__setitem__("char_counts", make(meta["char_counts"]))
+
+
+RESUME_DAMAGE = {  # 35 variants: the issue's 31 kinds of damage and a few more
+    **{f"no {name}": drop(name) for name in (
+        "k", "lr", "opt_iter", "best_val_loss", "dropout_rng_state", "sample_rng_state",
+        "input_sha256", "input_bytes", "epoch_loss_sum", "epoch_loss_count", "options",
+        "level", "char_counts")},
+    **{f"no option {name}": drop("options", name) for name in (
+        "optimizer", "cell", "batch_size", "seq_length", "dtype")},
+    "k a string": put("3", "k"), "k true": put(True, "k"), "lr a string": put("0.1", "lr"),
+    "opt_iter -1": put(-1, "opt_iter"), "best_val_loss a string": put("low", "best_val_loss"),
+    "epoch_loss_sum NaN": put(float("nan"), "epoch_loss_sum"),
+    "rng state a string": put("x", "dropout_rng_state"),
+    "optimizer rmsprop": put("rmsprop", "options", "optimizer"),
+    "cell transformer": put("transformer", "options", "cell"),
+    "batch_size 0": put(0, "options", "batch_size"), "seq_length 0": put(0, "options", "seq_length"),
+    "hidden_size a string": put("6", "options", "hidden_size"),
+    "learning_rate 0": put(0, "options", "learning_rate"),
+    "dropout 2": put(2, "options", "dropout"),
+    "lr_decay linear": put("linear", "options", "lr_decay"),
+    "level sentence": put("sentence", "level"),
+    "counts all zero": counts(lambda c: [0] * len(c)),
+}
+SAMPLE_DAMAGE = {  # the issue's list for sample.py (item 9)
+    "counts missing": drop("char_counts"), "counts too long": counts(lambda c: c + [1]),
+    "counts all zero": counts(lambda c: [0] * len(c)), "counts a string": put("x", "char_counts"),
+    "num_layers 0": put(0, "options", "num_layers"),
+    "num_layers 10^9": put(10 ** 9, "options", "num_layers"),
+    "level sentence": put("sentence", "level"),
+    "tied but affine_W stored": put(True, "options", "tie_weights"),
+    "dtype float16": put("float16", "options", "dtype"),
+    "vocabulary entry twice": lambda meta, arrays: meta.__setitem__(
+        "vocab", meta["vocab"][0] + meta["vocab"][:-1]),
+}
+
+
+@pytest.fixture(scope="module")
+def book_model(tmp_path_factory):
+    """A tiny rnnlm.py checkpoint (char level, untied, so it stores affine_W) and its corpus."""
+    folder = tmp_path_factory.mktemp("book")
+    write_text(folder / "corpus.txt", "the cat sat on the mat. " * 30)
+    run_ok("rnnlm.py", ["corpus.txt", "--hidden-size", "6", "--wordvec-size", "5", "--batch-size",
+                        "2", "--seq-length", "4", "--max-iters", "2", "--out", "book.npz"],
+           cwd=folder)
+    return folder / "book.npz"
+
+
+def damaged_copy(book_model, change, dest):
+    arrays, meta = read_npz(book_model)
+    assert "affine_W" in arrays and not meta["options"]["tie_weights"]
+    change(meta, arrays)
+    write_npz(dest, arrays, meta)
+
+
+@pytest.mark.parametrize("case", list(RESUME_DAMAGE))
+def test_damaged_meta_on_resume_is_one_error(book_model, tmp_path, case):
+    """In process (35 interpreter starts would cost ~20 s): rnnlm.main raises the UserError that
+    cli.run prints as one line; any other exception fails the test with its traceback."""
+    damaged_copy(book_model, RESUME_DAMAGE[case], tmp_path / "bad.npz")
+    before = snapshot(tmp_path)
+    with pytest.raises(UserError) as error:
+        rnnlm.main(["--resume", str(tmp_path / "bad.npz"), "--max-iters", "4"])
+    message = str(error.value)  # the input record's check names "the checkpoint to resume"
+    assert error.value.status == 2 and "damaged" in message and "\n" not in message, message
+    assert_nothing_changed(tmp_path, before)
+
+
+@pytest.mark.parametrize("case", list(SAMPLE_DAMAGE))
+def test_damaged_meta_in_sample_is_one_error(book_model, tmp_path, case):
+    damaged_copy(book_model, SAMPLE_DAMAGE[case], tmp_path / "bad.npz")
+    with pytest.raises(UserError) as error:
+        sample.main([str(tmp_path / "bad.npz"), "--length", "5"])
+    message = str(error.value)
+    assert error.value.status == 2 and "bad.npz" in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("script, case", [("rnnlm.py", "no k"), ("rnnlm.py", "optimizer rmsprop"),
+                                          ("sample.py", "num_layers 10^9")])
+def test_damaged_meta_from_a_real_process_is_one_line(book_model, tmp_path, script, case):
+    """The in-process checks above, once each through a real process: one line, exit 2."""
+    damage = {**RESUME_DAMAGE, **SAMPLE_DAMAGE}[case]
+    damaged_copy(book_model, damage, tmp_path / "bad.npz")
+    args = ["--resume", "bad.npz", "--max-iters", "4"] if script == "rnnlm.py" else \
+        ["bad.npz", "--length", "5"]
+    assert_error(run(script, args, cwd=tmp_path), 2, "bad.npz", "damaged")
