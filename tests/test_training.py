@@ -85,9 +85,18 @@ def test_non_finite_validation_loss_stops_and_saves_nothing(trained, tmp_path):
     shutil.copyfile(tmp_path / "good.npz", tmp_path / "model.best.npz")
     before = snapshot(tmp_path)
     r = run(trainer, ["corpus.txt", *TRAINERS[trainer], "--learning-rate", "1e308",
-                      "--eval-every", "1", "--save-every", "1", "--out", "model.npz"], cwd=tmp_path)
+                      "--eval-every", "1", "--save-every", "1", "--log", "logs/run.log",
+                      "--log-every", "1", "--out", "model.npz"], cwd=tmp_path)
+    # one line on stderr (assert_error): no RuntimeWarning lines before it
     assert_error(r, 1, "the validation loss became", "diverged", "--learning-rate")
+    log = (tmp_path / "logs" / "run.log").read_text(encoding="utf-8")
+    shutil.rmtree(tmp_path / "logs")
     assert_nothing_changed(tmp_path, before)
+    # the --log lines written before the stop are strict JSON: no NaN or Infinity
+    lines = log.splitlines()
+    assert lines, "no --log line was written before the stop"
+    for line in lines:
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in --log: {line}"))
 
 
 # ----------------------------------------------------------------------------- --init-from
