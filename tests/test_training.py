@@ -643,3 +643,66 @@ def test_word_level_files_join_with_nothing_between(tmp_path):
     expected = V * D + (D * 4 * H + H * 4 * H + 4 * H) + (H * 4 * H + H * 4 * H + 4 * H) + H * V + V
     printed = int(re.search(r"(\d+) parameters", results["folder"].stdout).group(1))
     assert printed == expected == load_model(str(tmp_path / "folder.npz")).num_params
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 200 KB tmpfs mounted at tmp_path/disk (root only; skipped where mounting is not
+    permitted), unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def fill(disk, leave=0):
+    """Write a filler file until at most `leave` bytes are free on disk's file system."""
+    with open(disk / "filler", "wb") as f:
+        try:
+            while True:
+                free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+                if free <= leave:
+                    break
+                f.write(b"\0" * min(4096, free - leave))
+                f.flush()
+        except OSError:  # full
+            pass
+
+
+def test_full_disk_while_saving_is_one_line_and_keeps_the_checkpoint(trained, small_disk):
+    """A run saved to a small disk, the disk filled, then resumed with a save every iteration:
+    exit 1, one line naming the file and that the previous one is intact, which it is; no
+    temporary file left behind."""
+    trainer = copy_of(trained, small_disk.parent)
+    run_ok(trainer, ["corpus.txt", *TRAINERS[trainer], "--max-iters", "2", "--eval-every", "0",
+                     "--out", "disk/m.npz"], cwd=small_disk.parent)
+    kept = (small_disk / "m.npz").read_bytes()
+    fill(small_disk)
+    r = run(trainer, ["--resume", "disk/m.npz", "--max-iters", "4", "--save-every", "1",
+                      "--eval-every", "0"], cwd=small_disk.parent)
+    assert_error(r, 1, "disk/m.npz", "intact", "space")
+    assert (small_disk / "m.npz").read_bytes() == kept
+    assert sorted(os.listdir(small_disk)) == ["filler", "m.best.npz", "m.npz"] or \
+        sorted(os.listdir(small_disk)) == ["filler", "m.npz"]
+
+
+def test_full_disk_for_the_log_warns_once_and_training_goes_on(trained, small_disk):
+    trainer = copy_of(trained, small_disk.parent)
+    open(small_disk / "run.log", "w").close()
+    fill(small_disk)
+    r = run(trainer, ["corpus.txt", *TRAINERS[trainer], "--max-iters", "6", "--log-every", "1",
+                      "--log", "disk/run.log", "--out", "m.npz"], cwd=small_disk.parent)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if "--log" in line]
+    assert len(warnings) == 1 and "warning: cannot write --log disk/run.log" in warnings[0], \
+        r.stderr
+    assert read_npz(small_disk.parent / "m.npz")[1][ITER_KEY[trainer]] == 6
