@@ -706,3 +706,70 @@ def test_full_disk_for_the_log_warns_once_and_training_goes_on(trained, small_di
     assert len(warnings) == 1 and "warning: cannot write --log disk/run.log" in warnings[0], \
         r.stderr
     assert read_npz(small_disk.parent / "m.npz")[1][ITER_KEY[trainer]] == 6
+
+
+# ----------------------------------------------------------------------------- output paths
+
+def same_file_setup(tmp_path, case):
+    """Files for one check_paths case in tmp_path (corpus.txt and good.npz are there) -> the
+    trainer's extra arguments and what the message must name."""
+    (tmp_path / "sub").mkdir()
+    if case in ("--out the input", "--out ./input", "--out sub/../input"):
+        shutil.copyfile(tmp_path / "corpus.txt", tmp_path / "text.npz")  # a text named .npz
+        out = {"--out the input": "text.npz", "--out ./input": "./text.npz",
+               "--out sub/../input": "sub/../text.npz"}[case]
+        return ["text.npz", "--out", out], ("INPUT",)
+    if case == "--out a symlink to the input":
+        os.symlink("corpus.txt", tmp_path / "link.npz")
+        return ["corpus.txt", "--out", "link.npz"], ("INPUT",)
+    if case == "--out a hard link to the input":
+        os.link(tmp_path / "corpus.txt", tmp_path / "hard.npz")
+        return ["corpus.txt", "--out", "hard.npz"], ("INPUT",)
+    if case == "best of --out is the input":
+        shutil.copyfile(tmp_path / "corpus.txt", tmp_path / "m.best.npz")
+        return ["m.best.npz", "--out", "m.npz"], ("best", "INPUT")
+    if case == "--log the input":
+        return ["corpus.txt", "--log", "sub/../corpus.txt", "--out", "m.npz"], ("--log", "INPUT")
+    if case == "--log the resumed checkpoint":
+        return ["--resume", "good.npz", "--log", "./good.npz", "--max-iters", "5"], \
+            ("--log", "--resume")
+    if case == "--log a hard link to --init-from":
+        os.link(tmp_path / "good.npz", tmp_path / "init.log")
+        return ["corpus.txt", "--init-from", "good.npz", "--log", "init.log", "--out", "m.npz"], \
+            ("--log", "--init-from")
+    if case == "--log --out":
+        return ["corpus.txt", "--log", "m.npz", "--out", "m.npz"], ("--log", "--out")
+    if case == "--log the best of --out":
+        return ["corpus.txt", "--log", "m.best.npz", "--out", "m.npz"], ("--log", "best")
+    if case == "--out without .npz":
+        return ["corpus.txt", "--out", "m"], ("--out m", "m.npz")
+    raise AssertionError(case)
+
+
+PATH_CASES = ["--out the input", "--out ./input", "--out sub/../input",
+              "--out a symlink to the input", "--out a hard link to the input",
+              "best of --out is the input", "--log the input", "--log the resumed checkpoint",
+              "--log a hard link to --init-from", "--log --out", "--log the best of --out",
+              "--out without .npz"]
+
+
+@pytest.mark.parametrize("case", PATH_CASES)
+def test_outputs_never_the_input_a_read_checkpoint_or_each_other(trained, tmp_path, case):
+    """Refused before anything is written (the text was once renamed to text.txt.prev.npz and
+    replaced by a checkpoint; --log once appended JSON to the corpus or a checkpoint)."""
+    trainer = copy_of(trained, tmp_path)
+    args, needles = same_file_setup(tmp_path, case)
+    before = snapshot(tmp_path)
+    r = run(trainer, [*args, *TRAINERS[trainer], "--max-iters", "2"] if "--resume" not in args
+            else args, cwd=tmp_path)
+    assert_error(r, 2, *needles)
+    assert_nothing_changed(tmp_path, before)
+
+
+def test_resume_of_a_checkpoint_named_without_npz(trained, tmp_path):
+    """An older run may have saved to a name without .npz: resuming it in place still works."""
+    trainer = copy_of(trained, tmp_path)
+    os.rename(tmp_path / "good.npz", tmp_path / "oldmodel")
+    run_ok(trainer, ["--resume", "oldmodel", "--max-iters", "5", "--eval-every", "5"],
+           cwd=tmp_path)
+    assert read_npz(tmp_path / "oldmodel")[1][ITER_KEY[trainer]] == 5
