@@ -3,7 +3,10 @@ version or kind, missing or misshapen arrays, NaN, a wrong vocabulary) and pickl
 with one line by sample.py and by --resume, never unpickled, nothing written."""
 import io
 import json
+import os
 import pickle
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -11,6 +14,7 @@ import pytest
 
 import rnnlm
 import sample
+from common import checkpoint
 from common.checkpoint import READABLE_VERSIONS
 from common.cli import UserError
 
@@ -262,3 +266,33 @@ def test_damaged_meta_from_a_real_process_is_one_line(book_model, tmp_path, scri
     args = ["--resume", "bad.npz", "--max-iters", "4"] if script == "rnnlm.py" else \
         ["bad.npz", "--length", "5"]
     assert_error(run(script, args, cwd=tmp_path), 2, "bad.npz", "damaged")
+
+
+# ----------------------------------------------------------------------------- temporary files
+
+def test_temporary_files_carry_the_pid_and_only_dead_runs_ones_are_removed(tmp_path,
+                                                                           monkeypatch):
+    """save_checkpoint's temporary file names its process id; prepare_output removes those of
+    a process that has ended and leaves those of a live one (a second run with the same --out
+    once deleted the first run's file mid-save) and other files alone."""
+    renamed = []
+    real_replace = checkpoint.os.replace
+    monkeypatch.setattr(checkpoint.os, "replace",
+                        lambda src, dst: (renamed.append(src), real_replace(src, dst)))
+    checkpoint.save_checkpoint(str(tmp_path / "m.npz"), {"a": np.zeros(3)}, {"format_version": 2})
+    assert os.path.basename(renamed[0]).startswith(f".m.npz.{os.getpid()}.")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {"dead": f".m.npz.{ended.pid}.abc.tmp", "live": f".m.npz.{live.pid}.abc.tmp",
+                 "other": f".other.npz.{ended.pid}.abc.tmp"}
+        for name in names.values():
+            write_bytes(tmp_path / name, b"partial")
+        checkpoint.prepare_output(str(tmp_path / "m.npz"))
+        left = set(os.listdir(tmp_path))
+    finally:
+        live.kill()
+        live.wait()
+    assert names["dead"] not in left and names["live"] in left and names["other"] in left
+    assert "m.npz" in left
