@@ -6,9 +6,10 @@ import re
 
 import pytest
 
-from common.vocabulary import Vocabulary, split_words
-from conftest import (GOOD_TEXT, SAMPLE, TINY, TRAIN, assert_finite_checkpoint, run, train_fails,
-                      write_bytes, write_text)
+from common.cli import UserError
+from common.vocabulary import Vocabulary, decode_text, split_words
+from conftest import (GOOD_TEXT, SAMPLE, TINY, TRAIN, assert_error, assert_finite_checkpoint,
+                      assert_nothing_changed, run, snapshot, train_fails, write_bytes, write_text)
 
 TOY = "you say goodbye and i say hello ."  # DLFS2 ch.2-5's corpus
 
@@ -119,3 +120,42 @@ def test_read_corpus_equals_building_the_joined_text(tmp_path, level):
     # encoded in a given vocabulary (--init-from) it gives the same ids
     _, ids_in, _, _ = read_corpus([str(folder)], level=level, vocab=vocab_ref)
     assert np.array_equal(ids_in, ids_ref)
+
+
+# ----------------------------------------------------------------------------- lone surrogates,
+# and a codec that raises
+
+# r"\ud800" is six ASCII bytes; --encoding unicode_escape decodes them to a lone surrogate, which
+# is no character (it cannot be written as UTF-8: once a checkpoint no script could load)
+SURROGATE_TEXT = GOOD_TEXT[:300] + "\\ud800" + GOOD_TEXT[300:]
+TEXT_CASES = {"surrogate": ("unicode_escape", ["surrogate", "U+D800", "offset 300"]),
+              "undefined": ("undefined", ["undefined"])}  # the codec that always raises
+SCRIPT_CASES = {  # script -> its arguments, the text file being t.txt
+    "min_char_rnn.py": ["t.txt", *TINY, "--max-iters", "2", "--out", "m.npz"],
+    "rnnlm.py": ["t.txt", "--hidden-size", "5", "--wordvec-size", "4", "--max-iters", "2",
+                 "--out", "m.npz"],
+    "sample.py --score-file": ["CKPT", "--score-file", "t.txt"],
+    "sample.py --start FILE:": ["CKPT", "--start", "FILE:t.txt", "--length", "3"],
+    "visualize.py": ["CKPT", "t.txt", "--out", "page.html"],
+}
+
+
+@pytest.mark.parametrize("case", list(TEXT_CASES))
+@pytest.mark.parametrize("script", list(SCRIPT_CASES))
+def test_lone_surrogates_and_a_raising_codec_are_one_line(tmp_path, good, script, case):
+    encoding, needles = TEXT_CASES[case]
+    write_text(tmp_path / "t.txt", SURROGATE_TEXT if case == "surrogate" else GOOD_TEXT)
+    args = [str(good["ckpt"]) if a == "CKPT" else a for a in SCRIPT_CASES[script]]
+    before = snapshot(tmp_path)
+    r = run(script.split()[0], [*args, "--encoding", encoding], cwd=tmp_path)
+    assert_error(r, 2, "t.txt", *needles)
+    assert r.stdout == "" or script.startswith(("min_char", "rnnlm"))
+    assert_nothing_changed(tmp_path, before)
+
+
+def test_decode_text_refuses_what_is_not_whole_characters():
+    with pytest.raises(UserError, match="U\\+DC80.* offset 2"):
+        decode_text(b"ab\\udc80", "unicode_escape", "x.txt")
+    with pytest.raises(UserError, match="--encoding undefined"):
+        decode_text(b"abc", "undefined", "x.txt")
+    assert decode_text("a\U0001F600b".encode("utf-8")) == "a\U0001F600b"  # a pair is one char
