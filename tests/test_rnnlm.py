@@ -2,12 +2,16 @@
 and sample.py, resuming exactly, and its input errors. The models are tested in test_models.py,
 the run contract both trainers share in test_training.py."""
 import json
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
 import rnnlm
 from common.checkpoint import load_checkpoint
-from conftest import SAMPLE, read_log, run
+from conftest import (CLI_TIMEOUT, SAMPLE, read_log, read_npz, run, run_ok, script,
+                      write_text)
 
 SCRIPT = "rnnlm.py"
 TOY = "you say goodbye and i say hello ."  # DLFS2 ch.2-5's corpus
@@ -103,3 +107,48 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
         assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, \
             result.stderr
         assert not (tmp_path / "x.npz").exists()
+
+
+# ----------------------------------------------------------------------------- word level text
+
+# Peak resident memory of training on LONG_WORD_TEXT: 1.69 GB measured at commit 60c19fb (a
+# fixed-width string array: number of words x longest word); 41 MB now (most of it the
+# interpreter, numpy and tqdm). 300 MB is a generous bound the old code exceeds 5x over.
+WORD_RSS_BOUND_MB = 300
+# 42 KB: 7,200 short words, then one word of 20,000 characters
+LONG_WORD_TEXT = " ".join(["ab", "cd", "efg", "h"] * 1800) + "\n" + "x" * 20000 + "\n"
+RSS_PROBE = """
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.stderr.write(r.stderr)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # KB on Linux
+sys.exit(r.returncode)
+"""
+
+
+def test_word_level_memory_is_near_the_text_size_for_one_long_word(tmp_path):
+    resource = pytest.importorskip("resource")  # noqa: F841 (Linux and macOS: the probe uses it)
+    write_text(tmp_path / "long.txt", LONG_WORD_TEXT)
+    assert 40_000 < len(LONG_WORD_TEXT) < 46_000
+    # a fresh interpreter runs the trainer, so the peak is the trainer's alone
+    r = subprocess.run([sys.executable, "-c", RSS_PROBE, sys.executable, script(SCRIPT),
+                        "long.txt", "--level", "word", "--hidden-size", "8", "--wordvec-size", "8",
+                        "--max-iters", "3", "--out", "w.npz"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=CLI_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    peak_mb = int(r.stdout.split()[-1]) / 1024
+    assert peak_mb < WORD_RSS_BOUND_MB, f"peak RSS {peak_mb:.0f} MB"
+    assert "x" * 20000 in read_npz(tmp_path / "w.npz")[1]["vocab"].split(" ")
+
+
+def test_word_level_keeps_nul_characters_inside_words(tmp_path):
+    """"c\\x00" is a word of its own (once merged into "c"), so the training text scores."""
+    text = "c\x00 c d\x00e c\n\x00 d c\x00\n" * 20
+    write_text(tmp_path / "nul.txt", text)
+    run_ok(SCRIPT, ["nul.txt", "--level", "word", "--hidden-size", "5", "--wordvec-size", "4",
+                    "--max-iters", "2", "--out", "w.npz"], cwd=tmp_path)
+    vocab = read_npz(tmp_path / "w.npz")[1]["vocab"].split(" ")
+    assert vocab == sorted({"c\x00", "c", "d\x00e", "\x00", "d", "<eos>"})
+    r = run("sample.py", ["w.npz", "--score-file", "nul.txt", "--json"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["tokens_scored"] == len(text.split()) + text.count("\n") - 1
