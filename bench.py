@@ -4,6 +4,7 @@ machine's measured matrix-multiply speed. A benchmark, not a test: run it on a q
 
     python bench.py            # all figures (a few minutes)
     python bench.py --quick    # fewer, shorter runs
+    python bench.py --table    # only issue 13's rows, each figure beside its reference
     python bench.py quality --input FILE --budget-seconds 70 --out CKPT   # the quality race
 
 References:
