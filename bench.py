@@ -4,6 +4,7 @@ machine's measured matrix-multiply speed. A benchmark, not a test: run it on a q
 
     python bench.py            # all figures (a few minutes)
     python bench.py --quick    # fewer, shorter runs
+    python bench.py --table    # only issue 13's rows, each figure beside its reference
     python bench.py quality --input FILE --budget-seconds 70 --out CKPT   # the quality race
 
 References:
@@ -275,7 +276,13 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="shorter runs, fewer configurations")
     ap.add_argument("--input", default=None,
                     help="text to train on (default: tiny Shakespeare if present, else generated)")
+    ap.add_argument("--table", action="store_true",
+                    help="only issue 13's table: each figure beside its reference (a few minutes)")
     args = ap.parse_args(argv)
+    if args.table:
+        path, text = bench_text(args.input)
+        issue13_table(path, len(set(text)), args.quick)
+        return 0
     # first, while no other child process has raised the children's peak memory figure
     size, seconds, peak_mb = startup_100mb()
     print(f"start-up on a {size / 1e6:.0f} MB corpus: {seconds:.1f} s, peak memory {peak_mb:.0f} MB")
@@ -320,8 +327,131 @@ def main(argv=None):
     print(f"SimpleRnnlm forward + backward (N=32, T=100, D=H=512, V=65, float32): "
           f"{layers * 1e3:.1f} ms; lossFun on the same sizes: {gist_math * 1e3:.1f} ms; "
           f"ratio {layers / gist_math:.2f}")
+    issue13_table(path, V, args.quick)
     return 0
 
+
+
+# ----------------------------------------------------------------------------- issue 13's table
+
+GATE_BLOCKS = {"rnn": 1, "gru": 3, "lstm": 4}  # blocks of H columns in a cell's Wx, Wh and b
+TABLE_SIZES = {"D": 256, "H": 256, "N": 32, "T": 20}  # issue 13's rnnlm.py rows
+
+
+def rnnlm_flops_per_char(cell, D, H, V):
+    """Nominal product work per character of a one-layer rnnlm.py model, as issue 13 counts it:
+    forward and backward (6 flops per weight) of x Wx, h Wh and the output layer. With a small
+    vocabulary the code looks x Wx up in a (V, G H) table instead, so this is an upper bound."""
+    return 6 * (GATE_BLOCKS[cell] * H * (D + H) + H * V)
+
+
+def rnnlm_cli_chars_per_s(path, cell, iters, D, H, N, T):
+    """Training speed of the whole rnnlm.py process (one layer of `cell`, float32, Adam, no
+    clipping, no validation): two runs of different length, so start-up cancels."""
+    def run(n):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, os.path.join(HERE, "rnnlm.py"), path, "--cell", cell,
+                   "--wordvec-size", str(D), "--hidden-size", str(H), "--batch-size", str(N),
+                   "--seq-length", str(T), "--optimizer", "adam", "--learning-rate", "0.003",
+                   "--dtype", "float32", "--val-fraction", "0", "--max-iters", str(n),
+                   "--save-every", "0", "--eval-every", "0", "--log-every", "0",
+                   "--out", os.path.join(tmp, "c.npz")]
+            return timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL))
+    short, long_ = run(iters // 5), run(iters)
+    return (iters - iters // 5) * N * T / (long_ - short)
+
+
+def torch_rnnlm_chars_per_s(V, cell, iters, D, H, N, T):
+    """The same model in PyTorch: embedding, nn.LSTM or nn.GRU (oneDNN's fused cells on a CPU),
+    linear output, mean cross-entropy, Adam, the state carried from batch to batch, float32,
+    torch's own thread count. None when torch is not installed (it is never a dependency)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    cells = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
+    embed, layer, out = torch.nn.Embedding(V, D), cells[cell](D, H, batch_first=True), \
+        torch.nn.Linear(H, V)
+    params = [*embed.parameters(), *layer.parameters(), *out.parameters()]
+    opt = torch.optim.Adam(params, lr=0.003)
+    data = torch.randint(V, (N, T * iters + 1))
+    state = None
+
+    def iteration(k):
+        nonlocal state
+        x, y = data[:, k * T:(k + 1) * T], data[:, k * T + 1:(k + 1) * T + 1]  # (N, T) each
+        hs, state = layer(embed(x), state)
+        loss = torch.nn.functional.cross_entropy(out(hs).reshape(N * T, V), y.reshape(N * T))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        state = tuple(s.detach() for s in state) if cell == "lstm" else state.detach()
+
+    iteration(0)  # warm-up
+    seconds = timed(lambda: [iteration(k) for k in range(1, iters)])
+    return (iters - 1) * N * T / seconds
+
+
+def sample_cli_seconds(ckpt, K, length):
+    """Seconds the whole sample.py process needs for K samples of `length` characters side by
+    side, start-up and loading removed (a run of length / 10 subtracted, scaled back)."""
+    def run(n):
+        cmd = [sys.executable, os.path.join(HERE, "sample.py"), ckpt, "--length", str(n),
+               "--num-samples", str(K)]
+        return timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL))
+    return (run(length) - run(length // 10)) * length / (length - length // 10)
+
+
+def best_pair(first, second, repeats):
+    """(best of first(), best of second()), each a rate (higher is better), over `repeats`
+    rounds run alternately, so that both see the same machine and a busy moment spoils neither."""
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(first())
+        b.append(second())
+    return max(a), max(b)
+
+
+def issue13_table(path, V, quick):
+    """Issue 13's rows: each project figure beside its reference, measured side by side here."""
+    peak32 = matmul_gflops("float32")
+    repeats = 2 if quick else 3
+    D, H, N, T = (TABLE_SIZES[k] for k in "DHNT")
+    iters = 60 if quick else 200
+    print(f"issue 13 (best of {repeats} alternating rounds; float32 matmul peak "
+          f"{peak32:.1f} GFLOP/s):")
+    for cell in ("gru", "lstm"):
+        ours, ref = best_pair(lambda: rnnlm_cli_chars_per_s(path, cell, iters, D, H, N, T),
+                              lambda: torch_rnnlm_chars_per_s(V, cell, iters, D, H, N, T)
+                              or float("nan"), repeats)
+        share = ours * rnnlm_flops_per_char(cell, D, H, V) / 1e9 / peak32
+        print(f"  rnnlm.py {cell.upper()} training H={H} D={D} N={N} T={T} float32 Adam: "
+              f"{ours / 1000:.1f}k chars/s ({100 * share:.0f}% of the float32 peak); "
+              f"PyTorch nn.{cell.upper()}: {ref / 1000:.1f}k chars/s; ratio {ours / ref:.2f}x")
+    steps = 1500 if quick else 6000
+    ours, ref = best_pair(lambda: train_cli_chars_per_s(path, 1, 100, 25, "float64", steps) / 25,
+                          lambda: 1 / gist_iteration_seconds(V, iters=steps // 10), repeats)
+    print(f"  min_char_rnn.py B=1 H=100 T=25 float64: {1e3 / ours:.3f} ms/iter; the gist's "
+          f"per-step work: {1e3 / ref:.3f} ms/iter; ratio {ours / ref:.2f}x")
+    length = 4000 if quick else 20000
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, script, flags in (
+                ("min_char_rnn.py H=100", "min_char_rnn.py", ["--max-iters", "1"]),
+                ("rnnlm.py LSTM H=256", "rnnlm.py", ["--cell", "lstm", "--hidden-size", "256",
+                                                     "--wordvec-size", "64", "--max-iters", "1"])):
+            ckpt = os.path.join(tmp, script[:-3] + ".npz")
+            subprocess.run([sys.executable, os.path.join(HERE, script), path, *flags,
+                            "--val-fraction", "0", "--out", ckpt], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            n = length if script == "min_char_rnn.py" else length // 4
+            many, one = best_pair(lambda: 1 / sample_cli_seconds(ckpt, 8, n),
+                                  lambda: 1 / sample_cli_seconds(ckpt, 1, n), repeats)
+            print(f"  sample.py {name}, 8 samples of {n} characters side by side: {1 / many:.2f} s;"
+                  f" one sample: {1 / one:.2f} s; {one / many:.2f}x the time of one")
+    print("  quality race: python bench.py quality --input tinyshakespeare.txt "
+          "--budget-seconds 70 --out q.npz (about 100 s a run; the issue asks for the median of 3)")
 
 if __name__ == "__main__":
     cli.run(main)

@@ -87,13 +87,23 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, out=None):
     hs[0] = hprev.T
     # x_t is one-hot, so Wxh x_t is column x_t of Wxh: picking the columns for all T steps at once
     # is the same math as the gist's V-wide one-hot products, without the (V, T, B) one-hot tensor.
-    hraw = (Wxh.T[ids] + bh.T).reshape(T, B, H)  # (T, B, H) (Wxh x_t + bh)^T for every step
-    Whh_T = Whh.T.copy()                   # (H, H) contiguous: BLAS is up to 2x slower on a view
-    for t in range(T):
-        hraw[t] += np.dot(hs[t], Whh_T)        # (Wxh x_t + Whh h_{t-1} + bh)^T
-        np.tanh(hraw[t], out=hs[t + 1])        # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
+    hraw = Wxh.T[ids].reshape(T, B, H)     # (T, B, H) (Wxh x_t)^T for every step, a new array
+    hraw += bh.T                           # (Wxh x_t + bh)^T
+    # Each step is three numpy calls writing into arrays made beforehand (the matrix product, the
+    # add, tanh): at B = 1 a call's fixed cost outweighs its arithmetic. One stream takes the steps
+    # as vectors (H,), so numpy asks BLAS for a matrix-vector product and reads Whh^T as a view.
+    if B == 1:
+        h_steps, a_steps, Whh_T = hs[:, 0], hraw[:, 0], Whh.T  # (T+1, H), (T, H), (H, H) view
+    else:  # rows (B, H) times a contiguous Whh^T: BLAS's matrix product is up to 2x slower on a view
+        h_steps, a_steps, Whh_T = hs, hraw, Whh.T.copy()   # (T+1, B, H), (T, B, H), (H, H)
+    hWhh = np.empty_like(h_steps[0])       # (H,) or (B, H) scratch for (Whh h_{t-1})^T
+    for h_prev, a, h in zip(h_steps[:-1], a_steps, h_steps[1:]):
+        np.dot(h_prev, Whh_T, out=hWhh)    # (Whh h_{t-1})^T
+        a += hWhh                          # (Wxh x_t + Whh h_{t-1} + bh)^T
+        np.tanh(a, out=h)                  # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
     hs_out = hs[1:].reshape(T * B, H)      # (T*B, H) h_t^T of every step (a view)
-    ys = hs_out @ Why.T + by.T             # (T*B, V) y_t = Why h_t + by, unnormalised log-probs
+    ys = hs_out @ Why.T                    # (T*B, V) (Why h_t)^T
+    ys += by.T                             # y_t = Why h_t + by, unnormalised log-probs
     # softmax: subtracting each row's max leaves p_t unchanged and keeps exp() from overflowing
     ys -= ys.max(axis=1, keepdims=True)
     rows = np.arange(T * B)                # (T*B,)
@@ -104,19 +114,26 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, out=None):
 
     # backward pass: compute gradients going backwards
     grads = np.empty(num_params(V, H), dtype=dtype) if out is None else out  # (P,)
-    d = flat_views(grads, V, H)
+    d = gradient_views(grads, V, H)
     dy = ps                                # (T*B, V) reuses the buffer of ps
-    dy /= sums * B                         # p_t / B: the loss is a mean over the B streams
+    sums *= B                              # (T*B, 1) the loss is a mean over the B streams:
+    dy /= sums                             # p_t / B
     dy[rows, tgt] -= 1 / B                 # softmax with cross-entropy gives dy = p - onehot
     np.matmul(dy.T, hs_out, out=d["Why"])  # dWhy = sum_t dy_t h_t^T
     dy.sum(axis=0, out=d["by"][:, 0])      # dby = sum_t dy_t
-    dh = (dy @ Why).reshape(T, B, H)       # (T, B, H) (Why^T dy_t)^T, the gradient into h_t from y_t
-    dtanh = 1 - hs[1:] * hs[1:]            # (T, B, H) tanh' = 1 - h_t^2
-    for t in reversed(range(T)):
-        if t < T - 1:
-            dh[t] += np.dot(dh[t + 1], Whh)    # + Whh^T dhraw_{t+1}: h_t feeds h_{t+1} through Whh
-        dh[t] *= dtanh[t]                      # dhraw_t = (1 - h_t^2) * dh_t, backprop through tanh
-    dhraw = dh.reshape(T * B, H)           # (T*B, H) gradient at the tanh inputs, a view of dh
+    dh = dy @ Why                          # (T*B, H) (Why^T dy_t)^T, the gradient into h_t from y_t
+    dtanh = np.multiply(hs_out, hs_out)    # (T*B, H) h_t^2
+    np.subtract(1, dtanh, out=dtanh)       # tanh' = 1 - h_t^2
+    # the steps backwards, as vectors (H,) for one stream and rows (B, H) for several, as forward
+    dh_steps = dh.reshape(T, B, H)[:, 0] if B == 1 else dh.reshape(T, B, H)  # view of dh
+    dt_steps = dtanh.reshape(T, B, H)[:, 0] if B == 1 else dtanh.reshape(T, B, H)  # view of dtanh
+    dh_steps[T - 1] *= dt_steps[T - 1]     # dhraw_{T-1} = (1 - h^2) * dh: no step T sends back
+    dh_next = np.empty_like(dh_steps[0])   # (H,) or (B, H) scratch for (Whh^T dhraw_{t+1})^T
+    for dhraw_next, dh_t, dt in zip(dh_steps[::-1], dh_steps[-2::-1], dt_steps[-2::-1]):
+        np.dot(dhraw_next, Whh, out=dh_next)   # (Whh^T dhraw_{t+1})^T: h_t feeds h_{t+1} via Whh
+        dh_t += dh_next                        # dh_t = Why^T dy_t + Whh^T dhraw_{t+1}
+        dh_t *= dt                             # dhraw_t = (1 - h_t^2) * dh_t, backprop through tanh
+    dhraw = dh                             # (T*B, H) gradient at the tanh inputs, every step
     np.matmul(dhraw.T, hs[:-1].reshape(T * B, H), out=d["Whh"])  # dWhh = sum_t dhraw_t h_{t-1}^T
     dhraw.sum(axis=0, out=d["bh"][:, 0])   # dbh = sum_t dhraw_t
     # dWxh = sum_t dhraw_t x_t^T adds dhraw_t into column x_t: rows of dWxh^T, summed per id
@@ -126,6 +143,20 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, out=None):
         np.clip(grads, -clip, clip, out=grads)  # the gist's elementwise clip, against exploding gradients
     hlast = hs[T].T.copy()                 # (H, B) h_{T-1}, the next block's hprev
     return (loss, d["Wxh"], d["Whh"], d["Why"], d["bh"], d["by"], hlast)
+
+
+_last_views = (None, None)  # the last buffer gradient_views split, and its views
+
+
+def gradient_views(grads, vocab_size, hidden_size):
+    """flat_views of lossFun's gradient buffer, kept for the buffer seen last: the training loop
+    passes the same one every iteration, and splitting it anew costs about two steps' time at B = 1."""
+    global _last_views
+    buf, views = _last_views
+    if buf is not grads or views["Wxh"].shape != (hidden_size, vocab_size):
+        views = flat_views(grads, vocab_size, hidden_size)
+        _last_views = (grads, views)
+    return views
 
 
 def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):

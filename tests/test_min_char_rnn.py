@@ -209,6 +209,26 @@ def test_init_params_shapes_and_gist_draws():
     assert params["by"].shape == (V, 1) and not params["by"].any()
 
 
+def test_out_buffer_reused_holds_the_same_gradients_as_fresh_arrays():
+    V, H, T = 7, 5, 4
+    rng = np.random.default_rng(12)
+    params = random_params(rng, V, H, scale=0.5)
+    out = np.empty(mcr.num_params(V, H))  # (P,) as the training loop passes it, call after call
+    for B in (1, 3, 1):  # the views of `out` are kept between calls: shapes must not leak
+        inputs, targets = rng.integers(0, V, size=(B, T)), rng.integers(0, V, size=(B, T))
+        hprev = np.tanh(rng.standard_normal((H, B)))  # (H, B)
+        fresh = grads_of(mcr.lossFun(inputs, targets, hprev, params))
+        result = mcr.lossFun(inputs, targets, hprev, params, out=out)
+        for name, g in zip(PARAM_NAMES, result[1:6]):
+            assert np.shares_memory(g, out), name
+            assert np.array_equal(g, fresh[name]), name
+    other = np.empty(mcr.num_params(V + 1, H))  # another vocabulary: its own views
+    inputs = rng.integers(0, V + 1, size=T)
+    result = mcr.lossFun(inputs, inputs, np.zeros((H, 1)), random_params(rng, V + 1, H, 0.5),
+                         out=other)
+    assert result[1].shape == (H, V + 1) and np.shares_memory(result[1], other)
+
+
 def test_clip_is_elementwise_np_clip_of_raw_gradients():
     V, H, T = 7, 5, 30
     rng = np.random.default_rng(11)

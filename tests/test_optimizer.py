@@ -26,3 +26,27 @@ def test_optimizers_and_clip_follow_the_book():
     norm = optimizer.clip_grads(grads, 1.0)
     assert norm == math.sqrt(28)
     np.testing.assert_allclose(grads[0], 2.0 / (math.sqrt(28) + 1e-6))
+
+
+ADAM_RTOL = 1e-12  # float64: m = b1 m + (1 - b1) g and the code's m += (1 - b1)(g - m) round
+                   # differently, by ~1e-16 relative per step; a few steps stay far below 1e-12
+
+
+def test_adam_over_steps_and_shapes_follows_the_rule_written_out():
+    rng = np.random.default_rng(8)
+    shapes = [(3, 4), (5,), (2, 3)]  # sizes differ: work arrays must never mix parameters
+    params = [rng.standard_normal(s) for s in shapes]
+    p_ref = [p.copy() for p in params]
+    m_ref, v_ref = [np.zeros(s) for s in shapes], [np.zeros(s) for s in shapes]
+    opt = optimizer.Adam(0.01)
+    for t in range(1, 5):
+        grads = [rng.standard_normal(s) for s in shapes]
+        opt.update(params, grads)
+        lr_t = 0.01 * math.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+        for p, g, m, v in zip(p_ref, grads, m_ref, v_ref):
+            m[...] = 0.9 * m + 0.1 * g
+            v[...] = 0.999 * v + 0.001 * g * g
+            p -= lr_t * m / (np.sqrt(v) + 1e-7)
+    for p, p_r, m, m_r in zip(params, p_ref, opt.m, m_ref):
+        np.testing.assert_allclose(m, m_r, rtol=ADAM_RTOL)
+        np.testing.assert_allclose(p, p_r, rtol=ADAM_RTOL)
