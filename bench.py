@@ -44,8 +44,9 @@ def bench_text(path=None):
     return path, text
 
 
-def matmul_gflops(dtype, n=1024, repeats=5):
-    """Best-of-repeats speed of an n x n matrix multiply, in GFLOP/s (2 n^3 flops)."""
+def matmul_gflops(dtype, n=1024, repeats=10):
+    """Best-of-repeats speed of an n x n matrix multiply, in GFLOP/s (2 n^3 flops). On a shared
+    machine one slow run is common; the best of ten is this machine's peak, as the shares use it."""
     a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)  # (n, n)
     a @ a  # warm up the BLAS threads
     best = min(timed(lambda: a @ a) for _ in range(repeats))
@@ -272,7 +273,18 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["quality"]:
         return quality(argv[1:])
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap = argparse.ArgumentParser(
+        usage="bench.py [-h] [--quick] [--input INPUT]\n"
+              "       bench.py quality --input FILE [--budget-seconds S] --out CKPT [--seed N]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Throughput figures: training and sampling characters per second, each also\n"
+                    "as a share of this machine's measured matrix-multiply speed and as a ratio\n"
+                    "against the gist (and PyTorch when installed). A benchmark, not a test: run\n"
+                    "it on a quiet machine (a few minutes; --quick for less).",
+        epilog="bench.py quality: the quality race. Trains the best configuration found for\n"
+               "the budget for S seconds on the first 90% of FILE, keeps the best-validation\n"
+               "checkpoint at CKPT and prints the validation-loss curve, then val_loss=<x>\n"
+               "(bench.py quality --help for its options).")
     ap.add_argument("--quick", action="store_true", help="shorter runs, fewer configurations")
     ap.add_argument("--input", default=None,
                     help="text to train on (default: tiny Shakespeare if present, else generated)")
@@ -304,7 +316,9 @@ def main(argv=None):
     for B, H, T, iters in configs:
         for dtype in ("float64", "float32"):
             cps = train_cli_chars_per_s(path, B, H, T, dtype, max(10, int(iters * scale)))
-            share = cps * flops_per_char(H, V) / 1e9 / peak[dtype]
+            achieved = cps * flops_per_char(H, V) / 1e9  # GFLOP/s of this training run
+            peak[dtype] = max(peak[dtype], achieved)  # a measured rate is never above the peak
+            share = achieved / peak[dtype]
             line = (f"  B={B:<3d} H={H:<4d} T={T:<4d} {dtype}: {cps / 1000:8.1f}k chars/s  "
                     f"{cps / gist_cps:5.2f}x gist  {100 * share:5.1f}% of matmul peak")
             torch_cps = torch_chars_per_s(V, B, H, T, max(10, iters // 20)) \

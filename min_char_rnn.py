@@ -233,11 +233,7 @@ def build_parser():
     run_group.add_argument("--out", default=None, help="checkpoint file (default: "
                            "out/min_char_rnn-<input name>.npz, or the --resume file); the best by "
                            "validation loss is kept beside it as <name>.best.npz")
-    run_group.add_argument("--sample-every", type=f, default=100,
-                           help="print a sample and the loss every N iterations (default 100; "
-                                "0: never)")
-    run_group.add_argument("--sample-length", type=i, default=200,
-                           help="characters per printed sample (default 200)")
+    training.add_print_options(run_group, "a sample and the loss")
     run_group.add_argument("--eval-max-chars", type=f, default=0,
                            help="evaluate on at most this many validation characters (default 0: "
                                 "all)")
@@ -318,8 +314,9 @@ def main(argv=None):
         inputs = streams[:, p:p + T]           # (B, T)
         targets = streams[:, p + 1:p + T + 1]  # (B, T) the next character of each input
 
-        # sample from the model now and then
-        if args.sample_every and n % args.sample_every == 0:
+        # sample from the model now and then (every --sample-every iterations, or by the clock)
+        print_now = run.print_due(n)
+        if print_now:
             sample_ix = sample(params, hprev[:, :1], inputs[:1, 0], rng)
             txt = "".join(ix_to_char[ix[0]] for ix in itertools.islice(sample_ix, args.sample_length))
             tqdm.write(f"----\n {txt} \n----")
@@ -328,7 +325,7 @@ def main(argv=None):
         loss, *_, hprev = lossFun(inputs, targets, hprev, params, out=grads)
         run.check(loss, "the loss", n)
         smooth_loss = smooth_loss * 0.999 + loss * 0.001
-        if args.sample_every and n % args.sample_every == 0:
+        if print_now:
             tqdm.write(f"iter {n}, loss: {smooth_loss:f}")  # print progress
         run.trained(n, loss / T, loss=loss, loss_per_char=loss / T, smooth_loss=smooth_loss)
 
@@ -349,10 +346,13 @@ def main(argv=None):
         if len(val) and (finished or (args.eval_every and n % args.eval_every == 0)):
             nats, count, _ = evaluate(params, eval_ids)
             run.validated(n, nats / count, save, val_bits_per_char=nats / count / math.log(2))
+            finished = finished or run.out_of_patience  # --patience: no new best for a while
         if finished or run.stop.signum or (args.save_every and n % args.save_every == 0):
             save(args.out)
         if run.stop.signum:
             return run.interrupted(n)
+        if finished:
+            break
     run.close()
     where = f"; saved to {args.out}" if args.out in run.saved else ""  # no iterations: nothing saved
     print(f"done: {n} iterations, smooth loss {smooth_loss:.4f}{where}")

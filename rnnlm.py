@@ -88,10 +88,7 @@ def build_parser():
     run.add_argument("--out", default=None, help="checkpoint file (default: out/rnnlm-<input "
                      "name>.npz, or the --resume file); the best by validation loss is kept "
                      "beside it as <name>.best.npz")
-    run.add_argument("--sample-every", type=f, default=0,
-                     help="print a sample every N iterations (default 0: never)")
-    run.add_argument("--sample-length", type=i, default=200,
-                     help="tokens per printed sample (default 200)")
+    training.add_print_options(run, "a sample and the mean loss since the last one")
     training.add_run_options(run)
     return ap
 
@@ -274,7 +271,8 @@ def main(argv=None):
     train_seconds = 0.0  # time spent in training iterations only (for --time-budget)
     clock = training.EvalClock(args.eval_every_seconds)
     while max_iters is None or k < max_iters:
-        if args.sample_every and k % args.sample_every == 0:
+        print_now = run.print_due(k)  # every --sample-every iterations, or by the clock
+        if print_now:
             print_sample(lm, get_batch(xs, ts, N, T, k)[0][0, 0], args.sample_length, sample_rng)
         t_start = time.perf_counter()
         x, t = get_batch(xs, ts, N, T, k)  # (N, T), (N, T)
@@ -289,6 +287,8 @@ def main(argv=None):
         train_seconds += time.perf_counter() - t_start
         total_loss, loss_count = total_loss + loss, loss_count + 1
         run.trained(k, loss, loss=loss, perplexity=perplexity(loss), lr=lr_now)
+        if print_now:
+            run.print_recent_loss(k)  # iter k, loss: mean since the last such line, perplexity
         k += 1
         run.progress(k, N * T, lambda: f"loss {loss:.3f}, ppl {perplexity(loss):.2f}")
         if k % iters_per_epoch == 0:  # the book's per-epoch line: perplexity = exp(mean loss)
@@ -300,6 +300,7 @@ def main(argv=None):
         timed_eval = clock.due(train_seconds)
         if len(val) and (finished or timed_eval or (args.eval_every and k % args.eval_every == 0)):
             validate()
+            finished = finished or run.out_of_patience  # --patience: no new best for a while
         if finished or run.stop.signum or (args.save_every and k % args.save_every == 0):
             save(args.out)
         if run.stop.signum:

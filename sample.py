@@ -45,8 +45,12 @@ def read_argument_text(value, encoding, what):
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(description="Generate text from a checkpoint, or score a text.")
-    ap.add_argument("checkpoint", help="a .npz written by min_char_rnn.py or rnnlm.py")
+    ap = argparse.ArgumentParser(description="Generate text from a checkpoint, or score a text. "
+                                 "Reads the checkpoints of both trainers, min_char_rnn.py and "
+                                 "rnnlm.py.")
+    ap.add_argument("checkpoint", help="a checkpoint (.npz) written by either trainer: "
+                    "min_char_rnn.py (the gist's model) or rnnlm.py (RNN, LSTM or GRU, "
+                    "characters or words)")
     gen = ap.add_argument_group("generate")
     gen.add_argument("--length", type=cli.nonnegative_int, default=500,
                      help="characters to generate after --start (default 500)")
@@ -92,6 +96,10 @@ def build_parser():
     ap.add_argument("--info", action="store_true",
                     help="print what the checkpoint is (model, parameters, vocabulary, options, "
                          "training, input files) and generate nothing")
+    sc.add_argument("--unknown", choices=("error", "skip"), default="error",
+                    help="characters (or words) of the scored text that the model does not know: "
+                         "error (default) lists them and stops; skip leaves them out of the text "
+                         "and scores the rest, saying how many were skipped (tokens_skipped)")
     ap.add_argument("--encoding", default="utf-8", help="encoding of FILE: arguments and "
                     "--score-file (default utf-8)")
     return ap
@@ -127,13 +135,21 @@ def check_output(path, force):
                             "another name")
 
 
-def score_text(model, text):
+def score_text(model, text, unknown="error"):
     """The figures for one text: total log-probability, and rates per predicted token ("char",
-    or "token" for words, with rates per character of the whole text beside them)."""
-    ids = model.encode(text, "the scored text")
+    or "token" for words, with rates per character of the whole text beside them). unknown:
+    "error", or "skip" to leave the tokens the model does not know out of the text."""
+    if unknown == "skip":
+        ids, skipped = model.vocab.encode_known(text)
+    else:
+        try:
+            ids, skipped = model.encode(text, "the scored text"), []
+        except cli.UserError as e:
+            raise cli.UserError(f"{e}; --unknown skip scores the text without them") from None
     if len(ids) < 2:
         raise cli.UserError(f"the scored text needs at least 2 {model.vocab.unit_name}s (the "
-                            "first is only a context)")
+                            "first is only a context)" + (f", after skipping {len(skipped)} "
+                                                          "unknown" if skipped else ""))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # judged just below
         log_prob, count = model.score(ids)
     nats = -log_prob / count
@@ -146,8 +162,11 @@ def score_text(model, text):
     figures = {"log_prob": log_prob, f"{tok}s_scored": count, f"nats_per_{tok}": nats,
                f"bits_per_{tok}": nats / math.log(2), "perplexity": math.exp(nats)}
     if tok != "char":  # rates per character of the whole text too, comparable across levels
-        figures.update({"chars_scored": len(text), "nats_per_char": -log_prob / len(text),
-                        "bits_per_char": -log_prob / len(text) / math.log(2)})
+        chars = len(text) - sum(map(len, skipped))  # a skipped word's characters are not scored
+        figures.update({"chars_scored": chars, "nats_per_char": -log_prob / chars,
+                        "bits_per_char": -log_prob / chars / math.log(2)})
+    if unknown == "skip":  # the figures cover the text with these tokens left out
+        figures.update({"tokens_skipped": len(skipped), "skipped": sorted(set(skipped))})
     return figures
 
 
@@ -160,6 +179,10 @@ def score_line(figures, vocab):
             f"perplexity {figures['perplexity']:.3f}")
     if tok != "char":
         line += f"; {figures['bits_per_char']:.4f} bits/char over {figures['chars_scored']} characters"
+    if figures.get("tokens_skipped"):
+        line += (f"; {figures['tokens_skipped']} {vocab.unit_name}(s) not in the model's "
+                 f"vocabulary skipped ({shown(figures['skipped'])}): the figures are for the "
+                 "text without them")
     return line
 
 
@@ -415,9 +438,11 @@ def main(argv=None):
     elif args.score is not None or args.score_file is not None:
         text = args.score if args.score is not None else \
             read_text(args.score_file, args.encoding, "--score-file")[0]
-        figures = score_text(model, text)
-        if args.per_char:
-            print_per_token(model, model.encode(text), args.json, out)
+        figures = score_text(model, text, args.unknown)
+        if args.per_char:  # rows for the tokens scored: the known ones, with --unknown skip
+            ids = model.vocab.encode_known(text)[0] if args.unknown == "skip" else \
+                model.encode(text)
+            print_per_token(model, ids, args.json, out)
         out.write((json.dumps(figures) if args.json else score_line(figures, model.vocab)) + "\n")
     else:
         generate(model, args, out)

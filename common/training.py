@@ -4,6 +4,7 @@ weights, reading the corpus, keeping earlier files (.prev, .prev.best), saving, 
 keeping the best, stopping on divergence or a signal, the --log lines, the loss history and the
 progress bar. Plain functions and one small object; each loop stays visible in its script.
 """
+import contextlib
 import math
 import os
 import signal
@@ -15,10 +16,16 @@ from tqdm import tqdm
 
 from common.checkpoint import (FORMAT_VERSION, load_checkpoint, prepare_output, save_checkpoint,
                                sibling)
-from common.cli import UserError, fraction, json_line, nonnegative_int
+from common.cli import UserError, fraction, json_line, nonnegative_int, positive_int
 from common.vocabulary import Vocabulary, corpus_paths, input_files, read_corpus
 
 HISTORY_RECORDS = 1000  # at most about this many loss-history records per checkpoint
+# Printing follows the clock by default (issue 14: at the gist's settings this code runs ~500
+# iterations a second, so a sample every 100 iterations was ~47 lines a second, too fast to read).
+PRINT_SECONDS = 5.0  # a sample and a loss line about this often, unless --sample-every N
+PRINT_SHARE = 10  # ... or less often, so that printing takes at most about 1/10 of the time
+PLAIN_PROGRESS_SECONDS = 30.0  # with no terminal (no bar), a plain progress line about this often
+STALE_NOTICE = 3  # validations in a row without a new best before the one overfitting notice
 
 
 class StopFlag:
@@ -78,6 +85,20 @@ def add_run_options(run):
     run.add_argument("--log", default=None, help="append JSON lines of training figures here")
     run.add_argument("--log-every", type=nonnegative_int, default=100,
                      help="write a --log line every N iterations (default 100; 0: never)")
+    run.add_argument("--patience", type=nonnegative_int, default=0,
+                     help="stop early after N validations in a row without a new best "
+                          "validation loss (default 0: never stop early; after "
+                          f"{STALE_NOTICE} such validations the run says so once)")
+
+
+def add_print_options(run, what):
+    """--sample-every (what: what is printed) and --sample-length, on an argparse group."""
+    run.add_argument("--sample-every", type=nonnegative_int, default=None,
+                     help=f"print {what} every N iterations (default: by the clock, at the "
+                          f"first iteration and then about every {PRINT_SECONDS:g} seconds, less "
+                          "often if printing would take over a tenth of the time; 0: never)")
+    run.add_argument("--sample-length", type=positive_int, default=200,
+                     help="tokens (characters or words) per printed sample (default 200)")
 
 
 def resume_run(args, given, names, kind):
@@ -307,7 +328,7 @@ class EvalClock:
 
 
 class Run:
-    """Files, log, best, history, signals and progress bar of one training run.
+    """Files, log, best, history, signals, printing clock and progress bar of one training run.
     resumed_meta: the meta record of the run being resumed, or None for a fresh run (which keeps
     files an earlier run left at --out and its best as .prev files, at its first save of each).
     unit: "char" or "word"; hint: the divergence advice of the trainer."""
@@ -318,17 +339,25 @@ class Run:
         prepare_output(self.out)
         self.log_file = open_log(args.log)
         self.log_path = args.log
-        self.log_every = args.log_every
+        self.log_every, self.sample_every, self.patience = \
+            args.log_every, args.sample_every, args.patience
         self.unit, self.hint = unit, hint
         self.keep_old = {} if resumed_meta else {self.out: sibling(self.out, "prev"),
                                                  self.best_path: sibling(self.out, "prev.best")}
         self.saved = set()  # paths written by this run
-        self.best_val = resumed_meta["best_val_loss"] if resumed_meta else None
-        self.history = History(resumed_meta.get("history") if resumed_meta else None)
+        meta = resumed_meta or {}
+        self.best_val = meta.get("best_val_loss")
+        self.best_iter = meta.get("best_val_iter")  # absent in older checkpoints
+        self.stale = meta.get("validations_since_best", 0)  # validations without a new best
+        self.noticed = meta.get("overfit_noticed", False)
+        self.history = History(meta.get("history"))
         # wall-clock seconds of the runs before this one (none stored before this field existed)
-        self.seconds_before = (resumed_meta.get("train_seconds") or 0.0) if resumed_meta else 0.0
+        self.seconds_before = meta.get("train_seconds") or 0.0
         self.began = time.perf_counter()
-        self.bar = None
+        self.bar, self.describe, self.speed = None, None, None  # the bar and its figures
+        self.window = [0.0, 0]  # training loss per token summed since the last loss line, count
+        with contextlib.suppress(AttributeError, ValueError):  # a pipe sees each line as it comes
+            sys.stdout.reconfigure(line_buffering=True)
 
     def begin(self, k, total):
         """From here on signals stop the loop; the bar shows iteration k of total (None: open)."""
@@ -337,6 +366,33 @@ class Run:
         self.bar = tqdm(total=total, initial=k, unit="it", dynamic_ncols=True, disable=None,
                         mininterval=0.5)
         self.t_last, self.k_last = time.perf_counter(), k
+        self.t_print, self.printed = None, False  # when the last print began / ended; one just made
+        self.interval = PRINT_SECONDS
+        self.t_plain, self.total = self.t_last, total
+
+    def print_due(self, k):
+        """Whether iteration k prints a sample and a loss line: every --sample-every iterations
+        when given (0: never), else at the first iteration and then when PRINT_SECONDS (or
+        PRINT_SHARE times the last print's duration, if longer) have passed since it ended."""
+        if self.sample_every is not None:
+            return self.sample_every > 0 and k % self.sample_every == 0
+        now = time.perf_counter()
+        if self.printed:  # the interval starts after the printing, and is longer after a slow
+            # one (a sample, plus this one iteration), so printing takes at most ~1/PRINT_SHARE
+            self.interval = max(PRINT_SECONDS, PRINT_SHARE * (now - self.t_print))
+            self.t_print, self.printed = now, False
+        if self.t_print is None or now - self.t_print >= self.interval:
+            self.t_print, self.printed = now, True
+            return True
+        return False
+
+    def print_recent_loss(self, k):
+        """Print the mean training loss per token since the last such line, and its perplexity."""
+        total, count = self.window
+        self.window = [0.0, 0]
+        mean = total / max(count, 1)
+        tqdm.write(f"iter {k}, loss: {mean:.4f} nats/{self.unit} (mean since the last line), "
+                   f"perplexity {perplexity(mean):.2f}")
 
     def check(self, value, what, k):
         """Stop with the divergence error when value (a loss) is NaN or infinite."""
@@ -357,12 +413,15 @@ class Run:
     def trained(self, k, loss_per_token, **log_fields):
         """Iteration k's training loss: into the history, and a --log line every log_every."""
         self.history.add(k, loss=loss_per_token)
+        self.window[0] += loss_per_token
+        self.window[1] += 1
         if self.log_every and k % self.log_every == 0:
             self.log(iter=k, **log_fields)
 
     def validated(self, k, val_loss, save_best, **log_fields):
         """A validation loss after k iterations: printed, logged, kept in the history; a new
-        best is saved by save_best(path). A non-finite loss stops the run before any save."""
+        best is saved by save_best(path). A non-finite loss stops the run before any save.
+        Without a new best for a while, says so once; out_of_patience tells the loop to stop."""
         self.check(val_loss, "the validation loss", k)
         bits, unit = val_loss / math.log(2), self.unit
         tqdm.write(f"iter {k}: val loss {val_loss:.4f} nats/{unit}, {bits:.4f} bits/{unit}, "
@@ -370,15 +429,38 @@ class Run:
         self.log(iter=k, val_loss=val_loss, val_bits=bits, val_perplexity=perplexity(val_loss),
                  unit=unit, **log_fields)
         self.history.add(k, val_loss=val_loss)
+        if self.bar is not None:  # the speed shown next leaves the evaluation's time out
+            self.t_last, self.k_last = time.perf_counter(), k
         improved = self.best_val is None or val_loss < self.best_val
         if improved:
-            self.best_val = val_loss
+            self.best_val, self.best_iter, self.stale = val_loss, k, 0
             save_best(self.best_path)
-        return improved
+            return True
+        self.stale += 1
+        if self.out_of_patience:
+            tqdm.write(f"iter {k}: stopping early: {self.stale} validations without a new best "
+                       f"(--patience {self.patience}); {self.best_text()}")
+        elif self.stale >= STALE_NOTICE and not self.noticed:
+            self.noticed = True
+            tqdm.write(f"iter {k}: the validation loss has not improved for {self.stale} "
+                       f"validations, so the model may be overfitting; {self.best_text()}; "
+                       "--patience N stops after N validations without a new best")
+        return False
+
+    @property
+    def out_of_patience(self):
+        return bool(self.patience) and self.stale >= self.patience
+
+    def best_text(self):
+        where = "" if self.best_iter is None else f" at iteration {self.best_iter}"
+        return (f"the best, {self.best_val:.4f} nats/{self.unit}{where}, is kept in "
+                f"{self.best_path}")
 
     def meta(self):
         """The run's part of the checkpoint's meta record."""
-        return {"best_val_loss": self.best_val, "history": self.history.to_meta(),
+        return {"best_val_loss": self.best_val, "best_val_iter": self.best_iter,
+                "validations_since_best": self.stale, "overfit_noticed": self.noticed,
+                "history": self.history.to_meta(),
                 "train_seconds": self.seconds_before + time.perf_counter() - self.began}
 
     def save(self, path, arrays, meta, k):
@@ -396,13 +478,20 @@ class Run:
 
     def progress(self, k, tokens_per_iter, describe):
         """One more iteration (k done) on the bar; about once a second its figures become
-        describe() (e.g. "loss 1.234") and the training speed in tokens per second."""
+        describe() (e.g. "loss 1.234") and the training speed in tokens per second. With no
+        terminal, the same figures as a plain line about every PLAIN_PROGRESS_SECONDS."""
         self.bar.update(1)
+        self.describe = describe
         now = time.perf_counter()
         if now - self.t_last > 1.0:
             rate = (k - self.k_last) * tokens_per_iter / (now - self.t_last) / 1000
-            self.bar.set_postfix_str(f"{describe()}, {rate:.1f}k {self.unit}s/s")
+            self.speed = f"{rate:.1f}k {self.unit}s/s"
+            self.bar.set_postfix_str(f"{describe()}, {self.speed}")
             self.t_last, self.k_last = now, k
+            if self.bar.disable and now - self.t_plain >= PLAIN_PROGRESS_SECONDS:
+                of = f" of {self.total}" if self.total else ""
+                print(f"progress: iteration {k}{of}, {describe()}, {self.speed}")
+                self.t_plain = now
 
     def interrupted(self, k):
         """After a signal's save: the message, and the exit status to return."""
@@ -411,5 +500,9 @@ class Run:
         return self.stop.exit_status
 
     def close(self):
+        """Close the bar, its figures brought up to date first (they agree with the last line)."""
         if self.bar is not None:
+            if self.describe is not None:
+                speed = f", {self.speed}" if self.speed else ""
+                self.bar.set_postfix_str(self.describe() + speed, refresh=False)
             self.bar.close()

@@ -156,6 +156,16 @@ class Vocabulary:
                             + (" ..." if len(missing) > 20 else ""))
         return np.array([self._index[w] for w in words], dtype=np.int32)  # (L,)
 
+    def encode_known(self, text):
+        """text -> (int32 ids of its known tokens, the unknown tokens left out, in text order):
+        the text as the model can read it, for scoring with --unknown skip."""
+        if self.level == "char":
+            pos, bad = char_positions(text, self._chars)  # (L,), (L,)
+            return pos[~bad].astype(np.int32), [chr(c) for c in code_points(text)[bad]]
+        words = split_words(text)
+        ids = [self._index[w] for w in words if w in self._index]
+        return np.array(ids, dtype=np.int32), [w for w in words if w not in self._index]
+
     def pieces(self, ids, after=None):
         """Yield the text of a stream of token ids: characters as they are; words joined by
         spaces, EOS as a line break. after: the id of the token before ids (None: a text's start)."""
@@ -180,16 +190,24 @@ class Vocabulary:
 
 def encode_chars(text, chars, what="text"):
     """Map text onto a sorted character string -> int32 ids; unknown characters: UserError."""
+    pos, bad = char_positions(text, chars)                   # (L,), (L,)
+    if bad.any():
+        missing = "".join(map(chr, np.unique(code_points(text)[bad])))
+        raise UserError(f"{what} has {len(missing)} character(s) not in the model's vocabulary "
+                        f"of {len(chars)}: {shown(missing)}")
+    return pos.astype(np.int32)
+
+
+def char_positions(text, chars):
+    """Each character's index in the sorted string chars -> (pos (L,), unknown (L,) bool);
+    pos is 0 where the character is unknown."""
     cps = code_points(text)                                  # (L,)
     known = code_points(chars)                               # (V,) sorted
     pos = np.searchsorted(known, cps)                        # (L,)
     pos[pos == len(known)] = 0
     bad = known[pos] != cps                                  # (L,) True where unknown
-    if bad.any():
-        missing = "".join(map(chr, np.unique(cps[bad])))
-        raise UserError(f"{what} has {len(missing)} character(s) not in the model's vocabulary "
-                        f"of {len(chars)}: {shown(missing)}")
-    return pos.astype(np.int32)
+    pos[bad] = 0
+    return pos, bad
 
 
 def shown(chars, limit=40):

@@ -23,6 +23,8 @@ SEED = 20240521  # fixed: the corpus must be the same bytes on every machine
 TARGET_BYTES = 500_000  # stop after the paragraph that reaches this many UTF-8 bytes
 LINE_WIDTH = 72  # prose paragraphs are wrapped to lines of at most this many characters
 KOREAN_SHARE = 0.09  # share of paragraphs written in Korean (about 4% of the lines)
+NOTES_SHARE = 0.07  # share of notes: times, prices, sums, addresses, file names (issue 14: the
+#                     corpus must hold the digits and every printable ASCII sign English text uses)
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus.txt")
 
 # ---------------------------------------------------------------------------------------------
@@ -51,7 +53,8 @@ def between(rng, low, high):
 
 NAMES = [("Anna", "she"), ("Ben", "he"), ("Tom", "he"), ("Mia", "she"), ("Sam", "he"),
          ("Lucy", "she"), ("Max", "he"), ("Ella", "she"), ("Jack", "he"), ("Rosa", "she"),
-         ("Leo", "he"), ("Nina", "she")]
+         ("Leo", "he"), ("Nina", "she"), ("Zoe", "she"), ("Quinn", "he"), ("Uma", "she"),
+         ("Xavier", "he")]
 SUBJECT = {"he": "he", "she": "she"}
 OBJECT = {"he": "him", "she": "her"}
 POSSESSIVE = {"he": "his", "she": "her"}
@@ -59,12 +62,13 @@ POSSESSIVE = {"he": "his", "she": "her"}
 PEOPLE = ["mother", "father", "sister", "brother", "friend", "teacher", "grandmother",
           "grandfather", "baker", "farmer", "doctor", "neighbor", "uncle", "aunt"]
 ANIMALS = ["cat", "dog", "bird", "fox", "horse", "cow", "duck", "fish", "mouse", "rabbit",
-           "bear", "frog", "sheep", "goat", "owl", "hen", "pig", "puppy", "kitten"]
+           "bear", "frog", "sheep", "goat", "owl", "hen", "pig", "puppy", "kitten", "zebra",
+           "lizard"]
 THINGS = ["ball", "book", "box", "cup", "hat", "key", "kite", "lamp", "letter", "map", "coat",
           "shoe", "bag", "boat", "bell", "chair", "table", "clock", "pen", "picture", "flower",
           "stone", "basket", "ring", "candle", "blanket", "toy", "bottle", "spoon", "plate",
           "bike", "drum", "shell", "feather", "leaf", "umbrella", "pencil", "card", "gift",
-          "rope", "bucket", "doll", "sock", "window", "door"]
+          "rope", "bucket", "doll", "sock", "window", "door", "puzzle", "jacket", "quilt"]
 SNACKS = ["apple", "cake", "egg", "orange", "pear", "cookie", "sandwich", "carrot", "pie"]
 FOODS = ["bread", "soup", "rice", "honey", "cheese", "jam", "fruit", "corn", "pasta"]
 DRINKS = ["milk", "tea", "water", "juice", "cocoa"]
@@ -83,7 +87,7 @@ PLACES = [("in the garden", "to the garden"), ("at the market", "to the market")
           ("on the farm", "to the farm"), ("in the library", "to the library"),
           ("by the lake", "to the lake"), ("at the shop", "to the shop"),
           ("on the beach", "to the beach"), ("in the field", "to the field"),
-          ("at home", "home"), ("in the house", "into the house")]
+          ("at home", "home"), ("in the house", "into the house"), ("at the zoo", "to the zoo")]
 WHERE = [where for where, _ in PLACES]  # just the "in the garden" forms
 # Spots inside a room, for things that are lost and found.
 SPOTS = ["under the table", "on the chair", "in the box", "behind the door", "under the bed",
@@ -451,6 +455,67 @@ def story_paragraph(rng):
 
 
 # ---------------------------------------------------------------------------------------------
+# Notes: the digits and the signs of everyday writing (times, prices, sums, addresses, paths).
+
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+EVENTS = ["swimming", "piano lesson", "football", "art club", "dentist", "library visit",
+          "bake sale", "zoo trip", "quiz night", "music class"]
+SITES = ["school", "farm", "zoo", "library", "bakery", "garden"]
+
+
+def clock(rng):
+    """A time of day such as 9:05 or 17:30."""
+    return str(between(rng, 7, 20)) + ":" + pick(rng, ["00", "05", "15", "30", "45", "50"])
+
+
+def price(rng):
+    """A price such as $3.50."""
+    return "$" + str(between(rng, 1, 40)) + "." + pick(rng, ["00", "25", "50", "75", "99"])
+
+
+def note_line(rng):
+    """One line of a note; together the kinds use every printable ASCII sign."""
+    person = someone(rng)
+    name, friend = person[0], other_than(rng, person)[0]
+    a, b, c = between(rng, 2, 12), between(rng, 2, 12), between(rng, 1, 9)
+    kind = between(rng, 0, 9)
+    if kind == 0:
+        return (pick(rng, DAYS) + ", " + clock(rng) + " - " + pick(rng, EVENTS) + " ("
+                + pick(rng, WHERE) + ").")
+    if kind == 1:
+        return ("Shopping list: " + str(a) + " " + plural(pick(rng, SNACKS)) + ", "
+                + pick(rng, FOODS) + " & " + pick(rng, DRINKS) + "; about " + price(rng) + ".")
+    if kind == 2:
+        return (f"Score: {name} {a}, {friend} {b} ({100 * a // (a + b)}% of the points for "
+                f"{name}).")
+    if kind == 3:
+        return f"Homework: {a} + {b} = {a + b}; {a} - {c} = {a - c}; {a} * {b} = {a * b}; " \
+               f"{a * c} / {c} = {a}."
+    if kind == 4:
+        return f"Check: {c} < {a + 9} and {a + 9} > {c}; 2^{c} = {2 ** c}."
+    if kind == 5:
+        site = pick(rng, SITES)
+        return (f"Write to {name.lower()}@{site}.org or visit www.{site}-{pick(rng, DAYS)[:3].lower()}"
+                f".net/news (answers by {clock(rng)}).")
+    if kind == 6:
+        return f"Saved as notes_{a}{b}.txt in ~/{name.lower()}/ (type `ls ~/{name.lower()}` " \
+               f"to see it; on Windows, C:\\Users\\{name}\\notes)."
+    if kind == 7:
+        return (f"Tags: #{pick(rng, ANIMALS)} #{pick(rng, EVENTS).split()[0]} [{pick(rng, ['done', 'todo', 'maybe'])}] "
+                f"{{{pick(rng, COLORS)}, {pick(rng, COLORS)}}}")
+    if kind == 8:
+        return ("Pick one: " + " | ".join(pick(rng, SNACKS) for _ in range(3)) + ". "
+                + capital(pick(rng, ["quick", "zany", "quiet"])) + " question: who is next?")
+    return (f"Q: {pick(rng, ['Is', 'Was'])} the {pick(rng, ANIMALS)} {pick(rng, FEELINGS)}? "
+            f"A: Yes! It slept ~{a} hours; Quinn says \"zero\" is wrong.")
+
+
+def notes_paragraph(rng):
+    """A note of 2 to 4 lines."""
+    return "\n".join(note_line(rng) for _ in range(between(rng, 2, 4)))
+
+
+# ---------------------------------------------------------------------------------------------
 # Korean lines.
 
 
@@ -491,6 +556,8 @@ def make_corpus(seed=SEED, target_bytes=TARGET_BYTES):
         r = rng.random()
         if r < KOREAN_SHARE:
             paragraph = korean_paragraph(rng)
+        elif r > 1 - NOTES_SHARE:
+            paragraph = notes_paragraph(rng)
         elif r < KOREAN_SHARE + 0.35:
             paragraph = story_paragraph(rng)
         elif r < KOREAN_SHARE + 0.65:

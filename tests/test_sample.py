@@ -19,8 +19,8 @@ import pytest
 from common import cli as common_cli
 import min_char_rnn
 import sample
-from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, assert_error, read_npz, run, run_ok,
-                      script, write_text)
+from conftest import (CLI_TIMEOUT, FIXTURES, GOOD_TEXT, PARAM_NAMES, assert_error, read_npz,
+                      run, run_ok, script, write_text)
 
 SAMPLER = script("sample.py")
 
@@ -446,6 +446,36 @@ def test_score_with_unknown_characters_lists_them(model, capsys):
     folder, ckpt, _, vocab = model
     line = assert_error(cli(capsys, ckpt, "--score", "the Qat", "--json"), 2)
     assert "'Q'" in line and str(len(vocab)) in line, line
+
+
+def test_unknown_characters_error_names_the_way_through(model, capsys):
+    assert_error(cli(capsys, model[1], "--score", "the #cat"), 2, "'#'", "--unknown skip")
+
+
+def test_unknown_skip_scores_the_text_without_them(model, capsys):
+    """--unknown skip: the figures are those of the text with the unknown characters left out
+    (the reference: lossFun over that text), and both outputs say how many were skipped."""
+    folder, ckpt, params, vocab = model
+    text, known = "the #cat@ sat\nQon a mat", "the cat sat\non a mat"
+    s = score(capsys, ckpt, "--score", text, "--unknown", "skip")
+    assert s["log_prob"] == pytest.approx(-lossFun_nats(params, vocab, known), rel=SCORE_RTOL)
+    assert s["chars_scored"] == len(known) - 1
+    assert s["tokens_skipped"] == 3 and s["skipped"] == ["#", "@", "Q"]
+    line = cli(capsys, ckpt, "--score", text, "--unknown", "skip").stdout
+    assert "3 character(s) not in the model's vocabulary skipped ('#', '@', 'Q')" in line, line
+    assert "tokens_skipped" not in score(capsys, ckpt, "--score", known)  # the default: unchanged
+
+
+def test_unknown_skip_at_word_level(capsys):
+    """A word-level checkpoint (a version-1 fixture) skips the unknown word: the same figures as
+    the text typed without it, its characters not counted."""
+    ckpt = os.path.join(FIXTURES, "v1", "lstm_word.npz")
+    known = "The puppy dances by the lake."
+    s_known = score(capsys, ckpt, "--score", known)
+    s = score(capsys, ckpt, "--score", "The puppy zzyzx dances by the lake.", "--unknown", "skip")
+    assert s["log_prob"] == s_known["log_prob"] and s["tokens_scored"] == s_known["tokens_scored"]
+    assert s["chars_scored"] == len(known) + 1 and s["tokens_skipped"] == 1  # one more space
+    assert s["skipped"] == ["zzyzx"]
 
 
 def test_score_needs_two_characters_and_one_source(model, tmp_path, capsys):

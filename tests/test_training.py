@@ -1,6 +1,7 @@
 """Tests for common/training.py: the run contract both trainers share (earlier files kept as .prev,
 divergence, --init-from, the loss history), exercised through both trainers' command lines, and
-the History class on its own."""
+the History class on its own; printing by the clock, the overfitting notice and --patience."""
+import argparse
 import glob
 import json
 import os
@@ -773,3 +774,178 @@ def test_resume_of_a_checkpoint_named_without_npz(trained, tmp_path):
     run_ok(trainer, ["--resume", "oldmodel", "--max-iters", "5", "--eval-every", "5"],
            cwd=tmp_path)
     assert read_npz(tmp_path / "oldmodel")[1][ITER_KEY[trainer]] == 5
+
+
+# ----------------------------------------------------------------------------- printing, patience
+# Issue 14: printing by the clock or by --sample-every, the plain progress line without a
+# terminal, the bar's last figures, the overfitting notice and --patience, on a Run driven by a
+# fake clock and through both trainers' command lines.
+
+# Training text "abc" repeated; the validation text (the last 10%) runs "acb": every step that
+# teaches a -> b, b -> c, c -> a makes the validation transitions a -> c, c -> b, b -> a less
+# likely, so after the first validation no later one is a new best.
+TRAIN_PART = "abc" * 120
+VAL_PART = "acb" * 13 + "a"
+PATIENCE_RUNS = {"min_char_rnn.py": ["--hidden-size", "8", "--seq-length", "6", "--sample-every", "0"],
+        "rnnlm.py": ["--hidden-size", "8", "--wordvec-size", "5", "--seq-length", "6",
+                     "--batch-size", "2", "--optimizer", "adagrad", "--sample-every", "0"]}
+
+
+class FakeClock:
+    """Stands in for time.perf_counter: seconds that move only when a test says so."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(training.time, "perf_counter", fake)
+    return fake
+
+
+@pytest.fixture
+def make_run(tmp_path):
+    """Run objects on tmp_path/model.npz; the signal handlers Run.begin sets are put back."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def make(sample_every=None, patience=0):
+        args = argparse.Namespace(input=str(tmp_path / "text.txt"), resume=None, init_from=None,
+                                  out=str(tmp_path / "model.npz"), log=None, log_every=0,
+                                  sample_every=sample_every, patience=patience)
+        return training.Run(args, "char")
+
+    yield make
+    for s, handler in handlers.items():
+        signal.signal(s, handler)
+
+
+def test_printing_follows_the_clock_by_default(make_run, clock):
+    run = make_run()
+    run.begin(0, None)
+    due = []
+    for k in range(110):  # iterations of 0.1 simulated seconds; printing takes no time
+        due.append(run.print_due(k))
+        clock.now += 0.1
+    # the first iteration, then PRINT_SECONDS (5 s) after the iteration that follows a print
+    assert training.PRINT_SECONDS == 5.0
+    assert [k for k, d in enumerate(due) if d] == [0, 51, 102]
+
+
+def test_a_slow_print_does_not_make_every_iteration_print(make_run, clock):
+    run = make_run()
+    run.begin(0, None)
+    due = []
+    for k in range(160):
+        due.append(run.print_due(k))
+        clock.now += 0.5 + (7.0 if due[-1] else 0.0)  # printing takes 7 s, longer than the interval
+    # after the first print (7 s, and its iteration 0.5 s) the next waits PRINT_SHARE times that,
+    # 75 s or 150 iterations: printing takes a tenth of the time, not all of it
+    assert training.PRINT_SHARE == 10
+    assert [k for k, d in enumerate(due) if d] == [0, 151]
+
+
+def test_sample_every_gives_exact_control(make_run, clock):
+    every_3 = make_run(sample_every=3)
+    every_3.begin(0, None)
+    never = make_run(sample_every=0)
+    never.begin(0, None)
+    due_3, due_never = [], []
+    for k in range(10):
+        due_3.append(every_3.print_due(k))
+        due_never.append(never.print_due(k))
+        clock.now += 7.0  # the clock plays no part
+    assert [k for k, d in enumerate(due_3) if d] == [0, 3, 6, 9]
+    assert not any(due_never)
+
+
+def test_without_a_terminal_a_plain_progress_line_now_and_then(make_run, clock, capsys):
+    run = make_run()
+    run.begin(0, 50)
+    assert run.bar.disable  # pytest's captured stdout is not a terminal
+    for k in range(1, 51):  # 2 simulated seconds per iteration of 100 characters
+        clock.now += 2.0
+        run.progress(k, 100, lambda: f"loss {k / 10:.1f}")
+    run.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 100 // int(training.PLAIN_PROGRESS_SECONDS)  # 100 s: 3 lines
+    assert lines[0] == "progress: iteration 15 of 50, loss 1.5, 0.1k chars/s"
+
+
+def test_the_bar_ends_with_the_last_figures(make_run, clock):
+    run = make_run()
+    run.begin(0, 3)
+    loss = {"now": 9.0}
+    clock.now += 2.0
+    run.progress(1, 25, lambda: f"loss {loss['now']:.3f}")  # shown: loss 9.000
+    loss["now"] = 5.0
+    run.progress(2, 25, lambda: f"loss {loss['now']:.3f}")  # within the second: not shown
+    assert "loss 9.000" in run.bar.postfix
+    run.close()
+    assert run.bar.postfix.startswith("loss 5.000")  # what the final line says
+
+
+def validate_all(run, losses, capsys):
+    """Feed validation losses at iterations 100, 200, ... -> (printed lines, saves of the best,
+    out_of_patience after each)."""
+    saves, stops = [], []
+    for i, loss in enumerate(losses):
+        run.validated(100 * (i + 1), loss, saves.append)
+        stops.append(run.out_of_patience)
+    return capsys.readouterr().out.splitlines(), saves, stops
+
+
+def test_overfitting_notice_once(make_run, capsys):
+    run = make_run()
+    lines, saves, stops = validate_all(run, [3.0, 2.0, 2.5, 2.6, 2.7, 2.8, 2.9], capsys)
+    notices = [line for line in lines if "not improved" in line]
+    assert len(notices) == 1, lines
+    # STALE_NOTICE = 3 validations without a new best: the third after the best at 200 is 500
+    assert notices[0].startswith(f"iter {100 * (2 + training.STALE_NOTICE)}: ")
+    assert "2.0000 nats/char at iteration 200" in notices[0]
+    assert run.best_path in notices[0] and "--patience" in notices[0]
+    assert saves == [run.best_path] * 2 and not any(stops)
+
+
+def test_patience_stops_after_n_validations_without_a_new_best(make_run, capsys):
+    run = make_run(patience=2)
+    lines, saves, stops = validate_all(run, [3.0, 2.0, 2.5, 1.5, 1.7, 1.6], capsys)
+    assert stops == [False, False, False, False, False, True]
+    assert lines[-1].startswith("iter 600: stopping early: 2 validations without a new best")
+    assert "1.5000 nats/char at iteration 400" in lines[-1]
+    assert run.meta()["best_val_iter"] == 400 and run.meta()["validations_since_best"] == 2
+
+
+@pytest.mark.parametrize("trainer", sorted(PATIENCE_RUNS))
+def test_patience_through_the_trainers(trainer, tmp_path):
+    """Both trainers stop at the validation that exhausts --patience, save, and say where the
+    best is kept; without --patience they run to --max-iters and say so once."""
+    write_text(tmp_path / "abc.txt", TRAIN_PART + VAL_PART)
+    common = ["abc.txt", *PATIENCE_RUNS[trainer], "--eval-every", "10", "--max-iters", "200"]
+
+    def train(*extra):
+        return run_ok(trainer, [*common, *extra], cwd=tmp_path).stdout
+
+    stopped = train("--patience", "2", "--out", "p.npz")
+    assert "iter 30: stopping early: 2 validations without a new best (--patience 2)" in stopped
+    assert "at iteration 10, is kept in " + os.path.join("", "p.best.npz") in stopped
+    assert "done: 30 iterations" in stopped
+    full = train("--out", "full.npz")
+    assert "done: 200 iterations" in full
+    assert full.count("the validation loss has not improved for 3 validations") == 1
+
+
+def test_rnnlm_loss_line_is_the_mean_since_the_last_one(make_run, capsys):
+    run = make_run()
+    for k, loss in enumerate([2.0, 1.0, 3.0]):
+        run.trained(k, loss)
+    run.print_recent_loss(2)
+    run.trained(3, 0.5)
+    run.print_recent_loss(3)
+    first, second = capsys.readouterr().out.splitlines()
+    assert first == "iter 2, loss: 2.0000 nats/char (mean since the last line), perplexity 7.39"
+    assert second.startswith("iter 3, loss: 0.5000 nats/char")
