@@ -772,6 +772,16 @@ def test_per_char_rows_match_softmax_and_add_up_to_the_totals(capsys, name):
     assert len(rows) == totals.get("chars_scored" if name == "gist" else "tokens_scored")
 
 
+def test_per_char_with_unknown_skip_rows_are_the_scored_characters(capsys):
+    path = fixture("gist")
+    known = "The dog ran."
+    r = cli(capsys, path, "--score", "The ~dog ran.~", "--unknown", "skip", "--per-char", "--json")
+    assert r.returncode == 0, r.stderr
+    *rows, totals = [json.loads(line) for line in r.stdout.splitlines()]
+    assert "".join(row["token"] for row in rows) == known[1:]  # the text without the '~'s
+    assert totals["tokens_skipped"] == 2 and len(rows) == totals["chars_scored"]
+
+
 def test_per_char_tsv_escapes_and_adds_up(tmp_path, capsys):
     chars = "\t\n\\ab"  # sorted: tab, newline, backslash, a, b
     path, arrays = write_random_gist(tmp_path / "r.npz", chars, H=3, seed=5, scale=0.7)
