@@ -814,7 +814,8 @@ def make_run(tmp_path):
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def make(sample_every=None, patience=0):
-        args = argparse.Namespace(input=str(tmp_path / "text.txt"), resume=None, init_from=None,
+        text = write_text(tmp_path / "text.txt", TRAIN_PART)
+        args = argparse.Namespace(input=[str(text)], resume=None, init_from=None,
                                   out=str(tmp_path / "model.npz"), log=None, log_every=0,
                                   sample_every=sample_every, patience=patience)
         return training.Run(args, "char")
