@@ -23,6 +23,16 @@ def test_split_words_and_eos():
     assert words.decode([1, 2, 0, 3]) == "a b\nc"
 
 
+def test_encode_known_leaves_out_what_the_vocabulary_lacks():
+    chars = Vocabulary([" ", "a", "b", "c"], "char")  # sorted, as Vocabulary.build makes it
+    ids, skipped = chars.encode_known("ca zbéa")
+    assert ids.tolist() == [3, 1, 0, 2, 1] and skipped == ["z", "é"]
+    assert chars.encode_known("abc")[1] == [] and len(chars.encode_known("zz")[0]) == 0
+    words = Vocabulary(["<eos>", "a", "say", "you"], "word")
+    ids, skipped = words.encode_known("you say hi\nyou shout a")
+    assert ids.tolist() == [3, 2, 0, 3, 1] and skipped == ["hi", "shout"]
+
+
 # ---------------------------------------------- reading INPUT (through min_char_rnn.py)
 
 def test_input_missing(tmp_path, good):
