@@ -366,6 +366,7 @@ class Run:
         self.bar = tqdm(total=total, initial=k, unit="it", dynamic_ncols=True, disable=None,
                         mininterval=0.5)
         self.t_last, self.k_last = time.perf_counter(), k
+        self.t_prev = self.t_last  # when the last iteration ended
         self.t_print, self.printed = None, False  # when the last print began / ended; one just made
         self.interval = PRINT_SECONDS
         self.t_plain, self.total = self.t_last, total
@@ -430,7 +431,7 @@ class Run:
                  unit=unit, **log_fields)
         self.history.add(k, val_loss=val_loss)
         if self.bar is not None:  # the speed shown next leaves the evaluation's time out
-            self.t_last, self.k_last = time.perf_counter(), k
+            self.t_last += time.perf_counter() - self.t_prev
         improved = self.best_val is None or val_loss < self.best_val
         if improved:
             self.best_val, self.best_iter, self.stale = val_loss, k, 0
@@ -482,16 +483,17 @@ class Run:
         terminal, the same figures as a plain line about every PLAIN_PROGRESS_SECONDS."""
         self.bar.update(1)
         self.describe = describe
-        now = time.perf_counter()
+        now = self.t_prev = time.perf_counter()  # when iteration k ended
         if now - self.t_last > 1.0:
             rate = (k - self.k_last) * tokens_per_iter / (now - self.t_last) / 1000
             self.speed = f"{rate:.1f}k {self.unit}s/s"
             self.bar.set_postfix_str(f"{describe()}, {self.speed}")
             self.t_last, self.k_last = now, k
-            if self.bar.disable and now - self.t_plain >= PLAIN_PROGRESS_SECONDS:
-                of = f" of {self.total}" if self.total else ""
-                print(f"progress: iteration {k}{of}, {describe()}, {self.speed}")
-                self.t_plain = now
+        if self.bar.disable and now - self.t_plain >= PLAIN_PROGRESS_SECONDS:
+            of = f" of {self.total}" if self.total else ""
+            speed = f", {self.speed}" if self.speed else ""
+            print(f"progress: iteration {k}{of}, {describe()}{speed}")
+            self.t_plain = now
 
     def interrupted(self, k):
         """After a signal's save: the message, and the exit status to return."""

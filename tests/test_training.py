@@ -950,3 +950,17 @@ def test_rnnlm_loss_line_is_the_mean_since_the_last_one(make_run, capsys):
     first, second = capsys.readouterr().out.splitlines()
     assert first == "iter 2, loss: 2.0000 nats/char (mean since the last line), perplexity 7.39"
     assert second.startswith("iter 3, loss: 0.5000 nats/char")
+
+
+def test_frequent_validations_leave_the_figures_coming_and_out_of_the_speed(make_run, clock,
+                                                                             capsys):
+    run = make_run()
+    run.begin(0, 100)
+    for k in range(1, 101):  # 0.1 s per iteration of 100 characters: 1.0k chars/s of training
+        clock.now += 0.1
+        run.progress(k, 100, lambda: "loss 1.0")
+        if k % 5 == 0:  # a validation of 10 s after every 0.5 s of training
+            clock.now += 10.0
+            run.validated(k, 2.0, lambda path: None)
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("progress:")]
+    assert len(lines) >= 3 and all(x.endswith(", loss 1.0, 1.0k chars/s") for x in lines), lines
