@@ -338,8 +338,8 @@ def main(argv=None):
                   f"gist's sample()")
 
     layers, gist_math = layers_vs_lossfun()
-    print(f"SimpleRnnlm forward + backward (N=32, T=100, D=H=512, V=65, float32): "
-          f"{layers * 1e3:.1f} ms; lossFun on the same sizes: {gist_math * 1e3:.1f} ms; "
+    print(f"Rnnlm (rnn cell, equal to SimpleRnnlm) forward + backward (N=32, T=100, D=H=512, "
+          f"V=65, float32): {layers * 1e3:.1f} ms; lossFun on the same sizes: {gist_math * 1e3:.1f} ms; "
           f"ratio {layers / gist_math:.2f}")
     issue13_table(path, V, args.quick)
     return 0
