@@ -12,7 +12,6 @@ References:
 import argparse
 import importlib
 import json
-import math
 import os
 
 import numpy as np
@@ -92,21 +91,9 @@ def read_checkpoint(path):
     counts = model.meta.get("char_counts") or model.meta.get("token_counts")
     counts = [int(c) for c in counts] if counts else None
     options = model.meta.get("options", {})
-    if isinstance(model, GistModel):
-        # h = tanh(Wxh x + Whh h + bh), y = Why h + by as book layers: a one-hot x picks row x
-        # of embed = Wxh^T, and Wx = I passes it on unchanged (D = H)
-        Wxh, Whh, Why, bh, by = (model.params[n] for n in min_char_rnn.PARAM_NAMES)
-        H = Whh.shape[0]
-        layer = (np.eye(H, dtype=Whh.dtype),  # (H, H) Wx = I
-                 Whh.T,                       # (H, H) Wh = Whh^T
-                 bh[:, 0])                    # (H,) b = bh
-        return Layers(model.kind, "char", model.tokens, counts, "rnn", Wxh.T, [layer], Why.T,
-                      by[:, 0], False, options)
-    m = model.model  # common.models.Rnnlm: its layers hold the checkpoint's arrays
-    layers = [tuple(rnn.params) for rnn in m.rnns]  # each (Wx, Wh, b)
-    head_W, head_b = m.affine.params  # (H, V) (embed_W^T when tied), (V,)
-    return Layers(model.kind, model.level, model.tokens, counts, m.cell, m.embed.params[0],
-                  layers, head_W, head_b, m.tied, options)
+    cell, embed_W, layers, head_W, head_b, tied = model.book_layers()
+    return Layers(model.kind, model.level, model.tokens, counts, cell, embed_W, layers, head_W,
+                  head_b, tied, options)
 
 
 def layer_names(cell, L):
@@ -258,14 +245,14 @@ def fresh_run(path, kind, options, V):
     seed = options["seed"]
     if kind == GIST:
         # n, p, the gist's loss at iteration 0 (T ln V) and the sampling generator from --seed
-        return {"n": 0, "p": 0, "smooth_loss": -math.log(1.0 / V) * options["seq_length"],
+        return {"n": 0, "p": 0, "smooth_loss": min_char_rnn.initial_loss(V, options["seq_length"]),
                 "best_val_loss": None,
                 "rng_state": np.random.default_rng(seed).bit_generator.state}
-    # rnnlm.py's generators from --seed: [seed, 1] for dropout masks, [seed, 2] for samples
+    dropout_rng, sample_rng = rnnlm.run_generators(seed)
     return {"k": 0, "lr": options["learning_rate"], "opt_iter": 0, "best_val_loss": None,
             "epoch_loss_sum": 0.0, "epoch_loss_count": 0,
-            "dropout_rng_state": np.random.default_rng([seed, 1]).bit_generator.state,
-            "sample_rng_state": np.random.default_rng([seed, 2]).bit_generator.state}
+            "dropout_rng_state": dropout_rng.bit_generator.state,
+            "sample_rng_state": sample_rng.bit_generator.state}
 
 
 def layer_arrays(path, meta, tensors, layers, notes):

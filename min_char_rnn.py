@@ -359,6 +359,11 @@ def main(argv=None):
     return 0
 
 
+def initial_loss(V, T):
+    """The loss at iteration 0, where every character is equally likely: T ln V."""
+    return -math.log(1.0 / V) * T
+
+
 def start_state(args, V, resumed, init):
     """The parameters and Adagrad memory as flat (P,) buffers, and the loop's state: fresh, from
     --init-from's weights, or as a resumed run saved it -> (flat, mem, n, p, smooth_loss, hprev,
@@ -387,7 +392,7 @@ def start_state(args, V, resumed, init):
         print(f"starting from the weights of {args.init_from}")
     for name in PARAM_NAMES:
         params[name][...] = start[name]
-    smooth_loss = -math.log(1.0 / V) * args.seq_length  # loss at iteration 0: T ln V
+    smooth_loss = initial_loss(V, args.seq_length)
     return flat, mem, 0, 0, smooth_loss, np.zeros((H, B), dtype=dtype), np.random.default_rng(args.seed)
 
 

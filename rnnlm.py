@@ -169,12 +169,16 @@ def iteration_limit(args, iters_per_epoch):
     return max_iters
 
 
+def run_generators(seed):
+    """The run's generators from --seed besides the weights' own: (dropout masks, samples)."""
+    return np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
+
+
 def build(args, V, resumed, init, N):
     """The model, its optimizer and the two generators (dropout masks, samples), fresh, from
     --init-from's weights, or restored from --resume -> (model, optimizer, rngs, loop state)."""
     # three generators from --seed: the weights (inside the model), dropout masks, samples
-    drop_rng = np.random.default_rng([args.seed, 1])
-    sample_rng = np.random.default_rng([args.seed, 2])
+    drop_rng, sample_rng = run_generators(args.seed)
     model = Rnnlm(V, args.wordvec_size, args.hidden_size, args.cell, args.num_layers, args.dropout,
                   args.tie_weights, seed=args.seed, dtype=np.dtype(args.dtype), rng=drop_rng)
     optimizer = OPTIMIZERS[args.optimizer](lr=args.learning_rate)

@@ -45,8 +45,8 @@ def softmax_rows(y):
 class LanguageModel:
     """What every kind shares. A kind sets `kind` and `iteration_key` and implements
     initial_state(K), evaluate(ids, state), generate(state, seed_ix, rng, temperature, top_k),
-    step(state, ids), trace(ids), num_params and architecture(). States hold the K streams on
-    axis 1."""
+    step(state, ids), trace(ids), book_layers(), num_params and architecture(). States hold the K
+    streams on axis 1."""
 
     kind = None
     iteration_key = None  # the meta field holding the iterations trained
@@ -180,6 +180,16 @@ class GistModel(LanguageModel):
             hs[t] = h
         return Trace({"0/h": hs}, softmax_rows(hs @ Why.T + by.T))  # p_t = softmax(Why h_t + by)
 
+    def book_layers(self):
+        """The model as the book's layers -> (cell, embed_W (V, D), [(Wx, Wh, b)], head_W (H, V),
+        head_b (V,), tied). A one-hot x picks row x of embed = Wxh^T, and Wx = I passes it on
+        unchanged (D = H): h = tanh(Wxh x + Whh h + bh), y = Why h + by exactly."""
+        Wxh, Whh, Why, bh, by = (self.params[n] for n in min_char_rnn.PARAM_NAMES)
+        layer = (np.eye(self.hidden_size, dtype=Whh.dtype),  # (H, H) Wx = I
+                 Whh.T,                                      # (H, H) Wh = Whh^T
+                 bh[:, 0])                                   # (H,) b = bh
+        return "rnn", Wxh.T, [layer], Why.T, by[:, 0], False
+
 
 class LayerModel(LanguageModel):
     """A model of the book's layers (common.models.Rnnlm: RNN, LSTM or GRU, any depth, tied or
@@ -283,6 +293,14 @@ class LayerModel(LanguageModel):
             xs = out["h"]  # (T, H) the next layer's inputs
         W, b = (p.astype(np.float64) for p in m.affine.params)
         return Trace(states, softmax_rows(xs @ W + b))  # (T, V)
+
+    def book_layers(self):
+        """The model's own layers -> (cell, embed_W (V, D), [(Wx, Wh, b)] per layer, head_W
+        (H, V) (embed_W^T when tied), head_b (V,), tied): the checkpoint's arrays."""
+        m = self.model
+        head_W, head_b = m.affine.params
+        return (m.cell, m.embed.params[0], [tuple(rnn.params) for rnn in m.rnns], head_W, head_b,
+                m.tied)
 
 
 KINDS = {GistModel.kind: GistModel, LayerModel.kind: LayerModel}
