@@ -37,9 +37,8 @@ def log_softmax_rows(y):
 
 
 def softmax_rows(y):
-    """y (T, V) scores -> (T, V) probabilities; subtracting each row's max keeps exp finite."""
-    p = np.exp(y - y.max(axis=1, keepdims=True))  # (T, V)
-    return p / p.sum(axis=1, keepdims=True)
+    """y (T, V) scores -> (T, V) float64 probabilities."""
+    return np.exp(log_softmax_rows(y))
 
 
 class LanguageModel:
