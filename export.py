@@ -18,7 +18,8 @@ import numpy as np
 
 import min_char_rnn
 import rnnlm
-from common.checkpoint import FORMAT_VERSION, check_meta, save_checkpoint, write_atomic
+from common.checkpoint import (FORMAT_VERSION, check_meta, check_output_file, save_checkpoint,
+                               write_atomic)
 from common.cli import UserError, run
 from common.interface import GistModel, LayerModel, load_model
 from common.models import CELLS
@@ -406,11 +407,7 @@ def output_path(args, default, source):
     path = args.out or default
     if same_file(path, source):
         raise UserError(f"--out {path} is the input file: give another name")
-    if os.path.isdir(path):
-        raise UserError(f"--out {path} is a directory: give a file name")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f"cannot write --out {path}: folder {folder} does not exist")
+    check_output_file(path, "--out")
     return path
 
 

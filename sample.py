@@ -26,7 +26,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402 (after the thread settings)
 
 from common import cli  # noqa: E402
-from common.checkpoint import write_atomic  # noqa: E402
+from common.checkpoint import check_output_file, write_atomic  # noqa: E402
 from common.interface import load_model  # noqa: E402
 from common.vocabulary import read_text, shown  # noqa: E402
 
@@ -123,13 +123,7 @@ def check_options(args):
 
 def check_output(path, force):
     """--output must name a file in an existing folder, and replace one only with --force."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise cli.UserError(f"--output {path} is a folder: give a file name such as "
-                            f"{os.path.join(path, 'sample.txt')}")
-    if not os.path.isdir(folder):
-        raise cli.UserError(f"--output {path}: the folder {folder} does not exist; create it "
-                            "first or write elsewhere")
+    check_output_file(path, "--output")
     if os.path.exists(path) and not force:
         raise cli.UserError(f"--output {path} exists: pass --force to replace it, or choose "
                             "another name")

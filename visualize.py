@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from common.checkpoint import write_atomic
+from common.checkpoint import check_output_file, write_atomic
 from common.cli import UserError, positive_int, run
 from common.interface import load_model
 from common.training import split_ids
@@ -222,18 +222,8 @@ def render_page(data):
     return PAGE.replace("__DATA__", blob, 1)
 
 
-def check_output(path, what):
-    """A UserError now, before any work, if path cannot be a file we write."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise UserError(f"{what} {path} is a folder: give a file name, e.g. {path}/page.html")
-    if not os.path.isdir(folder):
-        raise UserError(f"cannot write {what} {path}: folder {folder} does not exist")
-
-
 def write_text(path, text, what):
-    """Write text (UTF-8) to path atomically, once the path is checked."""
-    check_output(path, what)
+    """Write text (UTF-8) to path atomically (checked by check_output_file before the work)."""
     write_atomic(path, lambda f: f.write(text.encode("utf-8")), what)
 
 
@@ -278,15 +268,15 @@ def main(argv=None):
         ids = validation_text(model)
     ids = np.asarray(ids[:args.max_chars])  # (T,)
     out = args.out or os.path.splitext(args.checkpoint)[0] + ".html"
-    check_output(out, "page")
+    check_output_file(out, "--out")
     if args.json:
-        check_output(args.json, "--json")
+        check_output_file(args.json, "--json")
     a = analyse(model, ids, args.top_k)
     title = os.path.basename(args.checkpoint)
     if args.json:
         write_text(args.json, json.dumps(json_data(a, model.tokens), ensure_ascii=False),
                      "--json")
-    write_text(out, render_page(page_data(a, model, title, args.top_k)), "page")
+    write_text(out, render_page(page_data(a, model, title, args.top_k)), "--out")
     best = {}
     for item in a["interpretable"]:
         best.setdefault(item["feature"], item)

@@ -221,6 +221,17 @@ def prepare_output(path):
                 os.unlink(os.path.join(folder, name))
 
 
+def check_output_file(path, what):
+    """A UserError now, before any work, unless path can be a file we write: not a folder, in a
+    folder that exists. what: the option that named it (e.g. --output)."""
+    if os.path.isdir(path):
+        raise UserError(f"{what} {path} is a folder: give a file name in it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"cannot write {what} {path}: the folder {folder} does not exist; create "
+                        "it first or write elsewhere")
+
+
 def _alive(pid):
     """Whether a process with this id is running (on this machine)."""
     try:
