@@ -251,12 +251,13 @@ class LayerModel(LanguageModel):
         int array per step, each the model's own predict on a (K, 1) block."""
         model = self.model
         model.set_state(state)
+        frozen = model.frozen()  # the weights don't change while this generator runs
         ix = np.asarray(seed_ix)  # (K,)
         K, V = len(ix), model.vocab_size
         while True:
             noise = gumbel_noise(rng, (noise_block(K, V), K, V), temperature, np.float64)
             for g in noise:  # (K, V) temperature * Gumbel(0, 1)
-                y = keep_top_k(model.predict(ix[:, None])[:, 0], top_k)  # (K, V) next scores
+                y = keep_top_k(model.predict(ix[:, None], frozen=frozen)[:, 0], top_k)  # (K, V)
                 ix = (y + g).argmax(axis=1)  # (K,) Gumbel-max: a draw from softmax(y / temperature)
                 yield ix
 

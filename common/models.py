@@ -122,14 +122,24 @@ class Rnnlm:
         self.dropouts[l].train_flg = train
         return self.dropouts[l].forward(hs)
 
-    def predict(self, xs, train=False):
-        """xs (N, T) ids -> scores (N, T, V); train switches dropout on. Carries the state."""
+    def frozen(self):
+        """What predict derives from the weights (the fused embedding table, each layer's halved
+        gate columns), made once: pass it to predict while the weights stay as they are, as
+        generation does one step at a time, instead of remaking it every call."""
+        table = None if self.embed_proj is None else self.embed_proj.table()  # (V, GH)
+        return table, [rnn.derived(projected=l == 0 and table is not None)
+                       for l, rnn in enumerate(self.rnns)]
+
+    def predict(self, xs, train=False, frozen=None):
+        """xs (N, T) ids -> scores (N, T, V); train switches dropout on. Carries the state.
+        frozen: frozen() made since the weights last changed, or None."""
+        table, derived = frozen or (None, [None] * len(self.rnns))
         if self.embed_proj is not None:
-            hs = self.rnns[0].forward_projected(self.embed_proj.forward(xs))  # (N, T, H)
+            hs = self.rnns[0].forward_projected(self.embed_proj.forward(xs, table), derived[0])
         else:
-            hs = self.rnns[0].forward(self._drop(0, self.embed.forward(xs), train))  # (N, T, H)
+            hs = self.rnns[0].forward(self._drop(0, self.embed.forward(xs), train), derived[0])
         for l in range(1, len(self.rnns)):
-            hs = self.rnns[l].forward(self._drop(l, hs, train))  # (N, T, H)
+            hs = self.rnns[l].forward(self._drop(l, hs, train), derived[l])  # (N, T, H)
         return self.affine.forward(self._drop(len(self.rnns), hs, train))  # (N, T, V)
 
     def forward(self, xs, ts, train=True):

@@ -7,6 +7,8 @@ References:
   https://cs231n.github.io/rnn/ (cs231n RNN notes and assignment 3)
 """
 
+import types
+
 import numpy as np
 
 # Every layer has params and grads lists; backward writes grads[i][...] in place, only reads forward's cache
@@ -86,8 +88,13 @@ class TimeRNN:
         """Start the next block from zeros."""
         self.h = None
 
-    def forward(self, xs):
-        """xs (N, T, D) -> hs (N, T, H); updates self.h to the last step's state."""
+    def derived(self, projected):
+        """Nothing: the steps use Wx, Wh and b as they are (the LSTM and GRU halve gate columns)."""
+        return types.SimpleNamespace()
+
+    def forward(self, xs, derived=None):
+        """xs (N, T, D) -> hs (N, T, H); updates self.h to the last step's state. derived: unused,
+        as for TimeLSTM and TimeGRU."""
         Wx, Wh = self.params[:2]
         N, T, D = xs.shape
         H = Wh.shape[0]
@@ -97,7 +104,7 @@ class TimeRNN:
         np.matmul(xs_tm, Wx, out=hbuf[1:].reshape(T * N, H))  # (T*N, H) x_t Wx of all steps, one matmul
         return self._forward_steps(hbuf, xs_tm)
 
-    def forward_projected(self, xWx):
+    def forward_projected(self, xWx, derived=None):
         """xWx (N, T, H), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
         For TimeEmbedProjection; pair it with backward_projected."""
         N, T, H = xWx.shape
@@ -233,46 +240,51 @@ class TimeLSTM:
         """Start the next block from zeros."""
         self.h, self.c = None, None
 
-    def forward(self, xs):
-        """xs (N, T, D) -> hs (N, T, H); updates self.h and self.c."""
-        Wx, Wh = self.params[:2]
+    def forward(self, xs, derived=None):
+        """xs (N, T, D) -> hs (N, T, H); updates self.h and self.c. derived: derived() made
+        while the weights stay as they are (None: made here)."""
+        Wh = self.params[1]
         N, T, D = xs.shape
         H = Wh.shape[0]
         dtype = Wh.dtype
+        if derived is None:
+            derived = self.derived(projected=False)
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
         gates = np.empty((T, N, 4 * H), dtype=dtype)  # (T, N, 4H) (x_t Wx + b) half, then activated f, g, i, o
-        np.matmul(xs_tm, Wx * self._half(), out=gates.reshape(T * N, 4 * H))  # (T*N, 4H) view into gates
-        return self._forward_steps(gates, xs_tm)
+        np.matmul(xs_tm, derived.Wx_half, out=gates.reshape(T * N, 4 * H))  # (T*N, 4H) view into gates
+        return self._forward_steps(gates, xs_tm, derived)
 
-    def forward_projected(self, xWx):
+    def forward_projected(self, xWx, derived=None):
         """xWx (N, T, 4H), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
         For TimeEmbedProjection; pair it with backward_projected."""
         N, T, H4 = xWx.shape
+        if derived is None:
+            derived = self.derived(projected=True)
         gates = np.empty((T, N, H4), dtype=self.params[1].dtype)  # (T, N, 4H) as in forward
-        np.multiply(xWx.transpose(1, 0, 2), self._half(), out=gates)  # (x_t Wx) half, time-major
-        return self._forward_steps(gates, None)
+        np.multiply(xWx.transpose(1, 0, 2), derived.half, out=gates)  # (x_t Wx) half, time-major
+        return self._forward_steps(gates, None, derived)
 
-    def _half(self):
-        """(4H,) 1/2 on the sigmoid columns f, i, o, 1 on the candidate columns g (see _forward_steps)."""
-        Wh = self.params[1]
+    def derived(self, projected):
+        """The arrays the steps use, made from the weights: remade by each forward unless passed in
+        (projected: for forward_projected, which needs no Wx). sigma(a) = (1 + tanh(a / 2)) / 2: halving the f, i, o columns of Wx, Wh and b (exact in floats)
+        lets one tanh call per step cover all four gates; two calls then map f, i, o to (1 + tanh) / 2."""
+        Wx, Wh, b = self.params
         H = Wh.shape[0]
-        half = np.full(4 * H, 0.5, dtype=Wh.dtype)  # (4H,)
+        half = np.full(4 * H, 0.5, dtype=Wh.dtype)  # (4H,) 1/2 on f, i, o; 1 on g
         half[H:2 * H] = 1
-        return half
+        shift = half.copy()  # (4H,) (1 + tanh) / 2 = tanh * 1/2 + 1/2 on f, i, o; tanh * 1 + 0 on g
+        shift[H:2 * H] = 0
+        return types.SimpleNamespace(half=half, shift=shift, Wx_half=None if projected else Wx * half,  # (D, 4H)
+                       Wh_half=Wh * half, b_half=b * half)  # (H, 4H), (4H,)
 
-    def _forward_steps(self, gates, xs_tm):
+    def _forward_steps(self, gates, xs_tm, derived):
         """The steps over gates (T, N, 4H) holding (x_t Wx) half; caches xs_tm (None: projected)."""
-        Wh, b = self.params[1:]
+        Wh = self.params[1]
         T, N = gates.shape[:2]
         H = Wh.shape[0]
         dtype = Wh.dtype
-        # sigma(a) = (1 + tanh(a / 2)) / 2: halving the f, i, o columns of Wx, Wh and b (exact in floats) lets
-        # one tanh call per step cover all four gates; two calls then map f, i, o to (1 + tanh) / 2
-        half = self._half()  # (4H,) 1/2 on f, i, o; 1 on g
-        shift = half.copy()  # (4H,) (1 + tanh) / 2 = tanh * 1/2 + 1/2 on f, i, o; tanh * 1 + 0 on g
-        shift[H:2 * H] = 0
-        Wh_half = Wh * half  # (H, 4H) Wh with its f, i, o columns halved
-        gates += b * half
+        half, shift, Wh_half = derived.half, derived.shift, derived.Wh_half  # (4H,), (4H,), (H, 4H)
+        gates += derived.b_half
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         cbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) c_0 .. c_T
         tanh_c = np.empty((T, N, H), dtype=dtype)  # (T, N, H) tanh(c_t), reused by backward
@@ -322,7 +334,7 @@ class TimeLSTM:
         _, gates, hbuf, cbuf, tanh_c = self.cache
         N, T, H = dhs.shape
         dtype = Wh.dtype
-        WhT = np.ascontiguousarray(Wh.T)  # (4H, H) copy: BLAS runs the step products ~1.4x faster than on Wh.T
+        WhT = Wh.T  # (4H, H) view
         dhs_tm = dhs.transpose(1, 0, 2)  # (T, N, H) view, only read
         dA = np.empty((T, N, 4 * H), dtype=dtype)  # (T, N, 4H) gate pre-activation grads [f | g | i | o]
         dh = np.zeros((N, H), dtype=dtype)  # (N, H) gradient arriving at h_t from step t+1
@@ -437,43 +449,51 @@ class TimeGRU:
         """Start the next block from zeros."""
         self.h = None
 
-    def forward(self, xs):
-        """xs (N, T, D) -> hs (N, T, H); updates self.h."""
-        Wx, Wh = self.params[:2]
+    def forward(self, xs, derived=None):
+        """xs (N, T, D) -> hs (N, T, H); updates self.h. derived: derived() made while the weights
+        stay as they are (None: made here)."""
+        Wh = self.params[1]
         N, T, D = xs.shape
         H = Wh.shape[0]
         dtype = Wh.dtype
+        if derived is None:
+            derived = self.derived(projected=False)
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
         gates = np.empty((T, N, 3 * H), dtype=dtype)  # (T, N, 3H) (x_t Wx + b) half, then activated z, r, h~
-        np.matmul(xs_tm, Wx * self._half(), out=gates.reshape(T * N, 3 * H))  # (T*N, 3H) view into gates
-        return self._forward_steps(gates, xs_tm)
+        np.matmul(xs_tm, derived.Wx_half, out=gates.reshape(T * N, 3 * H))  # (T*N, 3H) view into gates
+        return self._forward_steps(gates, xs_tm, derived)
 
-    def forward_projected(self, xWx):
+    def forward_projected(self, xWx, derived=None):
         """xWx (N, T, 3H), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
         For TimeEmbedProjection; pair it with backward_projected."""
         N, T, H3 = xWx.shape
+        if derived is None:
+            derived = self.derived(projected=True)
         gates = np.empty((T, N, H3), dtype=self.params[1].dtype)  # (T, N, 3H) as in forward
-        np.multiply(xWx.transpose(1, 0, 2), self._half(), out=gates)  # (x_t Wx) half, time-major
-        return self._forward_steps(gates, None)
+        np.multiply(xWx.transpose(1, 0, 2), derived.half, out=gates)  # (x_t Wx) half, time-major
+        return self._forward_steps(gates, None, derived)
 
-    def _half(self):
-        """(3H,) 1/2 on the sigmoid columns z, r, 1 on the candidate columns h~ (see _forward_steps)."""
-        Wh = self.params[1]
+    def derived(self, projected):
+        """The arrays the steps use, made from the weights: remade by each forward unless passed in
+        (projected: for forward_projected, which needs no Wx). sigma(a) = (1 + tanh(a / 2)) / 2: the
+        z, r columns of Wx, Wh and b are halved (exact in floats)."""
+        Wx, Wh, b = self.params
         H = Wh.shape[0]
-        half = np.ones(3 * H, dtype=Wh.dtype)  # (3H,)
+        half = np.ones(3 * H, dtype=Wh.dtype)  # (3H,) 1/2 on the sigmoid columns z, r; 1 on h~
         half[:2 * H] = 0.5
-        return half
+        return types.SimpleNamespace(half=half, Wx_half=None if projected else Wx * half,  # (D, 3H)
+                       Wh_zr=Wh[:, :2 * H] * 0.5,  # (H, 2H) z and r columns halved, a contiguous copy
+                       Wh_h=np.ascontiguousarray(Wh[:, 2 * H:]),  # (H, H) candidate columns
+                       b_half=b * half)  # (3H,)
 
-    def _forward_steps(self, gates, xs_tm):
+    def _forward_steps(self, gates, xs_tm, derived):
         """The steps over gates (T, N, 3H) holding (x_t Wx) half; caches xs_tm (None: projected)."""
-        Wh, b = self.params[1:]
+        Wh = self.params[1]
         T, N = gates.shape[:2]
         H = Wh.shape[0]
         dtype = Wh.dtype
-        # sigma(a) = (1 + tanh(a / 2)) / 2: the z, r columns of Wx, Wh and b are halved (exact in floats)
-        Wh_zr = Wh[:, :2 * H] * 0.5  # (H, 2H) z and r columns halved, a contiguous copy for BLAS
-        Wh_h = np.ascontiguousarray(Wh[:, 2 * H:])  # (H, H) candidate columns
-        gates += b * self._half()
+        Wh_zr, Wh_h = derived.Wh_zr, derived.Wh_h  # (H, 2H), (H, H)
+        gates += derived.b_half
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         hr = np.empty((T, N, H), dtype=dtype)  # (T, N, H) r_t * h_{t-1}, needed for dWh_h
         if not self.stateful or self.h is None:  # stateful: backward still cut at the block edge
@@ -638,13 +658,20 @@ class TimeEmbedProjection:
         (and V-row ones in backward) is cheaper than K x D x GH ones on the picked rows."""
         return len(self.params[0]) < K
 
-    def forward(self, ids):
-        """ids (N, T) ints -> xWx (N, T, GH), a transposed view of a time-major array."""
+    def table(self):
+        """W Wx (V, GH): row v is what id v projects to."""
+        W, Wx = self.params
+        return W @ Wx  # (V, GH)
+
+    def forward(self, ids, table=None):
+        """ids (N, T) ints -> xWx (N, T, GH), a transposed view of a time-major array. table: table()
+        made while the weights stay as they are, its rows then picked whatever N T is."""
         W, Wx = self.params
         self.ids = np.array(ids)  # (N, T) our own copy
-        if self._by_table(self.ids.size):
+        if table is not None or self._by_table(self.ids.size):
             self.xs = None
-            return (W @ Wx)[self.ids.T].transpose(1, 0, 2)  # (N, T, GH) rows of the (V, GH) table
+            table = self.table() if table is None else table  # (V, GH)
+            return table[self.ids.T].transpose(1, 0, 2)  # (N, T, GH) rows of the (V, GH) table
         self.xs = W[self.ids.T]  # (T, N, D) picking rows, as in Embedding
         return (self.xs @ Wx).transpose(1, 0, 2)  # (N, T, GH)
 
