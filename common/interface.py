@@ -251,9 +251,9 @@ class LayerModel(LanguageModel):
         int array per step, each the model's own predict on a (K, 1) block."""
         model = self.model
         model.set_state(state)
-        frozen = model.frozen()  # the weights don't change while this generator runs
         ix = np.asarray(seed_ix)  # (K,)
         K, V = len(ix), model.vocab_size
+        frozen = model.frozen(K)  # the weights don't change while this generator runs
         while True:
             noise = gumbel_noise(rng, (noise_block(K, V), K, V), temperature, np.float64)
             for g in noise:  # (K, V) temperature * Gumbel(0, 1)

@@ -122,17 +122,17 @@ class Rnnlm:
         self.dropouts[l].train_flg = train
         return self.dropouts[l].forward(hs)
 
-    def frozen(self):
+    def frozen(self, N):
         """What predict derives from the weights (the fused embedding table, each layer's halved
         gate columns), made once: pass it to predict while the weights stay as they are, as
         generation does one step at a time, instead of remaking it every call."""
         table = None if self.embed_proj is None else self.embed_proj.table()  # (V, GH)
-        return table, [rnn.derived(projected=l == 0 and table is not None)
+        return table, [rnn.derived(N, projected=l == 0 and table is not None, reused=True)
                        for l, rnn in enumerate(self.rnns)]
 
     def predict(self, xs, train=False, frozen=None):
         """xs (N, T) ids -> scores (N, T, V); train switches dropout on. Carries the state.
-        frozen: frozen() made since the weights last changed, or None."""
+        frozen: frozen(N) made since the weights last changed, or None."""
         table, derived = frozen or (None, [None] * len(self.rnns))
         if self.embed_proj is not None:
             hs = self.rnns[0].forward_projected(self.embed_proj.forward(xs, table), derived[0])

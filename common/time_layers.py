@@ -24,6 +24,28 @@ def sigmoid(x, out=None):
     return out
 
 
+class RowsTimes:
+    """x -> x W for blocks x (N, H) of N rows and a fixed W (H, G), into one (N, G) array made here
+    (each call overwrites it). reused (the product serves many calls, as in generation): with 2 to
+    16 rows and W of 1 MiB or more it multiplies the other way round, (W^T x^T)^T, with W^T copied
+    once. OpenBLAS repacks W for every few-row product: with its Haswell kernels on an AMD EPYC,
+    the turned product was 1.4-2.3x faster at H = 256 and 512 (G = 4H, N = 2 .. 16) and no faster
+    at H <= 100, and the copy costs more than a training block's few steps save."""
+
+    def __init__(self, W, N, reused=False):
+        self.turned = reused and 2 <= N <= 16 and W.nbytes >= 2 ** 20
+        self.W = np.ascontiguousarray(W.T) if self.turned else W  # (G, H) or (H, G)
+        G = W.shape[1]
+        self.out = np.empty((G, N), dtype=W.dtype).T if self.turned else np.empty((N, G), dtype=W.dtype)
+
+    def __call__(self, x):
+        if self.turned:
+            np.matmul(self.W, x.T, out=self.out.T)  # (G, N) = W^T x^T
+        else:
+            np.matmul(x, self.W, out=self.out)  # (N, G)
+        return self.out  # (N, G)
+
+
 def _to_time_major(xs, dtype):
     """(N, T, K) -> contiguous (T, N, K) copy in dtype, so step t reads one contiguous block."""
     return np.ascontiguousarray(xs.transpose(1, 0, 2), dtype=dtype)  # (T, N, K)
@@ -88,13 +110,15 @@ class TimeRNN:
         """Start the next block from zeros."""
         self.h = None
 
-    def derived(self, projected):
-        """Nothing: the steps use Wx, Wh and b as they are (the LSTM and GRU halve gate columns)."""
-        return types.SimpleNamespace()
+    def derived(self, N, projected, reused=False):
+        """What the steps over N rows make from the weights: the product by Wh (remade by each
+        forward unless passed in; projected: unused, as for TimeLSTM and TimeGRU; reused: to be
+        passed to many forward calls, see RowsTimes)."""
+        return types.SimpleNamespace(times_Wh=RowsTimes(self.params[1], N, reused))  # h Wh (N, H)
 
     def forward(self, xs, derived=None):
-        """xs (N, T, D) -> hs (N, T, H); updates self.h to the last step's state. derived: unused,
-        as for TimeLSTM and TimeGRU."""
+        """xs (N, T, D) -> hs (N, T, H); updates self.h to the last step's state. derived:
+        derived(N, ...) made while the weights stay as they are (None: made here)."""
         Wx, Wh = self.params[:2]
         N, T, D = xs.shape
         H = Wh.shape[0]
@@ -102,7 +126,9 @@ class TimeRNN:
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D) step t is rows t*N .. t*N+N-1
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) hbuf[t] is h_t, hbuf[0] the initial state
         np.matmul(xs_tm, Wx, out=hbuf[1:].reshape(T * N, H))  # (T*N, H) x_t Wx of all steps, one matmul
-        return self._forward_steps(hbuf, xs_tm)
+        if derived is None:
+            derived = self.derived(N, projected=False)
+        return self._forward_steps(hbuf, xs_tm, derived)
 
     def forward_projected(self, xWx, derived=None):
         """xWx (N, T, H), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
@@ -110,9 +136,11 @@ class TimeRNN:
         N, T, H = xWx.shape
         hbuf = np.empty((T + 1, N, H), dtype=self.params[1].dtype)  # (T+1, N, H) as in forward
         hbuf[1:] = xWx.transpose(1, 0, 2)  # (T, N, H) x_t Wx, time-major
-        return self._forward_steps(hbuf, None)
+        if derived is None:
+            derived = self.derived(N, projected=True)
+        return self._forward_steps(hbuf, None, derived)
 
-    def _forward_steps(self, hbuf, xs_tm):
+    def _forward_steps(self, hbuf, xs_tm, derived):
         """The recurrence over hbuf (T+1, N, H) whose hbuf[1:] holds x_t Wx; caches xs_tm (None: projected)."""
         Wh, b = self.params[1:]
         N, H = hbuf.shape[1:]
@@ -122,10 +150,8 @@ class TimeRNN:
         if not self.stateful or self.h is None:  # stateful: carry h; backward stops here (truncated BPTT)
             self.h = np.zeros((N, H), dtype=dtype)  # (N, H)
         hbuf[0] = self.h
-        hWh = np.empty((N, H), dtype=dtype)  # (N, H) scratch for h_{t-1} Wh, reused every step
         for t in range(1, T + 1):
-            np.matmul(hbuf[t - 1], Wh, out=hWh)
-            hbuf[t] += hWh  # a_t = h_{t-1} Wh + (x_t Wx + b)
+            hbuf[t] += derived.times_Wh(hbuf[t - 1])  # a_t = h_{t-1} Wh + (x_t Wx + b)
             np.tanh(hbuf[t], out=hbuf[t])  # h_t = tanh(a_t)
         self.h = hbuf[T].copy()  # (N, H)
         self.cache = (xs_tm, hbuf)
@@ -241,14 +267,14 @@ class TimeLSTM:
         self.h, self.c = None, None
 
     def forward(self, xs, derived=None):
-        """xs (N, T, D) -> hs (N, T, H); updates self.h and self.c. derived: derived() made
-        while the weights stay as they are (None: made here)."""
+        """xs (N, T, D) -> hs (N, T, H); updates self.h and self.c. derived: derived(N, ...)
+        made while the weights stay as they are (None: made here)."""
         Wh = self.params[1]
         N, T, D = xs.shape
         H = Wh.shape[0]
         dtype = Wh.dtype
         if derived is None:
-            derived = self.derived(projected=False)
+            derived = self.derived(N, projected=False)
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
         gates = np.empty((T, N, 4 * H), dtype=dtype)  # (T, N, 4H) (x_t Wx + b) half, then activated f, g, i, o
         np.matmul(xs_tm, derived.Wx_half, out=gates.reshape(T * N, 4 * H))  # (T*N, 4H) view into gates
@@ -259,23 +285,27 @@ class TimeLSTM:
         For TimeEmbedProjection; pair it with backward_projected."""
         N, T, H4 = xWx.shape
         if derived is None:
-            derived = self.derived(projected=True)
+            derived = self.derived(N, projected=True)
         gates = np.empty((T, N, H4), dtype=self.params[1].dtype)  # (T, N, 4H) as in forward
         np.multiply(xWx.transpose(1, 0, 2), derived.half, out=gates)  # (x_t Wx) half, time-major
         return self._forward_steps(gates, None, derived)
 
-    def derived(self, projected):
-        """The arrays the steps use, made from the weights: remade by each forward unless passed in
-        (projected: for forward_projected, which needs no Wx). sigma(a) = (1 + tanh(a / 2)) / 2: halving the f, i, o columns of Wx, Wh and b (exact in floats)
-        lets one tanh call per step cover all four gates; two calls then map f, i, o to (1 + tanh) / 2."""
+    def derived(self, N, projected, reused=False):
+        """What the steps over N rows make from the weights: remade by each forward unless passed in
+        (projected: for forward_projected, which needs no Wx; reused: to be passed to many forward
+        calls, see RowsTimes). sigma(a) = (1 + tanh(a / 2)) / 2: halving the f, i, o columns of Wx,
+        Wh and b (exact in floats) lets one tanh call per step cover all four gates; two calls then
+        map f, i, o to (1 + tanh) / 2."""
         Wx, Wh, b = self.params
         H = Wh.shape[0]
         half = np.full(4 * H, 0.5, dtype=Wh.dtype)  # (4H,) 1/2 on f, i, o; 1 on g
         half[H:2 * H] = 1
         shift = half.copy()  # (4H,) (1 + tanh) / 2 = tanh * 1/2 + 1/2 on f, i, o; tanh * 1 + 0 on g
         shift[H:2 * H] = 0
-        return types.SimpleNamespace(half=half, shift=shift, Wx_half=None if projected else Wx * half,  # (D, 4H)
-                       Wh_half=Wh * half, b_half=b * half)  # (H, 4H), (4H,)
+        return types.SimpleNamespace(half=half, shift=shift,
+                                     Wx_half=None if projected else Wx * half,  # (D, 4H)
+                                     times_Wh_half=RowsTimes(Wh * half, N, reused),  # h Wh_half (N, 4H)
+                                     b_half=b * half)  # (4H,)
 
     def _forward_steps(self, gates, xs_tm, derived):
         """The steps over gates (T, N, 4H) holding (x_t Wx) half; caches xs_tm (None: projected)."""
@@ -283,7 +313,7 @@ class TimeLSTM:
         T, N = gates.shape[:2]
         H = Wh.shape[0]
         dtype = Wh.dtype
-        half, shift, Wh_half = derived.half, derived.shift, derived.Wh_half  # (4H,), (4H,), (H, 4H)
+        half, shift = derived.half, derived.shift  # (4H,), (4H,)
         gates += derived.b_half
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         cbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) c_0 .. c_T
@@ -293,12 +323,10 @@ class TimeLSTM:
         if not self.stateful or self.c is None:
             self.c = np.zeros((N, H), dtype=dtype)  # (N, H)
         hbuf[0], cbuf[0] = self.h, self.c
-        hWh = np.empty((N, 4 * H), dtype=dtype)  # (N, 4H) scratch for h_{t-1} Wh_half
         gi = np.empty((N, H), dtype=dtype)  # (N, H) scratch for g i
         for t in range(T):
             A = gates[t]
-            np.matmul(hbuf[t], Wh_half, out=hWh)
-            A += hWh  # A = (x_t Wx + h_{t-1} Wh + b) * half
+            A += derived.times_Wh_half(hbuf[t])  # A = (x_t Wx + h_{t-1} Wh + b) * half
             np.tanh(A, out=A)  # g = tanh(A_g); tanh(A_f / 2), tanh(A_i / 2), tanh(A_o / 2)
             A *= half
             A += shift  # f, i, o = sigma(A_f), sigma(A_i), sigma(A_o) = (1 + tanh(. / 2)) / 2
@@ -450,14 +478,14 @@ class TimeGRU:
         self.h = None
 
     def forward(self, xs, derived=None):
-        """xs (N, T, D) -> hs (N, T, H); updates self.h. derived: derived() made while the weights
-        stay as they are (None: made here)."""
+        """xs (N, T, D) -> hs (N, T, H); updates self.h. derived: derived(N, ...) made while the
+        weights stay as they are (None: made here)."""
         Wh = self.params[1]
         N, T, D = xs.shape
         H = Wh.shape[0]
         dtype = Wh.dtype
         if derived is None:
-            derived = self.derived(projected=False)
+            derived = self.derived(N, projected=False)
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
         gates = np.empty((T, N, 3 * H), dtype=dtype)  # (T, N, 3H) (x_t Wx + b) half, then activated z, r, h~
         np.matmul(xs_tm, derived.Wx_half, out=gates.reshape(T * N, 3 * H))  # (T*N, 3H) view into gates
@@ -468,23 +496,25 @@ class TimeGRU:
         For TimeEmbedProjection; pair it with backward_projected."""
         N, T, H3 = xWx.shape
         if derived is None:
-            derived = self.derived(projected=True)
+            derived = self.derived(N, projected=True)
         gates = np.empty((T, N, H3), dtype=self.params[1].dtype)  # (T, N, 3H) as in forward
         np.multiply(xWx.transpose(1, 0, 2), derived.half, out=gates)  # (x_t Wx) half, time-major
         return self._forward_steps(gates, None, derived)
 
-    def derived(self, projected):
-        """The arrays the steps use, made from the weights: remade by each forward unless passed in
-        (projected: for forward_projected, which needs no Wx). sigma(a) = (1 + tanh(a / 2)) / 2: the
-        z, r columns of Wx, Wh and b are halved (exact in floats)."""
+    def derived(self, N, projected, reused=False):
+        """What the steps over N rows make from the weights: remade by each forward unless passed in
+        (projected: for forward_projected, which needs no Wx; reused: to be passed to many forward
+        calls, see RowsTimes). sigma(a) = (1 + tanh(a / 2)) / 2: the z, r columns of Wx, Wh and b
+        are halved (exact in floats)."""
         Wx, Wh, b = self.params
         H = Wh.shape[0]
         half = np.ones(3 * H, dtype=Wh.dtype)  # (3H,) 1/2 on the sigmoid columns z, r; 1 on h~
         half[:2 * H] = 0.5
+        Wh_h = np.ascontiguousarray(Wh[:, 2 * H:])  # (H, H) the candidate columns
         return types.SimpleNamespace(half=half, Wx_half=None if projected else Wx * half,  # (D, 3H)
-                       Wh_zr=Wh[:, :2 * H] * 0.5,  # (H, 2H) z and r columns halved, a contiguous copy
-                       Wh_h=np.ascontiguousarray(Wh[:, 2 * H:]),  # (H, H) candidate columns
-                       b_half=b * half)  # (3H,)
+                                     times_Wh_zr=RowsTimes(Wh[:, :2 * H] * 0.5, N, reused),  # (N, 2H)
+                                     times_Wh_h=RowsTimes(Wh_h, N, reused),  # (r h) Wh_h (N, H)
+                                     b_half=b * half)  # (3H,)
 
     def _forward_steps(self, gates, xs_tm, derived):
         """The steps over gates (T, N, 3H) holding (x_t Wx) half; caches xs_tm (None: projected)."""
@@ -492,26 +522,21 @@ class TimeGRU:
         T, N = gates.shape[:2]
         H = Wh.shape[0]
         dtype = Wh.dtype
-        Wh_zr, Wh_h = derived.Wh_zr, derived.Wh_h  # (H, 2H), (H, H)
         gates += derived.b_half
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         hr = np.empty((T, N, H), dtype=dtype)  # (T, N, H) r_t * h_{t-1}, needed for dWh_h
         if not self.stateful or self.h is None:  # stateful: backward still cut at the block edge
             self.h = np.zeros((N, H), dtype=dtype)  # (N, H)
         hbuf[0] = self.h
-        hW_zr = np.empty((N, 2 * H), dtype=dtype)  # (N, 2H) scratch for h_{t-1} Wh_zr
-        hrW = np.empty((N, H), dtype=dtype)  # (N, H) scratch for (r h_{t-1}) Wh_h
         for t in range(T):
             zr, hh = gates[t, :, :2 * H], gates[t, :, 2 * H:]  # (N, 2H), (N, H) views
-            np.matmul(hbuf[t], Wh_zr, out=hW_zr)
-            zr += hW_zr  # (x_t Wx_zr + h_{t-1} Wh_zr + b_zr) / 2
+            zr += derived.times_Wh_zr(hbuf[t])  # (x_t Wx_zr + h_{t-1} Wh_zr + b_zr) / 2
             np.tanh(zr, out=zr)
             zr *= 0.5
             zr += 0.5  # z, r = sigma(x_t Wx_zr + h_{t-1} Wh_zr + b_zr) = (1 + tanh(. / 2)) / 2
             z, r = zr[:, :H], zr[:, H:]  # (N, H) views
             np.multiply(r, hbuf[t], out=hr[t])  # r h_{t-1}
-            np.matmul(hr[t], Wh_h, out=hrW)
-            hh += hrW
+            hh += derived.times_Wh_h(hr[t])
             np.tanh(hh, out=hh)  # h~_t = tanh(x_t Wx_h + (r h_{t-1}) Wh_h + b_h)
             np.subtract(hh, hbuf[t], out=hbuf[t + 1])
             hbuf[t + 1] *= z

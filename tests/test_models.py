@@ -132,6 +132,33 @@ def test_fused_and_unfused_give_the_same_loss_and_gradients():
                 assert np.abs(g - h).max() < GENERAL_VS_BOOK_TOL, name
 
 
+def test_frozen_weights_predict_as_the_plain_path():
+    # frozen(K) makes the table, halved gate columns and (K = 4, H = 256: the LSTM's 2 MiB and the GRU's
+    # 1 MiB z, r columns of Wh) turned products once; the RNN's 0.5 MiB Wh and K = 1 keep the plain
+    # product. The same math in another BLAS order: GENERAL_VS_BOOK_TOL
+    for k, (cell, L, tied, K, turned) in enumerate([("rnn", 1, False, 4, None),
+                                                    ("lstm", 2, False, 4, "times_Wh_half"),
+                                                    ("gru", 1, True, 4, "times_Wh_zr"),
+                                                    ("lstm", 1, False, 1, None)]):
+        rng = np.random.default_rng(60 + k)
+        V, H = 7, 256
+        model = models.Rnnlm(V, H, H, cell, L, tie_weights=tied, seed=k)
+        for p in model.params:
+            p[...] = 0.1 * rng.standard_normal(p.shape)  # sums of order 1 through 256-wide products
+        start = 0.5 * rng.standard_normal(model.zero_state(K).shape)  # (S, K, H)
+        frozen = model.frozen(K)
+        assert turned is None or getattr(frozen[1][0], turned).turned
+        plain_state, frozen_state = start, start
+        for step in range(3):
+            ids = rng.integers(0, V, (K, 1))
+            model.set_state(plain_state)
+            y_plain, plain_state = model.predict(ids), model.get_state()
+            model.set_state(frozen_state)
+            y_frozen, frozen_state = model.predict(ids, frozen=frozen), model.get_state()
+            assert np.abs(y_plain - y_frozen).max() < GENERAL_VS_BOOK_TOL, (cell, step)
+            assert np.abs(plain_state - frozen_state).max() < GENERAL_VS_BOOK_TOL, (cell, step)
+
+
 def test_book_init_and_initial_loss_is_ln_V():
     V, D, H = 9, 6, 7
     model = models.SimpleRnnlm(V, D, H, seed=4)

@@ -5,7 +5,7 @@ import numpy as np
 
 from conftest import central_difference, rel_error
 from common.time_layers import (RNN, LSTM, GRU, Affine, Embedding, TimeAffine, TimeDropout, TimeEmbedding,
-                         TimeEmbedProjection, TimeGRU, TimeLSTM, TimeRNN, TimeSoftmaxWithLoss)
+                         RowsTimes, TimeEmbedProjection, TimeGRU, TimeLSTM, TimeRNN, TimeSoftmaxWithLoss)
 
 # per-array relative error ||a - n|| / (||a|| + ||n||) of analytic vs central differences (step
 # conftest.GRAD_STEP = 1e-5): truncation O(h^2) ~ 1e-10 and rounding ~1e-16 / h ~ 1e-11 against
@@ -413,3 +413,16 @@ def test_embedding_backward_for_a_large_vocabulary():
         for t in range(T):
             dW_hand[ids[n, t]] += dout[n, t]
     np.testing.assert_allclose(layer.grads[0], dW_hand, rtol=0, atol=SAME_MATH_TOL)
+
+
+def test_rows_times_turned_product_equals_the_plain_one():
+    # 4 rows by a (256, 1024) float64 W (2 MiB): reused, it multiplies as (W^T x^T)^T; the same sums
+    # in another BLAS order, so SAME_MATH_TOL (values of order 10 here: 256 terms of order 0.5)
+    rng = np.random.default_rng(11)
+    W, x = weights(rng, 256, 1024), weights(rng, 4, 256)
+    for reused, turned in ((True, True), (False, False)):
+        times_W = RowsTimes(W, 4, reused)
+        assert times_W.turned is turned
+        assert np.abs(times_W(x) - x @ W).max() < 10 * SAME_MATH_TOL
+    assert not RowsTimes(W, 1, True).turned and not RowsTimes(W, 32, True).turned
+    assert not RowsTimes(W[:100, :400].copy(), 4, True).turned  # 320 kB: no faster turned
