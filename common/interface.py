@@ -197,9 +197,12 @@ class LayerModel(LanguageModel):
     kind = "rnnlm"
     iteration_key = "k"
 
-    def __init__(self, model, vocab, meta=None):
+    def __init__(self, model, vocab, meta=None, read_only=False):
+        """read_only: nothing will change the weights (a model loaded from a checkpoint), so steps
+        keep what they derive from them (model.frozen) instead of remaking it every call."""
         super().__init__(vocab, meta)
         self.model = model
+        self.frozen_by_K = {} if read_only else None  # K streams -> model.frozen(K)
 
     @classmethod
     def from_checkpoint(cls, path, arrays, meta):
@@ -212,7 +215,7 @@ class LayerModel(LanguageModel):
             raise UserError(f"{path} is damaged: it is tied (tie_weights) but stores affine_W")
         for name, p in zip(model.names, model.params):
             p[...] = arrays[name]
-        return cls(model, vocab, meta)
+        return cls(model, vocab, meta, read_only=True)
 
     @property
     def num_params(self):
@@ -230,8 +233,16 @@ class LayerModel(LanguageModel):
     def step(self, state, ids):
         """state (S, K, H), ids (K,) -> scores (K, V) of the next tokens, the state after ids."""
         self.model.set_state(state)  # set_state copies: the caller's state is not modified
-        y = self.model.predict(ids[:, None])[:, 0]  # (K, V)
+        y = self.model.predict(ids[:, None], frozen=self.frozen(len(ids)))[:, 0]  # (K, V)
         return y, self.model.get_state()
+
+    def frozen(self, K):
+        """model.frozen(K), kept for later steps when the weights are read-only; None otherwise."""
+        if self.frozen_by_K is None:
+            return None
+        if K not in self.frozen_by_K:
+            self.frozen_by_K[K] = self.model.frozen(K)
+        return self.frozen_by_K[K]
 
     def evaluate(self, ids, state=None):
         """Total cross-entropy (nats) of ids[1:] given ids[:-1], one stream from `state` (None:
