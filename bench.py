@@ -359,6 +359,29 @@ def rnnlm_flops_per_char(cell, D, H, V):
     return 6 * (GATE_BLOCKS[cell] * H * (D + H) + H * V)
 
 
+def rnnlm_flops_done_per_char(cell, D, H, V, N, T):
+    """The product work rnnlm.py does per character when V < N T: h Wh and the output layer
+    forward and backward (6 flops per weight), and per block the (V, G H) table W Wx and its
+    three backward products (dtable = onehot^T dA, W^T dtable, dtable Wx^T), shared by N T."""
+    GH = GATE_BLOCKS[cell] * H
+    table = 2 * V * D * GH * 3 + 2 * V * N * T * GH  # flops per block
+    return 6 * (GH * H + H * V) + table / (N * T)
+
+
+def blas_note():
+    """What numpy's BLAS runs here: the OPENBLAS_CORETYPE the environment steers it to (tests and
+    CI keep it), and the float32 matrix-multiply peak a child process without it reaches."""
+    core = os.environ.get("OPENBLAS_CORETYPE")
+    if not core:
+        return "numpy's BLAS picks its own kernels here (no OPENBLAS_CORETYPE)"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    code = "import bench; print(bench.matmul_gflops('float32'))"
+    own = float(subprocess.run([sys.executable, "-c", code], cwd=HERE, env=env, check=True,
+                               capture_output=True, text=True).stdout)
+    return (f"numpy's BLAS runs the kernels OPENBLAS_CORETYPE={core} names (set by the "
+            f"environment); without it, a child process reaches {own:.1f} GFLOP/s float32")
+
+
 def rnnlm_cli_chars_per_s(path, cell, iters, D, H, N, T):
     """Training speed of the whole rnnlm.py process (one layer of `cell`, float32, Adam, no
     clipping, no validation): two runs of different length, so start-up cancels."""
@@ -435,14 +458,16 @@ def issue13_table(path, V, quick):
     D, H, N, T = (TABLE_SIZES[k] for k in "DHNT")
     iters = 60 if quick else 200
     print(f"issue 13 (best of {repeats} alternating rounds; float32 matmul peak "
-          f"{peak32:.1f} GFLOP/s):")
+          f"{peak32:.1f} GFLOP/s; {blas_note()}):")
     for cell in ("gru", "lstm"):
         ours, ref = best_pair(lambda: rnnlm_cli_chars_per_s(path, cell, iters, D, H, N, T),
                               lambda: torch_rnnlm_chars_per_s(V, cell, iters, D, H, N, T)
                               or float("nan"), repeats)
         share = ours * rnnlm_flops_per_char(cell, D, H, V) / 1e9 / peak32
+        done = ours * rnnlm_flops_done_per_char(cell, D, H, V, N, T) / 1e9 / peak32
         print(f"  rnnlm.py {cell.upper()} training H={H} D={D} N={N} T={T} float32 Adam: "
-              f"{ours / 1000:.1f}k chars/s ({100 * share:.0f}% of the float32 peak); "
+              f"{ours / 1000:.1f}k chars/s ({100 * share:.0f}% of the float32 peak as the issue "
+              f"counts, {100 * done:.0f}% counting the products done); "
               f"PyTorch nn.{cell.upper()}: {ref / 1000:.1f}k chars/s; ratio {ours / ref:.2f}x")
     steps = 1500 if quick else 6000
     ours, ref = best_pair(lambda: train_cli_chars_per_s(path, 1, 100, 25, "float64", steps) / 25,
