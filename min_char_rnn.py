@@ -172,7 +172,9 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
     # Rows again: hr is h^T, (K, H). h_t is needed twice, for y_t = Why h_t + by and for
     # Whh h_t in the next step, so one product with [Whh^T | Why^T] gives both.
     x_rows = (Wxh + bh).T.copy()             # (V, H) row i is (Wxh x + bh)^T for x = onehot(i)
-    W_next = np.concatenate([Whh.T, Why.T], axis=1)  # (H, H+V)
+    # C order: concatenating the transposed views would give Fortran order, which OpenBLAS's
+    # few-row kernels multiply 2x slower (SkylakeX kernels, 8 rows: 7.8 against 3.3 us)
+    W_next = np.concatenate([Whh, Why]).T.copy()  # (H, H+V) [Whh^T | Why^T]
     rec = np.asarray(h.T, dtype=dtype) @ Whh.T  # (K, H) (Whh h_{-1})^T
     ix = np.asarray(seed_ix)                 # (K,)
     block = noise_block(K, V)                # steps of noise drawn at once (bounds memory)
