@@ -242,7 +242,36 @@ class LSTM:
         return dx, dh_prev, dc_prev
 
 
-class TimeLSTM:
+class _GatedTime:
+    """forward and forward_projected of TimeLSTM and TimeGRU: their Wx, Wh and b hold G gate blocks of
+    H columns (GH in all), and each class's derived() and _forward_steps do the rest."""
+
+    def forward(self, xs, derived=None):
+        """xs (N, T, D) -> hs (N, T, H); updates the carried state. derived: derived(N, ...) made
+        while the weights stay as they are (None: made here)."""
+        Wh = self.params[1]
+        N, T, D = xs.shape
+        GH = Wh.shape[1]
+        dtype = Wh.dtype
+        if derived is None:
+            derived = self.derived(N, projected=False)
+        xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
+        gates = np.empty((T, N, GH), dtype=dtype)  # (T, N, GH) (x_t Wx + b) half, then the activated gates
+        np.matmul(xs_tm, derived.Wx_half, out=gates.reshape(T * N, GH))  # (T*N, GH) view into gates
+        return self._forward_steps(gates, xs_tm, derived)
+
+    def forward_projected(self, xWx, derived=None):
+        """xWx (N, T, GH), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
+        For TimeEmbedProjection; pair it with backward_projected."""
+        N, T, GH = xWx.shape
+        if derived is None:
+            derived = self.derived(N, projected=True)
+        gates = np.empty((T, N, GH), dtype=self.params[1].dtype)  # (T, N, GH) as in forward
+        np.multiply(xWx.transpose(1, 0, 2), derived.half, out=gates)  # (x_t Wx) half, time-major
+        return self._forward_steps(gates, None, derived)
+
+
+class TimeLSTM(_GatedTime):
     """T LSTM steps over xs (N, T, D) -> hs (N, T, H).
 
     Wx (D, 4H) input -> gates, Wh (H, 4H) hidden -> gates, b (4H,) gate biases; columns [f | g | i | o].
@@ -265,30 +294,6 @@ class TimeLSTM:
     def reset_state(self):
         """Start the next block from zeros."""
         self.h, self.c = None, None
-
-    def forward(self, xs, derived=None):
-        """xs (N, T, D) -> hs (N, T, H); updates self.h and self.c. derived: derived(N, ...)
-        made while the weights stay as they are (None: made here)."""
-        Wh = self.params[1]
-        N, T, D = xs.shape
-        H = Wh.shape[0]
-        dtype = Wh.dtype
-        if derived is None:
-            derived = self.derived(N, projected=False)
-        xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
-        gates = np.empty((T, N, 4 * H), dtype=dtype)  # (T, N, 4H) (x_t Wx + b) half, then activated f, g, i, o
-        np.matmul(xs_tm, derived.Wx_half, out=gates.reshape(T * N, 4 * H))  # (T*N, 4H) view into gates
-        return self._forward_steps(gates, xs_tm, derived)
-
-    def forward_projected(self, xWx, derived=None):
-        """xWx (N, T, 4H), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
-        For TimeEmbedProjection; pair it with backward_projected."""
-        N, T, H4 = xWx.shape
-        if derived is None:
-            derived = self.derived(N, projected=True)
-        gates = np.empty((T, N, H4), dtype=self.params[1].dtype)  # (T, N, 4H) as in forward
-        np.multiply(xWx.transpose(1, 0, 2), derived.half, out=gates)  # (x_t Wx) half, time-major
-        return self._forward_steps(gates, None, derived)
 
     def derived(self, N, projected, reused=False):
         """What the steps over N rows make from the weights: remade by each forward unless passed in
@@ -454,7 +459,7 @@ class GRU:
         return dx, dh_prev
 
 
-class TimeGRU:
+class TimeGRU(_GatedTime):
     """T GRU steps over xs (N, T, D) -> hs (N, T, H).
 
     Wx (D, 3H) input -> gates, Wh (H, 3H) hidden -> gates, b (3H,) gate biases; columns [z | r | h~].
@@ -476,30 +481,6 @@ class TimeGRU:
     def reset_state(self):
         """Start the next block from zeros."""
         self.h = None
-
-    def forward(self, xs, derived=None):
-        """xs (N, T, D) -> hs (N, T, H); updates self.h. derived: derived(N, ...) made while the
-        weights stay as they are (None: made here)."""
-        Wh = self.params[1]
-        N, T, D = xs.shape
-        H = Wh.shape[0]
-        dtype = Wh.dtype
-        if derived is None:
-            derived = self.derived(N, projected=False)
-        xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
-        gates = np.empty((T, N, 3 * H), dtype=dtype)  # (T, N, 3H) (x_t Wx + b) half, then activated z, r, h~
-        np.matmul(xs_tm, derived.Wx_half, out=gates.reshape(T * N, 3 * H))  # (T*N, 3H) view into gates
-        return self._forward_steps(gates, xs_tm, derived)
-
-    def forward_projected(self, xWx, derived=None):
-        """xWx (N, T, 3H), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
-        For TimeEmbedProjection; pair it with backward_projected."""
-        N, T, H3 = xWx.shape
-        if derived is None:
-            derived = self.derived(N, projected=True)
-        gates = np.empty((T, N, H3), dtype=self.params[1].dtype)  # (T, N, 3H) as in forward
-        np.multiply(xWx.transpose(1, 0, 2), derived.half, out=gates)  # (x_t Wx) half, time-major
-        return self._forward_steps(gates, None, derived)
 
     def derived(self, N, projected, reused=False):
         """What the steps over N rows make from the weights: remade by each forward unless passed in
