@@ -1,6 +1,8 @@
-"""Tests for common/interface.py: one load_model for every checkpoint kind, and the version-1
-checkpoints in tests/fixtures/v1 (made by the code before the common/ restructuring) still loading,
-scoring, generating and resuming to the figures that code wrote into expected.json."""
+"""Tests for common/interface.py: one load_model for every checkpoint kind, and the kept
+checkpoints still loading, scoring, generating and resuming to the figures the code that wrote
+them recorded in expected.json: tests/fixtures/v1 (format version 1, made before the common/
+restructuring) and tests/fixtures/v2 (format version 2, made by tests/fixtures/make_expected.py
+before each model kind got one class)."""
 import json
 import math
 import os
@@ -15,9 +17,14 @@ from common.interface import GistModel, LayerModel, load_model
 from conftest import FIXTURES, read_log, run_ok
 
 V1 = os.path.join(FIXTURES, "v1")
-with open(os.path.join(V1, "expected.json"), encoding="utf-8") as _f:
-    EXPECTED = json.load(_f)
-V1_NAMES = sorted(EXPECTED["figures"])  # the six checkpoints
+VERSIONS = ("v1", "v2")
+EXPECTED = {}
+for _v in VERSIONS:
+    with open(os.path.join(FIXTURES, _v, "expected.json"), encoding="utf-8") as _f:
+        EXPECTED[_v] = json.load(_f)
+V1_NAMES = sorted(EXPECTED["v1"]["figures"])  # the six checkpoints
+# (version, name) of every kept checkpoint
+KEPT = [(v, name) for v in VERSIONS for name in sorted(EXPECTED[v]["figures"])]
 GIST_NAMES = ("gist", "gist_b3_f32")    # made by min_char_rnn.py; the other four by rnnlm.py
 
 # Scores of the float64 checkpoints: the old code and this one sum the same per-position losses
@@ -44,12 +51,11 @@ RESUME_FIELDS = {"min_char_rnn": ("loss", "loss_per_char", "smooth_loss"),
                  "rnnlm": ("loss", "perplexity", "lr")}
 
 
-@pytest.fixture
-def v1_copy(tmp_path):
-    """A copy of tests/fixtures/v1 in tmp_path: the commands run there, so nothing in tests/ is
-    ever written."""
-    folder = tmp_path / "v1"
-    shutil.copytree(V1, folder)
+def kept_copy(tmp_path, version):
+    """A copy of tests/fixtures/<version> in tmp_path: the commands run there, so nothing in
+    tests/ is ever written."""
+    folder = tmp_path / version
+    shutil.copytree(os.path.join(FIXTURES, version), folder)
     return folder
 
 
@@ -58,13 +64,13 @@ def read_text_file(path):
         return f.read()
 
 
-@pytest.mark.parametrize("name", V1_NAMES)
-def test_v1_checkpoint_loads_and_scores_the_old_figure(name):
-    model = load_model(os.path.join(V1, f"{name}.npz"))
-    assert model.meta["format_version"] == 1
+@pytest.mark.parametrize("version,name", KEPT)
+def test_kept_checkpoint_loads_and_scores_the_old_figure(version, name):
+    model = load_model(os.path.join(FIXTURES, version, f"{name}.npz"))
+    assert model.meta["format_version"] == int(version[1:])
     assert isinstance(model, GistModel if name in GIST_NAMES else LayerModel)
-    expected = EXPECTED["figures"][name]["score"]
-    text = read_text_file(os.path.join(V1, EXPECTED["score_file"]))
+    expected = EXPECTED[version]["figures"][name]["score"]
+    text = read_text_file(os.path.join(FIXTURES, version, EXPECTED[version]["score_file"]))
     log_prob, count = model.score(model.encode(text))
     assert count == expected.get("chars_scored" if model.level == "char" else "tokens_scored")
     float32 = model.meta["options"]["dtype"] == "float32"
@@ -73,52 +79,54 @@ def test_v1_checkpoint_loads_and_scores_the_old_figure(name):
         (log_prob, expected["log_prob"], abs(log_prob / expected["log_prob"] - 1))
 
 
-@pytest.mark.parametrize("name", V1_NAMES)
-def test_v1_checkpoint_greedy_text_is_unchanged(name, v1_copy):
+@pytest.mark.parametrize("version,name", KEPT)
+def test_kept_checkpoint_greedy_text_is_unchanged(version, name, tmp_path):
     r = run_ok("sample.py", [f"{name}.npz", "--start", "The", "--temperature", "0",
-                             "--length", "40"], cwd=v1_copy)
-    assert r.stdout == EXPECTED["figures"][name]["greedy"]
+                             "--length", "40"], cwd=kept_copy(tmp_path, version))
+    assert r.stdout == EXPECTED[version]["figures"][name]["greedy"]
 
 
-# Only the gist kind's seeded samples are compared: the layer models' sampler now draws its Gumbel
-# noise through the one implementation it shares with the gist's sampler (common/generation.py),
-# which consumes the generator differently from the old layer-model sampler, so their seeded
-# samples changed on purpose. The gist's sampler drew its noise that way already.
-@pytest.mark.parametrize("name", GIST_NAMES)
-def test_v1_gist_checkpoint_seeded_samples_are_unchanged(name, v1_copy):
+# Of version 1, only the gist kind's seeded samples are compared: the layer models' sampler now
+# draws its Gumbel noise through the one implementation it shares with the gist's sampler
+# (common/generation.py), which consumes the generator differently from the version-1 layer-model
+# sampler, so their seeded samples changed on purpose. Version 2's were made by the shared one.
+@pytest.mark.parametrize("version,name", [(v, n) for v, n in KEPT
+                                          if v != "v1" or n in GIST_NAMES])
+def test_kept_checkpoint_seeded_samples_are_unchanged(version, name, tmp_path):
     r = run_ok("sample.py", [f"{name}.npz", "--seed", "3", "--length", "40", "--num-samples", "2"],
-               cwd=v1_copy)
-    assert r.stdout == EXPECTED["figures"][name]["sampled"]
+               cwd=kept_copy(tmp_path, version))
+    assert r.stdout == EXPECTED[version]["figures"][name]["sampled"]
 
 
-@pytest.mark.parametrize("name", V1_NAMES)
-def test_v1_checkpoint_resumes_to_the_old_losses(name, v1_copy):
+@pytest.mark.parametrize("version,name", KEPT)
+def test_kept_checkpoint_resumes_to_the_old_losses(version, name, tmp_path):
     """--resume a copy to iteration 35: the same --log loss lines as the old code, and the file
     written back is a current-version checkpoint."""
+    folder, expected_json = kept_copy(tmp_path, version), EXPECTED[version]
     ckpt = f"resumed_{name}.npz"
-    shutil.copyfile(v1_copy / f"{name}.npz", v1_copy / ckpt)
-    meta = load_checkpoint(str(v1_copy / ckpt))[1]
+    shutil.copyfile(folder / f"{name}.npz", folder / ckpt)
+    meta = load_checkpoint(str(folder / ckpt))[1]
     kind = meta["kind"]
     rtol = RESUME_RTOL_F32 if meta["options"]["dtype"] == "float32" else RESUME_RTOL_F64
     script, extra = ("min_char_rnn.py", ["--sample-every", "0"]) if kind == "min_char_rnn" \
         else ("rnnlm.py", [])
-    run_ok(script, ["--resume", ckpt, EXPECTED["score_file"],
-                    "--max-iters", EXPECTED["resume_max_iters"], "--log", "resume.log",
-                    "--log-every", "1", "--eval-every", "0", *extra], cwd=v1_copy)
-    got = {r["iter"]: r for r in read_log(v1_copy / "resume.log") if "loss" in r}
-    expected = {r["iter"]: r for r in EXPECTED["figures"][name]["resume_log"] if "loss" in r}
+    run_ok(script, ["--resume", ckpt, expected_json["score_file"],
+                    "--max-iters", expected_json["resume_max_iters"], "--log", "resume.log",
+                    "--log-every", "1", "--eval-every", "0", *extra], cwd=folder)
+    got = {r["iter"]: r for r in read_log(folder / "resume.log") if "loss" in r}
+    expected = {r["iter"]: r for r in expected_json["figures"][name]["resume_log"] if "loss" in r}
     assert sorted(got) == sorted(expected) and expected
     for k, want in expected.items():
         for field in RESUME_FIELDS[kind]:
             assert math.isclose(got[k][field], want[field], rel_tol=rtol), \
                 (k, field, got[k][field], want[field])
-    val_got = [r["val_loss"] for r in read_log(v1_copy / "resume.log") if "val_loss" in r]
-    val_want = [r["val_loss"] for r in EXPECTED["figures"][name]["resume_log"] if "val_loss" in r]
+    val_got = [r["val_loss"] for r in read_log(folder / "resume.log") if "val_loss" in r]
+    val_want = [r["val_loss"] for r in expected_json["figures"][name]["resume_log"] if "val_loss" in r]
     np.testing.assert_allclose(val_got, val_want, rtol=rtol)
-    arrays, meta = load_checkpoint(str(v1_copy / ckpt))
+    arrays, meta = load_checkpoint(str(folder / ckpt))
     assert meta["format_version"] == FORMAT_VERSION == 2
-    assert meta["k" if kind == "rnnlm" else "n"] == EXPECTED["resume_max_iters"]
-    assert load_model(str(v1_copy / ckpt)).meta["format_version"] == 2
+    assert meta["k" if kind == "rnnlm" else "n"] == expected_json["resume_max_iters"]
+    assert load_model(str(folder / ckpt)).meta["format_version"] == 2
 
 
 # ----------------------------------------------------------------------------- the layer models
