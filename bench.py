@@ -4,7 +4,7 @@ machine's measured matrix-multiply speed. A benchmark, not a test: run it on a q
 
     python bench.py            # all figures (a few minutes)
     python bench.py --quick    # fewer, shorter runs
-    python bench.py --table    # only issue 13's rows, each figure beside its reference
+    python bench.py --table    # only the reference table, each figure beside its reference
     python bench.py quality --input FILE --budget-seconds 70 --out CKPT   # the quality race
 
 References:
@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-import min_char_rnn
-from common import cli, gist_reference
+from common import cli, gist, gist_reference
 from common.checkpoint import prepare_output, sibling
 from common.models import Rnnlm
+from common.time_layers import CELLS
 from common.vocabulary import read_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -193,7 +193,7 @@ def layers_vs_lossfun(N=32, T=100, H=512, V=65, repeats=5):
     rng = np.random.default_rng(0)
     xs, ts = rng.integers(V, size=(N, T)), rng.integers(V, size=(N, T))  # (N, T)
     model = Rnnlm(V, H, H, seed=0, dtype=np.float32)
-    params = min_char_rnn.init_params(V, H, 0, np.float32)
+    params = gist.init_params(V, H, 0, np.float32)
     h = np.zeros((H, N), dtype=np.float32)  # (H, B)
 
     def layers():
@@ -201,7 +201,7 @@ def layers_vs_lossfun(N=32, T=100, H=512, V=65, repeats=5):
         model.backward()
 
     def gist_math():
-        min_char_rnn.lossFun(xs, ts, h, params)
+        gist.lossFun(xs, ts, h, params)
 
     best = {layers: float("inf"), gist_math: float("inf")}
     for _ in range(repeats):
@@ -289,11 +289,12 @@ def main(argv=None):
     ap.add_argument("--input", default=None,
                     help="text to train on (default: tiny Shakespeare if present, else generated)")
     ap.add_argument("--table", action="store_true",
-                    help="only issue 13's table: each figure beside its reference (a few minutes)")
+                    help="only the reference table: each figure beside its reference (a few "
+                         "minutes)")
     args = ap.parse_args(argv)
     if args.table:
         path, text = bench_text(args.input)
-        issue13_table(path, len(set(text)), args.quick)
+        reference_table(path, len(set(text)), args.quick)
         return 0
     # first, while no other child process has raised the children's peak memory figure
     size, seconds, peak_mb = startup_100mb()
@@ -341,29 +342,28 @@ def main(argv=None):
     print(f"Rnnlm (rnn cell, equal to SimpleRnnlm) forward + backward (N=32, T=100, D=H=512, "
           f"V=65, float32): {layers * 1e3:.1f} ms; lossFun on the same sizes: {gist_math * 1e3:.1f} ms; "
           f"ratio {layers / gist_math:.2f}")
-    issue13_table(path, V, args.quick)
+    reference_table(path, V, args.quick)
     return 0
 
 
 
-# ----------------------------------------------------------------------------- issue 13's table
+# ----------------------------------------------------------------------------- the reference table
 
-GATE_BLOCKS = {"rnn": 1, "gru": 3, "lstm": 4}  # blocks of H columns in a cell's Wx, Wh and b
-TABLE_SIZES = {"D": 256, "H": 256, "N": 32, "T": 20}  # issue 13's rnnlm.py rows
+TABLE_SIZES = {"D": 256, "H": 256, "N": 32, "T": 20}  # the rnnlm.py rows against PyTorch
 
 
 def rnnlm_flops_per_char(cell, D, H, V):
-    """Nominal product work per character of a one-layer rnnlm.py model, as issue 13 counts it:
+    """Nominal product work per character of a one-layer rnnlm.py model:
     forward and backward (6 flops per weight) of x Wx, h Wh and the output layer. With a small
     vocabulary the code looks x Wx up in a (V, G H) table instead, so this is an upper bound."""
-    return 6 * (GATE_BLOCKS[cell] * H * (D + H) + H * V)
+    return 6 * (len(CELLS[cell].gates) * H * (D + H) + H * V)
 
 
 def rnnlm_flops_done_per_char(cell, D, H, V, N, T):
     """The product work rnnlm.py does per character when V < N T: h Wh and the output layer
     forward and backward (6 flops per weight), and per block the (V, G H) table W Wx and its
     three backward products (dtable = onehot^T dA, W^T dtable, dtable Wx^T), shared by N T."""
-    GH = GATE_BLOCKS[cell] * H
+    GH = len(CELLS[cell].gates) * H
     table = 2 * V * D * GH * 3 + 2 * V * N * T * GH  # flops per block
     return 6 * (GH * H + H * V) + table / (N * T)
 
@@ -451,13 +451,13 @@ def best_pair(first, second, repeats):
     return max(a), max(b)
 
 
-def issue13_table(path, V, quick):
-    """Issue 13's rows: each project figure beside its reference, measured side by side here."""
+def reference_table(path, V, quick):
+    """The reference rows: each project figure beside its reference, measured side by side."""
     peak32 = matmul_gflops("float32")
     repeats = 2 if quick else 3
     D, H, N, T = (TABLE_SIZES[k] for k in "DHNT")
     iters = 60 if quick else 200
-    print(f"issue 13 (best of {repeats} alternating rounds; float32 matmul peak "
+    print(f"reference table (best of {repeats} alternating rounds; float32 matmul peak "
           f"{peak32:.1f} GFLOP/s; {blas_note()}):")
     for cell in ("gru", "lstm"):
         ours, ref = best_pair(lambda: rnnlm_cli_chars_per_s(path, cell, iters, D, H, N, T),
@@ -466,8 +466,8 @@ def issue13_table(path, V, quick):
         share = ours * rnnlm_flops_per_char(cell, D, H, V) / 1e9 / peak32
         done = ours * rnnlm_flops_done_per_char(cell, D, H, V, N, T) / 1e9 / peak32
         print(f"  rnnlm.py {cell.upper()} training H={H} D={D} N={N} T={T} float32 Adam: "
-              f"{ours / 1000:.1f}k chars/s ({100 * share:.0f}% of the float32 peak as the issue "
-              f"counts, {100 * done:.0f}% counting the products done); "
+              f"{ours / 1000:.1f}k chars/s ({100 * share:.0f}% of the float32 peak counting the "
+              f"nominal products, {100 * done:.0f}% counting the products done); "
               f"PyTorch nn.{cell.upper()}: {ref / 1000:.1f}k chars/s; ratio {ours / ref:.2f}x")
     steps = 1500 if quick else 6000
     ours, ref = best_pair(lambda: train_cli_chars_per_s(path, 1, 100, 25, "float64", steps) / 25,
@@ -492,7 +492,7 @@ def issue13_table(path, V, quick):
             print(f"  sample.py {name}, 8 samples of {n} characters side by side: {1 / many:.2f} s;"
                   f" one sample: {1 / one:.2f} s; {one / many:.2f}x the time of one")
     print("  quality race: python bench.py quality --input tinyshakespeare.txt "
-          "--budget-seconds 70 --out q.npz (about 100 s a run; the issue asks for the median of 3)")
+          "--budget-seconds 70 --out q.npz (about 100 s a run; report the median of 3 seeds)")
 
 if __name__ == "__main__":
     cli.run(main)

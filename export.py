@@ -16,31 +16,26 @@ import os
 
 import numpy as np
 
-import min_char_rnn
-import rnnlm
-from common.checkpoint import (FORMAT_VERSION, check_meta, check_output_file, save_checkpoint,
+from common.checkpoint import (FORMAT_VERSION, check_fields, check_output_file, save_checkpoint,
                                write_atomic)
 from common.cli import UserError, run
-from common.interface import GistModel, LayerModel, load_model
-from common.models import CELLS
+from common.interface import KINDS, GistModel, load_model
+from common.models import layer_prefixes
+from common.time_layers import CELLS
 from common.training import same_file
-from common.vocabulary import Vocabulary, check_file
+from common.vocabulary import Vocabulary, check_file, counts_key
 
 INSTALL = "pip install -r requirements-export.txt"
-GIST, LAYERS = GistModel.kind, LayerModel.kind  # the two checkpoint kinds
 ONNX_OPSET = 17      # RNN, LSTM, GRU, Gather, Slice, Squeeze (axes as input) all exist here
 ONNX_IR_VERSION = 8  # the oldest IR that carries opset 17: ONNX Runtime 1.13 and later load it
 
 # Gate blocks. The book keeps an LSTM's columns as [f | g | i | o] and a GRU's as [z | r | h~],
 # each block H wide. A target layout lists, for each of its gates in order, the book's block it
-# takes and a sign. ONNX's GRU keeps the previous state with weight z (H = (1 - z) h~ + z H_prev)
-# where the book keeps it with 1 - z; sigmoid(-a) = 1 - sigmoid(a), so its z block is negated.
-TORCH_GATES = {"rnn": ((0, 1),),
-               "lstm": ((2, 1), (0, 1), (1, 1), (3, 1))}                 # PyTorch i, f, g, o
-ONNX_GATES = {"rnn": ((0, 1),),
-              "lstm": ((2, 1), (3, 1), (0, 1), (1, 1)),                  # ONNX i, o, f, c
-              "gru": ((0, -1), (1, 1), (2, 1))}                          # ONNX z, r, h
-ONNX_OPS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+# takes and a sign (the cell table, common/time_layers.py CELLS, names them).
+TORCH_GATES = {name: tuple((c.gates.index(g), 1) for g in c.torch_gates)
+               for name, c in CELLS.items() if c.torch_gates}
+ONNX_GATES = {name: tuple((c.gates.index(g), sign) for g, sign in c.onnx_gates)
+              for name, c in CELLS.items()}
 
 GRU_NO_TORCH = ("PyTorch's nn.GRU applies the reset gate after the hidden product, r * (W_hn h + "
                 "b_hn), and the book's GRU before it, W_hn (r * h): no nn.GRU weights compute "
@@ -89,17 +84,11 @@ class Layers:
 def read_checkpoint(path):
     """A checkpoint of either kind, loaded and checked by the model interface -> Layers."""
     model = load_model(path)
-    counts = model.meta.get("char_counts") or model.meta.get("token_counts")
-    counts = [int(c) for c in counts] if counts else None
+    counts = [int(c) for c in model.meta[counts_key(model.level)]]
     options = model.meta.get("options", {})
     cell, embed_W, layers, head_W, head_b, tied = model.book_layers()
     return Layers(model.kind, model.level, model.tokens, counts, cell, embed_W, layers, head_W,
                   head_b, tied, options)
-
-
-def layer_names(cell, L):
-    """rnnlm's array prefixes: 'lstm' for one layer, 'lstm1', 'lstm2', ... for a stack."""
-    return [cell] if L == 1 else [f"{cell}{l + 1}" for l in range(L)]
 
 
 def gates(W, H, order):
@@ -175,8 +164,9 @@ def read_torch_file(path):
 def layers_from_torch(path, tensors, meta):
     """The way back: PyTorch tensors and their metadata -> (checkpoint arrays, meta, notes)."""
     kind, level, tokens, cell = meta["kind"], meta["level"], meta["vocab"], meta["cell"]
-    if kind not in (GIST, LAYERS):
-        raise UserError(f"{path}: metadata kind {kind!r} is neither {GIST!r} nor {LAYERS!r}")
+    if kind not in KINDS:
+        raise UserError(f"{path}: metadata kind {kind!r} is not one of "
+                        + ", ".join(map(repr, KINDS)))
     if cell == "gru":
         raise UserError(f"{path} holds a GRU: there is no nn.GRU layout to come from. "
                         + GRU_NO_TORCH.split(": ", 1)[0])
@@ -187,7 +177,7 @@ def layers_from_torch(path, tensors, meta):
     if not all(type(n) is int and n > 0 for n in (L, D, H)):
         raise UserError(f"{path}: metadata num_layers, wordvec_size and hidden_size must be "
                         "positive integers")
-    G, V = CELLS[cell][1], len(tokens)
+    G, V = len(CELLS[cell].gates), len(tokens)
     shapes = {"embed.weight": (V, D)}
     for l in range(L):
         shapes.update({f"rnn.weight_ih_l{l}": (G * H, D if l == 0 else H),
@@ -214,46 +204,29 @@ def layers_from_torch(path, tensors, meta):
             notes.append(f"layer {l}: bias_hh is not zero: summed into the one bias of the book's "
                          "layer (the same function, to float rounding)")
         layers.append((Wx, Wh, b))
-    make = gist_arrays if kind == GIST else layer_arrays
+    cls = KINDS[kind]
+    make = gist_arrays if cls is GistModel else layer_arrays
     arrays, model_options = make(path, meta, tensors, layers, notes)
-    options = run_options(kind, meta)
+    options = run_options(path, cls, meta)
     options.update(model_options, dtype=str(tensors["embed.weight"].dtype))
+    # weights brought home start new runs (--init-from): a run that has not begun, no optimiser
+    # memory to --resume
     ck_meta = {"format_version": FORMAT_VERSION, "kind": kind, "level": level,
-               "vocab": Vocabulary(tokens, level).to_meta(),
-               ("token_counts" if level == "word" else "char_counts"): counts,
-               "options": options, **fresh_run(path, kind, options, V),
+               "vocab": Vocabulary(tokens, level).to_meta(), counts_key(level): counts,
+               "options": options, **cls.run_state(options, V),
                "imported_from": os.path.abspath(path)}
-    check_meta(path, ck_meta)  # the record every reader checks: never write one they refuse
+    cls.check_meta(path, ck_meta)  # the record every reader checks: never write one they refuse
     return arrays, ck_meta, notes
 
 
-def run_options(kind, meta):
-    """The trainer's run-defining options: those the exported file carried, the trainer's
-    command-line defaults for any it did not (a file made by hand)."""
-    trainer = min_char_rnn if kind == GIST else rnnlm
-    defaults = vars(trainer.build_parser().parse_args([]))
+def run_options(path, cls, meta):
+    """The kind's run-defining options: those the exported file carried, the kind's defaults
+    for any it did not (a file made by hand); each checked before anything is made from it."""
     stored = meta.get("options") if isinstance(meta.get("options"), dict) else {}
-    return {name: stored.get(name, defaults[name]) for name in trainer.RUN_DEFINING}
-
-
-def fresh_run(path, kind, options, V):
-    """The training position of a run that has not begun, as each trainer records it: weights
-    brought home start new runs (--init-from); there is no optimiser memory to --resume."""
-    for name in ("seed", "seq_length"):  # used below; check_meta checks every other field
-        if type(options[name]) is not int or options[name] < 0:
-            raise UserError(f"{path}: metadata option {name} = {options[name]!r} is not an "
-                            "integer >= 0")
-    seed = options["seed"]
-    if kind == GIST:
-        # n, p, the gist's loss at iteration 0 (T ln V) and the sampling generator from --seed
-        return {"n": 0, "p": 0, "smooth_loss": min_char_rnn.initial_loss(V, options["seq_length"]),
-                "best_val_loss": None,
-                "rng_state": np.random.default_rng(seed).bit_generator.state}
-    dropout_rng, sample_rng = rnnlm.run_generators(seed)
-    return {"k": 0, "lr": options["learning_rate"], "opt_iter": 0, "best_val_loss": None,
-            "epoch_loss_sum": 0.0, "epoch_loss_count": 0,
-            "dropout_rng_state": dropout_rng.bit_generator.state,
-            "sample_rng_state": sample_rng.bit_generator.state}
+    options = {name: stored.get(name, default) for name, default in cls.defaults().items()}
+    check_fields(path, options, {name: ok for name, (_, ok) in cls.OPTIONS.items()},
+                 "metadata option ")
+    return options
 
 
 def layer_arrays(path, meta, tensors, layers, notes):
@@ -264,7 +237,7 @@ def layer_arrays(path, meta, tensors, layers, notes):
     if meta.get("tie_weights") and not tied:
         notes.append("head.weight no longer equals embed.weight: the model comes back untied")
     arrays = {"embed_W": embed}  # (V, D)
-    for name, (Wx, Wh, b) in zip(layer_names(meta["cell"], len(layers)), layers):
+    for name, (Wx, Wh, b) in zip(layer_prefixes(meta["cell"], len(layers)), layers):
         arrays.update({name + "_Wx": Wx, name + "_Wh": Wh, name + "_b": b})
     if not tied:
         arrays["affine_W"] = head_W.T  # (H, V)
@@ -282,7 +255,7 @@ def gist_arrays(path, meta, tensors, layers, notes):
     embed = tensors["embed.weight"]  # (V, H)
     if len(layers) != 1 or meta["cell"] != "rnn" or meta["level"] != "char" \
             or embed.shape[1] != layers[0][1].shape[0]:
-        raise UserError(f"{path}: a {GIST} model is one tanh RNN layer over characters with "
+        raise UserError(f"{path}: a {GistModel.kind} model is one tanh RNN layer over characters with "
                         "wordvec_size equal to hidden_size")
     Wx, Wh, b = layers[0]  # (H, H), (H, H), (H,)
     H = Wh.shape[0]
@@ -339,7 +312,7 @@ def onnx_model(m):
     helper, numpy_helper, TP = onnx.helper, onnx.numpy_helper, onnx.TensorProto
     f32 = np.float32
     H, L, V, lstm = m.H, len(m.layers), m.V, m.cell == "lstm"
-    order, op = ONNX_GATES[m.cell], ONNX_OPS[m.cell]
+    order, op = ONNX_GATES[m.cell], m.cell.upper()
     inits, nodes = [], []
 
     def const(name, a):
@@ -459,7 +432,7 @@ def main(argv=None):
               f"{len(m.layers)}, batch_first=True), nn.Linear({m.H}, {m.V})")
     else:
         write_atomic(out, lambda f: f.write(onnx_model(m).SerializeToString()))
-        print(f"wrote {out}: ONNX opset {ONNX_OPSET}, float32, {ONNX_OPS[m.cell]} x "
+        print(f"wrote {out}: ONNX opset {ONNX_OPSET}, float32, {m.cell.upper()} x "
               f"{len(m.layers)}, inputs tokens (N, T), h0{', c0' if m.cell == 'lstm' else ''} "
               f"({len(m.layers)}, N, {m.H})")
     return 0

@@ -28,28 +28,11 @@ TOP_UNITS = 5  # units listed per feature
 # A unit whose standard deviation over the text is below this is treated as constant: its Pearson r
 # would be noise divided by noise (float64 rounding of a saturated tanh is about 1e-16)
 CONSTANT_STD = 1e-9
-EOS = "<eos>"  # the word-level token for a line end
 FEATURES = ("in_quotes", "bracket_depth", "line_position", "word_start")
 OPENING, CLOSING = "([{", ")]}"
 
 
 # ----------------------------------------------------------------------------- the text
-
-def token_pieces(tokens, level):
-    """The text each token stands for: a character as it is; a word with a space before it
-    unless it starts a line, and <eos> as a line break."""
-    if level == "char":
-        return list(tokens)
-    pieces, line_start = [], True
-    for tok in tokens:
-        if tok == EOS:
-            pieces.append("\n")
-            line_start = True
-        else:
-            pieces.append(tok if line_start else " " + tok)
-            line_start = False
-    return pieces
-
 
 def validation_text(model):
     """The checkpoint's validation text (the last val_fraction of its training text's tokens)
@@ -147,7 +130,7 @@ def analyse(model, ids, K):
     tr = model.trace(ids)
     T = len(ids)
     tokens = [model.tokens[i] for i in ids]
-    pieces = token_pieces(tokens, model.level)
+    pieces = list(model.vocab.pieces(ids))  # the text each token stands for
     features = text_features(pieces)
     top_ids, top_p = top_guesses(tr.probs, min(K, tr.probs.shape[1]))
     # log p(tokens[t+1] | tokens[..t]); a probability that underflowed to 0 counts as the
@@ -162,7 +145,7 @@ def analyse(model, ids, K):
 
 
 def json_data(a, vocab):
-    """The --json object: the issue's keys, plain lists at full precision."""
+    """The --json object (its keys are documented in docs), plain lists at full precision."""
     return {"tokens": a["tokens"],
             "states": {k: X.tolist() for k, X in a["states"].items()},
             "top": [[[vocab[i], float(p)] for i, p in zip(row_i, row_p)]

@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 
 from common.cli import UserError
-from common.vocabulary import check_file
+from common.vocabulary import check_file, counts_key
 
 # Version 2 added the loss history (meta["history"]); version 1 files still load (no history).
 FORMAT_VERSION = 2
@@ -68,7 +68,8 @@ def _umask():
 
 def load_checkpoint(path, kinds=None):
     """Read a checkpoint written by save_checkpoint -> (arrays dict, meta dict).
-    Never unpickles (allow_pickle=False); checks the format version and, if given, the kind."""
+    Never unpickles (allow_pickle=False); checks the format version and, if given, the kind.
+    The fields of the record are the kind's to check (common/interface.py read_checkpoint)."""
     check_file(path, "checkpoint")
     if os.path.getsize(path) == 0:
         raise UserError(f"checkpoint is empty: {path}")
@@ -89,7 +90,7 @@ def load_checkpoint(path, kinds=None):
     try:
         meta = json.loads(str(meta_arr))
         version = meta["format_version"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested too deep
         raise UserError(f"{path} is not a min-char-rnn checkpoint (unreadable meta record)") from None
     if version not in READABLE_VERSIONS:
         raise UserError(f"{path} has checkpoint format version {version}, this code reads versions "
@@ -100,79 +101,78 @@ def load_checkpoint(path, kinds=None):
                         + " or ".join(repr(k) for k in kinds))
     if not isinstance(meta.get("vocab"), str) or not meta["vocab"]:
         raise UserError(f"{path} has no vocabulary in its meta record")
-    check_meta(path, meta)
     return arrays, meta
 
 
 # ----------------------------------------------------------------------------- the meta record
-# What each kind's trainer writes into meta, field -> check; a checkpoint is refused unless its
-# record is one a trainer could have written. Other fields (inputs, notes) are not read here.
+# Checks of meta fields: each kind lists the fields it writes with these (common/interface.py),
+# so a checkpoint is refused unless its record is one a trainer could have written.
 
-def _int(lo=0, hi=None):
-    return lambda v: type(v) is int and v >= lo and (hi is None or v <= hi)
+MAX_INT = 2 ** 62  # counts, iterations and sizes beyond this are damage, not training
 
 
-def _num(lo=-math.inf, hi=math.inf, lo_open=False):
+def is_int(lo=0, hi=MAX_INT):
+    return lambda v: type(v) is int and lo <= v <= hi
+
+
+def is_num(lo=-math.inf, hi=math.inf, lo_open=False):
     return lambda v: (type(v) in (int, float) and math.isfinite(v) and lo <= v <= hi
                       and not (lo_open and v == lo))
 
 
-def _one_of(*values):
+def one_of(*values):
     return lambda v: isinstance(v, (str, bool)) and v in values
 
 
-def _optional(check):
+def optional(check):
     return lambda v: v is None or check(v)
 
 
-def _is(cls):
-    return lambda v: isinstance(v, cls) and type(v) is not bool
+def is_str(v):
+    return isinstance(v, str)
 
 
-COMMON_OPTIONS = {"seq_length": _int(1), "batch_size": _int(1), "learning_rate": _num(0, lo_open=True),
-                  "dtype": _one_of("float64", "float32"), "val_fraction": _num(0, 1),
-                  "seed": _is(int), "encoding": _is(str), "hidden_size": _int(1)}
-META_SCHEMA = {
-    "min_char_rnn": {"n": _int(), "p": _int(), "smooth_loss": _num(),
-                     "best_val_loss": _optional(_num()), "rng_state": _is(dict)},
-    "rnnlm": {"level": _one_of("char", "word"), "k": _int(), "lr": _num(0, lo_open=True),
-              "opt_iter": _int(), "best_val_loss": _optional(_num()), "epoch_loss_sum": _num(),
-              "epoch_loss_count": _int(), "dropout_rng_state": _is(dict),
-              "sample_rng_state": _is(dict)},
-}
-OPTIONS_SCHEMA = {
-    "min_char_rnn": COMMON_OPTIONS,
-    "rnnlm": {**COMMON_OPTIONS, "cell": _one_of("rnn", "lstm", "gru"), "num_layers": _int(1, 64),
-              "wordvec_size": _int(1), "dropout": _num(0, 1), "tie_weights": _one_of(True, False),
-              "optimizer": _one_of("sgd", "adagrad", "adam"),
-              "lr_decay": _one_of("none", "cosine", "plateau"), "decay_iters": _optional(_int(1)),
-              "max_grad_norm": _num(0)},
-}
+def is_rng_state(v):
+    """A numpy Generator's state (as bit_generator.state gives it) that numpy takes back."""
+    if not isinstance(v, dict):
+        return False
+    try:
+        np.random.default_rng().bit_generator.state = v
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return False
+    return True
 
 
-def check_meta(path, meta):
-    """The meta record against META_SCHEMA and OPTIONS_SCHEMA for its kind, and its token counts
-    against its vocabulary: a one-line UserError naming the first field that is wrong."""
-    kind = meta.get("kind")
-    if kind not in META_SCHEMA:
-        raise UserError(f"{path} is damaged: unknown model kind {kind!r}")
-    options = meta.get("options")
-    if not isinstance(options, dict):
-        raise UserError(f"{path} is damaged: its meta record has no options")
-    for where, record, schema in (("", meta, META_SCHEMA[kind]),
-                                  ("option ", options, OPTIONS_SCHEMA[kind])):
-        for name, ok in schema.items():
-            if name not in record:
-                raise UserError(f"{path} is damaged: its meta record has no {where}{name}")
-            if not ok(record[name]):
-                raise UserError(f"{path} is damaged: {where}{name} = {record[name]!r} is not a "
-                                "value the trainer writes")
-    counts_key = "token_counts" if meta.get("level") == "word" else "char_counts"
-    counts = meta.get(counts_key)
-    V = len(meta["vocab"].split(" ")) if meta.get("level") == "word" else len(meta["vocab"])
-    if not (isinstance(counts, list) and len(counts) == V and all(_int()(c) for c in counts)
-            and sum(counts) > 0):
-        raise UserError(f"{path} is damaged: {counts_key} is not {V} non-negative counts of the "
+def is_history(v):
+    """The loss history: {stride, records: [{iter, loss, val_loss}]}, numbers where measured."""
+    number = optional(is_num())
+    return (isinstance(v, dict) and is_int(1)(v.get("stride")) and isinstance(v.get("records"), list)
+            and all(isinstance(r, dict) and is_int()(r.get("iter")) and number(r.get("loss"))
+                    and number(r.get("val_loss")) for r in v["records"]))
+
+
+def check_fields(path, record, checks, where="", required=True):
+    """Every field of `checks` (name -> check) in record and passing its check (required=False:
+    checked only where present); a one-line UserError naming the first that is not."""
+    for name, ok in checks.items():
+        if name not in record:
+            if not required:
+                continue
+            raise UserError(f"{path} is damaged: its meta record has no {where}{name}")
+        if not ok(record[name]):
+            shown = repr(record[name])
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise UserError(f"{path} is damaged: {where}{name} = {shown} is not a value the "
+                            "trainer writes")
+
+
+def check_counts(path, meta, V):
+    """The token counts of the record: V non-negative integers, not all zero."""
+    key = counts_key(meta.get("level", "char"))
+    counts = meta.get(key)
+    if not (isinstance(counts, list) and len(counts) == V and all(is_int()(c) for c in counts)
+            and 0 < sum(counts) <= MAX_INT):
+        raise UserError(f"{path} is damaged: {key} is not {V} non-negative counts of the "
                         "vocabulary's tokens")
 
 

@@ -1,20 +1,52 @@
 """
-One interface to every checkpoint kind: load_model(path) gives an object that knows its tokens,
-makes states for K streams, reads tokens, generates, scores, and traces a text (every layer's
-named quantities per position, and the next-token probabilities). sample.py, visualize.py and
-export.py use only this; a new kind is one class and one line in KINDS.
+One interface to every checkpoint kind. Each kind is one class owning its whole contract: its
+arrays and their shapes, the run-defining options with their defaults, the meta fields a run
+records with their checks and their values when a run begins; and, loaded, the model as every
+script uses it: its tokens, states for K streams, reading tokens, generating, scoring and tracing
+a text (every layer's named quantities per position, and the next-token probabilities).
+sample.py, visualize.py and export.py use only this; a new kind is one class and one line in KINDS.
 """
 import numpy as np
 
-import min_char_rnn
-from common.checkpoint import check_arrays, load_checkpoint
+from common import gist
+from common.checkpoint import (check_arrays, check_counts, check_fields, is_history, is_int,
+                               is_num, is_rng_state, is_str, load_checkpoint, one_of, optional)
 from common.cli import UserError
 from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
-from common.models import Rnnlm
-from common.time_layers import GRU, LSTM, RNN
-from common.vocabulary import Vocabulary, input_files
+from common.models import Rnnlm, weight_shapes
+from common.time_layers import CELLS
+from common.vocabulary import Vocabulary, counts_key, input_files
 
 VOCAB_PREVIEW = 40  # tokens shown by info()
+
+# The run-defining options both kinds store: name -> (default, check). Fixed for a run's life.
+DATA_OPTIONS = {"dtype": ("float64", one_of("float64", "float32")),
+                "val_fraction": (0.1, is_num(0, 1)), "seed": (0, is_int()),
+                "encoding": ("utf-8", is_str)}
+# What the run contract (common/training.py) records in every kind's meta: the best validation
+# loss (None until a validation), and the rest checked where present (older checkpoints lack them).
+BEST_VAL_LOSS = {"best_val_loss": optional(is_num())}
+RUN_RECORD = {"level": one_of("char", "word"), "best_val_iter": optional(is_int()),
+              "validations_since_best": is_int(), "overfit_noticed": one_of(True, False),
+              "history": is_history, "train_seconds": is_num(0)}
+
+
+def generator(state):
+    """A numpy Generator in the given bit_generator.state (as a checkpoint stores it)."""
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+def read_checkpoint(path, kinds=None):
+    """A checkpoint whose meta record its kind's class accepts -> (arrays, meta, class); kinds:
+    the kind names allowed (None: any). One-line UserError otherwise."""
+    arrays, meta = load_checkpoint(path, kinds=tuple(KINDS) if kinds is None else kinds)
+    cls = KINDS.get(meta.get("kind"))
+    if cls is None:
+        raise UserError(f"{path} is damaged: unknown model kind {meta.get('kind')!r}")
+    cls.check_meta(path, meta)
+    return arrays, meta, cls
 
 
 class Trace:
@@ -42,13 +74,51 @@ def softmax_rows(y):
 
 
 class LanguageModel:
-    """What every kind shares. A kind sets `kind` and `iteration_key` and implements
-    initial_state(K), evaluate(ids, state), generate(state, seed_ix, rng, temperature, top_k),
-    step(state, ids), trace(ids), book_layers(), num_params and architecture(). States hold the K
-    streams on axis 1."""
+    """What every kind shares. A kind sets `kind`, OPTIONS, SHAPE_OPTIONS and RUN_FIELDS
+    (iteration_key names the one counting iterations) and implements weight_shapes(options, V),
+    from_checkpoint, and initial_state(K), evaluate(ids, state), generate(state, seed_ix, rng,
+    temperature, top_k), step(state, ids), trace(ids), book_layers(), num_params and
+    architecture(). States hold the K streams on axis 1."""
 
     kind = None
-    iteration_key = None  # the meta field holding the iterations trained
+    OPTIONS = {}        # the run-defining options: name -> (default, check)
+    SHAPE_OPTIONS = ()  # the options that give the weights their shapes (--init-from takes them)
+    RUN_FIELDS = {}     # where a run stands: meta field -> (check, value when a run begins)
+    META_FIELDS = {}    # other meta fields it requires: name -> check
+    iteration_key = None  # the RUN_FIELDS entry holding the iterations trained
+
+    # ------------------------------------------------------------------------- the contract
+
+    @classmethod
+    def defaults(cls):
+        """The run-defining options' defaults: name -> value (the trainer's command line)."""
+        return {name: default for name, (default, _) in cls.OPTIONS.items()}
+
+    @classmethod
+    def run_state(cls, options, V, meta=None):
+        """Where the run stands: the RUN_FIELDS values recorded in meta (a run resumed), or their
+        values when a run begins (meta None): name -> value."""
+        if meta is not None:
+            return {name: meta[name] for name in cls.RUN_FIELDS}
+        fresh = {name: begin(options, V) for name, (_, begin) in cls.RUN_FIELDS.items()}
+        return {**fresh, "best_val_loss": None}
+
+    @classmethod
+    def check_meta(cls, path, meta):
+        """The meta record as this kind's trainer writes it: its options, run fields and token
+        counts; a one-line UserError naming the first field that is wrong."""
+        options = meta.get("options")
+        if not isinstance(options, dict):
+            raise UserError(f"{path} is damaged: its meta record has no options")
+        check_fields(path, options, {name: ok for name, (_, ok) in cls.OPTIONS.items()}, "option ")
+        check_fields(path, meta, {name: ok for name, (ok, _) in cls.RUN_FIELDS.items()})
+        check_fields(path, meta, {**cls.META_FIELDS, **BEST_VAL_LOSS})
+        check_fields(path, meta, RUN_RECORD, required=False)
+        level = meta.get("level", "char")
+        V = len(meta["vocab"].split(" ")) if level == "word" else len(meta["vocab"])
+        check_counts(path, meta, V)
+
+    # ------------------------------------------------------------------------- the model
 
     def __init__(self, vocab, meta=None):
         self.vocab = vocab
@@ -114,8 +184,7 @@ class LanguageModel:
 
     def token_counts(self):
         """(V,) how often each token occurs in the training text (for drawing a first token)."""
-        return np.asarray(self.meta.get("char_counts") or self.meta["token_counts"],
-                          dtype=np.float64)
+        return np.asarray(self.meta[counts_key(self.level)], dtype=np.float64)
 
     def prime(self, ids, K=1):
         """The state after reading ids[:-1] from a zero state, repeated for K streams: ids[-1] is
@@ -131,10 +200,25 @@ class LanguageModel:
 
 
 class GistModel(LanguageModel):
-    """The gist's tanh RNN (min_char_rnn.py): params Wxh (H, V), Whh, Why, bh, by; states (H, K)."""
+    """The gist's tanh RNN (common/gist.py, trained by min_char_rnn.py): params Wxh (H, V), Whh,
+    Why, bh, by; states (H, K)."""
 
-    kind = min_char_rnn.KIND
-    iteration_key = "n"  # the gist's iteration counter
+    kind = "min_char_rnn"
+    OPTIONS = {"hidden_size": (100, is_int(1)), "seq_length": (25, is_int(1)),
+               "learning_rate": (0.1, is_num(0, lo_open=True)), "batch_size": (1, is_int(1)),
+               **DATA_OPTIONS}
+    SHAPE_OPTIONS = ("hidden_size",)
+    RUN_FIELDS = {  # the gist's n, p and smooth_loss (T ln V at first), the samples' generator
+        "n": (is_int(), lambda o, V: 0),
+        "p": (is_int(), lambda o, V: 0),
+        "smooth_loss": (is_num(), lambda o, V: gist.initial_loss(V, o["seq_length"])),
+        "rng_state": (is_rng_state, lambda o, V: np.random.default_rng(o["seed"]).bit_generator.state),
+    }
+    iteration_key = "n"
+
+    @classmethod
+    def weight_shapes(cls, options, V):
+        return gist.param_shapes(V, options["hidden_size"])
 
     def __init__(self, params, vocab, meta=None):
         super().__init__(vocab, meta)
@@ -144,9 +228,8 @@ class GistModel(LanguageModel):
     @classmethod
     def from_checkpoint(cls, path, arrays, meta):
         vocab = Vocabulary.from_meta(meta)
-        shapes = min_char_rnn.param_shapes(len(vocab), int(meta["options"]["hidden_size"]))
-        check_arrays(path, arrays, shapes)
-        return cls({name: arrays[name] for name in min_char_rnn.PARAM_NAMES}, vocab, meta)
+        check_arrays(path, arrays, cls.weight_shapes(meta["options"], len(vocab)))
+        return cls({name: arrays[name] for name in gist.PARAM_NAMES}, vocab, meta)
 
     @property
     def num_params(self):
@@ -160,18 +243,18 @@ class GistModel(LanguageModel):
 
     def step(self, h, ids):
         """h (H, K), ids (K,) -> scores y (K, V) of the next tokens, h after ids (H, K)."""
-        Wxh, Whh, Why, bh, by = (self.params[n] for n in min_char_rnn.PARAM_NAMES)
+        Wxh, Whh, Why, bh, by = (self.params[n] for n in gist.PARAM_NAMES)
         h = np.tanh(Wxh[:, ids] + Whh @ h + bh)  # (H, K) h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
         return (Why @ h + by).T, h  # (K, V) y_t = Why h_t + by
 
     def evaluate(self, ids, state):
-        return min_char_rnn.evaluate(self.params, ids, state)
+        return gist.evaluate(self.params, ids, state)
 
     def generate(self, state, seed_ix, rng, temperature=1.0, top_k=0):
-        return min_char_rnn.sample(self.params, state, seed_ix, rng, temperature, top_k)
+        return gist.sample(self.params, state, seed_ix, rng, temperature, top_k)
 
     def trace(self, ids):
-        Wxh, Whh, Why, bh, by = (self.params[n].astype(np.float64) for n in min_char_rnn.PARAM_NAMES)
+        Wxh, Whh, Why, bh, by = (self.params[n].astype(np.float64) for n in gist.PARAM_NAMES)
         hs = np.empty((len(ids), self.hidden_size))  # (T, H) h_t as rows
         h = np.zeros(self.hidden_size)  # (H,)
         for t, ix in enumerate(ids):
@@ -183,7 +266,7 @@ class GistModel(LanguageModel):
         """The model as the book's layers -> (cell, embed_W (V, D), [(Wx, Wh, b)], head_W (H, V),
         head_b (V,), tied). A one-hot x picks row x of embed = Wxh^T, and Wx = I passes it on
         unchanged (D = H): h = tanh(Wxh x + Whh h + bh), y = Why h + by exactly."""
-        Wxh, Whh, Why, bh, by = (self.params[n] for n in min_char_rnn.PARAM_NAMES)
+        Wxh, Whh, Why, bh, by = (self.params[n] for n in gist.PARAM_NAMES)
         layer = (np.eye(self.hidden_size, dtype=Whh.dtype),  # (H, H) Wx = I
                  Whh.T,                                      # (H, H) Wh = Whh^T
                  bh[:, 0])                                   # (H,) b = bh
@@ -195,7 +278,43 @@ class LayerModel(LanguageModel):
     not, char or word level); states (S, K, H), S = layers (twice that for LSTM's h and c)."""
 
     kind = "rnnlm"
+    OPTIONS = {"level": ("char", one_of("char", "word")), "cell": ("rnn", one_of(*CELLS)),
+               "num_layers": (1, is_int(1, 64)), "wordvec_size": (100, is_int(1)),
+               "hidden_size": (100, is_int(1)), "dropout": (0.0, is_num(0, 1)),
+               "tie_weights": (False, one_of(True, False)), "seq_length": (5, is_int(1)),
+               "batch_size": (10, is_int(1)), "optimizer": ("sgd", one_of("sgd", "adagrad", "adam")),
+               "learning_rate": (0.1, is_num(0, lo_open=True)),
+               "lr_decay": ("none", one_of("none", "cosine", "plateau")),
+               "decay_iters": (None, optional(is_int(1))), "max_grad_norm": (0.0, is_num(0)),
+               **DATA_OPTIONS}
+    SHAPE_OPTIONS = ("level", "cell", "num_layers", "wordvec_size", "hidden_size", "tie_weights")
+    RUN_FIELDS = {  # the book's iteration k, the learning rate now, Adam's step count, the epoch's
+        # running loss, and the generators of the dropout masks and the samples
+        "k": (is_int(), lambda o, V: 0),
+        "lr": (is_num(0, lo_open=True), lambda o, V: o["learning_rate"]),
+        "opt_iter": (is_int(), lambda o, V: 0),
+        "epoch_loss_sum": (is_num(), lambda o, V: 0.0),
+        "epoch_loss_count": (is_int(), lambda o, V: 0),
+        "dropout_rng_state": (is_rng_state,
+                              lambda o, V: np.random.default_rng([o["seed"], 1]).bit_generator.state),
+        "sample_rng_state": (is_rng_state,
+                             lambda o, V: np.random.default_rng([o["seed"], 2]).bit_generator.state),
+    }
+    META_FIELDS = {"level": one_of("char", "word")}  # the vocabulary's (the gist's is characters)
     iteration_key = "k"
+
+    @classmethod
+    def weight_shapes(cls, options, V):
+        o = options
+        return weight_shapes(V, o["wordvec_size"], o["hidden_size"], o["cell"], o["num_layers"],
+                             o["tie_weights"])
+
+    @classmethod
+    def build(cls, options, V, seed=None, rng=None):
+        """A new Rnnlm of these options (weights drawn from seed; dropout masks from rng)."""
+        o = options
+        return Rnnlm(V, o["wordvec_size"], o["hidden_size"], o["cell"], o["num_layers"],
+                     o["dropout"], o["tie_weights"], seed=seed, dtype=np.dtype(o["dtype"]), rng=rng)
 
     def __init__(self, model, vocab, meta=None, read_only=False):
         """read_only: nothing will change the weights (a model loaded from a checkpoint), so steps
@@ -208,9 +327,9 @@ class LayerModel(LanguageModel):
     def from_checkpoint(cls, path, arrays, meta):
         vocab = Vocabulary.from_meta(meta)
         o = meta["options"]
-        model = Rnnlm(len(vocab), o["wordvec_size"], o["hidden_size"], o["cell"],
-                      o["num_layers"], 0.0, o["tie_weights"], dtype=np.dtype(o["dtype"]))
-        check_arrays(path, arrays, {n: p.shape for n, p in zip(model.names, model.params)})
+        shapes = cls.weight_shapes(o, len(vocab))
+        check_arrays(path, arrays, shapes)  # before building: the shapes are the file's own
+        model = cls.build({**o, "dropout": 0.0}, len(vocab))
         if o["tie_weights"] and "affine_W" in arrays:  # a tied model stores embed_W only
             raise UserError(f"{path} is damaged: it is tied (tie_weights) but stores affine_W")
         for name, p in zip(model.names, model.params):
@@ -274,32 +393,19 @@ class LayerModel(LanguageModel):
 
     def trace(self, ids):
         """Every layer's quantities along ids, from the single-step layers (RNN, LSTM, GRU)."""
-        m = self.model
+        m, cell = self.model, CELLS[self.model.cell]
         xs = m.embed.params[0][np.asarray(ids)].astype(np.float64)  # (T, D) embedded inputs
         T, H = len(ids), m.hidden_size
         states = {}
         for l, rnn in enumerate(m.rnns):
-            Wx, Wh, b = (p.astype(np.float64) for p in rnn.params)
-            names = {"rnn": ("h",), "lstm": ("h", "c", "f", "g", "i", "o"),
-                     "gru": ("h", "z", "r", "cand")}[m.cell]
-            out = {n: np.empty((T, H)) for n in names}  # each (T, H)
-            h, c = np.zeros((1, H)), np.zeros((1, H))  # (1, H)
-            step = {"rnn": RNN, "lstm": LSTM, "gru": GRU}[m.cell](Wx, Wh, b)
+            step = cell.step(*(p.astype(np.float64) for p in rnn.params))
+            out = {n: np.empty((T, H)) for n in cell.quantities}  # each (T, H)
+            carried = [np.zeros((1, H)) for _ in cell.states]  # (1, H) each: h (and c)
             for t in range(T):
-                x = xs[t:t + 1]  # (1, D or H)
-                if m.cell == "lstm":
-                    h, c = step.forward(x, h, c)
-                    _, _, _, f, g, i, o, _ = step.cache
-                    values = {"h": h, "c": c, "f": f, "g": g, "i": i, "o": o}
-                elif m.cell == "gru":
-                    h = step.forward(x, h)
-                    _, _, z, r, _, cand = step.cache
-                    values = {"h": h, "z": z, "r": r, "cand": cand}
-                else:
-                    h = step.forward(x, h)
-                    values = {"h": h}
-                for n in names:
-                    out[n][t] = values[n][0]
+                carried = step.forward(xs[t:t + 1], *carried)  # x (1, D or H)
+                carried = carried if len(cell.states) > 1 else [carried]
+                for n, value in step.quantities().items():
+                    out[n][t] = value[0]
             states.update({f"{l}/{n}": v for n, v in out.items()})
             xs = out["h"]  # (T, H) the next layer's inputs
         W, b = (p.astype(np.float64) for p in m.affine.params)
@@ -319,9 +425,9 @@ KINDS = {GistModel.kind: GistModel, LayerModel.kind: LayerModel}
 
 def load_model(path):
     """The model in a checkpoint of any kind, weights checked; one-line UserError otherwise."""
-    arrays, meta = load_checkpoint(path, kinds=tuple(KINDS))
+    arrays, meta, cls = read_checkpoint(path)
     try:
-        return KINDS[meta["kind"]].from_checkpoint(path, arrays, meta)
+        return cls.from_checkpoint(path, arrays, meta)
     except KeyError as e:
         raise UserError(f"{path} is damaged: its meta record has no usable {e.args[0]}") from None
     except (TypeError, ValueError, AttributeError) as e:

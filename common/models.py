@@ -10,11 +10,27 @@ References:
 """
 import numpy as np
 
-from common.time_layers import (TimeAffine, TimeDropout, TimeEmbedding, TimeEmbedProjection,
-                                TimeGRU, TimeLSTM, TimeRNN, TimeSoftmaxWithLoss)
+from common.time_layers import (CELLS, TimeAffine, TimeDropout, TimeEmbedding,
+                                TimeEmbedProjection, TimeRNN, TimeSoftmaxWithLoss)
 
-# cell name -> (time layer, number of gate blocks of H columns in its Wx, Wh and b)
-CELLS = {"rnn": (TimeRNN, 1), "lstm": (TimeLSTM, 4), "gru": (TimeGRU, 3)}
+
+def layer_prefixes(cell, num_layers):
+    """The recurrent layers' array prefixes: rnn_Wx as in the book for one layer; lstm1_Wx,
+    lstm2_Wx, ... for a stack."""
+    return [cell] if num_layers == 1 else [f"{cell}{l + 1}" for l in range(num_layers)]
+
+
+def weight_shapes(vocab_size, wordvec_size, hidden_size, cell, num_layers, tie_weights):
+    """Rnnlm's arrays, name -> shape, in the order of its params (a tied model has no affine_W)."""
+    V, D, H, G = vocab_size, wordvec_size, hidden_size, len(CELLS[cell].gates)
+    shapes = {"embed_W": (V, D)}
+    for l, prefix in enumerate(layer_prefixes(cell, num_layers)):
+        shapes.update({prefix + "_Wx": (D if l == 0 else H, G * H), prefix + "_Wh": (H, G * H),
+                       prefix + "_b": (G * H,)})
+    if not tie_weights:
+        shapes["affine_W"] = (H, V)
+    shapes["affine_b"] = (V,)
+    return shapes
 
 
 class SimpleRnnlm:
@@ -76,7 +92,7 @@ class Rnnlm:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
         if tie_weights and D != H:
             raise ValueError(f"tie_weights needs wordvec_size == hidden_size ({D} != {H})")
-        TimeCell, G = CELLS[cell]
+        TimeCell, G = CELLS[cell].time, len(CELLS[cell].gates)
         init = np.random.default_rng(seed)
         self.vocab_size, self.hidden_size, self.cell, self.tied = V, H, cell, tie_weights
         self.names, self.params = [], []  # parallel lists: a tied weight appears once
@@ -89,8 +105,7 @@ class Rnnlm:
         embed_W = add("embed_W", init.standard_normal((V, D)) / 100)  # (V, D) id -> word vector
         self.embed = TimeEmbedding(embed_W)
         self.rnns = []
-        for l in range(L):
-            prefix = cell if L == 1 else f"{cell}{l + 1}"  # rnn_Wx as in the book; lstm1_Wx, ...
+        for l, prefix in enumerate(layer_prefixes(cell, L)):
             fan_in = D if l == 0 else H
             # (D or H, GH) input -> gates; (H, GH) hidden -> gates; (GH,) gate biases
             Wx = add(prefix + "_Wx", init.standard_normal((fan_in, G * H)) / np.sqrt(fan_in))
@@ -167,31 +182,29 @@ class Rnnlm:
 
     # the carried state as one array, so sample.py can repeat it over K streams (axis 1)
     def get_state(self):
-        """The carried state as (S, N, H), S = num_layers (twice that for the LSTM's h and c);
-        None before the first forward or after reset_state()."""
+        """The carried state as (S, N, H), S = num_layers times the cell's states (h; LSTM: h and
+        c); None before the first forward or after reset_state()."""
+        if self.rnns[0].h is None:
+            return None
         parts = []
         for rnn in self.rnns:
-            if rnn.h is None:
-                return None
-            parts.append(rnn.h)
-            if self.cell == "lstm":
-                parts.append(rnn.c if rnn.c is not None else np.zeros_like(rnn.h))
+            for name in CELLS[self.cell].states:
+                value = getattr(rnn, name)  # None for an LSTM's c set to zeros
+                parts.append(np.zeros_like(rnn.h) if value is None else value)
         return np.stack(parts)  # (S, N, H)
 
     def set_state(self, state):
         """Start the next forward from state (S, N, H), or from zeros if state is None."""
         if state is None:
             return self.reset_state()
+        S = len(CELLS[self.cell].states)
         for l, rnn in enumerate(self.rnns):
-            if self.cell == "lstm":
-                rnn.set_state(state[2 * l], state[2 * l + 1])
-            else:
-                rnn.set_state(state[l])
+            rnn.set_state(*state[S * l:S * (l + 1)])
 
     def reset_state(self):
         for rnn in self.rnns:
             rnn.reset_state()
 
     def zero_state(self, N):
-        S = len(self.rnns) * (2 if self.cell == "lstm" else 1)
+        S = len(self.rnns) * len(CELLS[self.cell].states)
         return np.zeros((S, N, self.hidden_size), dtype=self.params[0].dtype)  # (S, N, H)

@@ -8,6 +8,7 @@ References:
 """
 
 import types
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,14 +27,14 @@ def sigmoid(x, out=None):
 
 class RowsTimes:
     """x -> x W for blocks x (N, H) of N rows and a fixed W (H, G), into one (N, G) array made here
-    (each call overwrites it). reused (the product serves many calls, as in generation): with 2 to
-    16 rows and W of 1 MiB or more it multiplies the other way round, (W^T x^T)^T, with W^T copied
-    once. OpenBLAS repacks W for every few-row product: with its Haswell kernels on an AMD EPYC,
-    the turned product was 1.4-2.3x faster at H = 256 and 512 (G = 4H, N = 2 .. 16) and no faster
-    at H <= 100, and the copy costs more than a training block's few steps save."""
+    (each call overwrites it). reused (the product serves many calls, as in generation): a float32
+    W of 1 MiB or more times 2 to 16 rows multiplies the other way round, (W^T x^T)^T, with W^T
+    copied once: measured with OpenBLAS's AVX-512 kernels 1.4-2x faster at H = 256 and 512 (G = 4H,
+    4 to 16 rows), while in float64, at H <= 100 or in training (a block's few steps do not repay
+    the copy) the plain product was as fast or faster."""
 
     def __init__(self, W, N, reused=False):
-        self.turned = reused and 2 <= N <= 16 and W.nbytes >= 2 ** 20
+        self.turned = reused and W.dtype == np.float32 and 2 <= N <= 16 and W.nbytes >= 2 ** 20
         self.W = np.ascontiguousarray(W.T) if self.turned else W  # (G, H) or (H, G)
         G = W.shape[1]
         self.out = np.empty((G, N), dtype=W.dtype).T if self.turned else np.empty((N, G), dtype=W.dtype)
@@ -57,7 +58,8 @@ def _to_batch_major(ys):
 
 
 class RNN:
-    """One step of a vanilla RNN, for teaching and tests (TimeRNN does not use it).
+    """One step of a vanilla RNN, as the book writes it: what a trace of a text runs (TimeRNN
+    runs T steps at once).
 
     Wx (D, H) input -> hidden, Wh (H, H) hidden -> hidden, b (H,) hidden bias.
     """
@@ -74,6 +76,10 @@ class RNN:
         self.cache = (x, h_prev, h_next)
         return h_next
 
+    def quantities(self):
+        """The last step's named values, each (N, H): h."""
+        return {"h": self.cache[2]}
+
     def backward(self, dh_next):
         """dh_next (N, H) -> (dx (N, D), dh_prev (N, H)); writes grads in place."""
         Wx, Wh, b = self.params
@@ -87,17 +93,19 @@ class RNN:
         return dx, dh_prev
 
 
-class TimeRNN:
-    """T steps of the vanilla RNN over a block xs (N, T, D) -> hs (N, T, H).
-
-    Wx (D, H) input -> hidden, Wh (H, H) hidden -> hidden, b (H,) hidden bias.
-    Attributes: h (N, H) the last hidden state, dh (N, H) the gradient w.r.t. the block's initial state.
-    stateful=True starts each block from the previous block's last h (set_state / reset_state).
-    """
+class _TimeCell:
+    """What TimeRNN, TimeLSTM and TimeGRU share: the weights Wx (D, GH), Wh (H, GH) and b (GH,)
+    holding G blocks of H columns (G = 1, 4, 3), the carried state h (TimeLSTM adds c), forward
+    over a block with the input products of all T steps as one matmul, and backward with the
+    weight gradients of all steps as one matmul each. Each cell writes derived() (what the steps
+    make from the weights), _forward_steps and _backward_steps: the recurrence itself.
+    Attributes: h (N, H) the last state; dh (N, H) the gradient w.r.t. the block's initial state.
+    stateful=True starts each block from the previous block's last state (set_state /
+    reset_state); backward still stops at the block's first step (truncated BPTT)."""
 
     def __init__(self, Wx, Wh, b, stateful=False):
         self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D, H), (H, H), (H,)
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D, GH), (H, GH), (GH,)
         self.stateful = stateful
         self.h, self.dh = None, None
         self.cache = None
@@ -110,68 +118,81 @@ class TimeRNN:
         """Start the next block from zeros."""
         self.h = None
 
-    def derived(self, N, projected, reused=False):
-        """What the steps over N rows make from the weights: the product by Wh (remade by each
-        forward unless passed in; projected: unused, as for TimeLSTM and TimeGRU; reused: to be
-        passed to many forward calls, see RowsTimes)."""
-        return types.SimpleNamespace(times_Wh=RowsTimes(self.params[1], N, reused))  # h Wh (N, H)
+    def _initial(self, name, N, H):
+        """The carried state `name` (h or c) to start a block from: zeros unless stateful."""
+        state = getattr(self, name)
+        if not self.stateful or state is None:
+            state = np.zeros((N, H), dtype=self.params[1].dtype)  # (N, H)
+        return state
 
     def forward(self, xs, derived=None):
-        """xs (N, T, D) -> hs (N, T, H); updates self.h to the last step's state. derived:
-        derived(N, ...) made while the weights stay as they are (None: made here)."""
-        Wx, Wh = self.params[:2]
+        """xs (N, T, D) -> hs (N, T, H); updates the carried state. derived: derived(N, ...) made
+        while the weights stay as they are (None: made here)."""
+        Wh = self.params[1]
         N, T, D = xs.shape
-        H = Wh.shape[0]
+        GH = Wh.shape[1]
         dtype = Wh.dtype
-        xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D) step t is rows t*N .. t*N+N-1
-        hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) hbuf[t] is h_t, hbuf[0] the initial state
-        np.matmul(xs_tm, Wx, out=hbuf[1:].reshape(T * N, H))  # (T*N, H) x_t Wx of all steps, one matmul
         if derived is None:
             derived = self.derived(N, projected=False)
-        return self._forward_steps(hbuf, xs_tm, derived)
+        xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D) step t is rows t*N .. t*N+N-1
+        gates = np.empty((T, N, GH), dtype=dtype)  # (T, N, GH) x_t Wx (scaled), then each step's gates
+        np.matmul(xs_tm, derived.Wx_scaled, out=gates.reshape(T * N, GH))  # every step's x_t Wx, one matmul
+        return self._forward_steps(gates, xs_tm, derived)
 
     def forward_projected(self, xWx, derived=None):
-        """xWx (N, T, H), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
+        """xWx (N, T, GH), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
         For TimeEmbedProjection; pair it with backward_projected."""
-        N, T, H = xWx.shape
-        hbuf = np.empty((T + 1, N, H), dtype=self.params[1].dtype)  # (T+1, N, H) as in forward
-        hbuf[1:] = xWx.transpose(1, 0, 2)  # (T, N, H) x_t Wx, time-major
+        N, T, GH = xWx.shape
         if derived is None:
             derived = self.derived(N, projected=True)
-        return self._forward_steps(hbuf, None, derived)
-
-    def _forward_steps(self, hbuf, xs_tm, derived):
-        """The recurrence over hbuf (T+1, N, H) whose hbuf[1:] holds x_t Wx; caches xs_tm (None: projected)."""
-        Wh, b = self.params[1:]
-        N, H = hbuf.shape[1:]
-        T = len(hbuf) - 1
-        dtype = Wh.dtype
-        hbuf[1:] += b
-        if not self.stateful or self.h is None:  # stateful: carry h; backward stops here (truncated BPTT)
-            self.h = np.zeros((N, H), dtype=dtype)  # (N, H)
-        hbuf[0] = self.h
-        for t in range(1, T + 1):
-            hbuf[t] += derived.times_Wh(hbuf[t - 1])  # a_t = h_{t-1} Wh + (x_t Wx + b)
-            np.tanh(hbuf[t], out=hbuf[t])  # h_t = tanh(a_t)
-        self.h = hbuf[T].copy()  # (N, H)
-        self.cache = (xs_tm, hbuf)
-        return _to_batch_major(hbuf[1:])  # (N, T, H)
+        gates = np.empty((T, N, GH), dtype=self.params[1].dtype)  # (T, N, GH) as in forward
+        np.multiply(xWx.transpose(1, 0, 2), derived.scale, out=gates)  # (x_t Wx) scaled, time-major
+        return self._forward_steps(gates, None, derived)
 
     def backward(self, dhs):
         """dhs (N, T, H) -> dxs (N, T, D); writes grads in place and sets self.dh (N, H)."""
         Wx = self.params[0]
         xs_tm = self.cache[0]
         N, T, H = dhs.shape
-        D = Wx.shape[0]
-        da = self._backward_steps(dhs).reshape(T * N, H)  # (T*N, H)
-        np.matmul(xs_tm.T, da, out=self.grads[0])  # a_t = x_t Wx + ...: dWx = sum_t x_t^T da_t  (D, H)
-        dxs = (da @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = da_t Wx^T
+        D, GH = Wx.shape
+        dA = self._backward_steps(dhs).reshape(T * N, GH)  # (T*N, GH) pre-activation grads
+        np.matmul(xs_tm.T, dA, out=self.grads[0])  # A_t = x_t Wx + ...: dWx = sum_t x_t^T dA_t  (D, GH)
+        dxs = (dA @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = dA_t Wx^T, Wx^T copied
         return _to_batch_major(dxs)  # (N, T, D)
 
     def backward_projected(self, dhs):
-        """dhs (N, T, H) -> da (N, T, H), the gradient w.r.t. forward_projected's xWx (a transposed view);
-        writes dWh and db, sets self.dh; dWx is the caller's, who made xWx."""
-        return self._backward_steps(dhs).transpose(1, 0, 2)  # (N, T, H)
+        """dhs (N, T, H) -> dA (N, T, GH), the gradient w.r.t. forward_projected's xWx (a transposed
+        view); writes dWh and db, sets the state gradients; dWx is the caller's, who made xWx."""
+        return self._backward_steps(dhs).transpose(1, 0, 2)  # (N, T, GH)
+
+
+class TimeRNN(_TimeCell):
+    """T steps of the vanilla RNN over a block xs (N, T, D) -> hs (N, T, H).
+
+    Wx (D, H) input -> hidden, Wh (H, H) hidden -> hidden, b (H,) hidden bias.
+    """
+
+    def derived(self, N, projected, reused=False):
+        """What the steps over N rows make from the weights: the product by Wh (remade by each
+        forward unless passed in; reused: to be passed to many forward calls, see RowsTimes).
+        The inputs are not scaled (scale 1): tanh needs no halving, unlike the gates' sigmoids."""
+        return types.SimpleNamespace(scale=1, Wx_scaled=None if projected else self.params[0],
+                                     times_Wh=RowsTimes(self.params[1], N, reused))  # h Wh (N, H)
+
+    def _forward_steps(self, gates, xs_tm, derived):
+        """The recurrence over gates (T, N, H) holding x_t Wx; caches xs_tm (None: projected)."""
+        Wh, b = self.params[1:]
+        T, N, H = gates.shape
+        gates += b  # x_t Wx + b
+        hbuf = np.empty((T + 1, N, H), dtype=Wh.dtype)  # (T+1, N, H) hbuf[t] is h_t, hbuf[0] the initial state
+        hbuf[0] = self._initial("h", N, H)
+        for t in range(T):
+            a = gates[t]  # (N, H) view
+            a += derived.times_Wh(hbuf[t])  # a_t = h_{t-1} Wh + (x_t Wx + b)
+            np.tanh(a, out=hbuf[t + 1])  # h_t = tanh(a_t)
+        self.h = hbuf[T].copy()  # (N, H)
+        self.cache = (xs_tm, hbuf)
+        return _to_batch_major(hbuf[1:])  # (N, T, H)
 
     def _backward_steps(self, dhs):
         """dhs (N, T, H) -> da (T, N, H) pre-activation grads; writes dWh, db and sets self.dh."""
@@ -198,7 +219,8 @@ class TimeRNN:
 
 
 class LSTM:
-    """One LSTM step, for teaching and tests (TimeLSTM does not use it).
+    """One LSTM step, as the book writes it: what a trace of a text runs (TimeLSTM runs T steps
+    at once).
 
     Wx (D, 4H) input -> gates, Wh (H, 4H) hidden -> gates, b (4H,) gate biases; columns [f | g | i | o].
     """
@@ -221,7 +243,14 @@ class LSTM:
         tanh_c = np.tanh(c_next)  # (N, H)
         h_next = o * tanh_c  # (N, H) h_t = o tanh(c_t)
         self.cache = (x, h_prev, c_prev, f, g, i, o, tanh_c)
+        self.last = (h_next, c_next)
         return h_next, c_next
+
+    def quantities(self):
+        """The last step's named values, each (N, H): h, c and the gates f, g, i, o."""
+        _, _, _, f, g, i, o, _ = self.cache
+        h, c = self.last
+        return {"h": h, "c": c, "f": f, "g": g, "i": i, "o": o}
 
     def backward(self, dh_next, dc_next):
         """dh_next, dc_next (N, H) -> (dx (N, D), dh_prev (N, H), dc_prev (N, H)); writes grads."""
@@ -242,36 +271,7 @@ class LSTM:
         return dx, dh_prev, dc_prev
 
 
-class _GatedTime:
-    """forward and forward_projected of TimeLSTM and TimeGRU: their Wx, Wh and b hold G gate blocks of
-    H columns (GH in all), and each class's derived() and _forward_steps do the rest."""
-
-    def forward(self, xs, derived=None):
-        """xs (N, T, D) -> hs (N, T, H); updates the carried state. derived: derived(N, ...) made
-        while the weights stay as they are (None: made here)."""
-        Wh = self.params[1]
-        N, T, D = xs.shape
-        GH = Wh.shape[1]
-        dtype = Wh.dtype
-        if derived is None:
-            derived = self.derived(N, projected=False)
-        xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D)
-        gates = np.empty((T, N, GH), dtype=dtype)  # (T, N, GH) (x_t Wx + b) half, then the activated gates
-        np.matmul(xs_tm, derived.Wx_half, out=gates.reshape(T * N, GH))  # (T*N, GH) view into gates
-        return self._forward_steps(gates, xs_tm, derived)
-
-    def forward_projected(self, xWx, derived=None):
-        """xWx (N, T, GH), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
-        For TimeEmbedProjection; pair it with backward_projected."""
-        N, T, GH = xWx.shape
-        if derived is None:
-            derived = self.derived(N, projected=True)
-        gates = np.empty((T, N, GH), dtype=self.params[1].dtype)  # (T, N, GH) as in forward
-        np.multiply(xWx.transpose(1, 0, 2), derived.half, out=gates)  # (x_t Wx) half, time-major
-        return self._forward_steps(gates, None, derived)
-
-
-class TimeLSTM(_GatedTime):
+class TimeLSTM(_TimeCell):
     """T LSTM steps over xs (N, T, D) -> hs (N, T, H).
 
     Wx (D, 4H) input -> gates, Wh (H, 4H) hidden -> gates, b (4H,) gate biases; columns [f | g | i | o].
@@ -280,20 +280,18 @@ class TimeLSTM(_GatedTime):
     """
 
     def __init__(self, Wx, Wh, b, stateful=False):
-        self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D,4H), (H,4H), (4H,)
-        self.stateful = stateful
-        self.h, self.c, self.dh, self.dc = None, None, None, None
-        self.cache = None
+        super().__init__(Wx, Wh, b, stateful)
+        self.c, self.dc = None, None
 
     def set_state(self, h, c=None):
         """Start the next block from h (N, H) and c (N, H); c=None means zeros."""
-        self.h = np.array(h, dtype=self.params[1].dtype)  # (N, H) our own copy
+        super().set_state(h)
         self.c = None if c is None else np.array(c, dtype=self.params[1].dtype)  # (N, H)
 
     def reset_state(self):
         """Start the next block from zeros."""
-        self.h, self.c = None, None
+        super().reset_state()
+        self.c = None
 
     def derived(self, N, projected, reused=False):
         """What the steps over N rows make from the weights: remade by each forward unless passed in
@@ -307,8 +305,8 @@ class TimeLSTM(_GatedTime):
         half[H:2 * H] = 1
         shift = half.copy()  # (4H,) (1 + tanh) / 2 = tanh * 1/2 + 1/2 on f, i, o; tanh * 1 + 0 on g
         shift[H:2 * H] = 0
-        return types.SimpleNamespace(half=half, shift=shift,
-                                     Wx_half=None if projected else Wx * half,  # (D, 4H)
+        return types.SimpleNamespace(scale=half, shift=shift,
+                                     Wx_scaled=None if projected else Wx * half,  # (D, 4H)
                                      times_Wh_half=RowsTimes(Wh * half, N, reused),  # h Wh_half (N, 4H)
                                      b_half=b * half)  # (4H,)
 
@@ -318,16 +316,12 @@ class TimeLSTM(_GatedTime):
         T, N = gates.shape[:2]
         H = Wh.shape[0]
         dtype = Wh.dtype
-        half, shift = derived.half, derived.shift  # (4H,), (4H,)
+        half, shift = derived.scale, derived.shift  # (4H,), (4H,)
         gates += derived.b_half
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         cbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) c_0 .. c_T
         tanh_c = np.empty((T, N, H), dtype=dtype)  # (T, N, H) tanh(c_t), reused by backward
-        if not self.stateful or self.h is None:  # stateful: carry h and c, backward cut at the block edge
-            self.h = np.zeros((N, H), dtype=dtype)  # (N, H)
-        if not self.stateful or self.c is None:
-            self.c = np.zeros((N, H), dtype=dtype)  # (N, H)
-        hbuf[0], cbuf[0] = self.h, self.c
+        hbuf[0], cbuf[0] = self._initial("h", N, H), self._initial("c", N, H)
         gi = np.empty((N, H), dtype=dtype)  # (N, H) scratch for g i
         for t in range(T):
             A = gates[t]
@@ -344,22 +338,6 @@ class TimeLSTM(_GatedTime):
         self.h, self.c = hbuf[T].copy(), cbuf[T].copy()  # (N, H), (N, H)
         self.cache = (xs_tm, gates, hbuf, cbuf, tanh_c)
         return _to_batch_major(hbuf[1:])  # (N, T, H)
-
-    def backward(self, dhs):
-        """dhs (N, T, H) -> dxs (N, T, D); writes grads in place, sets self.dh and self.dc."""
-        Wx = self.params[0]
-        xs_tm = self.cache[0]
-        N, T, H = dhs.shape
-        D = Wx.shape[0]
-        dA2 = self._backward_steps(dhs).reshape(T * N, 4 * H)  # (T*N, 4H)
-        np.matmul(xs_tm.T, dA2, out=self.grads[0])  # A = x_t Wx + ...: dWx = sum_t x_t^T dA_t  (D, 4H)
-        dxs = (dA2 @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = dA_t Wx^T, Wx^T copied
-        return _to_batch_major(dxs)  # (N, T, D)
-
-    def backward_projected(self, dhs):
-        """dhs (N, T, H) -> dA (N, T, 4H), the gradient w.r.t. forward_projected's xWx (a transposed view);
-        writes dWh and db, sets self.dh and self.dc; dWx is the caller's, who made xWx."""
-        return self._backward_steps(dhs).transpose(1, 0, 2)  # (N, T, 4H)
 
     def _backward_steps(self, dhs):
         """dhs (N, T, H) -> dA (T, N, 4H) gate pre-activation grads; writes dWh, db, sets self.dh, self.dc."""
@@ -414,7 +392,8 @@ class TimeLSTM(_GatedTime):
 
 
 class GRU:
-    """One GRU step, for teaching and tests (TimeGRU does not use it).
+    """One GRU step, as the book writes it: what a trace of a text runs (TimeGRU runs T steps at
+    once).
 
     Wx (D, 3H) input -> gates, Wh (H, 3H) hidden -> gates, b (3H,) gate biases; columns [z | r | h~].
     """
@@ -435,7 +414,13 @@ class GRU:
         hh = np.tanh(xw[:, 2 * H:] + hr @ Wh[:, 2 * H:])  # (N, H) h~ = tanh(x Wx_h + (r h) Wh_h + b_h)
         h_next = (1 - z) * h_prev + z * hh  # (N, H) h_t = (1 - z) h_{t-1} + z h~
         self.cache = (x, h_prev, z, r, hr, hh)
+        self.last = h_next
         return h_next
+
+    def quantities(self):
+        """The last step's named values, each (N, H): h, the gates z and r, the candidate h~."""
+        _, _, z, r, _, cand = self.cache
+        return {"h": self.last, "z": z, "r": r, "cand": cand}
 
     def backward(self, dh_next):
         """dh_next (N, H) -> (dx (N, D), dh_prev (N, H)); writes grads in place."""
@@ -459,28 +444,13 @@ class GRU:
         return dx, dh_prev
 
 
-class TimeGRU(_GatedTime):
+class TimeGRU(_TimeCell):
     """T GRU steps over xs (N, T, D) -> hs (N, T, H).
 
     Wx (D, 3H) input -> gates, Wh (H, 3H) hidden -> gates, b (3H,) gate biases; columns [z | r | h~].
     Attributes: h (N, H) the last state, dh (N, H) the gradient w.r.t. the initial state.
     stateful=True carries h across forward calls (set_state / reset_state).
     """
-
-    def __init__(self, Wx, Wh, b, stateful=False):
-        self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D,3H), (H,3H), (3H,)
-        self.stateful = stateful
-        self.h, self.dh = None, None
-        self.cache = None
-
-    def set_state(self, h):
-        """Start the next block from h (N, H)."""
-        self.h = np.array(h, dtype=self.params[1].dtype)  # (N, H) our own copy
-
-    def reset_state(self):
-        """Start the next block from zeros."""
-        self.h = None
 
     def derived(self, N, projected, reused=False):
         """What the steps over N rows make from the weights: remade by each forward unless passed in
@@ -492,7 +462,7 @@ class TimeGRU(_GatedTime):
         half = np.ones(3 * H, dtype=Wh.dtype)  # (3H,) 1/2 on the sigmoid columns z, r; 1 on h~
         half[:2 * H] = 0.5
         Wh_h = np.ascontiguousarray(Wh[:, 2 * H:])  # (H, H) the candidate columns
-        return types.SimpleNamespace(half=half, Wx_half=None if projected else Wx * half,  # (D, 3H)
+        return types.SimpleNamespace(scale=half, Wx_scaled=None if projected else Wx * half,  # (D, 3H)
                                      times_Wh_zr=RowsTimes(Wh[:, :2 * H] * 0.5, N, reused),  # (N, 2H)
                                      times_Wh_h=RowsTimes(Wh_h, N, reused),  # (r h) Wh_h (N, H)
                                      b_half=b * half)  # (3H,)
@@ -506,9 +476,7 @@ class TimeGRU(_GatedTime):
         gates += derived.b_half
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         hr = np.empty((T, N, H), dtype=dtype)  # (T, N, H) r_t * h_{t-1}, needed for dWh_h
-        if not self.stateful or self.h is None:  # stateful: backward still cut at the block edge
-            self.h = np.zeros((N, H), dtype=dtype)  # (N, H)
-        hbuf[0] = self.h
+        hbuf[0] = self._initial("h", N, H)
         for t in range(T):
             zr, hh = gates[t, :, :2 * H], gates[t, :, 2 * H:]  # (N, 2H), (N, H) views
             zr += derived.times_Wh_zr(hbuf[t])  # (x_t Wx_zr + h_{t-1} Wh_zr + b_zr) / 2
@@ -525,22 +493,6 @@ class TimeGRU(_GatedTime):
         self.h = hbuf[T].copy()  # (N, H)
         self.cache = (xs_tm, gates, hbuf, hr)
         return _to_batch_major(hbuf[1:])  # (N, T, H)
-
-    def backward(self, dhs):
-        """dhs (N, T, H) -> dxs (N, T, D); writes grads in place and sets self.dh (N, H)."""
-        Wx = self.params[0]
-        xs_tm = self.cache[0]
-        N, T, H = dhs.shape
-        D = Wx.shape[0]
-        dA2 = self._backward_steps(dhs).reshape(T * N, 3 * H)  # (T*N, 3H)
-        np.matmul(xs_tm.T, dA2, out=self.grads[0])  # A = x_t Wx + ...: dWx = sum_t x_t^T dA_t  (D, 3H)
-        dxs = (dA2 @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = dA_t Wx^T (Wx^T copied)
-        return _to_batch_major(dxs)  # (N, T, D)
-
-    def backward_projected(self, dhs):
-        """dhs (N, T, H) -> dA (N, T, 3H), the gradient w.r.t. forward_projected's xWx (a transposed view);
-        writes dWh and db, sets self.dh; dWx is the caller's, who made xWx."""
-        return self._backward_steps(dhs).transpose(1, 0, 2)  # (N, T, 3H)
 
     def _backward_steps(self, dhs):
         """dhs (N, T, H) -> dA (T, N, 3H) pre-activation grads; writes dWh, db and sets self.dh."""
@@ -609,25 +561,6 @@ def scatter_add_rows(dW, ids, drows):
     dW[sorted_ids[starts]] = np.add.reduceat(drows[order], starts, axis=0)  # (U, D)
 
 
-class Embedding:
-    """ids (N,) -> rows W[ids] (N, D), W (V, D) id -> vector."""
-
-    def __init__(self, W):
-        self.params = [W]
-        self.grads = [np.zeros_like(W)]  # (V, D)
-        self.ids = None
-
-    def forward(self, ids):
-        """ids (N,) ints -> (N, D)."""
-        self.ids = np.array(ids)  # (N,) our own copy
-        return self.params[0][self.ids]  # (N, D) onehot(id) W is row id of W: pick it, no V-wide vector
-
-    def backward(self, dout):
-        """dout (N, D) -> None; writes grads in place, summing rows whose ids repeat."""
-        scatter_add_rows(self.grads[0], self.ids, dout)
-        return None
-
-
 class TimeEmbedding:
     """ids (N, T) -> W[ids] (N, T, D) for all steps at once, W (V, D) id -> vector."""
 
@@ -639,7 +572,7 @@ class TimeEmbedding:
     def forward(self, ids):
         """ids (N, T) ints -> (N, T, D)."""
         self.ids = np.array(ids)  # (N, T) our own copy
-        return self.params[0][self.ids]  # (N, T, D) picking rows, as in Embedding
+        return self.params[0][self.ids]  # (N, T, D) onehot(id) W is row id of W: pick it, no V-wide vector
 
     def backward(self, dout):
         """dout (N, T, D) -> None; writes grads in place, summing rows whose ids repeat."""
@@ -678,7 +611,7 @@ class TimeEmbedProjection:
             self.xs = None
             table = self.table() if table is None else table  # (V, GH)
             return table[self.ids.T].transpose(1, 0, 2)  # (N, T, GH) rows of the (V, GH) table
-        self.xs = W[self.ids.T]  # (T, N, D) picking rows, as in Embedding
+        self.xs = W[self.ids.T]  # (T, N, D) picking rows, as in TimeEmbedding
         return (self.xs @ Wx).transpose(1, 0, 2)  # (N, T, GH)
 
     def backward(self, dout):
@@ -697,28 +630,6 @@ class TimeEmbedProjection:
         np.matmul(self.xs.reshape(T * N, D).T, da, out=self.grads[1])  # dWx = sum_k x_k^T da_k   (D, GH)
         scatter_add_rows(self.grads[0], ids, da @ np.ascontiguousarray(Wx.T))  # dx = da Wx^T, rows summed
         return None
-
-
-class Affine:
-    """x (N, D) -> x W + b (N, M), W (D, M) input -> output, b (M,) output bias."""
-
-    def __init__(self, W, b):
-        self.params = [W, b]
-        self.grads = [np.zeros_like(W), np.zeros_like(b)]  # (D, M), (M,)
-        self.x = None
-
-    def forward(self, x):
-        """x (N, D) -> (N, M)."""
-        W, b = self.params
-        self.x = x
-        return x @ W + b  # (N, M)
-
-    def backward(self, dout):
-        """dout (N, M) -> dx (N, D); writes grads in place."""
-        W, b = self.params
-        self.grads[0][...] = self.x.T @ dout  # (D, M)
-        self.grads[1][...] = dout.sum(axis=0)  # (M,)
-        return dout @ W.T  # (N, D)
 
 
 class TimeAffine:
@@ -821,3 +732,27 @@ class TimeDropout:
         if self.mask is None:
             return dout
         return dout * self.mask  # same shape as dout
+
+
+class Cell(NamedTuple):
+    """What the models, the trace, export and bench know of a recurrent cell, in one place."""
+    step: type          # one step as the book writes it (RNN, LSTM, GRU): the trace runs it
+    time: type          # T steps at once (TimeRNN, ...): the models stack these
+    gates: tuple        # the blocks of H columns in Wx, Wh and b, in the book's order
+    states: tuple       # the carried states, in the order a model's state array stacks them
+    quantities: tuple   # the named values step.quantities() gives for each position
+    torch_gates: tuple  # PyTorch's gate rows, as the book's gates; None: no nn module computes it
+    onnx_gates: tuple   # ONNX's gate rows as (the book's gate, sign)
+
+
+# ONNX's GRU keeps the previous state with weight z (H = (1 - z) h~ + z H_prev) where the book
+# keeps it with 1 - z; sigmoid(-a) = 1 - sigmoid(a), so ONNX's z block is the book's negated.
+# PyTorch's nn.GRU applies the reset gate after the hidden product, r * (W_hn h + b_hn), the
+# book's GRU before it, W_hn (r * h): no nn.GRU weights compute the book's GRU.
+CELLS = {
+    "rnn": Cell(RNN, TimeRNN, ("a",), ("h",), ("h",), ("a",), (("a", 1),)),
+    "lstm": Cell(LSTM, TimeLSTM, ("f", "g", "i", "o"), ("h", "c"), ("h", "c", "f", "g", "i", "o"),
+                 ("i", "f", "g", "o"), (("i", 1), ("o", 1), ("f", 1), ("g", 1))),
+    "gru": Cell(GRU, TimeGRU, ("z", "r", "cand"), ("h",), ("h", "z", "r", "cand"),
+                None, (("z", -1), ("r", 1), ("cand", 1))),
+}

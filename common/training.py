@@ -1,8 +1,9 @@
 """
-The run contract both trainers keep around their loops: options, resuming and starting from saved
-weights, reading the corpus, keeping earlier files (.prev, .prev.best), saving, validating and
-keeping the best, stopping on divergence or a signal, the --log lines, the loss history and the
-progress bar. Plain functions and one small object; each loop stays visible in its script.
+The run contract both trainers keep around their loops, in parts: the options and how a run
+starts (fresh, --resume, --init-from), the corpus, the checkpoint files (Checkpoints: --out, the
+best, the earlier run's kept as .prev), the reporter that prints, logs and keeps the loss history
+(Reporter), early stopping (Best), and Run, which holds them with the stop signals, the divergence
+check and the training clock. Each loop stays visible in its script and asks Run a few things.
 """
 import contextlib
 import math
@@ -14,14 +15,15 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from common.checkpoint import (FORMAT_VERSION, load_checkpoint, prepare_output, save_checkpoint,
-                               sibling)
+from common.checkpoint import FORMAT_VERSION, prepare_output, save_checkpoint, sibling
 from common.cli import UserError, fraction, json_line, nonnegative_int, positive_int
-from common.vocabulary import Vocabulary, corpus_paths, input_files, read_corpus
+from common.cli import given_options as cli_given
+from common.interface import read_checkpoint
+from common.vocabulary import Vocabulary, corpus_paths, counts_key, input_files, read_corpus
 
 HISTORY_RECORDS = 1000  # at most about this many loss-history records per checkpoint
-# Printing follows the clock by default (issue 14: at the gist's settings this code runs ~500
-# iterations a second, so a sample every 100 iterations was ~47 lines a second, too fast to read).
+# Printing follows the clock by default: at the gist's settings this code runs hundreds of
+# iterations a second, so a sample every 100 iterations would be tens of lines a second.
 PRINT_SECONDS = 5.0  # a sample and a loss line about this often, unless --sample-every N
 PRINT_SHARE = 10  # ... or less often, so that printing takes at most about 1/10 of the time
 PLAIN_PROGRESS_SECONDS = 30.0  # with no terminal (no bar), a plain progress line about this often
@@ -58,18 +60,20 @@ def open_log(path):
 
 
 
-def add_data_options(group, seed_use):
+def add_data_options(group, seed_use, defaults):
     """The model-group options both trainers share: --dtype, --val-fraction, --seed (seed_use:
-    what it seeds) and --encoding."""
-    group.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+    what it seeds) and --encoding, with the kind's defaults."""
+    group.add_argument("--dtype", choices=("float64", "float32"), default=defaults["dtype"],
                        help="float64 (default; reference-exact, matches the gist) or float32 "
                             "(~2x faster)")
-    group.add_argument("--val-fraction", type=fraction, default=0.1,
+    group.add_argument("--val-fraction", type=fraction, default=defaults["val_fraction"],
                        help="fraction of the tokens, from the end of the text, held out for "
-                            "validation (default 0.1; 0 trains on all of it, as the gist)")
-    group.add_argument("--seed", type=nonnegative_int, default=0,
-                       help=f"seed for {seed_use} (default 0)")
-    group.add_argument("--encoding", default="utf-8", help="text encoding of INPUT (default utf-8)")
+                            f"validation (default {defaults['val_fraction']}; 0 trains on all of "
+                            "it, as the gist)")
+    group.add_argument("--seed", type=nonnegative_int, default=defaults["seed"],
+                       help=f"seed for {seed_use} (default {defaults['seed']})")
+    group.add_argument("--encoding", default=defaults["encoding"],
+                       help=f"text encoding of INPUT (default {defaults['encoding']})")
 
 
 def add_run_options(run):
@@ -101,15 +105,15 @@ def add_print_options(run, what):
                      help="tokens (characters or words) per printed sample (default 200)")
 
 
-def resume_run(args, given, names, kind):
-    """--resume: load args.resume, take the run-defining options `names` from it, and default
-    INPUT and --out to the stored input and the checkpoint itself. Returns (arrays, meta)."""
-    arrays, meta = load_checkpoint(args.resume, kinds=(kind,))
+def resume_run(args, given, cls):
+    """--resume: load args.resume, take the run-defining options of the kind (class cls) from
+    it, and default INPUT and --out to the stored input and the checkpoint. -> (arrays, meta)."""
+    arrays, meta, _ = read_checkpoint(args.resume, kinds=(cls.kind,))
     # no input recorded: e.g. brought home by export.py, weights with no run to continue
     if "input" not in meta and "input_files" not in meta:
         raise UserError(f"{args.resume} holds weights but no training run to resume: start a "
                         f"new run from it with --init-from {args.resume}")
-    take_stored(args, given, meta, names, args.resume)
+    take_stored(args, given, meta, cls.OPTIONS, args.resume)
     if not args.input:
         args.input = [f["name"] for f in stored_inputs(meta, args.resume)]
     if args.out is None:
@@ -159,21 +163,23 @@ def input_meta(files):
     return meta
 
 
-def start_options(args, given, names, shape_names, kind):
-    """--resume or --init-from, after parsing: returns (resumed (arrays, meta) or None, init
-    (arrays, meta) or None). --resume takes `names` from the checkpoint (refusing a different
-    value typed on the command line); --init-from takes the model's shape options
-    `shape_names` from it the same way."""
+def start_options(parser, argv, cls):
+    """Parse the command line of a trainer of the kind (class cls) and start the run: returns
+    (args, resumed (arrays, meta) or None, init (arrays, meta) or None). --resume takes the
+    kind's run-defining options from the checkpoint (refusing a different value typed on the
+    command line); --init-from takes the options that shape the weights the same way."""
+    args = parser.parse_args(argv)
+    given = cli_given(parser, argv, cls.OPTIONS)
     if args.resume is not None and args.init_from is not None:
         raise UserError("give --resume (continue a run) or --init-from (new run from saved "
                         "weights), not both")
     if args.resume is not None:
-        return resume_run(args, given, names, kind), None
+        return args, resume_run(args, given, cls), None
     if args.init_from is not None:
-        arrays, meta = load_checkpoint(args.init_from, kinds=(kind,))
-        take_stored(args, given, meta, shape_names, args.init_from)
-        return None, (arrays, meta)
-    return None, None
+        arrays, meta, _ = read_checkpoint(args.init_from, kinds=(cls.kind,))
+        take_stored(args, given, meta, cls.SHAPE_OPTIONS, args.init_from)
+        return args, None, (arrays, meta)
+    return args, None, None
 
 
 def take_stored(args, given, meta, names, path):
@@ -213,15 +219,20 @@ def input_stem(inputs):
     return os.path.splitext(os.path.basename(os.path.normpath(inputs[0])))[0]
 
 
-def data_meta(kind, vocab, counts, args, names, files):
+def data_meta(cls, vocab, counts, args, files):
     """The part of a checkpoint's meta record that says what was trained on what: format
-    version, kind, level, vocabulary, token counts, the run-defining options `names`, and every
-    input file's name, size and SHA-256 (input_meta)."""
-    return {"format_version": FORMAT_VERSION, "kind": kind, "level": vocab.level,
-            "vocab": vocab.to_meta(),
-            ("token_counts" if vocab.level == "word" else "char_counts"): counts.tolist(),
-            "options": {name: getattr(args, name) for name in names},
+    version, kind (class cls), level, vocabulary, token counts, the kind's run-defining options,
+    and every input file's name, size and SHA-256 (input_meta)."""
+    return {"format_version": FORMAT_VERSION, "kind": cls.kind, "level": vocab.level,
+            "vocab": vocab.to_meta(), counts_key(vocab.level): counts.tolist(),
+            "options": {name: getattr(args, name) for name in cls.OPTIONS},
             **input_meta(files)}
+
+
+def print_start(data_line, args):
+    """The first lines of a run: what the data holds, then the resolved options."""
+    print(data_line)
+    print("options: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()))
 
 
 def split_ids(ids, val_fraction, unit_name):
@@ -327,49 +338,53 @@ class EvalClock:
         return True
 
 
-class Run:
-    """Files, log, best, history, signals, printing clock and progress bar of one training run.
-    resumed_meta: the meta record of the run being resumed, or None for a fresh run (which keeps
-    files an earlier run left at --out and its best as .prev files, at its first save of each).
-    unit: "char" or "word"; hint: the divergence advice of the trainer."""
+class Checkpoints:
+    """--out and the files beside it, checked before any training: none may be the input or
+    another of them, and the folder must take a file. A fresh run keeps the files an earlier run
+    left at --out and at its best as .prev and .prev.best, at its first save of each."""
 
-    def __init__(self, args, unit, resumed_meta=None, hint="try a smaller --learning-rate"):
-        self.out, self.best_path = args.out, sibling(args.out, "best")
+    def __init__(self, args, fresh):
+        self.out, self.best = args.out, sibling(args.out, "best")
         check_paths(args)
         prepare_output(self.out)
-        self.log_file = open_log(args.log)
-        self.log_path = args.log
-        self.log_every, self.sample_every, self.patience = \
-            args.log_every, args.sample_every, args.patience
-        self.unit, self.hint = unit, hint
-        self.keep_old = {} if resumed_meta else {self.out: sibling(self.out, "prev"),
-                                                 self.best_path: sibling(self.out, "prev.best")}
+        self.keep_old = {self.out: sibling(self.out, "prev"),
+                         self.best: sibling(self.out, "prev.best")} if fresh else {}
         self.saved = set()  # paths written by this run
-        meta = resumed_meta or {}
-        self.best_val = meta.get("best_val_loss")
-        self.best_iter = meta.get("best_val_iter")  # absent in older checkpoints
-        self.stale = meta.get("validations_since_best", 0)  # validations without a new best
-        self.noticed = meta.get("overfit_noticed", False)
+
+    def save(self, path, arrays, meta):
+        old = self.keep_old.pop(path, None)
+        if old and os.path.exists(path):
+            os.replace(path, old)
+            tqdm.write(f"kept the previous {path} as {old}")
+        save_checkpoint(path, arrays, meta)
+        self.saved.add(path)
+
+
+class Reporter:
+    """What a run shows and keeps of itself: a sample and a loss line now and then (print_due),
+    the validation lines, the --log lines, the loss history stored in the checkpoint, and the
+    progress bar with the training speed (a plain line now and then without a terminal)."""
+
+    def __init__(self, args, unit, meta):
+        self.unit = unit
+        self.log_file, self.log_path, self.log_every = open_log(args.log), args.log, args.log_every
+        self.sample_every = args.sample_every
         self.history = History(meta.get("history"))
-        # wall-clock seconds of the runs before this one (none stored before this field existed)
-        self.seconds_before = meta.get("train_seconds") or 0.0
-        self.began = time.perf_counter()
-        self.bar, self.describe, self.speed = None, None, None  # the bar and its figures
         self.window = [0.0, 0]  # training loss per token summed since the last loss line, count
+        self.bar, self.describe, self.speed, self.total = None, None, None, None
+        now = time.perf_counter()
+        self.t_last, self.k_last, self.t_prev, self.t_plain = now, 0, now, now  # speed clock
+        self.t_print, self.printed = None, False  # when the last print began; one just made
+        self.interval = PRINT_SECONDS
         with contextlib.suppress(AttributeError, ValueError):  # a pipe sees each line as it comes
             sys.stdout.reconfigure(line_buffering=True)
 
     def begin(self, k, total):
-        """From here on signals stop the loop; the bar shows iteration k of total (None: open)."""
-        self.stop = StopFlag()
-        self.began = time.perf_counter()
+        """The bar shows iteration k of total (None: open) from here on."""
         self.bar = tqdm(total=total, initial=k, unit="it", dynamic_ncols=True, disable=None,
                         mininterval=0.5)
-        self.t_last, self.k_last = time.perf_counter(), k
-        self.t_prev = self.t_last  # when the last iteration ended
-        self.t_print, self.printed = None, False  # when the last print began / ended; one just made
-        self.interval = PRINT_SECONDS
-        self.t_plain, self.total = self.t_last, total
+        self.t_last = self.t_prev = self.t_plain = time.perf_counter()
+        self.k_last, self.total = k, total
 
     def print_due(self, k):
         """Whether iteration k prints a sample and a loss line: every --sample-every iterations
@@ -395,12 +410,6 @@ class Run:
         tqdm.write(f"iter {k}, loss: {mean:.4f} nats/{self.unit} (mean since the last line), "
                    f"perplexity {perplexity(mean):.2f}")
 
-    def check(self, value, what, k):
-        """Stop with the divergence error when value (a loss) is NaN or infinite."""
-        if not math.isfinite(value):
-            self.close()
-            raise diverged(f"{what} became {value}", k, self.hint)
-
     def log(self, **fields):
         """A --log line; when it cannot be written (a full disk), say so once and train on."""
         if self.log_file:
@@ -419,11 +428,8 @@ class Run:
         if self.log_every and k % self.log_every == 0:
             self.log(iter=k, **log_fields)
 
-    def validated(self, k, val_loss, save_best, **log_fields):
-        """A validation loss after k iterations: printed, logged, kept in the history; a new
-        best is saved by save_best(path). A non-finite loss stops the run before any save.
-        Without a new best for a while, says so once; out_of_patience tells the loop to stop."""
-        self.check(val_loss, "the validation loss", k)
+    def validated(self, k, val_loss, **log_fields):
+        """A validation loss after k iterations: printed, logged, kept in the history."""
         bits, unit = val_loss / math.log(2), self.unit
         tqdm.write(f"iter {k}: val loss {val_loss:.4f} nats/{unit}, {bits:.4f} bits/{unit}, "
                    f"perplexity {perplexity(val_loss):.3f}")
@@ -432,50 +438,6 @@ class Run:
         self.history.add(k, val_loss=val_loss)
         if self.bar is not None:  # the speed shown next leaves the evaluation's time out
             self.t_last += time.perf_counter() - self.t_prev
-        improved = self.best_val is None or val_loss < self.best_val
-        if improved:
-            self.best_val, self.best_iter, self.stale = val_loss, k, 0
-            save_best(self.best_path)
-            return True
-        self.stale += 1
-        if self.out_of_patience:
-            tqdm.write(f"iter {k}: stopping early: {self.stale} validations without a new best "
-                       f"(--patience {self.patience}); {self.best_text()}")
-        elif self.stale >= STALE_NOTICE and not self.noticed:
-            self.noticed = True
-            tqdm.write(f"iter {k}: the validation loss has not improved for {self.stale} "
-                       f"validations, so the model may be overfitting; {self.best_text()}; "
-                       "--patience N stops after N validations without a new best")
-        return False
-
-    @property
-    def out_of_patience(self):
-        return bool(self.patience) and self.stale >= self.patience
-
-    def best_text(self):
-        where = "" if self.best_iter is None else f" at iteration {self.best_iter}"
-        return (f"the best, {self.best_val:.4f} nats/{self.unit}{where}, is kept in "
-                f"{self.best_path}")
-
-    def meta(self):
-        """The run's part of the checkpoint's meta record."""
-        return {"best_val_loss": self.best_val, "best_val_iter": self.best_iter,
-                "validations_since_best": self.stale, "overfit_noticed": self.noticed,
-                "history": self.history.to_meta(),
-                "train_seconds": self.seconds_before + time.perf_counter() - self.began}
-
-    def save(self, path, arrays, meta, k):
-        """Write a checkpoint (never one with a non-finite array); the first save of a fresh run
-        keeps the file it replaces as .prev (.prev.best)."""
-        if not all(np.isfinite(a).all() for a in arrays.values()):
-            self.close()
-            raise diverged("the weights became non-finite", k, self.hint + "; not saved")
-        old = self.keep_old.pop(path, None)
-        if old and os.path.exists(path):
-            os.replace(path, old)
-            tqdm.write(f"kept the previous {path} as {old}")
-        save_checkpoint(path, arrays, meta)
-        self.saved.add(path)
 
     def progress(self, k, tokens_per_iter, describe):
         """One more iteration (k done) on the bar; about once a second its figures become
@@ -495,12 +457,6 @@ class Run:
             print(f"progress: iteration {k}{of}, {describe()}{speed}")
             self.t_plain = now
 
-    def interrupted(self, k):
-        """After a signal's save: the message, and the exit status to return."""
-        self.close()
-        print(f"interrupted at iteration {k}: saved to {self.out}", file=sys.stderr)
-        return self.stop.exit_status
-
     def close(self):
         """Close the bar, its figures brought up to date first (they agree with the last line)."""
         if self.bar is not None:
@@ -508,3 +464,139 @@ class Run:
                 speed = f", {self.speed}" if self.speed else ""
                 self.bar.set_postfix_str(self.describe() + speed, refresh=False)
             self.bar.close()
+
+
+class Best:
+    """The best validation loss so far and the file that keeps it; early stopping: after
+    STALE_NOTICE validations without a new best the run says so once, and after --patience
+    of them (when given) out_of_patience tells the loop to stop."""
+
+    def __init__(self, path, unit, patience, meta):
+        self.path, self.unit, self.patience = path, unit, patience
+        self.loss = meta.get("best_val_loss")
+        self.iter = meta.get("best_val_iter")  # absent in older checkpoints
+        self.stale = meta.get("validations_since_best", 0)  # validations without a new best
+        self.noticed = meta.get("overfit_noticed", False)
+
+    def update(self, k, val_loss, save_best):
+        """A validation loss after k iterations; a new best is saved by save_best(path).
+        Returns whether it is a new best."""
+        if self.loss is None or val_loss < self.loss:
+            self.loss, self.iter, self.stale = val_loss, k, 0
+            save_best(self.path)
+            return True
+        self.stale += 1
+        if self.out_of_patience:
+            tqdm.write(f"iter {k}: stopping early: {self.stale} validations without a new best "
+                       f"(--patience {self.patience}); {self.text()}")
+        elif self.stale >= STALE_NOTICE and not self.noticed:
+            self.noticed = True
+            tqdm.write(f"iter {k}: the validation loss has not improved for {self.stale} "
+                       f"validations, so the model may be overfitting; {self.text()}; "
+                       "--patience N stops after N validations without a new best")
+        return False
+
+    @property
+    def out_of_patience(self):
+        return bool(self.patience) and self.stale >= self.patience
+
+    def text(self):
+        where = "" if self.iter is None else f" at iteration {self.iter}"
+        return f"the best, {self.loss:.4f} nats/{self.unit}{where}, is kept in {self.path}"
+
+    def meta(self):
+        return {"best_val_loss": self.loss, "best_val_iter": self.iter,
+                "validations_since_best": self.stale, "overfit_noticed": self.noticed}
+
+
+class Run:
+    """One training run around a trainer's loop: its checkpoint files (files), what it prints
+    and logs (report), the best validation loss and early stopping (best), the stop signals, the
+    divergence check, and when to validate and save. resumed_meta: the meta record of the run
+    being resumed, or None for a fresh one. unit: "char" or "word"; hint: the divergence advice."""
+
+    def __init__(self, args, unit, resumed_meta=None, hint="try a smaller --learning-rate"):
+        meta = resumed_meta or {}
+        self.args, self.hint = args, hint
+        self.files = Checkpoints(args, fresh=resumed_meta is None)
+        self.report = Reporter(args, unit, meta)
+        self.best = Best(self.files.best, unit, args.patience, meta)
+        self.eval_clock = EvalClock(getattr(args, "eval_every_seconds", 0))
+        self.stop, self.total = None, None  # the StopFlag and the iterations of a loop begun
+        # wall-clock seconds of the runs before this one (none stored before this field existed)
+        self.seconds_before = meta.get("train_seconds") or 0.0
+        self.began = time.perf_counter()
+
+    def begin(self, k, total):
+        """From here on signals stop the loop; the bar shows iteration k of total (None: open).
+        Returns finished(k): a resumed run may be done already."""
+        self.stop = StopFlag()
+        self.began = time.perf_counter()
+        self.total = total
+        self.report.begin(k, total)
+        return self.finished(k)
+
+    def finished(self, k, train_seconds=0.0):
+        """Whether the run is done after k iterations: the total given to begin() reached, or
+        --time-budget seconds of training spent (train_seconds, evaluations not counted)."""
+        budget = getattr(self.args, "time_budget", 0)
+        return (self.total is not None and k >= self.total) or bool(budget and train_seconds >= budget)
+
+    def check(self, value, what, k):
+        """Stop with the divergence error when value (a loss) is NaN or infinite."""
+        if not math.isfinite(value):
+            self.report.close()
+            raise diverged(f"{what} became {value}", k, self.hint)
+
+    def eval_due(self, k, train_seconds=0.0):
+        """Whether to validate after k iterations: every --eval-every, or by the clock of
+        --eval-every-seconds of training."""
+        every = self.args.eval_every
+        return self.eval_clock.due(train_seconds) or bool(every and k % every == 0)
+
+    def save_due(self, k):
+        """Whether to save after k iterations: at a signal, or every --save-every."""
+        every = self.args.save_every
+        return self.stop_requested or bool(every and k % every == 0)
+
+    @property
+    def stop_requested(self):
+        """A SIGINT or SIGTERM has come: save and stop after this iteration."""
+        return self.stop is not None and self.stop.signum is not None
+
+    def validated(self, k, val_loss, save_best, **log_fields):
+        """A validation loss after k iterations: printed, logged, kept in the history; a new
+        best is saved by save_best(path) (returns True). A non-finite loss stops the run before
+        any save. out_of_patience then tells the loop to stop."""
+        self.check(val_loss, "the validation loss", k)
+        self.report.validated(k, val_loss, **log_fields)
+        return self.best.update(k, val_loss, save_best)
+
+    @property
+    def out_of_patience(self):
+        return self.best.out_of_patience
+
+    def meta(self):
+        """The run's part of the checkpoint's meta record."""
+        return {**self.best.meta(), "history": self.report.history.to_meta(),
+                "train_seconds": self.seconds_before + time.perf_counter() - self.began}
+
+    def save(self, path, arrays, meta, k):
+        """Write a checkpoint (never one with a non-finite array)."""
+        if not all(np.isfinite(a).all() for a in arrays.values()):
+            self.report.close()
+            raise diverged("the weights became non-finite", k, self.hint + "; not saved")
+        self.files.save(path, arrays, meta)
+
+    def interrupted(self, k):
+        """After a signal's save: the message, and the exit status to return."""
+        self.report.close()
+        print(f"interrupted at iteration {k}: saved to {self.files.out}", file=sys.stderr)
+        return self.stop.exit_status
+
+    def finish(self, k, figures=""):
+        """After the last iteration: close the bar and say how the run ended; returns 0."""
+        self.report.close()
+        where = f"saved to {self.files.out}" if self.files.out in self.files.saved else "nothing saved"
+        print(f"done: {k} iterations{figures}; {where}")
+        return 0

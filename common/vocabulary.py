@@ -73,21 +73,9 @@ def code_points(text):
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
 
 
-def build_chars(text, chunk=1 << 24):
-    """Returns (vocab, ids, counts): vocab is sorted(set(text)) as one string (sorted, so the
-    same corpus always gives the same vocabulary), ids the text as indices into it in the
-    smallest unsigned dtype that holds them (uint8 for V <= 256), counts how often each character
-    occurs. O(len) time via a code-point histogram, in chunks so memory stays near the ids' size."""
-    counts = np.zeros(0x110000, dtype=np.int64)             # (every code point,)
-    for i in range(0, len(text), chunk):
-        counts += np.bincount(code_points(text[i:i + chunk]), minlength=len(counts))
-    present = np.flatnonzero(counts)                         # (V,) sorted code points
-    lookup = np.zeros(len(counts), dtype=np.min_scalar_type(max(len(present) - 1, 0)))
-    lookup[present] = np.arange(len(present))                # code point -> index
-    ids = np.empty(len(text), dtype=lookup.dtype)            # (L,)
-    for i in range(0, len(text), chunk):
-        ids[i:i + chunk] = lookup[code_points(text[i:i + chunk])]
-    return "".join(map(chr, present)), ids, counts[present]
+def counts_key(level):
+    """The meta field holding the token counts of a vocabulary of this level."""
+    return "token_counts" if level == "word" else "char_counts"
 
 
 def split_words(text):
@@ -119,14 +107,14 @@ class Vocabulary:
     def build(cls, text, level="char"):
         """text -> (vocabulary, ids, counts): ids the text's token ids (uint8/uint16/... for
         characters, int32 for words), counts (V,) how often each token occurs."""
-        if level == "char":
-            chars, ids, counts = build_chars(text)
-            return cls(chars, "char"), ids, counts
-        words = split_words(text)
-        tokens = sorted(set(words))
-        index = {w: i for i, w in enumerate(tokens)}
-        ids = np.fromiter((index[w] for w in words), dtype=np.int32, count=len(words))  # (L,)
-        return cls(tokens, "word"), ids, np.bincount(ids, minlength=len(tokens))
+        counter = CharCounter() if level == "char" else WordCounter()
+        counter.add(text)
+        vocab, ids, counts = counter.vocabulary()
+        pos = 0
+        for block in counter.ids(text):  # (n,) ids of the next stretch of text
+            ids[pos:pos + len(block)] = block
+            pos += len(block)
+        return vocab, ids, counts
 
     @classmethod
     def from_meta(cls, meta):
@@ -255,7 +243,8 @@ def word_pieces(texts):
 
 class CharCounter:
     """Character counts over several texts as a code-point histogram, chunked so memory stays
-    near the size of the ids; then the sorted vocabulary and its ids (build_chars, file by file)."""
+    near the size of the ids; then the vocabulary, sorted by code point so the same corpus always
+    gives the same one, and each text's ids in the smallest unsigned dtype that holds them."""
 
     def __init__(self, chunk=1 << 24):
         self.chunk = chunk

@@ -19,7 +19,7 @@ if ROOT not in sys.path:
 
 from common.checkpoint import load_checkpoint  # noqa: E402
 # the gist's parameter names, imported from here by every test file
-from min_char_rnn import PARAM_NAMES  # noqa: E402,F401
+from common.gist import PARAM_NAMES  # noqa: E402,F401
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 CLI_TIMEOUT = 120  # seconds for one command-line run before the test fails (not a timing test)

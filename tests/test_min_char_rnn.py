@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-import min_char_rnn as mcr
+from common import gist
 from common import gist_reference
 from common.checkpoint import load_checkpoint
 from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, ROOT, TINY, TRAIN,
@@ -127,10 +127,10 @@ def test_gradients_match_central_differences(B):
     hprev = np.tanh(rng.standard_normal((H, B)))  # (H, B)
     if B == 1:  # one stream is given as the gist gives it: lists of T ints, hprev (H, 1)
         inputs, targets = inputs[0].tolist(), targets[0].tolist()
-    grads_ana = grads_of(mcr.lossFun(inputs, targets, hprev, params, clip=None))
+    grads_ana = grads_of(gist.lossFun(inputs, targets, hprev, params, clip=None))
     for name in PARAM_NAMES:
         grad_num = central_difference(
-            lambda: mcr.lossFun(inputs, targets, hprev, params, clip=None)[0], params[name])
+            lambda: gist.lossFun(inputs, targets, hprev, params, clip=None)[0], params[name])
         assert grads_ana[name].shape == grad_num.shape, name
         err = rel_error(grads_ana[name], grad_num)
         assert err < GRAD_REL_ERR, f"d{name}: relative error {err:.3g}, " \
@@ -149,7 +149,7 @@ def test_lossFun_equals_the_gists_lossFun(clip):
     inputs = rng.integers(0, V, size=T).tolist()
     targets = rng.integers(0, V, size=T).tolist()
     hprev = np.tanh(rng.standard_normal((H, 1)))  # (H, 1)
-    mine = mcr.lossFun(inputs, targets, hprev, params, clip=clip)
+    mine = gist.lossFun(inputs, targets, hprev, params, clip=clip)
     ref = gist_reference.lossFun(inputs, targets, hprev, *(params[n] for n in PARAM_NAMES))
     assert mine[0] == pytest.approx(ref[0], rel=SAME_MATH_RTOL)
     ref_grads = dict(zip(PARAM_NAMES, ref[1:6]))
@@ -170,12 +170,12 @@ def test_batch_equals_mean_of_single_streams():
     inputs = rng.integers(0, V, size=(B, T))
     targets = rng.integers(0, V, size=(B, T))
     hprev = np.tanh(rng.standard_normal((H, B)))  # (H, B)
-    result_batch = mcr.lossFun(inputs, targets, hprev, params, clip=None)
+    result_batch = gist.lossFun(inputs, targets, hprev, params, clip=None)
     loss_batch, grads_batch, hlast_batch = result_batch[0], grads_of(result_batch), result_batch[6]
     assert hlast_batch.shape == (H, B)
     losses_single, grads_single = [], {name: [] for name in PARAM_NAMES}
     for b in range(B):
-        result = mcr.lossFun(inputs[b], targets[b], hprev[:, b:b + 1], params, clip=None)
+        result = gist.lossFun(inputs[b], targets[b], hprev[:, b:b + 1], params, clip=None)
         losses_single.append(result[0])
         for name, g in grads_of(result).items():
             grads_single[name].append(g)
@@ -191,16 +191,16 @@ def test_batch_equals_mean_of_single_streams():
 def test_initial_loss_is_T_ln_V():
     V, H, T = 13, 100, 25
     rng = np.random.default_rng(3)
-    params = mcr.init_params(V, H, 0)
+    params = gist.init_params(V, H, 0)
     inputs = rng.integers(0, V, size=T).tolist()
     targets = rng.integers(0, V, size=T).tolist()
-    loss = mcr.lossFun(inputs, targets, np.zeros((H, 1)), params)[0]
+    loss = gist.lossFun(inputs, targets, np.zeros((H, 1)), params)[0]
     assert loss == pytest.approx(T * math.log(V), rel=INIT_LOSS_RTOL)
 
 
 def test_init_params_shapes_and_gist_draws():
     V, H = 7, 5
-    params = mcr.init_params(V, H, 42)
+    params = gist.init_params(V, H, 42)
     rs = np.random.RandomState(42)  # the gist: np.random.seed(42), then Wxh, Whh, Why
     assert np.array_equal(params["Wxh"], rs.randn(H, V) * 0.01)
     assert np.array_equal(params["Whh"], rs.randn(H, H) * 0.01)
@@ -209,24 +209,19 @@ def test_init_params_shapes_and_gist_draws():
     assert params["by"].shape == (V, 1) and not params["by"].any()
 
 
-def test_out_buffer_reused_holds_the_same_gradients_as_fresh_arrays():
+def test_grads_buffer_reused_holds_the_same_gradients_as_fresh_arrays():
     V, H, T = 7, 5, 4
     rng = np.random.default_rng(12)
     params = random_params(rng, V, H, scale=0.5)
-    out = np.empty(mcr.num_params(V, H))  # (P,) as the training loop passes it, call after call
-    for B in (1, 3, 1):  # the views of `out` are kept between calls: shapes must not leak
+    out = gist.Params(V, H)  # one buffer, as the training loop passes it, call after call
+    for B in (1, 3, 1):  # the same buffer for other stream counts: shapes must not leak
         inputs, targets = rng.integers(0, V, size=(B, T)), rng.integers(0, V, size=(B, T))
         hprev = np.tanh(rng.standard_normal((H, B)))  # (H, B)
-        fresh = grads_of(mcr.lossFun(inputs, targets, hprev, params))
-        result = mcr.lossFun(inputs, targets, hprev, params, out=out)
+        fresh = grads_of(gist.lossFun(inputs, targets, hprev, params))
+        result = gist.lossFun(inputs, targets, hprev, params, grads=out)
         for name, g in zip(PARAM_NAMES, result[1:6]):
-            assert np.shares_memory(g, out), name
+            assert np.shares_memory(g, out.flat), name
             assert np.array_equal(g, fresh[name]), name
-    other = np.empty(mcr.num_params(V + 1, H))  # another vocabulary: its own views
-    inputs = rng.integers(0, V + 1, size=T)
-    result = mcr.lossFun(inputs, inputs, np.zeros((H, 1)), random_params(rng, V + 1, H, 0.5),
-                         out=other)
-    assert result[1].shape == (H, V + 1) and np.shares_memory(result[1], other)
 
 
 def test_clip_is_elementwise_np_clip_of_raw_gradients():
@@ -236,8 +231,8 @@ def test_clip_is_elementwise_np_clip_of_raw_gradients():
     inputs = rng.integers(0, V, size=T)
     targets = np.zeros(T, dtype=int)  # one target everywhere makes dby[0] about -T(1 - p0)
     hprev = np.zeros((H, 1))
-    grads_raw = grads_of(mcr.lossFun(inputs, targets, hprev, params, clip=None))
-    grads_clip = grads_of(mcr.lossFun(inputs, targets, hprev, params, clip=5.0))
+    grads_raw = grads_of(gist.lossFun(inputs, targets, hprev, params, clip=None))
+    grads_clip = grads_of(gist.lossFun(inputs, targets, hprev, params, clip=5.0))
     assert max(np.abs(g).max() for g in grads_raw.values()) > 5, "test needs gradients beyond 5"
     for name in PARAM_NAMES:
         assert np.abs(grads_clip[name]).max() <= 5, name
@@ -262,7 +257,7 @@ def test_loss_is_finite_for_huge_logits():
         with np.errstate(over="ignore"):
             gist_overflows |= not np.isfinite(np.exp(y)).all()  # the gist's unshifted softmax
     assert gist_overflows, "the weights should be large enough to overflow the gist's softmax"
-    result = mcr.lossFun(inputs, targets, hprev, params)
+    result = gist.lossFun(inputs, targets, hprev, params)
     assert math.isfinite(result[0])
     assert result[0] == pytest.approx(loss_ref, rel=1e-12)  # same sum, other order of rounding
     assert all(np.isfinite(g).all() for g in result[1:])
@@ -285,8 +280,8 @@ def test_sample_same_seed_same_characters():
     V, H, n = 7, 5, 40
     params = random_params(np.random.default_rng(21), V, H, scale=0.5)
     h = np.zeros((H, 1))
-    ixes_1 = take(mcr.sample(params, h, [3], np.random.default_rng(99)), n)
-    ixes_2 = take(mcr.sample(params, h, [3], np.random.default_rng(99)), n)
+    ixes_1 = take(gist.sample(params, h, [3], np.random.default_rng(99)), n)
+    ixes_2 = take(gist.sample(params, h, [3], np.random.default_rng(99)), n)
     assert ixes_1.shape == (1, n)
     assert np.array_equal(ixes_1, ixes_2)
     assert len(set(ixes_1[0].tolist())) > 1  # at temperature 1 it does not just repeat
@@ -298,8 +293,8 @@ def test_sample_temperature_zero_and_top_k_one_are_greedy():
     params = random_params(rng, V, H, scale=0.5)
     h = np.tanh(rng.standard_normal((H, 1)))  # (H, 1)
     ixes_ref = greedy_reference(params, h, 2, n)
-    ixes_t0 = take(mcr.sample(params, h, [2], np.random.default_rng(0), temperature=0), n)
-    ixes_k1 = take(mcr.sample(params, h, [2], np.random.default_rng(0), top_k=1), n)
+    ixes_t0 = take(gist.sample(params, h, [2], np.random.default_rng(0), temperature=0), n)
+    ixes_k1 = take(gist.sample(params, h, [2], np.random.default_rng(0), top_k=1), n)
     assert np.array_equal(ixes_t0[0], ixes_ref)
     assert np.array_equal(ixes_k1[0], ixes_ref)
 
@@ -315,11 +310,11 @@ def test_sample_streams_side_by_side_equal_single_streams(H):
     h = np.tanh(rng.standard_normal((H, K)))  # (H, K)
     h_before = h.copy()
     seeds = [0, 4, 6]
-    ixes_k = take(mcr.sample(params, h, seeds, np.random.default_rng(0), temperature=0), n)
+    ixes_k = take(gist.sample(params, h, seeds, np.random.default_rng(0), temperature=0), n)
     assert ixes_k.shape == (K, n)
     assert np.array_equal(h, h_before), "sample() must not modify h"
     for k in range(K):
-        ixes_one = take(mcr.sample(params, h[:, k:k + 1], [seeds[k]], np.random.default_rng(0),
+        ixes_one = take(gist.sample(params, h[:, k:k + 1], [seeds[k]], np.random.default_rng(0),
                                    temperature=0), n)
         assert np.array_equal(ixes_k[k], ixes_one[0]), f"stream {k}"
 
@@ -430,13 +425,13 @@ def test_dWxh_for_a_large_vocabulary_matches_numerical_gradient():
     inputs[1, 3] = inputs[0, 1]  # a repeated input: its two contributions must add up
     targets = rng.integers(0, V, size=(B, T))
     hprev = rng.normal(0, 0.5, (H, B))
-    dWxh_ana = mcr.lossFun(inputs, targets, hprev, params, clip=None)[1].copy()
+    dWxh_ana = gist.lossFun(inputs, targets, hprev, params, clip=None)[1].copy()
     used = np.unique(inputs)
     unused = np.setdiff1d(np.arange(V), used)
     assert np.all(dWxh_ana[:, unused] == 0)
     a = dWxh_ana[:, used]
     n = np.concatenate([  # column by column: a slice is a view that central_difference perturbs
-        central_difference(lambda: mcr.lossFun(inputs, targets, hprev, params, clip=None)[0],
+        central_difference(lambda: gist.lossFun(inputs, targets, hprev, params, clip=None)[0],
                            params["Wxh"][:, col:col + 1]) for col in used], axis=1)  # (H, used)
     rel = rel_error(a, n)
     assert rel < GRAD_REL_ERR, f"dWxh relative error {rel:.3e}"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-import min_char_rnn as mcr
+from common import gist
 import rnnlm
 from common import models, optimizer
 from conftest import central_difference, rel_error
@@ -132,22 +132,32 @@ def test_fused_and_unfused_give_the_same_loss_and_gradients():
                 assert np.abs(g - h).max() < GENERAL_VS_BOOK_TOL, name
 
 
+# float32 sums of order 1 over 256-term products: unit roundoff 6e-8 times 256 terms is 1.5e-5
+# at most; 1e-4 leaves a margin while a wrong weight or state moves the scores by 1e-2 or more
+FROZEN_TOL_F32 = 1e-4
+
+
 def test_frozen_weights_predict_as_the_plain_path():
-    # frozen(K) makes the table, halved gate columns and (K = 4, H = 256: the LSTM's 2 MiB and the GRU's
-    # 1 MiB z, r columns of Wh) turned products once; the RNN's 0.5 MiB Wh and K = 1 keep the plain
-    # product. The same math in another BLAS order: GENERAL_VS_BOOK_TOL
-    for k, (cell, L, tied, K, turned) in enumerate([("rnn", 1, False, 4, None),
-                                                    ("lstm", 2, False, 4, "times_Wh_half"),
-                                                    ("gru", 1, True, 4, "times_Wh_zr"),
-                                                    ("lstm", 1, False, 1, None)]):
+    # frozen(K) makes the table, halved gate columns and (float32, K = 4, H = 512: the LSTM's 4 MiB
+    # and the GRU's 2 MiB z, r columns of Wh) turned products once; float64, the RNN's 1 MiB Wh and
+    # K = 1 keep the plain product. The same math in another BLAS order: GENERAL_VS_BOOK_TOL in
+    # float64, FROZEN_TOL_F32 in float32
+    for k, (cell, L, tied, K, turned, dtype) in enumerate([
+            ("rnn", 1, False, 4, None, np.float64),
+            ("lstm", 2, False, 4, "times_Wh_half", np.float32),
+            ("gru", 1, True, 4, "times_Wh_zr", np.float32),
+            ("lstm", 1, False, 4, None, np.float64),
+            ("lstm", 1, False, 1, None, np.float32)]):
         rng = np.random.default_rng(60 + k)
-        V, H = 7, 256
-        model = models.Rnnlm(V, H, H, cell, L, tie_weights=tied, seed=k)
+        V, H = 7, 512
+        tol = FROZEN_TOL_F32 if dtype == np.float32 else GENERAL_VS_BOOK_TOL
+        model = models.Rnnlm(V, H, H, cell, L, tie_weights=tied, seed=k, dtype=dtype)
         for p in model.params:
             p[...] = 0.1 * rng.standard_normal(p.shape)  # sums of order 1 through 256-wide products
         start = 0.5 * rng.standard_normal(model.zero_state(K).shape)  # (S, K, H)
         frozen = model.frozen(K)
-        assert turned is None or getattr(frozen[1][0], turned).turned
+        product = {"rnn": "times_Wh", "lstm": "times_Wh_half", "gru": "times_Wh_zr"}[cell]
+        assert getattr(frozen[1][0], product).turned is (turned is not None)
         plain_state, frozen_state = start, start
         for step in range(3):
             ids = rng.integers(0, V, (K, 1))
@@ -155,8 +165,8 @@ def test_frozen_weights_predict_as_the_plain_path():
             y_plain, plain_state = model.predict(ids), model.get_state()
             model.set_state(frozen_state)
             y_frozen, frozen_state = model.predict(ids, frozen=frozen), model.get_state()
-            assert np.abs(y_plain - y_frozen).max() < GENERAL_VS_BOOK_TOL, (cell, step)
-            assert np.abs(plain_state - frozen_state).max() < GENERAL_VS_BOOK_TOL, (cell, step)
+            assert np.abs(y_plain - y_frozen).max() < tol, (cell, step)
+            assert np.abs(plain_state - frozen_state).max() < tol, (cell, step)
 
 
 def test_book_init_and_initial_loss_is_ln_V():
@@ -177,10 +187,10 @@ def test_equivalence_with_min_char_rnn():
     rng = np.random.default_rng(5)
     V, H, T = 7, 5, 6
     params = {name: WEIGHT_SCALE * rng.standard_normal(shape)
-              for name, shape in mcr.param_shapes(V, H).items()}
+              for name, shape in gist.param_shapes(V, H).items()}
     inputs, targets = rng.integers(0, V, T), rng.integers(0, V, T)
     hprev = 0.5 * rng.standard_normal((H, 1))
-    loss, dWxh, dWhh, dWhy, dbh, dby, hlast = mcr.lossFun(inputs, targets, hprev, params, clip=None)
+    loss, dWxh, dWhh, dWhy, dbh, dby, hlast = gist.lossFun(inputs, targets, hprev, params, clip=None)
     model = models.SimpleRnnlm(V, H, H)
     # the mapping, once: the gist's one-hot x_t times Wxh is row x_t of embed_W = Wxh^T, so the
     # RNN's own input weights are the identity; the rest are transposes (row vs column vectors)

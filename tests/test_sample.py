@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from common import cli as common_cli
-import min_char_rnn
+from common import gist
 import sample
 from conftest import (CLI_TIMEOUT, FIXTURES, GOOD_TEXT, PARAM_NAMES, assert_error, read_npz,
                       run, run_ok, script, write_text)
@@ -400,7 +400,7 @@ def lossFun_nats(params, vocab, text):
     """-log P(text[1:] | text[0]) from lossFun over the whole text at once, from a zero state."""
     ids = np.array([vocab.index(ch) for ch in text])  # (L,)
     H = params["Whh"].shape[0]
-    loss = min_char_rnn.lossFun(ids[:-1], ids[1:], np.zeros((H, 1)), params, clip=None)[0]
+    loss = gist.lossFun(ids[:-1], ids[1:], np.zeros((H, 1)), params, clip=None)[0]
     return loss
 
 
@@ -570,7 +570,7 @@ def write_random_gist(path, chars, H, seed, scale=1.0):
                "dtype": "float64", "val_fraction": 0.0, "seed": 0, "encoding": "utf-8"}
     meta = {"format_version": 2, "kind": "min_char_rnn", "vocab": chars, "char_counts": [1] * V,
             "options": options, "n": 0, "p": 0, "smooth_loss": 0.0, "best_val_loss": None,
-            "rng_state": {}}
+            "rng_state": np.random.default_rng(0).bit_generator.state}
     np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
     return path, arrays
 

@@ -830,7 +830,7 @@ def test_printing_follows_the_clock_by_default(make_run, clock):
     run.begin(0, None)
     due = []
     for k in range(110):  # iterations of 0.1 simulated seconds; printing takes no time
-        due.append(run.print_due(k))
+        due.append(run.report.print_due(k))
         clock.now += 0.1
     # the first iteration, then PRINT_SECONDS (5 s) after the iteration that follows a print
     assert training.PRINT_SECONDS == 5.0
@@ -842,7 +842,7 @@ def test_a_slow_print_does_not_make_every_iteration_print(make_run, clock):
     run.begin(0, None)
     due = []
     for k in range(160):
-        due.append(run.print_due(k))
+        due.append(run.report.print_due(k))
         clock.now += 0.5 + (7.0 if due[-1] else 0.0)  # printing takes 7 s, longer than the interval
     # after the first print (7 s, and its iteration 0.5 s) the next waits PRINT_SHARE times that,
     # 75 s or 150 iterations: printing takes a tenth of the time, not all of it
@@ -857,8 +857,8 @@ def test_sample_every_gives_exact_control(make_run, clock):
     never.begin(0, None)
     due_3, due_never = [], []
     for k in range(10):
-        due_3.append(every_3.print_due(k))
-        due_never.append(never.print_due(k))
+        due_3.append(every_3.report.print_due(k))
+        due_never.append(never.report.print_due(k))
         clock.now += 7.0  # the clock plays no part
     assert [k for k, d in enumerate(due_3) if d] == [0, 3, 6, 9]
     assert not any(due_never)
@@ -867,11 +867,11 @@ def test_sample_every_gives_exact_control(make_run, clock):
 def test_without_a_terminal_a_plain_progress_line_now_and_then(make_run, clock, capsys):
     run = make_run()
     run.begin(0, 50)
-    assert run.bar.disable  # pytest's captured stdout is not a terminal
+    assert run.report.bar.disable  # pytest's captured stdout is not a terminal
     for k in range(1, 51):  # 2 simulated seconds per iteration of 100 characters
         clock.now += 2.0
-        run.progress(k, 100, lambda: f"loss {k / 10:.1f}")
-    run.close()
+        run.report.progress(k, 100, lambda: f"loss {k / 10:.1f}")
+    run.report.close()
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 100 // int(training.PLAIN_PROGRESS_SECONDS)  # 100 s: 3 lines
     assert lines[0] == "progress: iteration 15 of 50, loss 1.5, 0.1k chars/s"
@@ -882,12 +882,12 @@ def test_the_bar_ends_with_the_last_figures(make_run, clock):
     run.begin(0, 3)
     loss = {"now": 9.0}
     clock.now += 2.0
-    run.progress(1, 25, lambda: f"loss {loss['now']:.3f}")  # shown: loss 9.000
+    run.report.progress(1, 25, lambda: f"loss {loss['now']:.3f}")  # shown: loss 9.000
     loss["now"] = 5.0
-    run.progress(2, 25, lambda: f"loss {loss['now']:.3f}")  # within the second: not shown
-    assert "loss 9.000" in run.bar.postfix
-    run.close()
-    assert run.bar.postfix.startswith("loss 5.000")  # what the final line says
+    run.report.progress(2, 25, lambda: f"loss {loss['now']:.3f}")  # within the second: not shown
+    assert "loss 9.000" in run.report.bar.postfix
+    run.report.close()
+    assert run.report.bar.postfix.startswith("loss 5.000")  # what the final line says
 
 
 def validate_all(run, losses, capsys):
@@ -908,8 +908,8 @@ def test_overfitting_notice_once(make_run, capsys):
     # STALE_NOTICE = 3 validations without a new best: the third after the best at 200 is 500
     assert notices[0].startswith(f"iter {100 * (2 + training.STALE_NOTICE)}: ")
     assert "2.0000 nats/char at iteration 200" in notices[0]
-    assert run.best_path in notices[0] and "--patience" in notices[0]
-    assert saves == [run.best_path] * 2 and not any(stops)
+    assert run.best.path in notices[0] and "--patience" in notices[0]
+    assert saves == [run.best.path] * 2 and not any(stops)
 
 
 def test_patience_stops_after_n_validations_without_a_new_best(make_run, capsys):
@@ -943,10 +943,10 @@ def test_patience_through_the_trainers(trainer, tmp_path):
 def test_rnnlm_loss_line_is_the_mean_since_the_last_one(make_run, capsys):
     run = make_run()
     for k, loss in enumerate([2.0, 1.0, 3.0]):
-        run.trained(k, loss)
-    run.print_recent_loss(2)
-    run.trained(3, 0.5)
-    run.print_recent_loss(3)
+        run.report.trained(k, loss)
+    run.report.print_recent_loss(2)
+    run.report.trained(3, 0.5)
+    run.report.print_recent_loss(3)
     first, second = capsys.readouterr().out.splitlines()
     assert first == "iter 2, loss: 2.0000 nats/char (mean since the last line), perplexity 7.39"
     assert second.startswith("iter 3, loss: 0.5000 nats/char")
@@ -958,7 +958,7 @@ def test_frequent_validations_leave_the_figures_coming_and_out_of_the_speed(make
     run.begin(0, 100)
     for k in range(1, 101):  # 0.1 s per iteration of 100 characters: 1.0k chars/s of training
         clock.now += 0.1
-        run.progress(k, 100, lambda: "loss 1.0")
+        run.report.progress(k, 100, lambda: "loss 1.0")
         if k % 5 == 0:  # a validation of 10 s after every 0.5 s of training
             clock.now += 10.0
             run.validated(k, 2.0, lambda path: None)

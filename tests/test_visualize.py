@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import visualize
+from common.vocabulary import Vocabulary
 from common.cli import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -206,7 +207,8 @@ def test_features_by_hand():
     assert f["bracket_depth"].tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1]
     assert f["line_position"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4]
     assert f["word_start"].tolist() == [1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0]
-    words = visualize.token_pieces(["Hi", '"there', "<eos>", "(x)"], "word")
+    vocab = Vocabulary(sorted(["Hi", '"there', "<eos>", "(x)"]), "word")
+    words = list(vocab.pieces([vocab.tokens.index(w) for w in ["Hi", '"there', "<eos>", "(x)"]]))
     assert words == ["Hi", ' "there', "\n", "(x)"]
     f = visualize.text_features(words)
     assert f["in_quotes"].tolist() == [0, 1, 1, 1]
