@@ -305,13 +305,25 @@ def main(argv=None):
     print(f"corpus {path}: {len(text)} chars, V = {V}")
     print(f"matrix multiply (1024^3): float64 {peak['float64']:.1f} GFLOP/s, "
           f"float32 {peak['float32']:.1f} GFLOP/s")
+    scale = 0.3 if args.quick else 1.0
+    training_rows(path, V, peak, scale)
+    generation_rows(path, V, scale)
+    layers, gist_math = layers_vs_lossfun()
+    print(f"Rnnlm (rnn cell, equal to SimpleRnnlm) forward + backward (N=32, T=100, D=H=512, "
+          f"V=65, float32): {layers * 1e3:.1f} ms; lossFun on the same sizes: {gist_math * 1e3:.1f} ms; "
+          f"ratio {layers / gist_math:.2f}")
+    reference_table(path, V, args.quick)
+    return 0
 
+
+
+def training_rows(path, V, peak, scale):
+    """Training speed of the whole min_char_rnn.py process at a few sizes, against the gist's
+    work, the matrix-multiply peak (raised where a run beats it) and PyTorch's nn.RNN."""
     gist = gist_iteration_seconds(V)
     gist_cps = 25 / gist
     print(f"gist baseline (B=1, H=100, T=25, float64): {gist_cps / 1000:.1f}k chars/s "
           f"({gist * 1e3:.3f} ms per iteration)")
-
-    scale = 0.3 if args.quick else 1.0
     configs = [(1, 100, 25, 4000), (32, 100, 25, 1500), (32, 512, 100, 100)]
     print("training, whole min_char_rnn.py process (start-up removed):")
     for B, H, T, iters in configs:
@@ -328,6 +340,10 @@ def main(argv=None):
                 line += f"  {cps / torch_cps:5.2f}x PyTorch nn.RNN ({torch_cps / 1000:.1f}k)"
             print(line)
 
+
+def generation_rows(path, V, scale):
+    """Generation speed of the whole sample.py process, one and 8 streams, against the gist's
+    sample()."""
     gist_sample = gist_sample_chars_per_s(V)
     print(f"generation, whole sample.py process (start-up removed; chars/s, all samples "
           f"together); the gist's sample() (H=100) does {gist_sample / 1000:.1f}k chars/s here:")
@@ -337,14 +353,6 @@ def main(argv=None):
             cps = sample_cli_chars_per_s(path, H, K, n // K if H == 100 else n // (4 * K))
             print(f"  H={H:<4d} K={K}: {cps / 1000:8.1f}k chars/s  {cps / gist_sample:5.2f}x the "
                   f"gist's sample()")
-
-    layers, gist_math = layers_vs_lossfun()
-    print(f"Rnnlm (rnn cell, equal to SimpleRnnlm) forward + backward (N=32, T=100, D=H=512, "
-          f"V=65, float32): {layers * 1e3:.1f} ms; lossFun on the same sizes: {gist_math * 1e3:.1f} ms; "
-          f"ratio {layers / gist_math:.2f}")
-    reference_table(path, V, args.quick)
-    return 0
-
 
 
 # ----------------------------------------------------------------------------- the reference table

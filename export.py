@@ -309,9 +309,8 @@ def onnx_model(m):
     """Layers -> an ONNX ModelProto: tokens int64 (N, T), h0 (L, N, H) [, c0] -> logits
     (N, T, V), hT [, cT], float32, N and T dynamic; one RNN/LSTM/GRU operator per layer."""
     onnx = optional("onnx")
-    helper, numpy_helper, TP = onnx.helper, onnx.numpy_helper, onnx.TensorProto
-    f32 = np.float32
-    H, L, V, lstm = m.H, len(m.layers), m.V, m.cell == "lstm"
+    helper, numpy_helper, f32 = onnx.helper, onnx.numpy_helper, np.float32
+    H, lstm = m.H, "c" in CELLS[m.cell].states  # an LSTM carries c beside h
     order, op = ONNX_GATES[m.cell], m.cell.upper()
     inits, nodes = [], []
 
@@ -355,13 +354,19 @@ def onnx_model(m):
     node("Concat", h_last, ["hT"], axis=0)  # (L, N, H)
     if lstm:
         node("Concat", c_last, ["cT"], axis=0)  # (L, N, H)
-    state = lambda name, n: helper.make_tensor_value_info(name, TP.FLOAT, [L, n, H])
-    inputs = [helper.make_tensor_value_info("tokens", TP.INT64, ["N", "T"]), state("h0", "N")]
-    outputs = [helper.make_tensor_value_info("logits", TP.FLOAT, ["N", "T", V]),
-               state("hT", "N")]
-    if lstm:
-        inputs.append(state("c0", "N"))
-        outputs.append(state("cT", "N"))
+    return onnx_wrap(onnx, m, nodes, inits)
+
+
+def onnx_wrap(onnx, m, nodes, inits):
+    """The graph of onnx_model's nodes and initialisers, with its inputs and outputs, as a
+    checked ModelProto carrying m's metadata."""
+    helper, TP = onnx.helper, onnx.TensorProto
+    states = CELLS[m.cell].states  # h (and c): each (L, N, H) in and out
+    state = lambda name: helper.make_tensor_value_info(name, TP.FLOAT, [len(m.layers), "N", m.H])
+    inputs = [helper.make_tensor_value_info("tokens", TP.INT64, ["N", "T"]),
+              *(state(s + "0") for s in states)]
+    outputs = [helper.make_tensor_value_info("logits", TP.FLOAT, ["N", "T", m.V]),
+               *(state(s + "T") for s in states)]
     graph = helper.make_graph(nodes, f"min_char_rnn_{m.cell}", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
                               producer_name="min-char-rnn export.py",

@@ -6,7 +6,6 @@ References:
   https://gist.github.com/karpathy/d4dee566867f8291f086  (the original min-char-rnn, BSD license)
   https://github.com/oreilly-japan/deep-learning-from-scratch-2  (ch. 5: truncated BPTT minibatches)
 """
-import argparse
 import itertools
 import math
 import os
@@ -25,20 +24,14 @@ DEFAULTS = GistModel.defaults()  # the gist's hidden_size 100, seq_length 25, le
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(
-        description="Train Karpathy's min-char-rnn (tanh RNN, Adagrad) on a text file.")
-    ap.add_argument("input", nargs="*", help="UTF-8 text files or folders (their files) to train "
-                    "on, joined in sorted path order (default: the bundled data/corpus.txt, or "
-                    "the input stored in the --resume checkpoint)")
-    model = ap.add_argument_group("model, data and optimiser (stored in the checkpoint)")
-    for flag, name, kind, what in (
-            ("--hidden-size", "hidden_size", positive_int, "hidden units H"),
-            ("--seq-length", "seq_length", positive_int, "characters per stream per iteration, T"),
-            ("--learning-rate", "learning_rate", positive_float, "Adagrad learning rate"),
-            ("--batch-size", "batch_size", positive_int,
-             "streams B trained side by side, cut from B offsets")):
-        model.add_argument(flag, type=kind, default=DEFAULTS[name],
-                           help=f"{what} (default {DEFAULTS[name]})")
+    ap, model = training.trainer_parser(
+        "Train Karpathy's min-char-rnn (tanh RNN, Adagrad) on a text file.",
+        "default: the bundled data/corpus.txt, or the input stored in the --resume checkpoint")
+    training.add_sizes(model, DEFAULTS, (
+        ("--hidden-size", positive_int, "hidden units H"),
+        ("--seq-length", positive_int, "characters per stream per iteration, T"),
+        ("--learning-rate", positive_float, "Adagrad learning rate"),
+        ("--batch-size", positive_int, "streams B trained side by side, cut from B offsets")))
     training.add_data_options(model, "the initial weights and the samples", DEFAULTS)
     run_group = ap.add_argument_group("run control (may change on --resume)")
     run_group.add_argument("--max-iters", type=nonnegative_int, default=None,

@@ -8,7 +8,6 @@ References:
       ch06/train_better_rnnlm.py)
   https://gist.github.com/karpathy/d4dee566867f8291f086  (min-char-rnn: the command line's model)
 """
-import argparse
 import itertools
 import math
 import os
@@ -33,26 +32,22 @@ DIVERGED_HINT = "try a smaller --learning-rate or --max-grad-norm"  # when the l
 
 def build_parser():
     """The command line: every option with a type, a default and its unit."""
-    ap = argparse.ArgumentParser(
-        description="Train the book's RNN language model (DLFS2 ch.5-6) on a text file.")
-    ap.add_argument("input", nargs="*", help="UTF-8 text files or folders (their files) to train "
-                    "on, joined in sorted path order (required unless --resume, which reuses the "
-                    "stored input)")
-    model, d = ap.add_argument_group("model, data and optimiser (stored in the checkpoint)"), DEFAULTS
+    ap, model = training.trainer_parser(
+        "Train the book's RNN language model (DLFS2 ch.5-6) on a text file.",
+        "required unless --resume, which reuses the stored input")
+    d = DEFAULTS
     model.add_argument("--level", choices=("char", "word"), default=d["level"],
                        help="tokens: characters (default), or whitespace-separated words with "
                             f"{EOS} for line ends")
     model.add_argument("--cell", choices=tuple(CELLS), default=d["cell"],
                        help="recurrent layer: rnn (default, tanh, ch.5), lstm or gru")
-    for flag, name, kind, what in (
-            ("--num-layers", "num_layers", positive_int, "stacked recurrent layers"),
-            ("--wordvec-size", "wordvec_size", positive_int, "embedding width D"),
-            ("--hidden-size", "hidden_size", positive_int, "hidden units H"),
-            ("--seq-length", "seq_length", positive_int,
-             "time steps per stream per iteration, the book's time size T"),
-            ("--batch-size", "batch_size", positive_int, "streams N read side by side from N offsets"),
-            ("--learning-rate", "learning_rate", positive_float, "learning rate")):
-        model.add_argument(flag, type=kind, default=d[name], help=f"{what} (default {d[name]})")
+    training.add_sizes(model, d, (
+        ("--num-layers", positive_int, "stacked recurrent layers"),
+        ("--wordvec-size", positive_int, "embedding width D"),
+        ("--hidden-size", positive_int, "hidden units H"),
+        ("--seq-length", positive_int, "time steps per stream per iteration, the book's time size T"),
+        ("--batch-size", positive_int, "streams N read side by side from N offsets"),
+        ("--learning-rate", positive_float, "learning rate")))
     model.add_argument("--dropout", type=fraction, default=d["dropout"],
                        help="dropout ratio after the embedding and every layer (default 0: none)")
     model.add_argument("--tie-weights", action="store_true", default=d["tie_weights"],

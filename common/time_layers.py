@@ -97,8 +97,9 @@ class _TimeCell:
     """What TimeRNN, TimeLSTM and TimeGRU share: the weights Wx (D, GH), Wh (H, GH) and b (GH,)
     holding G blocks of H columns (G = 1, 4, 3), the carried state h (TimeLSTM adds c), forward
     over a block with the input products of all T steps as one matmul, and backward with the
-    weight gradients of all steps as one matmul each. Each cell writes derived() (what the steps
-    make from the weights), _forward_steps and _backward_steps: the recurrence itself.
+    weight gradients of all steps as one matmul each. Each cell writes derived() (the weights as
+    its steps use them: Wx_scaled, b_scaled and the per-column scale, 1/2 on sigmoid gates, and
+    its recurrent products), _forward_steps and _backward_steps: the recurrence itself.
     Attributes: h (N, H) the last state; dh (N, H) the gradient w.r.t. the block's initial state.
     stateful=True starts each block from the previous block's last state (set_state /
     reset_state); backward still stops at the block's first step (truncated BPTT)."""
@@ -137,6 +138,7 @@ class _TimeCell:
         xs_tm = _to_time_major(xs, dtype).reshape(T * N, D)  # (T*N, D) step t is rows t*N .. t*N+N-1
         gates = np.empty((T, N, GH), dtype=dtype)  # (T, N, GH) x_t Wx (scaled), then each step's gates
         np.matmul(xs_tm, derived.Wx_scaled, out=gates.reshape(T * N, GH))  # every step's x_t Wx, one matmul
+        gates += derived.b_scaled  # x_t Wx + b, scaled
         return self._forward_steps(gates, xs_tm, derived)
 
     def forward_projected(self, xWx, derived=None):
@@ -147,6 +149,7 @@ class _TimeCell:
             derived = self.derived(N, projected=True)
         gates = np.empty((T, N, GH), dtype=self.params[1].dtype)  # (T, N, GH) as in forward
         np.multiply(xWx.transpose(1, 0, 2), derived.scale, out=gates)  # (x_t Wx) scaled, time-major
+        gates += derived.b_scaled  # x_t Wx + b, scaled
         return self._forward_steps(gates, None, derived)
 
     def backward(self, dhs):
@@ -176,14 +179,14 @@ class TimeRNN(_TimeCell):
         """What the steps over N rows make from the weights: the product by Wh (remade by each
         forward unless passed in; reused: to be passed to many forward calls, see RowsTimes).
         The inputs are not scaled (scale 1): tanh needs no halving, unlike the gates' sigmoids."""
-        return types.SimpleNamespace(scale=1, Wx_scaled=None if projected else self.params[0],
-                                     times_Wh=RowsTimes(self.params[1], N, reused))  # h Wh (N, H)
+        Wx, Wh, b = self.params
+        return types.SimpleNamespace(scale=1, Wx_scaled=None if projected else Wx, b_scaled=b,
+                                     times_Wh=RowsTimes(Wh, N, reused))  # h Wh (N, H)
 
     def _forward_steps(self, gates, xs_tm, derived):
-        """The recurrence over gates (T, N, H) holding x_t Wx; caches xs_tm (None: projected)."""
-        Wh, b = self.params[1:]
+        """The recurrence over gates (T, N, H) holding x_t Wx + b; caches xs_tm (None: projected)."""
+        Wh = self.params[1]
         T, N, H = gates.shape
-        gates += b  # x_t Wx + b
         hbuf = np.empty((T + 1, N, H), dtype=Wh.dtype)  # (T+1, N, H) hbuf[t] is h_t, hbuf[0] the initial state
         hbuf[0] = self._initial("h", N, H)
         for t in range(T):
@@ -308,16 +311,15 @@ class TimeLSTM(_TimeCell):
         return types.SimpleNamespace(scale=half, shift=shift,
                                      Wx_scaled=None if projected else Wx * half,  # (D, 4H)
                                      times_Wh_half=RowsTimes(Wh * half, N, reused),  # h Wh_half (N, 4H)
-                                     b_half=b * half)  # (4H,)
+                                     b_scaled=b * half)  # (4H,)
 
     def _forward_steps(self, gates, xs_tm, derived):
-        """The steps over gates (T, N, 4H) holding (x_t Wx) half; caches xs_tm (None: projected)."""
+        """The steps over gates (T, N, 4H) holding (x_t Wx + b) half; caches xs_tm (None: projected)."""
         Wh = self.params[1]
         T, N = gates.shape[:2]
         H = Wh.shape[0]
         dtype = Wh.dtype
         half, shift = derived.scale, derived.shift  # (4H,), (4H,)
-        gates += derived.b_half
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         cbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) c_0 .. c_T
         tanh_c = np.empty((T, N, H), dtype=dtype)  # (T, N, H) tanh(c_t), reused by backward
@@ -465,15 +467,14 @@ class TimeGRU(_TimeCell):
         return types.SimpleNamespace(scale=half, Wx_scaled=None if projected else Wx * half,  # (D, 3H)
                                      times_Wh_zr=RowsTimes(Wh[:, :2 * H] * 0.5, N, reused),  # (N, 2H)
                                      times_Wh_h=RowsTimes(Wh_h, N, reused),  # (r h) Wh_h (N, H)
-                                     b_half=b * half)  # (3H,)
+                                     b_scaled=b * half)  # (3H,)
 
     def _forward_steps(self, gates, xs_tm, derived):
-        """The steps over gates (T, N, 3H) holding (x_t Wx) half; caches xs_tm (None: projected)."""
+        """The steps over gates (T, N, 3H) holding (x_t Wx + b) half; caches xs_tm (None: projected)."""
         Wh = self.params[1]
         T, N = gates.shape[:2]
         H = Wh.shape[0]
         dtype = Wh.dtype
-        gates += derived.b_half
         hbuf = np.empty((T + 1, N, H), dtype=dtype)  # (T+1, N, H) h_0 .. h_T
         hr = np.empty((T, N, H), dtype=dtype)  # (T, N, H) r_t * h_{t-1}, needed for dWh_h
         hbuf[0] = self._initial("h", N, H)

@@ -5,6 +5,7 @@ best, the earlier run's kept as .prev), the reporter that prints, logs and keeps
 (Reporter), early stopping (Best), and Run, which holds them with the stop signals, the divergence
 check and the training clock. Each loop stays visible in its script and asks Run a few things.
 """
+import argparse
 import contextlib
 import math
 import os
@@ -58,6 +59,24 @@ def open_log(path):
     except OSError as e:
         raise UserError(f"cannot write --log {path}: {e.strerror}") from None
 
+
+
+def trainer_parser(description, input_help):
+    """A trainer's command line: its description, the INPUT files, and the group of options
+    stored in the checkpoint -> (parser, that group)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("input", nargs="*", help="UTF-8 text files or folders (their files) to train "
+                    f"on, joined in sorted path order ({input_help})")
+    return ap, ap.add_argument_group("model, data and optimiser (stored in the checkpoint)")
+
+
+def add_sizes(group, defaults, options):
+    """Options given as (flag, type, what it is): each flag names its variable (--hidden-size
+    gives hidden_size), its default the kind's, its help ending in that default."""
+    for flag, kind, what in options:
+        name = flag[2:].replace("-", "_")
+        group.add_argument(flag, type=kind, default=defaults[name],
+                           help=f"{what} (default {defaults[name]})")
 
 
 def add_data_options(group, seed_use, defaults):

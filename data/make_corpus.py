@@ -23,8 +23,8 @@ SEED = 20240521  # fixed: the corpus must be the same bytes on every machine
 TARGET_BYTES = 500_000  # stop after the paragraph that reaches this many UTF-8 bytes
 LINE_WIDTH = 72  # prose paragraphs are wrapped to lines of at most this many characters
 KOREAN_SHARE = 0.09  # share of paragraphs written in Korean (about 4% of the lines)
-NOTES_SHARE = 0.07  # share of notes: times, prices, sums, addresses, file names (issue 14: the
-#                     corpus must hold the digits and every printable ASCII sign English text uses)
+NOTES_SHARE = 0.07  # share of notes: times, prices, sums, addresses, file names (the corpus
+#                     must hold the digits and every printable ASCII sign English text uses)
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus.txt")
 
 # ---------------------------------------------------------------------------------------------

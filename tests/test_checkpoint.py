@@ -183,7 +183,7 @@ def counts(make):
     return lambda meta, arrays: meta.__setitem__("char_counts", make(meta["char_counts"]))
 
 
-RESUME_DAMAGE = {  # 36 variants: the 31 kinds of damage and a few more
+RESUME_DAMAGE = {  # 36 kinds of damage
     **{f"no {name}": drop(name) for name in (
         "k", "lr", "opt_iter", "best_val_loss", "dropout_rng_state", "sample_rng_state",
         "epoch_loss_sum", "epoch_loss_count", "options",
@@ -209,7 +209,7 @@ RESUME_DAMAGE = {  # 36 variants: the issue's 31 kinds of damage and a few more
     "level sentence": put("sentence", "level"),
     "counts all zero": counts(lambda c: [0] * len(c)),
 }
-SAMPLE_DAMAGE = {  # the list for sample.py (item 9)
+SAMPLE_DAMAGE = {  # what sample.py must refuse
     "counts missing": drop("char_counts"), "counts too long": counts(lambda c: c + [1]),
     "counts all zero": counts(lambda c: [0] * len(c)), "counts a string": put("x", "char_counts"),
     "num_layers 0": put(0, "options", "num_layers"),

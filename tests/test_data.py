@@ -12,10 +12,10 @@ import urllib.error
 # `python data/make_corpus.py` and paste the printed sha256 here.
 CORPUS_SHA256 = "c85c8dfee47633156b4460d600b5a70580cb783cd38c2fd48ac8e1b69de4a584"
 # Bounds the corpus was designed to: about 500 KB, a small vocabulary (the 95 printable ASCII
-# characters and the newline, issue 14, plus a small fixed set of Hangul syllables).
+# characters and the newline, plus a small fixed set of Hangul syllables).
 MIN_BYTES, MAX_BYTES = 400_000, 600_000
 MIN_V, MAX_V = 40, 160
-# Issue 14: every letter, digit and sign a user may type in English text (string.printable
+# Every letter, digit and sign a user may type in English text (string.printable
 # without its tab, carriage return, vertical tab and form feed) is in the corpus, so scoring
 # one's own sentence does not fail for a missing 'z' or ':'.
 TYPED = set(string.printable) - set("\t\r\x0b\x0c")

@@ -32,12 +32,12 @@ def need(module):
 
 
 # Tolerances, each with where it comes from.
-ONNX_TOL = 1e-4     # issue 11 "Tests": ONNX Runtime's log-probabilities (float32) equal
+ONNX_TOL = 1e-4     # ONNX Runtime's log-probabilities (float32) equal
                     # sample.py's token by token to 1e-4 absolute (measured: 8e-7 from float64
                     # checkpoints, 1.3e-5 from a float32 one)
 WRONG_MIN = 1e-3    # a wrong gate order must miss sample.py's figures by 10x the tolerance at
                     # least (measured 0.5 to 5 nats on the redrawn weights; on the 3-iteration
-                    # weights, i and f swapped in lstm2 missed by only 4e-5: the issue's trap)
+                    # weights, i and f swapped in lstm2 missed by only 4e-5: a trap)
 EQ_TOL64 = 1e-10    # the same float64 sums in another order: measured 5e-14; 1e-10 is the
                     # project's float64 gradient-check figure (STYLE.md "Tests")
 EQ_TOL32 = 1e-4     # a float32 checkpoint: sample.py scores in float32, the equations here in
@@ -330,7 +330,7 @@ def test_version_1_fixtures_score_their_recorded_figures_in_onnx(name, tmp_path)
     log_prob = picked(log_softmax(onnx_run(path, ids[None])["logits"][0]), ids).sum()
     count = len(ids) - 1
     assert count == recorded.get("tokens_scored", recorded["chars_scored"])
-    # the issue's per-token tolerance, over `count` tokens (measured: at most 6e-4 in all, from
+    # the per-token tolerance, over `count` tokens (measured: at most 6e-4 in all, from
     # the float32 fixture; 1.5e-6 to 5e-5 from the float64 ones)
     assert abs(log_prob - recorded["log_prob"]) < ONNX_TOL * count
 

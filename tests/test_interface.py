@@ -39,9 +39,8 @@ SCORE_RTOL_F64 = 1e-9
 # by far more (one changed character of the 5609 moves it by ~1e-4).
 SCORE_RTOL_F32 = 1e-5
 # Resumed losses: the same arithmetic in the same order as the old code, so equal exactly with
-# the BLAS kernels the expected figures were made with; another machine's kernels (OpenBLAS's
-# own choice instead of the OPENBLAS_CORETYPE=Haswell set where they were made) sum products in
-# another order. float64: 1e-12 relative allows that over these few iterations. float32 (unit
+# the BLAS kernels the expected figures were made with; other kernels (another CPU, or
+# OPENBLAS_CORETYPE set or not) sum products in another order. float64: 1e-12 relative allows that over these few iterations. float32 (unit
 # roundoff 6e-8): each loss is ~20 roundings per position plus the weights' own drift over the
 # resumed updates; 1.1e-7 was seen, 1e-5 leaves a wide margin, while a resume that lost the
 # optimiser state or the carried state moves the losses by 1e-3 or more.
@@ -149,7 +148,7 @@ def test_sampler_is_greedy_at_temperature_zero_and_streams_are_independent():
     assert next(two).shape == (3,) and next(one).shape == (1,)
 
 
-# ----------------------------------------------------------------------------- issue 12: next-token
+# ----------------------------------------------------------------------------- next-token
 # log-probabilities of K streams one step at a time, the checkpoint's description
 
 STEP_TOL_F64 = 1e-10  # log_probs (the time layers one step at a time) vs trace (the single-step

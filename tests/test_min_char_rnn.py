@@ -40,8 +40,8 @@ SAME_MATH_ATOL = 1e-14  # softmax vs picked columns and a shifted one: only roun
 
 # Reference values: the original gist run under Python 3 with a sorted vocabulary (hidden size 100,
 # T = 25, lr 0.1, np.random.seed(0) before drawing Wxh, Whh, Why, no validation split), on three
-# corpora built by the expressions below; the loss lossFun returned at iteration n, as quoted in
-# the project's issue 2 ("Reference values"). They check gist_reference.py and min_char_rnn.py.
+# corpora built by the expressions below; the loss lossFun returned at iteration n, as the
+# project recorded them when it began. They check gist_reference.py and common/gist.py.
 CORPORA = {
     "A": " ".join(str(i) for i in range(1000)),
     "B": "\n".join(f"{a} x {b} = {a*b}" for a in range(1, 13) for b in range(1, 13)) + "\n",

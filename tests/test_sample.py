@@ -216,7 +216,7 @@ def test_top_k_one_equals_greedy(model, start):
 
 
 def test_tiny_temperature_is_greedy_not_nan(model):
-    """Issue 3: sampling must be NaN-free for any temperature. A positive subnormal temperature
+    """Sampling must be NaN-free for any temperature. A positive subnormal temperature
     is accepted by the parser; its 1/T overflows to inf, and inf * 0 or inf - inf is NaN."""
     folder, ckpt, params, vocab = model
     for t in ("1e-310",):
@@ -527,7 +527,7 @@ def test_sample_length_zero_prints_only_the_start(tmp_path, good):
     assert result.stdout.strip() == "", repr(result.stdout)
 
 
-# ----------------------------------------------------------------------------- issue 12: beam
+# ----------------------------------------------------------------------------- beam
 # search, --stop, --output, --json log_prob, --per-char, --info (every checkpoint kind)
 
 from conftest import FIXTURES, write_npz  # noqa: E402 (this section's own import)
@@ -535,7 +535,7 @@ from conftest import FIXTURES, write_npz  # noqa: E402 (this section's own impor
 V1 = os.path.join(FIXTURES, "v1")
 KINDS_FIXTURES = ("gist", "gist_b3_f32", "rnn_char", "lstm2_char_dropout", "lstm_word",
                   "gru_word_tied")  # every kind and cell, char and word level
-LOG_PROB_TOL = 1e-9   # issue 3's scoring tolerance: the same sum of float64 log-softmax terms
+LOG_PROB_TOL = 1e-9   # scoring: the same sum of float64 log-softmax terms
                       # taken by another code path (sums of ~100 terms of O(1): ~1e-13 measured)
 FLOAT32_TOL = 1e-4    # float32 weights: the sampler and the float64 reference differ by ~1e-6
                       # per term; 1e-4 absolute over <= 60 terms
@@ -855,7 +855,7 @@ def test_info_on_a_damaged_checkpoint_is_one_line(tmp_path, capsys):
 
 def test_several_samples_beyond_the_held_bound_are_refused_before_any_work(good, capsys):
     """Samples after the first are held until printed: --num-samples x --length above
-    MAX_HELD_TOKENS is one line naming both options, at once (the issue's `--num-samples 2
+    MAX_HELD_TOKENS is one line naming both options, at once (`--num-samples 2
     --length 100000000` once grew ~5 MB/s and printed nothing)."""
     started = time.monotonic()
     r = cli(capsys, good["ckpt"], "--num-samples", 2, "--length", 10 ** 8)

@@ -448,8 +448,8 @@ def test_resume_with_another_hidden_size_is_refused(tmp_path, good):
                                  "8"], 2, "--hidden-size", "9", str(good["H"]))
 
 
-# ----------------------------------------------------------------------------- issue 12: several
-# input files or a folder (load_corpus reads INPUT for both trainers), their record in the
+# ----------------------------------------------------------------------------- several input
+# files or a folder (load_corpus reads INPUT for both trainers), their record in the
 # checkpoint, the checks on --resume, and the printed parameter count
 
 import hashlib  # noqa: E402 (this section's own imports, kept with it)
@@ -777,7 +777,7 @@ def test_resume_of_a_checkpoint_named_without_npz(trained, tmp_path):
 
 
 # ----------------------------------------------------------------------------- printing, patience
-# Issue 14: printing by the clock or by --sample-every, the plain progress line without a
+# Printing by the clock or by --sample-every, the plain progress line without a
 # terminal, the bar's last figures, the overfitting notice and --patience, on a Run driven by a
 # fake clock and through both trainers' command lines.
 

@@ -92,8 +92,8 @@ def test_one_distinct_character_trains(tmp_path):
     assert sampled.stdout == "aaaaa\n", repr(sampled.stdout)
 
 
-# ----------------------------------------------------------------------------- issue 12: several
-# files read as one text joined with nothing in between
+# ----------------------------------------------------------------------------- several files
+# read as one text joined with nothing in between
 
 import hashlib  # noqa: E402 (this section's own imports, kept with it)
 
