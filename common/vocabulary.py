@@ -221,7 +221,8 @@ def shown(chars, limit=40):
 
 def corpus_paths(inputs):
     """INPUT arguments (files, or folders meaning the files directly in them, hidden ones left
-    out) -> the files to read, sorted by path, each once."""
+    out) -> the files to read, sorted by path, each once: names that lead to one real file
+    (through a symlink) count once, under the first of them in path order."""
     paths = set()
     for path in inputs:
         if not os.path.isdir(path):
@@ -234,7 +235,10 @@ def corpus_paths(inputs):
             raise UserError(f"directory {path} holds no text files (only the files directly in "
                             "it are read): give a folder of text files, or the files themselves")
         paths.update(os.path.abspath(p) for p in found)
-    return sorted(paths)
+    by_real = {}  # real path -> the first name of it in path order
+    for path in sorted(paths):
+        by_real.setdefault(os.path.realpath(path), path)
+    return sorted(by_real.values())
 
 
 def word_pieces(texts):
