@@ -78,7 +78,8 @@ def build_parser():
                           "text alone never stops it; default: no stop string)")
     gen.add_argument("--output", default=None, metavar="FILE",
                      help="write what would be printed to this file instead (UTF-8, atomically: "
-                          "all or nothing); an existing file is kept unless --force")
+                          "all or nothing; a device or a FIFO is written in place); an existing "
+                          "file is kept unless --force")
     gen.add_argument("--force", action="store_true", help="let --output replace a file")
     sc = ap.add_argument_group("score")
     sc.add_argument("--score", default=None,
@@ -122,9 +123,10 @@ def check_options(args):
 
 
 def check_output(path, force):
-    """--output must name a file in an existing folder, and replace one only with --force."""
-    check_output_file(path, "--output")
-    if os.path.exists(path) and not force:
+    """--output must name a file in an existing folder, and replace one only with --force (a
+    device or a FIFO is written in place: nothing is replaced)."""
+    in_place = check_output_file(path, "--output")
+    if not in_place and os.path.exists(path) and not force:
         raise cli.UserError(f"--output {path} exists: pass --force to replace it, or choose "
                             "another name")
 
