@@ -19,7 +19,7 @@ import numpy as np
 from common.checkpoint import check_output_file, write_atomic
 from common.cli import UserError, positive_int, run
 from common.interface import load_model
-from common.training import split_ids
+from common.training import check_not_read, split_ids
 from common.vocabulary import read_corpus, read_text
 
 GATES = ("f", "i", "o", "z", "r")  # sigmoids in 0..1: LSTM forget/input/output, GRU update/reset
@@ -222,6 +222,17 @@ def render_page(data):
     return PAGE.replace("__DATA__", blob, 1)
 
 
+def check_outputs(out, json_path, reads):
+    """--out and --json (or None), checked before any work: files we may write, none of them one
+    this run reads (reads: [(option, path or None)]), nor both the same file."""
+    in_place = check_output_file(out, "--out")
+    check_not_read(out, "--out", reads)
+    if json_path:
+        check_output_file(json_path, "--json")
+        # the page would replace the JSON; a device or a FIFO takes both, one after the other
+        check_not_read(json_path, "--json", reads + ([] if in_place else [("--out", out)]))
+
+
 def write_text(path, text, what):
     """Write text (UTF-8) to path atomically (checked by check_output_file before the work)."""
     write_atomic(path, lambda f: f.write(text.encode("utf-8")), what)
@@ -256,6 +267,11 @@ def main(argv=None):
     if args.text is not None and args.text_file is not None:
         raise UserError("give a TEXT_FILE or --text, not both")
     model = load_model(args.checkpoint)
+    out = args.out or os.path.splitext(args.checkpoint)[0] + ".html"
+    reads = [("CHECKPOINT", args.checkpoint), ("TEXT_FILE", args.text_file)]
+    if args.text is None and args.text_file is None:  # the validation text: the training files
+        reads += [("the training text", f["name"]) for f in model.input_files or []]
+    check_outputs(out, args.json, reads)
     if args.text is not None or args.text_file is not None:
         text = args.text if args.text is not None else \
             read_text(args.text_file, args.encoding, "text file")[0]
@@ -267,10 +283,6 @@ def main(argv=None):
     else:
         ids = validation_text(model)
     ids = np.asarray(ids[:args.max_chars])  # (T,)
-    out = args.out or os.path.splitext(args.checkpoint)[0] + ".html"
-    check_output_file(out, "--out")
-    if args.json:
-        check_output_file(args.json, "--json")
     a = analyse(model, ids, args.top_k)
     title = os.path.basename(args.checkpoint)
     if args.json:

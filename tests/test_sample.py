@@ -747,6 +747,30 @@ def test_output_writes_what_would_be_printed_atomically(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen.txt"], "a temporary file remains"
 
 
+def test_output_onto_a_file_it_reads_is_refused_even_with_force(tmp_path, capsys):
+    """--output never replaces the checkpoint, --score-file or a --start FILE:, whatever --force
+    says (symlinks and other spellings included): one line, exit 2, nothing changed."""
+    ckpt = tmp_path / "m.npz"
+    ckpt.write_bytes(Path(fixture("gist")).read_bytes())
+    write_text(tmp_path / "t.txt", "The dog ran.")
+    (tmp_path / "link.npz").symlink_to("m.npz")
+    cases = [([ckpt, "--length", 5, "--output", ckpt], "CHECKPOINT"),
+             ([ckpt, "--length", 5, "--output", tmp_path / "link.npz"], "CHECKPOINT"),
+             ([tmp_path / "link.npz", "--length", 5, "--output", f"{tmp_path}/./m.npz"],
+              "CHECKPOINT"),
+             ([ckpt, "--score-file", tmp_path / "t.txt", "--output", tmp_path / "t.txt"],
+              "--score-file"),
+             ([ckpt, "--start", f"FILE:{tmp_path / 't.txt'}", "--output", tmp_path / "t.txt"],
+              "--start")]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for args, other in cases:
+        for force in ([], ["--force"]):
+            line = assert_error(cli(capsys, *args, *force), 2, "--output", f"same file as {other}")
+            assert "--force" not in line, line
+            assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert (tmp_path / "link.npz").is_symlink()
+
+
 @pytest.mark.parametrize("name", ["gist", "lstm_word"])
 def test_per_char_rows_match_softmax_and_add_up_to_the_totals(capsys, name):
     path = fixture(name)

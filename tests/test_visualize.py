@@ -344,6 +344,37 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_outputs_onto_a_file_it_reads_are_refused(tmp_path, capsys):
+    """--out and --json never replace the checkpoint, the text, the training text the page shows
+    by default, or each other: symlinks and other spellings included; one line, exit 2."""
+    arrays, meta = read_raw("rnn_char")
+    shutil.copy(TEXT, tmp_path / "train.txt")
+    meta["input"] = str(tmp_path / "train.txt")
+    ckpt = tmp_path / "m.npz"
+    write_checkpoint(ckpt, arrays, meta)
+    shutil.copy(TEXT, tmp_path / "t.txt")
+    (tmp_path / "link.npz").symlink_to("m.npz")
+    os.mkdir(tmp_path / "sub")
+    spelled = os.path.join(str(tmp_path), "sub", "..", "t.txt")
+    cases = [([str(ckpt), "--text", "The dog", "--json", str(ckpt)], "--json", "CHECKPOINT"),
+             ([str(ckpt), "--text", "The dog", "--out", str(tmp_path / "link.npz")], "--out",
+              "CHECKPOINT"),
+             ([str(ckpt), str(tmp_path / "t.txt"), "--out", spelled], "--out", "TEXT_FILE"),
+             ([str(ckpt), str(tmp_path / "t.txt"), "--json", str(tmp_path / "t.txt"),
+               "--out", str(tmp_path / "p.html")], "--json", "TEXT_FILE"),
+             ([str(ckpt), "--out", str(tmp_path / "train.txt")], "--out", "the training text"),
+             ([str(ckpt), "--text", "The dog", "--out", str(tmp_path / "p.html"), "--json",
+               str(tmp_path / "p.html")], "--json", "--out")]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    for argv, what, other in cases:
+        assert run_main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        assert f"{what} " in err and f"same file as {other}" in err, err
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert (tmp_path / "link.npz").is_symlink()
+
+
 def page_payload(page_html):
     """The JSON object embedded in a page, read back the way the browser reads it."""
     m = re.search(r'<script type="application/json" id="data">(.*?)</script>', page_html, re.S)
