@@ -24,7 +24,7 @@ from common.cli import UserError
 from conftest import (FIXTURES, SAMPLE, TRAIN, assert_error, assert_nothing_changed, read_npz, run,
                       run_ok, snapshot, write_bytes, write_npz, write_text)
 
-FIFO_WAIT = 10  # seconds for the FIFO's reader to see the end of what was written (not a timing test)
+FIFO_WAIT = 10  # seconds for a FIFO's reader to see the end of what was written (not timing)
 
 
 def make_damaged(good_path, case, dest):
@@ -461,3 +461,26 @@ def test_sample_and_visualize_write_a_device_in_place(tmp_path, capsys):
         assert e.value.code == 0, capsys.readouterr().err
         assert_same_node(null, before)
     assert sorted(os.listdir(tmp_path)) == ["null"]
+
+
+def test_check_output_file_removes_a_dead_writers_temporary_files(tmp_path):
+    """A writer killed mid-write (kill -9 during visualize or export) leaves ".NAME.PID.*.tmp";
+    the next check of that output removes it, in the folder of a symlink's target too, and
+    leaves those of a live writer and of other names alone."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "page.html").symlink_to(os.path.join("real", "page.html"))
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {"dead": f"real/.page.html.{ended.pid}.abc.tmp",
+                 "live": f"real/.page.html.{live.pid}.abc.tmp",
+                 "other": f"real/.other.html.{ended.pid}.abc.tmp"}
+        for name in names.values():
+            write_bytes(tmp_path / name, b"partial")
+        assert checkpoint.check_output_file(str(tmp_path / "page.html"), "--out") is False
+        left = {f"real/{n}" for n in os.listdir(tmp_path / "real")}
+    finally:
+        live.kill()
+        live.wait()
+    assert left == {names["live"], names["other"]}

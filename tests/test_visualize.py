@@ -375,6 +375,18 @@ def test_outputs_onto_a_file_it_reads_are_refused(tmp_path, capsys):
     assert (tmp_path / "link.npz").is_symlink()
 
 
+def test_a_killed_writers_temporary_files_are_removed(tmp_path):
+    """kill -9 during a write leaves ".NAME.PID.*.tmp" beside --out and --json: the next run
+    removes those whose writer is gone."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    for name in (f".p.html.{ended.pid}.x1.tmp", f".d.json.{ended.pid}.x2.tmp"):
+        (tmp_path / name).write_bytes(b"partial")
+    assert run_main([os.path.join(FIXTURES, "gist.npz"), "--text", "The dog", "--out",
+                     str(tmp_path / "p.html"), "--json", str(tmp_path / "d.json")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json", "p.html"]
+
+
 def page_payload(page_html):
     """The JSON object embedded in a page, read back the way the browser reads it."""
     m = re.search(r'<script type="application/json" id="data">(.*?)</script>', page_html, re.S)
