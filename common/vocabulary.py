@@ -22,14 +22,19 @@ def check_file(path, what="input file"):
         raise UserError(f"{what} is a directory, not a file: {path}")
 
 
-def read_bytes(path, what="input file"):
-    """The file's bytes, or a UserError naming what is wrong with the path."""
+def read_bytes(path, what="input file", max_bytes=None):
+    """The file's bytes, or a UserError naming what is wrong with the path. With max_bytes, a
+    file holding more is a UserError too, after reading only max_bytes + 1 (/dev/zero ends)."""
     check_file(path, what)
     try:
         with open(path, "rb") as f:
-            return f.read()
+            data = f.read() if max_bytes is None else f.read(max_bytes + 1)
     except OSError as e:
         raise UserError(f"cannot read {what} {path}: {e.strerror}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise UserError(f"{what} {path} is larger than {max_bytes} bytes, the most read here: "
+                        "give a shorter text")
+    return data
 
 
 def decode_text(data, encoding="utf-8", path="input"):
@@ -60,9 +65,10 @@ def decode_text(data, encoding="utf-8", path="input"):
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def read_text(path, encoding="utf-8", what="input file"):
-    """Returns (text, sha256 hex of the file's bytes, number of bytes); empty files are refused."""
-    data = read_bytes(path, what)
+def read_text(path, encoding="utf-8", what="input file", max_bytes=None):
+    """Returns (text, sha256 hex of the file's bytes, number of bytes); empty files are refused,
+    and with max_bytes, larger ones (see read_bytes)."""
+    data = read_bytes(path, what, max_bytes)
     if not data:
         raise UserError(f"{what} is empty: {path}")
     return decode_text(data, encoding, path), hashlib.sha256(data).hexdigest(), len(data)
