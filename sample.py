@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402 (after the thread settings)
 
 from common import cli  # noqa: E402
 from common.checkpoint import check_output_file, write_atomic  # noqa: E402
-from common.interface import load_model  # noqa: E402
+from common.interface import NOT_FINITE, load_model  # noqa: E402
 from common.training import check_not_read  # noqa: E402
 from common.vocabulary import read_text, shown  # noqa: E402
 
@@ -177,8 +177,7 @@ def score_text(model, text, unknown="error"):
     # finite weights can still overflow (weights near 1e300): every figure printed, perplexity
     # = exp(nats) included, must be a finite number
     if not (math.isfinite(log_prob) and nats < MAX_NATS):
-        raise cli.UserError("the model's scores are not finite: its weights are damaged or "
-                            "diverged; use another checkpoint", 1)
+        raise cli.UserError(NOT_FINITE, 1)
     tok = "char" if model.level == "char" else "token"
     figures = {"log_prob": log_prob, f"{tok}s_scored": count, f"nats_per_{tok}": nats,
                f"bits_per_{tok}": nats / math.log(2), "perplexity": math.exp(nats)}

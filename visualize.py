@@ -13,12 +13,13 @@ import base64
 import json
 import math
 import os
+import sys
 
 import numpy as np
 
 from common.checkpoint import check_output_file, write_atomic
 from common.cli import UserError, positive_int, run
-from common.interface import load_model
+from common.interface import NOT_FINITE, load_model
 from common.training import check_not_read, split_ids
 from common.vocabulary import read_corpus, read_text
 
@@ -30,6 +31,12 @@ TOP_UNITS = 5  # units listed per feature
 CONSTANT_STD = 1e-9
 EOS = "<eos>"  # the word-level token for a line end
 FEATURES = ("in_quotes", "bracket_depth", "line_position", "word_start")
+# Next-token log-probabilities are made this many (row, token) cells at a time (2 MB of float64 a
+# copy): the page needs only each row's top K and one log-probability, so memory stays near
+# T x (K + units) rather than T x V (a 50,000-word vocabulary: 0.8 GB per (2000, V) copy).
+PROB_CELLS = 2 ** 18
+# The page shows -log2 p: a log-probability (nats) below this has no finite value in bits.
+MIN_LOG_PROB = -sys.float_info.max * math.log(2)
 OPENING, CLOSING = "([{", ")]}"
 
 
@@ -136,24 +143,40 @@ def saturation(states):
             for key, X in states.items() if key.split("/")[1] in GATES}
 
 
-def top_guesses(probs, K):
-    """probs (T, V) -> (T, K) token ids, most likely first, and their (T, K) probabilities."""
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :K]  # (T, K)
-    return order, np.take_along_axis(probs, order, axis=1)
+def next_tokens(trace, ids, K):
+    """The model's guesses after each token and the log-probability of the token that follows,
+    made PROB_CELLS at a time -> (top ids (T, K) most likely first, ties to the lower id, their
+    probabilities (T, K), log p(ids[t+1] | ids[..t]) (T-1,)). A model whose log-probabilities
+    are not all finite is refused, as sample.py refuses its score."""
+    T, V = len(ids), trace.head_W.shape[1]
+    top_ids = np.empty((T, K), dtype=np.int64)  # (T, K)
+    top_p = np.empty((T, K))  # (T, K)
+    logprob = np.empty(T - 1)  # (T-1,)
+    rows = max(1, PROB_CELLS // V)
+    for s in range(0, T, rows):
+        with np.errstate(over="ignore", invalid="ignore"):  # judged just below
+            lp = trace.log_probs(s, s + rows)  # (n, V)
+        if not (np.isfinite(lp).all() and lp.min() >= MIN_LOG_PROB):
+            raise UserError(NOT_FINITE, 1)
+        e = s + len(lp)
+        order = np.argsort(-lp, axis=1, kind="stable")[:, :K]  # (n, K)
+        top_ids[s:e] = order
+        top_p[s:e] = np.exp(np.take_along_axis(lp, order, axis=1))
+        t = np.arange(s, min(e, T - 1))  # rows whose next token is in the text
+        logprob[t] = lp[t - s, ids[t + 1]]
+    return top_ids, top_p, logprob
 
 
 def analyse(model, ids, K):
     """Everything the page and the JSON show, at full precision (numpy arrays inside)."""
-    tr = model.trace(ids)
-    T = len(ids)
+    with np.errstate(over="ignore", invalid="ignore"):  # judged just below
+        tr = model.trace(ids)
+    if not all(np.isfinite(X).all() for X in tr.states.values()):
+        raise UserError(NOT_FINITE, 1)
     tokens = [model.tokens[i] for i in ids]
     pieces = token_pieces(tokens, model.level)
     features = text_features(pieces)
-    top_ids, top_p = top_guesses(tr.probs, min(K, tr.probs.shape[1]))
-    # log p(tokens[t+1] | tokens[..t]); a probability that underflowed to 0 counts as the
-    # smallest float, so the JSON never holds -inf
-    p_next = tr.probs[np.arange(T - 1), ids[1:]]  # (T-1,)
-    logprob = np.log(np.maximum(p_next, np.finfo(np.float64).tiny))  # (T-1,)
+    top_ids, top_p, logprob = next_tokens(tr, ids, min(K, len(model.tokens)))
     interpretable, constant = correlations(tr.states, features)
     return {"tokens": tokens, "pieces": pieces, "states": tr.states, "top_ids": top_ids,
             "top_p": top_p, "logprob": logprob, "features": features,
@@ -564,4 +587,4 @@ init();
 """
 
 if __name__ == "__main__":
-    run(main)
+    run(main, memory_hint="a smaller --max-chars or --top-k")

@@ -41,6 +41,27 @@ SCORE_RTOL_F32 = 1e-5
 # np.corrcoef against visualize's own Pearson formula: both float64 over <= 2,000 values
 R_TOL = 1e-9
 BROWSER_WAIT = 10  # seconds a person would wait for the page to show
+# visualize's peak memory (tracemalloc) for T = 1,000 tokens of a 12,000-character vocabulary
+# must stay below this share of one (T, V) float64 array: measured 0.12 (T x (K + units) and
+# 2 MB chunks); keeping the probabilities and their copies peaked at 3.0.
+PEAK_SHARE_OF_TV = 0.25
+
+
+def random_gist(path, chars, H, seed, **set_arrays):
+    """A gist checkpoint written here with np.savez: standard normal weights (then set_arrays,
+    name -> array), meta as min_char_rnn.py saves it."""
+    rng = np.random.default_rng(seed)
+    V = len(chars)
+    shapes = {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H, 1), "by": (V, 1)}
+    arrays = {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+    arrays.update(set_arrays)
+    options = {"hidden_size": H, "seq_length": 5, "learning_rate": 0.1, "batch_size": 1,
+               "dtype": "float64", "val_fraction": 0.0, "seed": 0, "encoding": "utf-8"}
+    meta = {"format_version": 2, "kind": "min_char_rnn", "vocab": chars, "char_counts": [1] * V,
+            "options": options, "n": 0, "p": 0, "smooth_loss": 0.0, "best_val_loss": None,
+            "rng_state": {}}
+    write_checkpoint(path, arrays, meta)
+    return path
 
 
 def run_main(argv):
@@ -385,6 +406,62 @@ def test_a_killed_writers_temporary_files_are_removed(tmp_path):
     assert run_main([os.path.join(FIXTURES, "gist.npz"), "--text", "The dog", "--out",
                      str(tmp_path / "p.html"), "--json", str(tmp_path / "d.json")]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json", "p.html"]
+
+
+def overflowing(arrays, case):
+    """The gist fixture's arrays with finite weights whose scores are not usable: one score near
+    the largest float (its log-probability has no finite value in bits), or scores that overflow
+    to infinity (softmax gives NaN)."""
+    arrays = dict(arrays)
+    arrays["by"] = np.zeros_like(arrays["by"])
+    if case == "one score 1.7e308":
+        arrays["by"][3] = 1.7e308
+    else:
+        arrays["by"][:] = 1.7e308
+        arrays["Why"] = arrays["Why"] * 1e307
+    return arrays
+
+
+@pytest.mark.parametrize("case", ["one score 1.7e308", "scores overflow"])
+def test_non_finite_model_output_is_refused_as_sample_py_refuses_it(case, tmp_path):
+    from conftest import assert_error, run
+    arrays, meta = read_raw("gist")
+    write_checkpoint(tmp_path / "huge.npz", overflowing(arrays, case), meta)
+    said = assert_error(run("sample.py", ["huge.npz", "--score", "The dog"], cwd=tmp_path), 1)
+    r = run("visualize.py", ["huge.npz", "--text", "The dog", "--out", "p.html", "--json",
+                             "d.json"], cwd=tmp_path)
+    assert assert_error(r, 1, "not finite") == said  # one line: no warnings before it
+    assert r.stdout == "" and sorted(os.listdir(tmp_path)) == ["huge.npz"]
+
+
+def test_memory_stays_near_tokens_times_top_k_and_units(tmp_path):
+    """A 12,000-character vocabulary: the page needs each token's top K and one log-probability,
+    so the peak stays far below even one (T, V) float64 array of probabilities."""
+    import tracemalloc
+    V, T = 12000, 1000
+    chars = "".join(chr(0x4E00 + i) for i in range(V))  # CJK ideographs, sorted
+    path = random_gist(tmp_path / "cjk.npz", chars, H=6, seed=5)
+    text = "".join(np.random.default_rng(6).choice(list(chars), T))
+    tracemalloc.start()
+    try:
+        status = run_main([str(path), "--text", text, "--out", str(tmp_path / "p.html"),
+                           "--json", str(tmp_path / "d.json")])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert status == 0
+    assert peak < PEAK_SHARE_OF_TV * T * V * 8, f"peak {peak / 1e6:.1f} MB"
+    data = load_json(tmp_path / "d.json")
+    assert len(data["logprob"]) == T - 1 and len(data["top"]) == T
+
+
+def test_out_of_memory_names_visualize_options(tmp_path):
+    """A MemoryError in visualize.py run as a script prints its own options, not a trainer's."""
+    from conftest import assert_error, run_short_of_memory
+    r = run_short_of_memory("visualize.py", [os.path.join(FIXTURES, "gist.npz"), "--text",
+                                             "The dog"], cwd=tmp_path)
+    line = assert_error(r, 1, "out of memory", "--max-chars", "--top-k")
+    assert "--batch-size" not in line, line
 
 
 def page_payload(page_html):
