@@ -42,8 +42,8 @@ MAX_BEAM_NUMBERS = 2 ** 23
 # A text to score (--score-file, --start FILE:) is read whole and encoded at once: measured 21 to
 # 27 bytes of memory per byte of text, so about 0.9 GB at this size.
 MAX_TEXT_BYTES = 2 ** 25
-# Tokens a sample may run to: a million tokens a second would take 12 days (islice takes at most
-# sys.maxsize; a --length past that was a traceback).
+# Tokens a sample may run to: a million tokens a second would take 12 days (and islice takes at
+# most sys.maxsize).
 MAX_LENGTH = 10 ** 12
 # softmax(y / 1e6) is uniform to within 1e-4 for scores within +-100, so a larger temperature
 # changes nothing but would overflow the Gumbel noise (temperature x g, |g| < 40) to infinity,

@@ -369,7 +369,7 @@ def test_write_atomic_streams_into_a_fifo(tmp_path):
     reader = threading.Thread(target=drain, daemon=True)
 
     def write(f):
-        reader.start()  # now: a FIFO read before any writer opened would end at once
+        reader.start()  # here, not earlier: a FIFO read before any writer opens ends at once
         f.write(PAYLOAD)
 
     try:

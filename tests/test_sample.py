@@ -515,7 +515,7 @@ def test_help_states_the_maxima():
 
 def test_the_largest_temperature_draws_uniformly(model):
     """At --temperature MAX_TEMPERATURE every character is about equally likely: the Gumbel
-    noise stays finite (1e308 once made it infinite, and the first tied index won)."""
+    noise stays finite (at 1e308 it overflows to infinity, and argmax takes the first tie)."""
     folder, ckpt, params, vocab = model
     K, start = 4000, "the "
     out = sample_ok(ckpt, "--start", start, "--length", 1, "--num-samples", K, "--seed", 12,
@@ -942,9 +942,9 @@ def limited_memory(limit):
 
 
 def test_beam_width_counts_in_the_held_memory_check(tmp_path):
-    """--beam 10^9 over 6 tokens held less than MAX_HELD_TOKENS generated tokens, but its
-    candidates grew past 3.5 GB: now refused at once, naming --beam (run under a 2 GB limit,
-    where it would otherwise end in a MemoryError)."""
+    """--beam 10^9 over 6 tokens holds few generated tokens but 10^9 x V candidates a step
+    (gigabytes): refused at once, naming --beam (run under a 2 GB limit, where a search that
+    started would end in a MemoryError)."""
     r = subprocess.run([sys.executable, SAMPLER, fixture("gist"), "--start", "The", "--beam",
                         str(10 ** 9), "--length", "6"], cwd=tmp_path, capture_output=True,
                        text=True, timeout=CLI_TIMEOUT, preexec_fn=limited_memory(2 * 1024 ** 3))
@@ -961,8 +961,8 @@ def test_beam_bound_is_exact(capsys, monkeypatch):
 
 
 def test_a_text_past_the_stated_maximum_is_one_line(tmp_path, capsys, monkeypatch):
-    """--score-file and --start FILE: read at most MAX_TEXT_BYTES (+1 to tell): /dev/zero once
-    read until memory ran out."""
+    """--score-file and --start FILE: read at most MAX_TEXT_BYTES (+1 to tell), so even
+    /dev/zero, which never ends, is one line (under a 2 GB limit, as a safeguard)."""
     path = fixture("gist")
     r = subprocess.run([sys.executable, SAMPLER, path, "--score-file", "/dev/zero"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=CLI_TIMEOUT,

@@ -44,7 +44,7 @@ R_TOL = 1e-9
 BROWSER_WAIT = 10  # seconds a person would wait for the page to show
 # visualize's peak memory (tracemalloc) for T = 1,000 tokens of a 12,000-character vocabulary
 # must stay below this share of one (T, V) float64 array: measured 0.12 (T x (K + units) and
-# 2 MB chunks); keeping the probabilities and their copies peaked at 3.0.
+# 2 MB chunks); holding the (T, V) probabilities and their copies takes 3.0.
 PEAK_SHARE_OF_TV = 0.25
 
 
@@ -465,7 +465,7 @@ def test_out_of_memory_names_visualize_options(tmp_path):
     assert "--batch-size" not in line, line
 
 
-# a history record's iteration as the issue found it reaching the page's markup
+# markup whose onerror handler runs script, as a history record's iteration or any other string
 HOSTILE = '<img src=x onerror="alert(document.title)">'
 BAD_HISTORY = {  # case -> the history stored in the checkpoint's meta record
     "iter holds markup": {"stride": 1, "records": [{"iter": HOSTILE, "loss": 4.5,
@@ -736,7 +736,8 @@ def test_browser_csp_blocks_script_that_reaches_the_markup(browser, tmp_path):
 
 def test_browser_renders_more_tokens_than_the_call_stack_holds_as_arguments(browser, tmp_path,
                                                                            fixture_text):
-    """150,000 tokens: Math.max(...surprisal) once threw RangeError and left the page half drawn."""
+    """150,000 tokens: Math.max(...surprisal) would pass each as an argument, more than the call
+    stack holds (RangeError, the page half drawn)."""
     T = 150_000
     text_path = tmp_path / "long.txt"
     text_path.write_text((fixture_text * (T // len(fixture_text) + 1))[:T], encoding="utf-8")
