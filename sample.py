@@ -45,9 +45,9 @@ MAX_TEXT_BYTES = 2 ** 25
 # Tokens a sample may run to: a million tokens a second would take 12 days (and islice takes at
 # most sys.maxsize).
 MAX_LENGTH = 10 ** 12
-# softmax(y / 1e6) is uniform to within 1e-4 for scores within +-100, so a larger temperature
-# changes nothing but would overflow the Gumbel noise (temperature x g, |g| < 40) to infinity,
-# which is not a uniform draw.
+# softmax(y / 1e6) is uniform to 2e-4 (relative) for scores within +-100, so a larger temperature
+# changes nothing; far larger, the Gumbel noise (temperature x g, |g| < 40) overflows to infinity,
+# and argmax over ties is no uniform draw.
 MAX_TEMPERATURE = 1e6
 MAX_NATS = math.log(sys.float_info.max)  # exp() of more than this is not a float: ~709.8
 
