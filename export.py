@@ -444,4 +444,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run(main)
+    # export has no option that needs less: it holds a few copies of the model's weights
+    run(main, memory_hint="freeing memory (export.py holds a few copies of the model's weights)")

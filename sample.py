@@ -27,20 +27,35 @@ import numpy as np  # noqa: E402 (after the thread settings)
 
 from common import cli  # noqa: E402
 from common.checkpoint import check_output_file, write_atomic  # noqa: E402
-from common.interface import load_model  # noqa: E402
+from common.interface import NOT_FINITE, load_model  # noqa: E402
+from common.training import check_not_read  # noqa: E402
 from common.vocabulary import read_text, shown  # noqa: E402
 
 # What is not printed as it comes (several samples, --json, --beam, --output) is held until the
 # end: its tokens, --num-samples x --length, are bounded by this (about 0.2 GB of ids and text
 # for characters: 11 bytes a token measured); one sample printed live streams at any --length.
 MAX_HELD_TOKENS = 2 ** 24
+# A beam search holds, at each step, width x V candidates (their log-probabilities and sort order)
+# and width x --length tokens of history: measured 24 to 36 bytes for each of these numbers, so
+# this bound keeps it near 0.3 GB.
+MAX_BEAM_NUMBERS = 2 ** 23
+# A text to score (--score-file, --start FILE:) is read whole and encoded at once: measured 21 to
+# 27 bytes of memory per byte of text, so about 0.9 GB at this size.
+MAX_TEXT_BYTES = 2 ** 25
+# Tokens a sample may run to: a million tokens a second would take 12 days (and islice takes at
+# most sys.maxsize).
+MAX_LENGTH = 10 ** 12
+# softmax(y / 1e6) is uniform to 2e-4 (relative) for scores within +-100, so a larger temperature
+# changes nothing; far larger, the Gumbel noise (temperature x g, |g| < 40) overflows to infinity,
+# and argmax over ties is no uniform draw.
+MAX_TEMPERATURE = 1e6
 MAX_NATS = math.log(sys.float_info.max)  # exp() of more than this is not a float: ~709.8
 
 
 def read_argument_text(value, encoding, what):
     """--start TEXT, or FILE:path for a file's contents."""
     if value.startswith("FILE:"):
-        return read_text(value[5:], encoding, what + " file")[0]
+        return read_text(value[5:], encoding, what + " file", MAX_TEXT_BYTES)[0]
     return value
 
 
@@ -52,39 +67,45 @@ def build_parser():
                     "min_char_rnn.py (the gist's model) or rnnlm.py (RNN, LSTM or GRU, "
                     "characters or words)")
     gen = ap.add_argument_group("generate")
-    gen.add_argument("--length", type=cli.nonnegative_int, default=500,
-                     help="characters to generate after --start (default 500)")
+    gen.add_argument("--length", type=cli.int_range(0, MAX_LENGTH), default=500,
+                     help=f"characters to generate after --start (default 500, at most "
+                          f"{MAX_LENGTH})")
     gen.add_argument("--num-samples", type=cli.positive_int, default=1,
                      help="samples generated side by side as one batch (default 1); all but "
                           "one printed live are held until the end, so --num-samples x "
                           f"--length is at most {MAX_HELD_TOKENS} then")
-    gen.add_argument("--seed", type=int, default=0,
+    gen.add_argument("--seed", type=cli.nonnegative_int, default=0,
                      help="random seed: the same seed gives the same text (default 0)")
     gen.add_argument("--start", default=None,
                      help="text to prime the model with (printed, then continued); FILE:path "
                           "reads it from a file. Without it, the first character is drawn from "
                           "the training corpus's character frequencies, from a zero state")
-    gen.add_argument("--temperature", type=cli.nonnegative_float, default=1.0,
-                     help="softmax temperature (default 1.0; 0 = always the most likely)")
+    gen.add_argument("--temperature", type=cli.float_range(0, MAX_TEMPERATURE), default=1.0,
+                     help="softmax temperature (default 1.0; 0 = always the most likely; at "
+                          f"most {MAX_TEMPERATURE:g}, where every token is about equally likely)")
     gen.add_argument("--top-k", type=cli.nonnegative_int, default=0,
                      help="sample among the k most likely characters only (default 0: all; "
                           "k above the vocabulary size means all)")
     gen.add_argument("--beam", type=int, default=None, metavar="K",
                      help="beam search of this width (>= 1): the most likely continuation of "
                           "--length tokens it finds, and its log-probability on stderr; "
-                          "deterministic, ignores --temperature and --top-k (default: sample)")
+                          "deterministic, ignores --temperature and --top-k (default: sample); "
+                          "K x (--length + the vocabulary size) is at most "
+                          f"{MAX_BEAM_NUMBERS}")
     gen.add_argument("--stop", default=None, metavar="STR",
                      help="end each sample right after the first STR it generates (the --start "
                           "text alone never stops it; default: no stop string)")
     gen.add_argument("--output", default=None, metavar="FILE",
                      help="write what would be printed to this file instead (UTF-8, atomically: "
-                          "all or nothing); an existing file is kept unless --force")
+                          "all or nothing; a device or a FIFO is written in place); an existing "
+                          "file is kept unless --force")
     gen.add_argument("--force", action="store_true", help="let --output replace a file")
     sc = ap.add_argument_group("score")
     sc.add_argument("--score", default=None,
                     help="report the log-probability of this text: every character after the "
                          "first is predicted from what precedes it, from a zero state")
-    sc.add_argument("--score-file", default=None, help="score the contents of this file")
+    sc.add_argument("--score-file", default=None,
+                    help=f"score the contents of this file (at most {MAX_TEXT_BYTES} bytes)")
     sc.add_argument("--per-char", action="store_true",
                     help="with --score or --score-file: one row per predicted token (position, "
                          "token, log-probability in nats and bits, rank, top 3 guesses) before "
@@ -118,13 +139,19 @@ def check_options(args):
         raise cli.UserError("--stop needs a non-empty string (without --stop, samples run for "
                             "--length tokens)")
     if args.output is not None:
-        check_output(args.output, args.force)
+        start_file = args.start[5:] if args.start and args.start.startswith("FILE:") else None
+        check_output(args.output, args.force, [("CHECKPOINT", args.checkpoint),
+                                               ("--score-file", args.score_file),
+                                               ("--start", start_file)])
 
 
-def check_output(path, force):
-    """--output must name a file in an existing folder, and replace one only with --force."""
-    check_output_file(path, "--output")
-    if os.path.exists(path) and not force:
+def check_output(path, force, reads):
+    """--output must name a file in an existing folder, never one of the files read (reads:
+    [(option, path or None)]), whatever --force says, and replace another only with --force (a
+    device or a FIFO is written in place: nothing is replaced)."""
+    in_place = check_output_file(path, "--output")
+    check_not_read(path, "--output", reads)
+    if not in_place and os.path.exists(path) and not force:
         raise cli.UserError(f"--output {path} exists: pass --force to replace it, or choose "
                             "another name")
 
@@ -150,8 +177,7 @@ def score_text(model, text, unknown="error"):
     # finite weights can still overflow (weights near 1e300): every figure printed, perplexity
     # = exp(nats) included, must be a finite number
     if not (math.isfinite(log_prob) and nats < MAX_NATS):
-        raise cli.UserError("the model's scores are not finite: its weights are damaged or "
-                            "diverged; use another checkpoint", 1)
+        raise cli.UserError(NOT_FINITE, 1)
     tok = "char" if model.level == "char" else "token"
     figures = {"log_prob": log_prob, f"{tok}s_scored": count, f"nats_per_{tok}": nats,
                f"bits_per_{tok}": nats / math.log(2), "perplexity": math.exp(nats)}
@@ -291,20 +317,26 @@ def is_live(args):
     return args.num_samples == 1 and not (args.json or args.beam or args.output)
 
 
-def check_held(args):
+def check_held(args, vocab):
     """What is not printed live is held in memory until the end: refuse more tokens than
-    MAX_HELD_TOKENS before any work."""
+    MAX_HELD_TOKENS before any work, and a beam search holding more than MAX_BEAM_NUMBERS."""
     held = args.num_samples * args.length
     if not is_live(args) and held > MAX_HELD_TOKENS:
         raise cli.UserError(f"--num-samples {args.num_samples} x --length {args.length} = {held} "
                             f"tokens would be held in memory until printed (at most "
                             f"{MAX_HELD_TOKENS}): give a smaller --num-samples or --length, or "
                             "--num-samples 1 without --json, --beam or --output, which streams")
+    beam = (args.beam or 0) * (args.length + len(vocab))  # the candidates and the histories
+    if beam > MAX_BEAM_NUMBERS:
+        raise cli.UserError(f"--beam {args.beam} x (--length {args.length} + {len(vocab)} "
+                            f"{vocab.unit_name}s in the vocabulary) = {beam} numbers would be "
+                            f"held in memory (at most {MAX_BEAM_NUMBERS}): give a smaller --beam "
+                            "or --length")
 
 
 def generate(model, args, out):
     """Generate --num-samples samples and print them to out (one stream: as they come)."""
-    check_held(args)
+    check_held(args, model.vocab)
     rng = np.random.default_rng(args.seed)
     state, seed_ix, prefix, n = start_state(model, args, rng)
     K = len(seed_ix)
@@ -431,7 +463,7 @@ def main(argv=None):
         print_info(model, args.checkpoint, args.json, out)
     elif args.score is not None or args.score_file is not None:
         text = args.score if args.score is not None else \
-            read_text(args.score_file, args.encoding, "--score-file")[0]
+            read_text(args.score_file, args.encoding, "--score-file", MAX_TEXT_BYTES)[0]
         figures = score_text(model, text, args.unknown)
         if args.per_char:  # rows for the tokens scored: the known ones, with --unknown skip
             ids = model.vocab.encode_known(text)[0] if args.unknown == "skip" else \
@@ -447,4 +479,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    cli.run(main, memory_hint="a smaller --num-samples or --length")
+    cli.run(main, memory_hint="a smaller --num-samples, --length or --beam")

@@ -10,16 +10,18 @@ References:
 """
 import argparse
 import base64
+import hashlib
 import json
 import math
 import os
+import sys
 
 import numpy as np
 
 from common.checkpoint import check_output_file, write_atomic
 from common.cli import UserError, positive_int, run
-from common.interface import load_model
-from common.training import split_ids
+from common.interface import NOT_FINITE, load_model
+from common.training import check_not_read, split_ids
 from common.vocabulary import read_corpus, read_text
 
 GATES = ("f", "i", "o", "z", "r")  # sigmoids in 0..1: LSTM forget/input/output, GRU update/reset
@@ -29,6 +31,12 @@ TOP_UNITS = 5  # units listed per feature
 # would be noise divided by noise (float64 rounding of a saturated tanh is about 1e-16)
 CONSTANT_STD = 1e-9
 FEATURES = ("in_quotes", "bracket_depth", "line_position", "word_start")
+# Next-token log-probabilities are made this many (row, token) cells at a time (2 MB of float64 a
+# copy): the page needs only each row's top K and one log-probability, so memory stays near
+# T x (K + units) rather than T x V (a 50,000-word vocabulary: 0.8 GB per (2000, V) copy).
+PROB_CELLS = 2 ** 18
+# The page shows -log2 p: a log-probability (nats) below this has no finite value in bits.
+MIN_LOG_PROB = -sys.float_info.max * math.log(2)
 OPENING, CLOSING = "([{", ")]}"
 
 
@@ -61,6 +69,37 @@ def validation_text(model):
         raise UserError(f"no text given and the training text has changed since training "
                         f"(size or SHA-256 differs): {hint}")
     return split_ids(ids, fraction, "token")[1]  # the trainers' own split
+
+
+def loss_history(meta, path):
+    """The checkpoint's loss history, checked on load -> [{iter, loss, val_loss}] (None when it
+    has none): iterations are integers and losses finite numbers or null, so the page and the
+    JSON only ever hold numbers there; otherwise a UserError naming the first bad record."""
+    stored = meta.get("history")
+    if stored is None:  # format version 1
+        return None
+    records = stored.get("records") if isinstance(stored, dict) else None
+    if not isinstance(records, list):
+        raise UserError(f"{path} is damaged: its history holds no list of records")
+    history = []
+    for i, r in enumerate(records):
+        row = {k: r.get(k) for k in ("iter", "loss", "val_loss")} if isinstance(r, dict) else {}
+        if not (row and is_count(row["iter"])
+                and all(v is None or is_number(v) for v in (row["loss"], row["val_loss"]))):
+            raise UserError(f"{path} is damaged: history record {i} is not an iteration and two "
+                            f"losses (numbers or null): {str(r)[:60]}")
+        history.append(row)
+    return history
+
+
+def is_count(v):
+    """An integer from 0 to 2^53 (JavaScript reads integers exactly up to there)."""
+    return type(v) is int and 0 <= v <= 2 ** 53
+
+
+def is_number(v):
+    """A finite float, or an integer JavaScript reads exactly."""
+    return type(v) is float and math.isfinite(v) or type(v) is int and abs(v) <= 2 ** 53
 
 
 def text_features(pieces):
@@ -119,29 +158,46 @@ def saturation(states):
             for key, X in states.items() if key.split("/")[1] in GATES}
 
 
-def top_guesses(probs, K):
-    """probs (T, V) -> (T, K) token ids, most likely first, and their (T, K) probabilities."""
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :K]  # (T, K)
-    return order, np.take_along_axis(probs, order, axis=1)
+def next_tokens(trace, ids, K):
+    """The model's guesses after each token and the log-probability of the token that follows,
+    made PROB_CELLS at a time -> (top ids (T, K) most likely first, ties to the lower id, their
+    probabilities (T, K), log p(ids[t+1] | ids[..t]) (T-1,)). A model whose log-probabilities
+    are not all finite is refused, as sample.py refuses its score."""
+    T, V = len(ids), trace.head_W.shape[1]
+    top_ids = np.empty((T, K), dtype=np.int64)  # (T, K)
+    top_p = np.empty((T, K))  # (T, K)
+    logprob = np.empty(T - 1)  # (T-1,)
+    rows = max(1, PROB_CELLS // V)
+    for s in range(0, T, rows):
+        with np.errstate(over="ignore", invalid="ignore"):  # judged just below
+            lp = trace.log_probs(s, s + rows)  # (n, V)
+        if not (np.isfinite(lp).all() and lp.min() >= MIN_LOG_PROB):
+            raise UserError(NOT_FINITE, 1)
+        e = s + len(lp)
+        order = np.argsort(-lp, axis=1, kind="stable")[:, :K]  # (n, K)
+        top_ids[s:e] = order
+        top_p[s:e] = np.exp(np.take_along_axis(lp, order, axis=1))
+        t = np.arange(s, min(e, T - 1))  # rows whose next token is in the text
+        logprob[t] = lp[t - s, ids[t + 1]]
+    return top_ids, top_p, logprob
 
 
-def analyse(model, ids, K):
-    """Everything the page and the JSON show, at full precision (numpy arrays inside)."""
-    tr = model.trace(ids)
-    T = len(ids)
+def analyse(model, ids, K, history):
+    """Everything the page and the JSON show, at full precision (numpy arrays inside); history:
+    loss_history's records."""
+    with np.errstate(over="ignore", invalid="ignore"):  # judged just below
+        tr = model.trace(ids)
+    if not all(np.isfinite(X).all() for X in tr.states.values()):
+        raise UserError(NOT_FINITE, 1)
     tokens = [model.tokens[i] for i in ids]
     pieces = list(model.vocab.pieces(ids))  # the text each token stands for
     features = text_features(pieces)
-    top_ids, top_p = top_guesses(tr.probs, min(K, tr.probs.shape[1]))
-    # log p(tokens[t+1] | tokens[..t]); a probability that underflowed to 0 counts as the
-    # smallest float, so the JSON never holds -inf
-    p_next = tr.probs[np.arange(T - 1), ids[1:]]  # (T-1,)
-    logprob = np.log(np.maximum(p_next, np.finfo(np.float64).tiny))  # (T-1,)
+    top_ids, top_p, logprob = next_tokens(tr, ids, min(K, len(model.tokens)))
     interpretable, constant = correlations(tr.states, features)
     return {"tokens": tokens, "pieces": pieces, "states": tr.states, "top_ids": top_ids,
             "top_p": top_p, "logprob": logprob, "features": features,
             "interpretable": interpretable, "constant": constant,
-            "saturation": saturation(tr.states), "history": model.history}
+            "saturation": saturation(tr.states), "history": history}
 
 
 def json_data(a, vocab):
@@ -186,7 +242,6 @@ def page_data(a, model, title, K):
         keys.append({"key": key, "layer": int(layer), "name": name, "units": X.shape[1],
                      "lo": lo.tolist(), "hi": hi.tolist(), "gate": name in GATES,
                      "b64": base64.b64encode(q.tobytes()).decode("ascii")})
-    history = a["history"] or []
     return {"title": title, "level": model.level, "pieces": a["pieces"], "vocab": model.tokens,
             "keys": keys, "k": K,
             "top_ids": a["top_ids"].tolist(),
@@ -194,7 +249,7 @@ def page_data(a, model, title, K):
             "surprisal": np.round(-a["logprob"] / math.log(2), 3).tolist(),  # bits
             "interpretable": a["interpretable"], "constant": a["constant"],
             "saturation": {k: np.round(s, 4).tolist() for k, s in a["saturation"].items()},
-            "history": [[h["iter"], h["loss"], h.get("val_loss")] for h in history]}
+            "history": [[h["iter"], h["loss"], h["val_loss"]] for h in a["history"] or []]}
 
 
 def render_page(data):
@@ -203,6 +258,17 @@ def render_page(data):
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return PAGE.replace("__DATA__", blob, 1)
+
+
+def check_outputs(out, json_path, reads):
+    """--out and --json (or None), checked before any work: files we may write, none of them one
+    this run reads (reads: [(option, path or None)]), nor both the same file."""
+    in_place = check_output_file(out, "--out")
+    check_not_read(out, "--out", reads)
+    if json_path:
+        check_output_file(json_path, "--json")
+        # the page would replace the JSON; a device or a FIFO takes both, one after the other
+        check_not_read(json_path, "--json", reads + ([] if in_place else [("--out", out)]))
 
 
 def write_text(path, text, what):
@@ -239,6 +305,12 @@ def main(argv=None):
     if args.text is not None and args.text_file is not None:
         raise UserError("give a TEXT_FILE or --text, not both")
     model = load_model(args.checkpoint)
+    history = loss_history(model.meta, args.checkpoint)
+    out = args.out or os.path.splitext(args.checkpoint)[0] + ".html"
+    reads = [("CHECKPOINT", args.checkpoint), ("TEXT_FILE", args.text_file)]
+    if args.text is None and args.text_file is None:  # the validation text: the training files
+        reads += [("the training text", f["name"]) for f in model.input_files or []]
+    check_outputs(out, args.json, reads)
     if args.text is not None or args.text_file is not None:
         text = args.text if args.text is not None else \
             read_text(args.text_file, args.encoding, "text file")[0]
@@ -250,11 +322,7 @@ def main(argv=None):
     else:
         ids = validation_text(model)
     ids = np.asarray(ids[:args.max_chars])  # (T,)
-    out = args.out or os.path.splitext(args.checkpoint)[0] + ".html"
-    check_output_file(out, "--out")
-    if args.json:
-        check_output_file(args.json, "--json")
-    a = analyse(model, ids, args.top_k)
+    a = analyse(model, ids, args.top_k, history)
     title = os.path.basename(args.checkpoint)
     if args.json:
         write_text(args.json, json.dumps(json_data(a, model.tokens), ensure_ascii=False),
@@ -273,14 +341,7 @@ def main(argv=None):
 
 # ----------------------------------------------------------------------------- the page itself
 
-PAGE = r"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy"
-      content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'">
-<title>min-char-rnn: what the model learned</title>
-<style>
+STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 1em 2em; color: #222; }
 h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin: 1.2em 0 .4em; }
 .text { font: 15px/1.9 ui-monospace, monospace; white-space: pre-wrap; word-break: break-all;
@@ -289,43 +350,44 @@ h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin: 1.2em 0 .4em; }
 .text span.sel { outline: 2px solid #000; }
 .nl { color: #aaa; }
 #controls label { margin-right: 1em; }
+#unit { width: 5em; }
 #guesses { min-height: 8em; font: 13px ui-monospace, monospace; }
 .bar { display: inline-block; height: .8em; background: #4a7; vertical-align: middle; }
 #features button { font: 12px ui-monospace, monospace; margin: 2px; }
 .note { color: #666; }
+.layer { display: inline-block; margin-right: 2em; }
 svg text { font: 11px system-ui, sans-serif; fill: #333; }
-</style>
-</head>
-<body>
-<h1>What <span id="title"></span> learned</h1>
-<div id="controls">
-  <label>layer <select id="layer"></select></label>
-  <label>quantity <select id="name"></select></label>
-  <label>unit <input id="unit" type="number" min="0" value="0" style="width:5em">
-    of <span id="units"></span></label>
-  <span class="note">&larr; / &rarr; step through units</span>
-</div>
-<div id="legend" class="note"></div>
-<div id="text" class="text"></div>
-<h2>The model's guesses</h2>
-<div id="guesses" class="note">Point at (or click) a character to see the next-token guesses.</div>
-<h2>Surprisal: each token shaded by -log2 p(token | what precedes it)</h2>
-<div id="surprisal" class="text"></div>
-<h2>Units that track features of the text (Pearson r, top 5 per feature)</h2>
-<div id="features"></div>
-<h2>Gate saturation</h2>
-<div id="saturation"></div>
-<h2>Training curves</h2>
-<div id="curves"></div>
-<script type="application/json" id="data">__DATA__</script>
-<script>
+"""
+
+SCRIPT = r"""
 "use strict";
 const D = JSON.parse(document.getElementById("data").textContent);
 const $ = (id) => document.getElementById(id);
-const esc = (s) => String(s).replace(/[&<>"]/g, (c) => "&#" + c.charCodeAt(0) + ";");
 const T = D.pieces.length;
 const decoded = {};  // key -> Uint8Array (T * U), decoded from base64 on first use
 let cur = D.keys[0], unit = 0, pinned = -1;
+
+// An element with attributes and children (strings become text nodes; tags "svg:..." in SVG's
+// namespace). The page makes all its markup this way: no text from the data is parsed as HTML.
+function el(tag, attrs = {}, children = []) {
+  const e = tag.startsWith("svg:") ?
+    document.createElementNS("http://www.w3.org/2000/svg", tag.slice(4)) :
+    document.createElement(tag);
+  for (const name of Object.keys(attrs)) e.setAttribute(name, attrs[name]);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+// The smallest and largest of many numbers, in a loop: Math.max(...a) would pass each element as
+// an argument, more than the call stack holds past about 125,000 of them.
+function range(values, lo, hi) {
+  for (const v of values) {
+    if (v === null) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
 
 function values(k) {
   if (!decoded[k.key]) {
@@ -352,9 +414,8 @@ function colour(q, gate) {
 function fill(div) {
   const frag = document.createDocumentFragment();
   for (let t = 0; t < T; t++) {
-    const s = document.createElement("span");
-    s.dataset.t = t;
-    if (D.pieces[t] === "\n") { s.innerHTML = '<span class="nl">\u21b5</span>\n'; }
+    const s = el("span", { "data-t": t });
+    if (D.pieces[t] === "\n") s.append(el("span", { class: "nl" }, ["\u21b5"]), "\n");
     else s.textContent = D.pieces[t];
     frag.appendChild(s);
   }
@@ -381,22 +442,24 @@ function select(key, u) {
 
 function fillNames() {
   const names = D.keys.filter((k) => k.layer === +$("layer").value).map((k) => k.name);
-  $("name").innerHTML = names.map((n) => `<option>${esc(n)}</option>`).join("");
+  $("name").replaceChildren();
+  for (const n of names) $("name").append(el("option", {}, [n]));
 }
 
 // a vocabulary token as shown in the guesses: line breaks and spaces made visible
 const shown = (tok) => tok === "\n" || tok === "<eos>" ? "\u21b5" : tok === " " ? "\u2423" : tok;
 
 function guesses(t) {
-  const rows = D.top_ids[t].map((id, j) => {
-    const p = D.top_p[t][j];
-    return `<div><span class="bar" style="width:${(p * 200).toFixed(1)}px"></span> ` +
-      `${(100 * p).toFixed(1).padStart(5)}% ${esc(shown(D.vocab[id]))}</div>`;
-  });
-  const next = t + 1 < T ? ` next is ${esc(shown(D.pieces[t + 1].trim() || D.pieces[t + 1]))}` +
+  const next = t + 1 < T ? ` next is ${shown(D.pieces[t + 1].trim() || D.pieces[t + 1])}` +
     ` (${D.surprisal[t].toFixed(2)} bits)` : " (the last token)";
-  $("guesses").innerHTML = `<div>after ${esc(shown(D.pieces[t].trim() || D.pieces[t]))} ` +
-    `(position ${t}):${next}</div>` + rows.join("");
+  const box = $("guesses");
+  box.replaceChildren(el("div", {}, [
+    `after ${shown(D.pieces[t].trim() || D.pieces[t])} (position ${t}):${next}`]));
+  D.top_ids[t].forEach((id, j) => {
+    const p = D.top_p[t][j], bar = el("span", { class: "bar" });
+    bar.style.width = `${(p * 200).toFixed(1)}px`;
+    box.append(el("div", {}, [bar, ` ${(100 * p).toFixed(1).padStart(5)}% ${shown(D.vocab[id])}`]));
+  });
 }
 
 function onPoint(ev, click) {
@@ -415,90 +478,102 @@ function onPoint(ev, click) {
 
 function surprisalRow() {
   fill($("surprisal"));
-  const spans = $("surprisal").children, top = Math.max(1e-9, ...D.surprisal);
+  const spans = $("surprisal").children, top = range(D.surprisal, 1e-9, 1e-9)[1];
   for (let t = 1; t < T; t++) {  // token t is predicted from tokens 0..t-1; token 0 is not
     const w = 255 - 200 * D.surprisal[t - 1] / top | 0;
-    spans[t].style.backgroundColor = `rgb(255,${w},${255 - 200 * D.surprisal[t - 1] / top | 0})`;
+    spans[t].style.backgroundColor = `rgb(255,${w},${w})`;
   }
 }
 
 function featureList() {
-  const by = {};
-  for (const it of D.interpretable) (by[it.feature] = by[it.feature] || []).push(it);
-  let html = "";
-  for (const f in by) {
-    html += `<div><b>${esc(f)}</b> ` + by[f].map((it) =>
-      `<button data-key="${esc(it.key)}" data-unit="${it.unit}">${esc(it.key)} unit ${it.unit}: ` +
-      `r = ${it.r >= 0 ? "+" : ""}${it.r.toFixed(2)}</button>`).join("") + "</div>";
+  const by = new Map(), box = $("features");
+  for (const it of D.interpretable) {
+    if (!by.has(it.feature)) by.set(it.feature, []);
+    by.get(it.feature).push(it);
+  }
+  for (const [f, items] of by) {
+    const row = el("div", {}, [el("b", {}, [f]), " "]);
+    for (const it of items)
+      row.append(el("button", { "data-key": it.key, "data-unit": it.unit },
+        [`${it.key} unit ${it.unit}: r = ${it.r >= 0 ? "+" : ""}${it.r.toFixed(2)}`]));
+    box.append(row);
   }
   if (D.constant.length)
-    html += `<p class="note">Left out, constant on this text: ${D.constant.map(esc).join(", ")}.</p>`;
-  $("features").innerHTML = html || '<p class="note">No feature varies on this text.</p>';
+    box.append(el("p", { class: "note" },
+      [`Left out, constant on this text: ${D.constant.join(", ")}.`]));
+  if (!box.children.length)
+    box.append(el("p", { class: "note" }, ["No feature varies on this text."]));
+}
+
+// an SVG text label; a colour given goes on the element's style, over the stylesheet's grey
+function label(x, y, text, fill) {
+  const e = el("svg:text", { x: x, y: y }, [text]);
+  if (fill) e.style.fill = fill;
+  return e;
 }
 
 // a scatter per layer: fraction of positions below 0.1 (x) against above 0.9 (y), per gate unit
 function saturationPlots() {
-  const keys = Object.keys(D.saturation);
+  const keys = Object.keys(D.saturation), box = $("saturation");
   if (!keys.length) {
-    $("saturation").innerHTML = '<p class="note">Only LSTM and GRU layers have gates.</p>';
+    box.append(el("p", { class: "note" }, ["Only LSTM and GRU layers have gates."]));
     return;
   }
   const palette = { f: "#d62728", i: "#2ca02c", o: "#1f77b4", z: "#9467bd", r: "#ff7f0e" };
-  const layers = [...new Set(keys.map((k) => k.split("/")[0]))];
-  let html = "";
+  const layers = Array.from(new Set(keys.map((k) => k.split("/")[0])));
+  const S = 200, m = 30;
   for (const l of layers) {
-    const S = 200, m = 30;
-    let g = `<svg class="sat" width="${S + m + 70}" height="${S + m + 10}">` +
-      `<rect x="${m}" y="5" width="${S}" height="${S}" fill="none" stroke="#999"/>` +
-      `<line x1="${m}" y1="5" x2="${m + S}" y2="${S + 5}" stroke="#ddd"/>` +
-      `<text x="${m}" y="${S + 20}">0</text>` +
-      `<text x="${m + S - 60}" y="${S + 20}">left-saturated 1</text>` +
-      `<text x="2" y="14">1</text><text x="2" y="${S + 5}">0</text>`;
+    const g = el("svg:svg", { class: "sat", width: S + m + 70, height: S + m + 10 }, [
+      el("svg:rect", { x: m, y: 5, width: S, height: S, fill: "none", stroke: "#999" }),
+      el("svg:line", { x1: m, y1: 5, x2: m + S, y2: S + 5, stroke: "#ddd" }),
+      label(m, S + 20, "0"), label(m + S - 60, S + 20, "left-saturated 1"),
+      label(2, 14, "1"), label(2, S + 5, "0")]);
     let ly = 20;
     for (const k of keys.filter((k) => k.split("/")[0] === l)) {
       const name = k.split("/")[1];
       for (const [lo, hi] of D.saturation[k])
-        g += `<circle cx="${m + lo * S}" cy="${5 + S - hi * S}" r="2.5" ` +
-          `fill="${palette[name]}" fill-opacity=".6"/>`;
-      g += `<text x="${m + S + 8}" y="${ly}" style="fill:${palette[name]}">${esc(name)}</text>`;
+        g.append(el("svg:circle", { cx: m + lo * S, cy: 5 + S - hi * S, r: 2.5,
+                                    fill: palette[name], "fill-opacity": 0.6 }));
+      g.append(label(m + S + 8, ly, name, palette[name]));
       ly += 14;
     }
-    html += `<div style="display:inline-block;margin-right:2em">layer ${esc(l)} (y: right-saturated, ` +
-      `fraction &gt; 0.9)<br>${g}</svg></div>`;
+    box.append(el("div", { class: "layer" },
+      [`layer ${l} (y: right-saturated, fraction > 0.9)`, el("br"), g]));
   }
-  $("saturation").innerHTML = html;
 }
 
 // training and validation loss (nats per token) against iteration
 function curves() {
-  const H = D.history;
+  const H = D.history, box = $("curves");
   if (!H.length) {
-    $("curves").innerHTML = '<p class="note">This checkpoint has no training history.</p>';
+    box.append(el("p", { class: "note" }, ["This checkpoint has no training history."]));
     return;
   }
   const W = 600, Hh = 220, m = 45;
-  const ys = H.flatMap((h) => [h[1], h[2]]).filter((v) => v !== null && isFinite(v));
+  let [y0, y1] = range(H.map((h) => h[1]), Infinity, -Infinity);
+  [y0, y1] = range(H.map((h) => h[2]), y0, y1);
+  if (y0 > y1) [y0, y1] = [0, 1];  // no loss recorded at all: an empty frame
+  y1 = Math.max(y1, y0 + 1e-9);
   const x0 = H[0][0], x1 = Math.max(H[H.length - 1][0], x0 + 1);
-  const y0 = Math.min(...ys), y1 = Math.max(Math.max(...ys), y0 + 1e-9);
   const X = (x) => (m + (x - x0) / (x1 - x0) * (W - m - 10)).toFixed(1);
   const Y = (y) => (10 + (y1 - y) / (y1 - y0) * (Hh - m)).toFixed(1);
   const line = (j) => H.filter((h) => h[j] !== null).map((h) => `${X(h[0])},${Y(h[j])}`).join(" ");
-  $("curves").innerHTML = `<svg width="${W}" height="${Hh}">` +
-    `<rect x="${m}" y="10" width="${W - m - 10}" height="${Hh - m}" fill="none" stroke="#999"/>` +
-    `<polyline id="train-curve" points="${line(1)}" fill="none" stroke="#1f77b4"/>` +
-    `<polyline id="val-curve" points="${line(2)}" fill="none" stroke="#d62728" stroke-width="2"/>` +
-    `<text x="2" y="16">${y1.toFixed(2)}</text>` +
-    `<text x="2" y="${Hh - m + 10}">${y0.toFixed(2)}</text>` +
-    `<text x="${m}" y="${Hh - m + 25}">iter ${x0}</text>` +
-    `<text x="${W - 90}" y="${Hh - m + 25}">iter ${x1}</text>` +
-    `<text x="${m + 150}" y="${Hh - 5}" style="fill:#1f77b4">training loss</text>` +
-    `<text x="${m + 260}" y="${Hh - 5}" style="fill:#d62728">validation loss (nats/token)</text></svg>`;
+  box.append(el("svg:svg", { width: W, height: Hh }, [
+    el("svg:rect", { x: m, y: 10, width: W - m - 10, height: Hh - m, fill: "none",
+                     stroke: "#999" }),
+    el("svg:polyline", { id: "train-curve", points: line(1), fill: "none", stroke: "#1f77b4" }),
+    el("svg:polyline", { id: "val-curve", points: line(2), fill: "none", stroke: "#d62728",
+                         "stroke-width": 2 }),
+    label(2, 16, y1.toFixed(2)), label(2, Hh - m + 10, y0.toFixed(2)),
+    label(m, Hh - m + 25, `iter ${x0}`), label(W - 90, Hh - m + 25, `iter ${x1}`),
+    label(m + 150, Hh - 5, "training loss", "#1f77b4"),
+    label(m + 260, Hh - 5, "validation loss (nats/token)", "#d62728")]));
 }
 
 function init() {
   $("title").textContent = D.title;
-  const layers = [...new Set(D.keys.map((k) => k.layer))];
-  $("layer").innerHTML = layers.map((l) => `<option value="${l}">${l}</option>`).join("");
+  for (const l of new Set(D.keys.map((k) => k.layer)))
+    $("layer").append(el("option", { value: l }, [String(l)]));
   fill($("text"));
   surprisalRow();
   featureList();
@@ -529,10 +604,52 @@ function init() {
   document.body.dataset.ready = "1";
 }
 init();
-</script>
-</body>
-</html>
 """
 
+
+def csp_hash(text):
+    """The Content-Security-Policy source that allows exactly this inline script or style."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+# The page may run its own script and style and nothing else: no inline script or handler that
+# text in the data could smuggle in (there is no 'unsafe-inline'), nothing from the network.
+CSP = f"default-src 'none'; script-src {csp_hash(SCRIPT)}; style-src {csp_hash(STYLE)}"
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="__CSP__">
+<title>min-char-rnn: what the model learned</title>
+<style>__STYLE__</style>
+</head>
+<body>
+<h1>What <span id="title"></span> learned</h1>
+<div id="controls">
+  <label>layer <select id="layer"></select></label>
+  <label>quantity <select id="name"></select></label>
+  <label>unit <input id="unit" type="number" min="0" value="0"> of <span id="units"></span></label>
+  <span class="note">&larr; / &rarr; step through units</span>
+</div>
+<div id="legend" class="note"></div>
+<div id="text" class="text"></div>
+<h2>The model's guesses</h2>
+<div id="guesses" class="note">Point at (or click) a character to see the next-token guesses.</div>
+<h2>Surprisal: each token shaded by -log2 p(token | what precedes it)</h2>
+<div id="surprisal" class="text"></div>
+<h2>Units that track features of the text (Pearson r, top 5 per feature)</h2>
+<div id="features"></div>
+<h2>Gate saturation</h2>
+<div id="saturation"></div>
+<h2>Training curves</h2>
+<div id="curves"></div>
+<script type="application/json" id="data">__DATA__</script>
+<script>__SCRIPT__</script>
+</body>
+</html>
+""".replace("__CSP__", CSP).replace("__STYLE__", STYLE).replace("__SCRIPT__", SCRIPT)
+
 if __name__ == "__main__":
-    run(main)
+    run(main, memory_hint="a smaller --max-chars or --top-k")

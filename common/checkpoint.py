@@ -3,9 +3,12 @@ Checkpoint files: one .npz of named arrays plus a JSON meta record, written atom
 without ever unpickling; the previous and best files kept beside it.
 """
 import contextlib
+import io
 import json
 import math
 import os
+import re
+import stat
 import tempfile
 import zipfile
 
@@ -26,22 +29,27 @@ def save_checkpoint(path, arrays, meta):
 
 
 def write_atomic(path, write, what="--out"):
-    """Call write(f) on a binary file: a temporary file in path's folder, flushed to disk, then
-    renamed over `path`. A crash at any moment leaves either the previous complete file or the
-    new complete one; a failed write (a full disk) is a UserError (exit 1) naming what was kept,
-    and `what` (the option that chose the path)."""
-    folder = os.path.dirname(os.path.abspath(path))
+    """Call write(f) on a binary file: a temporary file in the folder of path (of its target,
+    for a symlink), flushed to disk, then renamed over it. A crash at any moment leaves either the
+    previous complete file or the new complete one; a failed write (a full disk) is a UserError
+    (exit 1) naming what was kept, and `what` (the option that chose the path). A character
+    device, a FIFO or /dev/stdout is written in place instead (see output_target)."""
+    target, in_place = output_target(path, what)
+    if in_place:
+        write_in_place(path, write, what)
+        return
+    folder = os.path.dirname(target)
     tmp = None
     try:
-        # ".<name>.<pid>.<random>.tmp": this run's own, see prepare_output
+        # ".<name>.<pid>.<random>.tmp": this run's own, see sweep_temporaries
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp",
-                                   prefix=f".{os.path.basename(path)}.{os.getpid()}.")
+                                   prefix=f".{os.path.basename(target)}.{os.getpid()}.")
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it an ordinary file's mode
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)  # a symlink at path keeps pointing at the new file
     except BaseException as e:
         if tmp is not None:
             with contextlib.suppress(OSError):
@@ -58,6 +66,73 @@ def write_atomic(path, write, what="--out"):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def write_in_place(path, write, what):
+    """Call write(f) on path opened for appending, no temporary file: for a device, a FIFO or an
+    open descriptor, which a rename would replace (as root, /dev/null by a regular file).
+    Appending never truncates the file behind a descriptor (`>> log` stays a log)."""
+    try:
+        with open(path, "ab") as f:
+            write(Stream(f))
+    except OSError as e:  # e.g. /dev/full, or the FIFO's reader went away
+        raise UserError(f"cannot write {what} {path}: {e.strerror}; choose another {what}",
+                        1) from None
+
+
+class Stream(io.RawIOBase):
+    """A file written in place, offered with no position: a device's (/dev/null's is always 0)
+    would mislead a writer that seeks back, such as np.savez's zip file, which then streams."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        return self.f.write(data)
+
+
+# /dev/fd/N or /proc/PID/fd/N: a process's open file, where /dev/stdout and /dev/stderr lead
+DESCRIPTOR = re.compile(r"/(dev|proc/[^/]+)/fd/\d+")
+
+
+def output_target(path, what="--out"):
+    """How an output at path is written -> (target, in_place). A character device, a FIFO, or a
+    name leading to an open descriptor (/dev/stdout) is written in place: (path, True). A regular
+    file, a new name or a symlink to either is replaced atomically: (its real path, False), so a
+    symlink's target is written, not the link. Anything else is a one-line UserError."""
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks: what a write would reach
+    except (FileNotFoundError, NotADirectoryError):  # a new file; check_output_file checks
+        return os.path.realpath(path), False         # that its folder exists
+    except OSError as e:  # a symlink loop, a folder we may not enter
+        raise UserError(f"cannot write {what} {path}: {e.strerror}; choose another {what}"
+                        ) from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{what} {path} is a folder: give a file name in it")
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return path, True
+    if stat.S_ISREG(mode):
+        return (path, True) if leads_to_descriptor(path) else (os.path.realpath(path), False)
+    raise UserError(f"{what} {path} is neither a regular file, a character device nor a FIFO: "
+                    f"choose another {what}")
+
+
+def leads_to_descriptor(path):
+    """Whether path, or a symlink on the way from it, is /dev/fd/N or /proc/PID/fd/N (the chain
+    /dev/stdout -> /proc/self/fd/1 -> the file a shell redirected to)."""
+    for _ in range(40):  # the most symlinks Linux follows in one lookup
+        folder, name = os.path.split(os.path.abspath(path))
+        path = os.path.join(os.path.realpath(folder), name)  # /dev/fd -> /proc/PID/fd
+        if DESCRIPTOR.fullmatch(path):
+            return True
+        if not os.path.islink(path):
+            return False
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+    return False
 
 
 def _umask():
@@ -116,8 +191,11 @@ def is_int(lo=0, hi=MAX_INT):
 
 
 def is_num(lo=-math.inf, hi=math.inf, lo_open=False):
-    return lambda v: (type(v) in (int, float) and math.isfinite(v) and lo <= v <= hi
-                      and not (lo_open and v == lo))
+    """A finite number (an int no larger than MAX_INT: a bigger one is not a float) in [lo, hi]."""
+    def ok(v):
+        finite = math.isfinite(v) if type(v) is float else type(v) is int and abs(v) <= MAX_INT
+        return finite and lo <= v <= hi and not (lo_open and v == lo)
+    return ok
 
 
 def one_of(*values):
@@ -209,27 +287,38 @@ def prepare_output(path):
     except OSError as e:
         raise UserError(f"cannot write checkpoints to {folder}: {e.strerror}; choose another "
                         "--out") from None
-    # temporary files that a killed run left behind while saving to this path (never loaded);
-    # each names its writer's process id, so those of a run still alive are left to it
-    prefix = "." + os.path.basename(path) + "."
-    for name in os.listdir(folder):
-        if name.startswith(prefix) and name.endswith(".tmp"):
-            pid = name[len(prefix):].split(".")[0]
-            if pid.isdigit() and _alive(int(pid)):
-                continue
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(folder, name))
+    sweep_temporaries(path)
+
+
+def sweep_temporaries(path):
+    """Remove the temporary files that a killed writer left behind while writing path (or its
+    symlink's target): never read, and each names its writer's process id, so those of a
+    writer still alive are left to it."""
+    target = os.path.realpath(path)
+    folder, prefix = os.path.dirname(target), "." + os.path.basename(target) + "."
+    with contextlib.suppress(OSError):  # a folder we cannot list: nothing to sweep there
+        for name in os.listdir(folder):
+            if name.startswith(prefix) and name.endswith(".tmp"):
+                pid = name[len(prefix):].split(".")[0]
+                if pid.isdigit() and _alive(int(pid)):
+                    continue
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
 
 
 def check_output_file(path, what):
-    """A UserError now, before any work, unless path can be a file we write: not a folder, in a
-    folder that exists. what: the option that named it (e.g. --output)."""
-    if os.path.isdir(path):
-        raise UserError(f"{what} {path} is a folder: give a file name in it")
-    folder = os.path.dirname(os.path.abspath(path))
+    """A UserError now, before any work, unless path can be an output we write (see
+    output_target): in a folder that exists; a dead writer's temporary files for it are removed.
+    what: the option that named it (e.g. --output). Returns whether it is written in place."""
+    target, in_place = output_target(path, what)
+    if in_place:
+        return True
+    folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise UserError(f"cannot write {what} {path}: the folder {folder} does not exist; create "
                         "it first or write elsewhere")
+    sweep_temporaries(target)
+    return False
 
 
 def _alive(pid):

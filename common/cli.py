@@ -60,6 +60,16 @@ def fraction(s):
     return _checked(float, s, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
+def int_range(lo, hi):
+    """An argparse type: an integer from lo to hi."""
+    return lambda s: _checked(int, s, lambda v: lo <= v <= hi, f"an integer from {lo} to {hi}")
+
+
+def float_range(lo, hi):
+    """An argparse type: a number from lo to hi (never NaN)."""
+    return lambda s: _checked(float, s, lambda v: lo <= v <= hi, f"a number from {lo:g} to {hi:g}")
+
+
 def _checked(convert, s, ok, wanted):
     try:
         v = convert(s)

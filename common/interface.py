@@ -18,6 +18,10 @@ from common.time_layers import CELLS
 from common.vocabulary import Vocabulary, counts_key, input_files
 
 VOCAB_PREVIEW = 40  # tokens shown by info()
+# The one-line refusal (exit status 1) of a model whose weights are finite but whose scores are
+# not (weights near 1e308 overflow): sample.py and visualize.py say the same.
+NOT_FINITE = ("the model's scores are not finite: its weights are damaged or diverged; use "
+              "another checkpoint")
 
 # The run-defining options both kinds store: name -> (default, check). Fixed for a run's life.
 DATA_OPTIONS = {"dtype": ("float64", one_of("float64", "float32")),
@@ -52,12 +56,23 @@ def read_checkpoint(path, kinds=None):
 class Trace:
     """What a model computes along one text read from a zero state.
     states: "<layer>/<name>" -> (T, U) float64, the value after reading tokens[0..t] (names h for
-    every cell; c, f, g, i, o for LSTM; z, r, cand for GRU). probs: (T, V) float64, the
-    next-token probabilities after reading tokens[0..t]."""
+    every cell; c, f, g, i, o for LSTM; z, r, cand for GRU). The next-token distributions after
+    reading tokens[0..t] are made on request from the last layer's h and the head (y = h W + b):
+    log_probs for some rows (a long text in chunks), probs for all (T, V) at once."""
 
-    def __init__(self, states, probs):
+    def __init__(self, states, hs, head_W, head_b):
         self.states = states
-        self.probs = probs
+        self.hs = hs            # (T, H) the last layer's h
+        self.head_W = head_W    # (H, V) h -> scores
+        self.head_b = head_b    # (V,)
+
+    def log_probs(self, start=0, stop=None):
+        """(rows, V) float64 log-probabilities of the next token after rows start..stop."""
+        return log_softmax_rows(self.hs[start:stop] @ self.head_W + self.head_b)
+
+    @property
+    def probs(self):
+        return np.exp(self.log_probs())  # (T, V)
 
 
 def log_softmax_rows(y):
@@ -66,11 +81,6 @@ def log_softmax_rows(y):
     y = np.asarray(y, dtype=np.float64)  # (K, V)
     y = y - y.max(axis=1, keepdims=True)
     return y - np.log(np.exp(y).sum(axis=1, keepdims=True))
-
-
-def softmax_rows(y):
-    """y (T, V) scores -> (T, V) float64 probabilities."""
-    return np.exp(log_softmax_rows(y))
 
 
 class LanguageModel:
@@ -260,7 +270,7 @@ class GistModel(LanguageModel):
         for t, ix in enumerate(ids):
             h = np.tanh(Wxh[:, ix] + Whh @ h + bh[:, 0])  # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
             hs[t] = h
-        return Trace({"0/h": hs}, softmax_rows(hs @ Why.T + by.T))  # p_t = softmax(Why h_t + by)
+        return Trace({"0/h": hs}, hs, Why.T, by[:, 0])  # p_t = softmax(Why h_t + by)
 
     def book_layers(self):
         """The model as the book's layers -> (cell, embed_W (V, D), [(Wx, Wh, b)], head_W (H, V),
@@ -409,7 +419,7 @@ class LayerModel(LanguageModel):
             states.update({f"{l}/{n}": v for n, v in out.items()})
             xs = out["h"]  # (T, H) the next layer's inputs
         W, b = (p.astype(np.float64) for p in m.affine.params)
-        return Trace(states, softmax_rows(xs @ W + b))  # (T, V)
+        return Trace(states, xs, W, b)  # p_t = softmax(h_t W + b) from the last layer's h
 
     def book_layers(self):
         """The model's own layers -> (cell, embed_W (V, D), [(Wx, Wh, b)] per layer, head_W

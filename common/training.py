@@ -305,6 +305,15 @@ def same_file(a, b):
         return False
 
 
+def check_not_read(path, what, reads):
+    """A UserError unless output `path` (named by option `what`) is none of the files the run
+    reads, reads: [(option, path or None)]; symlinks and other spellings included."""
+    for other, other_path in reads:
+        if other_path and same_file(path, other_path):
+            raise UserError(f"{what} {path} is the same file as {other} {other_path}: choose "
+                            f"another {what}")
+
+
 class History:
     """The loss curve kept in the checkpoint: records {iter, loss, val_loss} (nats per token;
     None where not measured). Training losses are kept every `stride` iterations; past

@@ -22,14 +22,19 @@ def check_file(path, what="input file"):
         raise UserError(f"{what} is a directory, not a file: {path}")
 
 
-def read_bytes(path, what="input file"):
-    """The file's bytes, or a UserError naming what is wrong with the path."""
+def read_bytes(path, what="input file", max_bytes=None):
+    """The file's bytes, or a UserError naming what is wrong with the path. With max_bytes, a
+    file holding more is a UserError too, after reading only max_bytes + 1 (/dev/zero ends)."""
     check_file(path, what)
     try:
         with open(path, "rb") as f:
-            return f.read()
+            data = f.read() if max_bytes is None else f.read(max_bytes + 1)
     except OSError as e:
         raise UserError(f"cannot read {what} {path}: {e.strerror}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise UserError(f"{what} {path} is larger than {max_bytes} bytes, the most read here: "
+                        "give a shorter text")
+    return data
 
 
 def decode_text(data, encoding="utf-8", path="input"):
@@ -60,9 +65,10 @@ def decode_text(data, encoding="utf-8", path="input"):
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def read_text(path, encoding="utf-8", what="input file"):
-    """Returns (text, sha256 hex of the file's bytes, number of bytes); empty files are refused."""
-    data = read_bytes(path, what)
+def read_text(path, encoding="utf-8", what="input file", max_bytes=None):
+    """Returns (text, sha256 hex of the file's bytes, number of bytes); empty files are refused,
+    and with max_bytes, larger ones (see read_bytes)."""
+    data = read_bytes(path, what, max_bytes)
     if not data:
         raise UserError(f"{what} is empty: {path}")
     return decode_text(data, encoding, path), hashlib.sha256(data).hexdigest(), len(data)
@@ -209,7 +215,8 @@ def shown(chars, limit=40):
 
 def corpus_paths(inputs):
     """INPUT arguments (files, or folders meaning the files directly in them, hidden ones left
-    out) -> the files to read, sorted by path, each once."""
+    out) -> the files to read, sorted by path, each once: names that lead to one real file
+    (through a symlink) count once, under the first of them in path order."""
     paths = set()
     for path in inputs:
         if not os.path.isdir(path):
@@ -222,7 +229,10 @@ def corpus_paths(inputs):
             raise UserError(f"directory {path} holds no text files (only the files directly in "
                             "it are read): give a folder of text files, or the files themselves")
         paths.update(os.path.abspath(p) for p in found)
-    return sorted(paths)
+    by_real = {}  # real path -> the first name of it in path order
+    for path in sorted(paths):
+        by_real.setdefault(os.path.realpath(path), path)
+    return sorted(by_real.values())
 
 
 def word_pieces(texts):

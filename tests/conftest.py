@@ -40,6 +40,26 @@ def run(name, args, cwd, timeout=CLI_TIMEOUT):
                           timeout=timeout)
 
 
+# `python -c` this, then a script's path and arguments: the script runs as __main__ with
+# load_model raising MemoryError, as loading a model too large for the memory left would
+SHORT_OF_MEMORY = """
+import runpy, sys
+import common.interface
+def too_large(*args):
+    raise MemoryError
+common.interface.load_model = too_large
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_short_of_memory(name, args, cwd, timeout=CLI_TIMEOUT):
+    """run() with the model too large for memory (SHORT_OF_MEMORY): what the script says then."""
+    return subprocess.run([sys.executable, "-c", SHORT_OF_MEMORY, script(name), *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, encoding="utf-8",
+                          errors="replace", timeout=timeout, env={**os.environ, "PYTHONPATH": ROOT})
+
+
 def run_ok(name, args, cwd, timeout=CLI_TIMEOUT):
     """run() for a command that must succeed; returns the CompletedProcess."""
     r = run(name, args, cwd, timeout)

@@ -5,8 +5,11 @@ import io
 import json
 import os
 import pickle
+import socket
+import stat
 import subprocess
 import sys
+import threading
 import zipfile
 
 import numpy as np
@@ -18,8 +21,10 @@ from common import checkpoint
 from common.checkpoint import READABLE_VERSIONS
 from common.cli import UserError
 
-from conftest import (SAMPLE, TRAIN, assert_error, assert_nothing_changed, read_npz, run, run_ok,
-                      snapshot, write_bytes, write_npz, write_text)
+from conftest import (FIXTURES, SAMPLE, TRAIN, assert_error, assert_nothing_changed, read_npz, run,
+                      run_ok, snapshot, write_bytes, write_npz, write_text)
+
+FIFO_WAIT = 10  # seconds for a FIFO's reader to see the end of what was written (not timing)
 
 
 def make_damaged(good_path, case, dest):
@@ -301,3 +306,181 @@ def test_temporary_files_carry_the_pid_and_only_dead_runs_ones_are_removed(tmp_p
         live.wait()
     assert names["dead"] not in left and names["live"] in left and names["other"] in left
     assert "m.npz" in left
+
+
+# ----------------------------------------------------------------------------- outputs that are
+# not regular files: written in place, through a symlink, or refused
+
+PAYLOAD = bytes(range(256)) * 800  # 200 KB: more than a pipe holds (64 KB), so a FIFO streams
+
+
+def private_device(tmp_path, name, minor):
+    """A character device node of the memory driver (major 1: minor 3 null, 7 full) made in
+    tmp_path, never the system's own; skipped where mknod is not permitted (not root)."""
+    path = tmp_path / name
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+        with open(path, "ab"):
+            pass  # a filesystem mounted nodev refuses to open it
+    except OSError as e:
+        pytest.skip(f"cannot make and open a device node here: {e.strerror}")
+    return path
+
+
+def assert_same_node(path, before):
+    """path is still the node os.lstat gave as before (not replaced by a regular file)."""
+    after = os.lstat(path)
+    assert (after.st_ino, after.st_mode, after.st_rdev) == \
+        (before.st_ino, before.st_mode, before.st_rdev), f"{path} was replaced"
+
+
+def test_write_atomic_writes_a_character_device_in_place(tmp_path):
+    null = private_device(tmp_path, "null", 3)
+    before = os.lstat(null)
+    checkpoint.write_atomic(str(null), lambda f: f.write(PAYLOAD))
+    checkpoint.save_checkpoint(str(null), {"a": np.zeros(3)}, {"format_version": 2})
+    assert_same_node(null, before)
+    assert stat.S_ISCHR(os.lstat(null).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["null"], "a temporary file remains"
+
+
+def test_a_full_device_is_one_line_and_stays_a_device(tmp_path):
+    full = private_device(tmp_path, "full", 7)
+    before = os.lstat(full)
+    with pytest.raises(UserError, match="No space left on device") as e:
+        checkpoint.write_atomic(str(full), lambda f: f.write(PAYLOAD), "--output")
+    assert e.value.status == 1 and "--output" in str(e.value)
+    assert_same_node(full, before)
+
+
+def test_write_atomic_streams_into_a_fifo(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    before = os.lstat(fifo)
+    # a reader is there before the writer opens (O_NONBLOCK: this open does not wait for one)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
+    received = []
+
+    def drain():  # until the writer closes: EOF
+        while chunk := os.read(fd, 65536):
+            received.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+
+    def write(f):
+        reader.start()  # here, not earlier: a FIFO read before any writer opens ends at once
+        f.write(PAYLOAD)
+
+    try:
+        checkpoint.write_atomic(str(fifo), write)
+        reader.join(FIFO_WAIT)
+    finally:
+        os.close(fd)
+    assert not reader.is_alive()
+    assert b"".join(received) == PAYLOAD
+    assert_same_node(fifo, before)
+    assert sorted(os.listdir(tmp_path)) == ["fifo"], "a temporary file remains"
+
+
+def test_write_atomic_through_a_symlink_replaces_its_target(tmp_path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "page.html"
+    write_bytes(target, b"old")
+    link = tmp_path / "page.html"
+    link.symlink_to(os.path.join("real", "page.html"))
+    checkpoint.write_atomic(str(link), lambda f: f.write(PAYLOAD))
+    assert link.is_symlink() and os.readlink(link) == os.path.join("real", "page.html")
+    assert target.read_bytes() == PAYLOAD
+    assert sorted(os.listdir(tmp_path / "real")) == ["page.html"], "a temporary file remains"
+    # a symlink to a file not there yet: the file is made where the link points
+    (tmp_path / "new.html").symlink_to(os.path.join("real", "new.html"))
+    checkpoint.write_atomic(str(tmp_path / "new.html"), lambda f: f.write(b"new"))
+    assert (tmp_path / "new.html").is_symlink()
+    assert (tmp_path / "real" / "new.html").read_bytes() == b"new"
+
+
+def test_a_name_for_an_open_descriptor_is_written_in_place(tmp_path):
+    """/dev/stdout leads to /proc/self/fd/1: a symlink made here to /proc/self/fd/N (and one to
+    /dev/fd/N) stands in for it, so the system's own /dev/stdout is never at stake."""
+    r, w = os.pipe()
+    log = tmp_path / "log.txt"
+    write_bytes(log, b"earlier lines\n")
+    with open(log, "ab") as shell_redirect:  # as `>> log.txt` leaves it on a descriptor
+        (tmp_path / "to_pipe").symlink_to(f"/proc/self/fd/{w}")
+        (tmp_path / "to_log").symlink_to(f"/dev/fd/{shell_redirect.fileno()}")
+        try:
+            checkpoint.write_atomic(str(tmp_path / "to_pipe"), lambda f: f.write(b"streamed"))
+            os.close(w)
+            assert os.read(r, 100) == b"streamed"
+        finally:
+            os.close(r)
+        inode = log.stat().st_ino
+        checkpoint.write_atomic(str(tmp_path / "to_log"), lambda f: f.write(b"page\n"))
+    assert log.read_bytes() == b"earlier lines\npage\n" and log.stat().st_ino == inode
+    assert (tmp_path / "to_pipe").is_symlink() and (tmp_path / "to_log").is_symlink()
+
+
+def test_other_kinds_of_file_are_refused_before_any_work(tmp_path):
+    sock_path = tmp_path / "sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    nodes = [sock_path]
+    try:  # a block device node (loop device 0); made, never opened
+        os.mknod(tmp_path / "block", stat.S_IFBLK | 0o600, os.makedev(7, 0))
+        nodes.append(tmp_path / "block")
+    except OSError:
+        pass  # not root: the socket alone
+    try:
+        for node in nodes:
+            before = os.lstat(node)
+            for call in (lambda: checkpoint.check_output_file(str(node), "--out"),
+                         lambda: checkpoint.write_atomic(str(node), lambda f: f.write(b"x"))):
+                with pytest.raises(UserError, match="neither a regular file") as e:
+                    call()
+                assert e.value.status == 2 and str(node) in str(e.value)
+            assert_same_node(node, before)
+    finally:
+        sock.close()
+
+
+def test_sample_and_visualize_write_a_device_in_place(tmp_path, capsys):
+    """The scripts' outputs through write_atomic: sample.py --output (no --force needed: nothing
+    is replaced) and visualize.py --out and --json onto the private null device."""
+    import visualize
+    from common.cli import run as cli_run
+    null = private_device(tmp_path, "null", 3)
+    before = os.lstat(null)
+    gist = os.path.join(FIXTURES, "v1", "gist.npz")
+    for main, argv in ((sample.main, [gist, "--length", "20", "--output", str(null), "--force"]),
+                       (sample.main, [gist, "--length", "20", "--output", str(null)]),
+                       (visualize.main, [gist, "--text", "The dog", "--out", str(null),
+                                         "--json", str(null)])):
+        with pytest.raises(SystemExit) as e:
+            cli_run(lambda: main(argv))
+        assert e.value.code == 0, capsys.readouterr().err
+        assert_same_node(null, before)
+    assert sorted(os.listdir(tmp_path)) == ["null"]
+
+
+def test_check_output_file_removes_a_dead_writers_temporary_files(tmp_path):
+    """A writer killed mid-write (kill -9 during visualize or export) leaves ".NAME.PID.*.tmp";
+    the next check of that output removes it, in the folder of a symlink's target too, and
+    leaves those of a live writer and of other names alone."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "page.html").symlink_to(os.path.join("real", "page.html"))
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {"dead": f"real/.page.html.{ended.pid}.abc.tmp",
+                 "live": f"real/.page.html.{live.pid}.abc.tmp",
+                 "other": f"real/.other.html.{ended.pid}.abc.tmp"}
+        for name in names.values():
+            write_bytes(tmp_path / name, b"partial")
+        assert checkpoint.check_output_file(str(tmp_path / "page.html"), "--out") is False
+        left = {f"real/{n}" for n in os.listdir(tmp_path / "real")}
+    finally:
+        live.kill()
+        live.wait()
+    assert left == {names["live"], names["other"]}

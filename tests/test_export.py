@@ -577,6 +577,17 @@ def test_a_missing_package_names_the_install_line(trained, tmp_path, monkeypatch
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_out_of_memory_is_not_the_trainers_hint(tmp_path):
+    """A MemoryError in export.py run as a script: one line that names no trainer's option
+    (export has none that needs less memory)."""
+    from conftest import FIXTURES, run_short_of_memory
+    r = run_short_of_memory("export.py", [os.path.join(FIXTURES, "v1", "gist.npz"), "--to",
+                                          "onnx", "--out", tmp_path / "m.onnx"], cwd=tmp_path)
+    line = assert_error(r, 1, "out of memory", "export.py")
+    assert not re.search(r"--(batch-size|seq-length|hidden-size)", line), line
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_core_scripts_never_import_the_export_packages():
     # export.py itself imports them only when a command needs them
     code = ("import sys, min_char_rnn, rnnlm, sample, visualize, common.interface, export; "

@@ -495,6 +495,39 @@ def test_invalid_values_are_refused_by_argparse(model, option, value, capsys):
     assert option in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("option, value, maximum", [
+    ("--seed", "-1", None), ("--length", "99999999999999999999999", "MAX_LENGTH"),
+    ("--length", "1000000000001", "MAX_LENGTH"), ("--temperature", "1e308", "MAX_TEMPERATURE")])
+def test_negative_seed_and_values_past_a_stated_maximum_are_argparse_errors(model, option, value,
+                                                                          maximum, capsys):
+    """maximum: the sample module's constant the message states (None: the seed's '>= 0')."""
+    limit = getattr(sample, maximum) if maximum else None
+    bound = ">= 0" if limit is None else f"{limit:g}" if isinstance(limit, float) else str(limit)
+    assert_error(cli(capsys, model[1], option, value), 2, option, bound, argparse_error=True)
+
+
+def test_help_states_the_maxima():
+    text = " ".join(sample.build_parser().format_help().split())
+    for maximum in (sample.MAX_LENGTH, f"{sample.MAX_TEMPERATURE:g}", sample.MAX_BEAM_NUMBERS,
+                    sample.MAX_TEXT_BYTES):
+        assert str(maximum) in text, maximum
+
+
+def test_the_largest_temperature_draws_uniformly(model):
+    """At --temperature MAX_TEMPERATURE every character is about equally likely: the Gumbel
+    noise stays finite (at 1e308 it overflows to infinity, and argmax takes the first tie)."""
+    folder, ckpt, params, vocab = model
+    K, start = 4000, "the "
+    out = sample_ok(ckpt, "--start", start, "--length", 1, "--num-samples", K, "--seed", 12,
+                    "--temperature", sample.MAX_TEMPERATURE, cwd=folder)
+    counts = np.zeros(len(vocab))  # (V,)
+    for s in split_samples(out, K):
+        counts[vocab.index(s[-1])] += 1
+    p = 1 / len(vocab)
+    bound = SIGMAS * np.sqrt(K * p * (1 - p)) + 1
+    assert np.all(np.abs(counts - K * p) <= bound), (counts, K * p, bound)
+
+
 def test_errors_from_a_real_process_are_one_line(model):
     """The in-process runs above share main() and the error handling with `python sample.py`;
     one error checked in a real process too (exit status, stderr, no traceback)."""
@@ -747,6 +780,30 @@ def test_output_writes_what_would_be_printed_atomically(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen.txt"], "a temporary file remains"
 
 
+def test_output_onto_a_file_it_reads_is_refused_even_with_force(tmp_path, capsys):
+    """--output never replaces the checkpoint, --score-file or a --start FILE:, whatever --force
+    says (symlinks and other spellings included): one line, exit 2, nothing changed."""
+    ckpt = tmp_path / "m.npz"
+    ckpt.write_bytes(Path(fixture("gist")).read_bytes())
+    write_text(tmp_path / "t.txt", "The dog ran.")
+    (tmp_path / "link.npz").symlink_to("m.npz")
+    cases = [([ckpt, "--length", 5, "--output", ckpt], "CHECKPOINT"),
+             ([ckpt, "--length", 5, "--output", tmp_path / "link.npz"], "CHECKPOINT"),
+             ([tmp_path / "link.npz", "--length", 5, "--output", f"{tmp_path}/./m.npz"],
+              "CHECKPOINT"),
+             ([ckpt, "--score-file", tmp_path / "t.txt", "--output", tmp_path / "t.txt"],
+              "--score-file"),
+             ([ckpt, "--start", f"FILE:{tmp_path / 't.txt'}", "--output", tmp_path / "t.txt"],
+              "--start")]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for args, other in cases:
+        for force in ([], ["--force"]):
+            line = assert_error(cli(capsys, *args, *force), 2, "--output", f"same file as {other}")
+            assert "--force" not in line, line
+            assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert (tmp_path / "link.npz").is_symlink()
+
+
 @pytest.mark.parametrize("name", ["gist", "lstm_word"])
 def test_per_char_rows_match_softmax_and_add_up_to_the_totals(capsys, name):
     path = fixture(name)
@@ -876,6 +933,47 @@ def test_held_bound_is_exact(good, capsys, monkeypatch):
     # one sample is held too when printed as --json (the text is one JSON value)
     assert_error(cli(capsys, good["ckpt"], "--json", "--length", 61), 2, "--length 61")
     assert cli(capsys, good["ckpt"], "--length", 61).returncode == 0  # printed live
+
+
+def limited_memory(limit):
+    """A preexec_fn for subprocess: the child may map at most `limit` bytes."""
+    resource = pytest.importorskip("resource")
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def test_beam_width_counts_in_the_held_memory_check(tmp_path):
+    """--beam 10^9 over 6 tokens holds few generated tokens but 10^9 x V candidates a step
+    (gigabytes): refused at once, naming --beam (run under a 2 GB limit, where a search that
+    started would end in a MemoryError)."""
+    r = subprocess.run([sys.executable, SAMPLER, fixture("gist"), "--start", "The", "--beam",
+                        str(10 ** 9), "--length", "6"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=CLI_TIMEOUT, preexec_fn=limited_memory(2 * 1024 ** 3))
+    assert_error(r, 2, "--beam 1000000000", "--length 6", str(sample.MAX_BEAM_NUMBERS))
+
+
+def test_beam_bound_is_exact(capsys, monkeypatch):
+    """width x (--length + V) numbers at the bound run; one more beam is refused."""
+    path = fixture("gist")
+    V = len(read_npz(path)[1]["vocab"])
+    monkeypatch.setattr(sample, "MAX_BEAM_NUMBERS", 3 * (4 + V))
+    assert cli(capsys, path, "--start", "The", "--beam", 3, "--length", 4).returncode == 0
+    assert_error(cli(capsys, path, "--start", "The", "--beam", 4, "--length", 4), 2, "--beam 4")
+
+
+def test_a_text_past_the_stated_maximum_is_one_line(tmp_path, capsys, monkeypatch):
+    """--score-file and --start FILE: read at most MAX_TEXT_BYTES (+1 to tell), so even
+    /dev/zero, which never ends, is one line (under a 2 GB limit, as a safeguard)."""
+    path = fixture("gist")
+    r = subprocess.run([sys.executable, SAMPLER, path, "--score-file", "/dev/zero"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=CLI_TIMEOUT,
+                       preexec_fn=limited_memory(2 * 1024 ** 3))
+    assert_error(r, 2, "--score-file /dev/zero", str(sample.MAX_TEXT_BYTES))
+    monkeypatch.setattr(sample, "MAX_TEXT_BYTES", 12)
+    write_text(tmp_path / "at.txt", "The dog ran.")  # 12 bytes: scored
+    write_text(tmp_path / "past.txt", "The dog ran!!")
+    assert cli(capsys, path, "--score-file", tmp_path / "at.txt").returncode == 0
+    assert_error(cli(capsys, path, "--score-file", tmp_path / "past.txt"), 2, "past.txt", "12")
+    assert_error(cli(capsys, path, "--start", f"FILE:{tmp_path / 'past.txt'}"), 2, "past.txt")
 
 
 def test_out_of_memory_names_sample_options(good, tmp_path):

@@ -2,6 +2,7 @@
 stored arrays, sample.py's recorded scores and recomputation; bad input; the page in headless
 Chromium (Debian's chromium and chromium-driver, through Selenium)."""
 import base64
+import hashlib
 import html
 import json
 import math
@@ -42,6 +43,27 @@ SCORE_RTOL_F32 = 1e-5
 # np.corrcoef against visualize's own Pearson formula: both float64 over <= 2,000 values
 R_TOL = 1e-9
 BROWSER_WAIT = 10  # seconds a person would wait for the page to show
+# visualize's peak memory (tracemalloc) for T = 1,000 tokens of a 12,000-character vocabulary
+# must stay below this share of one (T, V) float64 array: measured 0.12 (T x (K + units) and
+# 2 MB chunks); holding the (T, V) probabilities and their copies takes 3.0.
+PEAK_SHARE_OF_TV = 0.25
+
+
+def random_gist(path, chars, H, seed, **set_arrays):
+    """A gist checkpoint written here with np.savez: standard normal weights (then set_arrays,
+    name -> array), meta as min_char_rnn.py saves it."""
+    rng = np.random.default_rng(seed)
+    V = len(chars)
+    shapes = {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H, 1), "by": (V, 1)}
+    arrays = {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+    arrays.update(set_arrays)
+    options = {"hidden_size": H, "seq_length": 5, "learning_rate": 0.1, "batch_size": 1,
+               "dtype": "float64", "val_fraction": 0.0, "seed": 0, "encoding": "utf-8"}
+    meta = {"format_version": 2, "kind": "min_char_rnn", "vocab": chars, "char_counts": [1] * V,
+            "options": options, "n": 0, "p": 0, "smooth_loss": 0.0, "best_val_loss": None,
+            "rng_state": np.random.default_rng(0).bit_generator.state}
+    write_checkpoint(path, arrays, meta)
+    return path
 
 
 def run_main(argv):
@@ -346,6 +368,150 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_outputs_onto_a_file_it_reads_are_refused(tmp_path, capsys):
+    """--out and --json never replace the checkpoint, the text, the training text the page shows
+    by default, or each other: symlinks and other spellings included; one line, exit 2."""
+    arrays, meta = read_raw("rnn_char")
+    shutil.copy(TEXT, tmp_path / "train.txt")
+    meta["input"] = str(tmp_path / "train.txt")
+    ckpt = tmp_path / "m.npz"
+    write_checkpoint(ckpt, arrays, meta)
+    shutil.copy(TEXT, tmp_path / "t.txt")
+    (tmp_path / "link.npz").symlink_to("m.npz")
+    os.mkdir(tmp_path / "sub")
+    spelled = os.path.join(str(tmp_path), "sub", "..", "t.txt")
+    cases = [([str(ckpt), "--text", "The dog", "--json", str(ckpt)], "--json", "CHECKPOINT"),
+             ([str(ckpt), "--text", "The dog", "--out", str(tmp_path / "link.npz")], "--out",
+              "CHECKPOINT"),
+             ([str(ckpt), str(tmp_path / "t.txt"), "--out", spelled], "--out", "TEXT_FILE"),
+             ([str(ckpt), str(tmp_path / "t.txt"), "--json", str(tmp_path / "t.txt"),
+               "--out", str(tmp_path / "p.html")], "--json", "TEXT_FILE"),
+             ([str(ckpt), "--out", str(tmp_path / "train.txt")], "--out", "the training text"),
+             ([str(ckpt), "--text", "The dog", "--out", str(tmp_path / "p.html"), "--json",
+               str(tmp_path / "p.html")], "--json", "--out")]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    for argv, what, other in cases:
+        assert run_main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        assert f"{what} " in err and f"same file as {other}" in err, err
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert (tmp_path / "link.npz").is_symlink()
+
+
+def test_a_killed_writers_temporary_files_are_removed(tmp_path):
+    """kill -9 during a write leaves ".NAME.PID.*.tmp" beside --out and --json: the next run
+    removes those whose writer is gone."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    for name in (f".p.html.{ended.pid}.x1.tmp", f".d.json.{ended.pid}.x2.tmp"):
+        (tmp_path / name).write_bytes(b"partial")
+    assert run_main([os.path.join(FIXTURES, "gist.npz"), "--text", "The dog", "--out",
+                     str(tmp_path / "p.html"), "--json", str(tmp_path / "d.json")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json", "p.html"]
+
+
+def overflowing(arrays, case):
+    """The gist fixture's arrays with finite weights whose scores are not usable: one score near
+    the largest float (its log-probability has no finite value in bits), or scores that overflow
+    to infinity (softmax gives NaN)."""
+    arrays = dict(arrays)
+    arrays["by"] = np.zeros_like(arrays["by"])
+    if case == "one score 1.7e308":
+        arrays["by"][3] = 1.7e308
+    else:
+        arrays["by"][:] = 1.7e308
+        arrays["Why"] = arrays["Why"] * 1e307
+    return arrays
+
+
+@pytest.mark.parametrize("case", ["one score 1.7e308", "scores overflow"])
+def test_non_finite_model_output_is_refused_as_sample_py_refuses_it(case, tmp_path):
+    from conftest import assert_error, run
+    arrays, meta = read_raw("gist")
+    write_checkpoint(tmp_path / "huge.npz", overflowing(arrays, case), meta)
+    said = assert_error(run("sample.py", ["huge.npz", "--score", "The dog"], cwd=tmp_path), 1)
+    r = run("visualize.py", ["huge.npz", "--text", "The dog", "--out", "p.html", "--json",
+                             "d.json"], cwd=tmp_path)
+    assert assert_error(r, 1, "not finite") == said  # one line: no warnings before it
+    assert r.stdout == "" and sorted(os.listdir(tmp_path)) == ["huge.npz"]
+
+
+def test_memory_stays_near_tokens_times_top_k_and_units(tmp_path):
+    """A 12,000-character vocabulary: the page needs each token's top K and one log-probability,
+    so the peak stays far below even one (T, V) float64 array of probabilities."""
+    import tracemalloc
+    V, T = 12000, 1000
+    chars = "".join(chr(0x4E00 + i) for i in range(V))  # CJK ideographs, sorted
+    path = random_gist(tmp_path / "cjk.npz", chars, H=6, seed=5)
+    text = "".join(np.random.default_rng(6).choice(list(chars), T))
+    tracemalloc.start()
+    try:
+        status = run_main([str(path), "--text", text, "--out", str(tmp_path / "p.html"),
+                           "--json", str(tmp_path / "d.json")])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert status == 0
+    assert peak < PEAK_SHARE_OF_TV * T * V * 8, f"peak {peak / 1e6:.1f} MB"
+    data = load_json(tmp_path / "d.json")
+    assert len(data["logprob"]) == T - 1 and len(data["top"]) == T
+
+
+def test_out_of_memory_names_visualize_options(tmp_path):
+    """A MemoryError in visualize.py run as a script prints its own options, not a trainer's."""
+    from conftest import assert_error, run_short_of_memory
+    r = run_short_of_memory("visualize.py", [os.path.join(FIXTURES, "gist.npz"), "--text",
+                                             "The dog"], cwd=tmp_path)
+    line = assert_error(r, 1, "out of memory", "--max-chars", "--top-k")
+    assert "--batch-size" not in line, line
+
+
+# markup whose onerror handler runs script, as a history record's iteration or any other string
+HOSTILE = '<img src=x onerror="alert(document.title)">'
+BAD_HISTORY = {  # case -> the history stored in the checkpoint's meta record
+    "iter holds markup": {"stride": 1, "records": [{"iter": HOSTILE, "loss": 4.5,
+                                                     "val_loss": None}]},
+    "history a number": 5,
+    "records a string": {"stride": 1, "records": "abc"},
+    "records of lists": {"stride": 1, "records": [[1, 2]]},
+    "loss NaN": {"stride": 1, "records": [{"iter": 1, "loss": float("nan"), "val_loss": None}]},
+    "iter 10^400": {"stride": 1, "records": [{"iter": 10 ** 400, "loss": 4.5, "val_loss": None}]},
+    "loss 10^400": {"stride": 1, "records": [{"iter": 1, "loss": 10 ** 400, "val_loss": None}]},
+    "val_loss a string": {"stride": 1, "records": [{"iter": 1, "loss": 4.5, "val_loss": "1.5"}]},
+    "iter true": {"stride": 1, "records": [{"iter": True, "loss": 4.5, "val_loss": None}]},
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_HISTORY))
+def test_a_history_that_is_not_numbers_is_refused_on_load(case, tmp_path, capsys):
+    arrays, meta = read_raw("gist")
+    meta["history"] = BAD_HISTORY[case]
+    write_checkpoint(tmp_path / "m.npz", arrays, meta)
+    assert run_main([str(tmp_path / "m.npz"), "--text", "The dog", "--json",
+                     str(tmp_path / "d.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "history" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+
+
+def test_the_csp_allows_the_pages_own_script_and_style_by_hash_only(tmp_path):
+    out = tmp_path / "p.html"
+    assert run_main([os.path.join(FIXTURES, "gist.npz"), "--text", "The dog", "--out",
+                     str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1)
+    assert "unsafe" not in csp and "default-src 'none'" in csp
+    script = re.findall(r"<script>(.*?)</script>", page, re.S)
+    style = re.findall(r"<style>(.*?)</style>", page, re.S)
+    assert len(script) == 1 and len(style) == 1
+    sha = lambda text: base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode()
+    assert f"script-src 'sha256-{sha(script[0])}';" in csp
+    assert f"style-src 'sha256-{sha(style[0])}'" in csp
+    # the script builds no markup from text: no HTML parsing sinks at all
+    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", script[0])
+
+
 def page_payload(page_html):
     """The JSON object embedded in a page, read back the way the browser reads it."""
     m = re.search(r'<script type="application/json" id="data">(.*?)</script>', page_html, re.S)
@@ -365,7 +531,8 @@ def test_page_is_self_contained_and_its_states_decode(tmp_path, fixture_text):
     assert run_main([os.path.join(FIXTURES, "lstm2_char_dropout.npz"), "--text", text,
                      "--out", str(out), "--json", str(js)]) == 0
     page = out.read_text(encoding="utf-8")
-    assert not re.search(r"https?://", page)  # nothing to fetch
+    # nothing to fetch (SVG's namespace name is an identifier, never fetched)
+    assert not re.search(r"https?://", page.replace('"http://www.w3.org/2000/svg"', ""))
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     payload, data = page_payload(page), load_json(js)
     assert "".join(payload["pieces"]) == text
@@ -427,7 +594,7 @@ def page(tmp_path_factory, fixture_text):
         {"iter": k, "loss": 4.5 - k / 100, "val_loss": 4.6 - k / 110 if k % 50 == 0 else None}
         for k in range(0, 201, 10)]}
     ids = model.encode(fixture_text[:400], "text")
-    a = visualize.analyse(model, ids, 3)
+    a = visualize.analyse(model, ids, 3, visualize.loss_history(model.meta, "lstm2"))
     path = folder / "page.html"
     path.write_text(visualize.render_page(visualize.page_data(a, model, "lstm2", 3)),
                     encoding="utf-8")
@@ -512,3 +679,94 @@ def test_browser_page_without_history(browser, tmp_path):
     assert "no training history" in browser.find_element(By.ID, "curves").text
     assert "have gates" in browser.find_element(By.ID, "saturation").text
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def browser_errors(browser):
+    """The console's SEVERE entries since the last call."""
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def open_ready_page(browser, path):
+    """Load the page; fail if an alert opened (script from its data ran) -> whether the page's
+    own script finished (document.body.dataset.ready)."""
+    from selenium.common.exceptions import UnexpectedAlertPresentException
+    try:
+        open_page(browser, path)
+        return browser.execute_script("return document.body.dataset.ready") == "1"
+    except UnexpectedAlertPresentException:
+        pytest.fail("an alert opened: the page ran script taken from its data")
+
+
+def test_browser_page_builds_no_markup_from_its_data(browser, page, tmp_path):
+    """Markup in every string the page shows (title, text, vocabulary, features, a history
+    iteration that skipped the checks on load) stays text: no element is made from it."""
+    _, a, model = page
+    data = visualize.page_data(a, model, HOSTILE, 3)
+    data["pieces"][0] = HOSTILE
+    data["vocab"] = [HOSTILE + tok for tok in data["vocab"]]
+    data["interpretable"][0]["feature"] = HOSTILE
+    data["constant"] = [HOSTILE]
+    data["history"][0][0] = HOSTILE
+    path = tmp_path / "hostile.html"
+    path.write_text(visualize.render_page(data), encoding="utf-8")
+    browser_errors(browser)
+    assert open_ready_page(browser, path)
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    ActionChains(browser).move_to_element(
+        browser.find_elements(By.CSS_SELECTOR, "#text > span")[0]).perform()  # the guesses
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert browser.title == "min-char-rnn: what the model learned"
+    assert browser.find_element(By.ID, "title").text == HOSTILE
+    for box in ("features", "curves", "guesses"):
+        assert HOSTILE in browser.find_element(By.ID, box).text, box
+
+
+def test_browser_csp_blocks_script_that_reaches_the_markup(browser, tmp_path):
+    """Were markup from the data ever to reach the page, the CSP (the page's own script by its
+    hash, no 'unsafe-inline') keeps its handlers and scripts from running."""
+    out = tmp_path / "p.html"
+    assert run_main([os.path.join(FIXTURES, "gist.npz"), "--text", "The dog", "--out",
+                     str(out)]) == 0
+    injected = ('<img src=x onerror="document.body.dataset.handler = 1">'
+                '<script>document.body.dataset.inline = 1</script></body>')
+    out.write_text(out.read_text(encoding="utf-8").replace("</body>", injected), encoding="utf-8")
+    assert open_ready_page(browser, out)  # the page's own script still runs
+    assert browser.execute_script("return [document.body.dataset.handler, "
+                                  "document.body.dataset.inline]") == [None, None]
+
+
+def test_browser_renders_more_tokens_than_the_call_stack_holds_as_arguments(browser, tmp_path,
+                                                                           fixture_text):
+    """150,000 tokens: Math.max(...surprisal) would pass each as an argument, more than the call
+    stack holds (RangeError, the page half drawn)."""
+    T = 150_000
+    text_path = tmp_path / "long.txt"
+    text_path.write_text((fixture_text * (T // len(fixture_text) + 1))[:T], encoding="utf-8")
+    out = tmp_path / "long.html"
+    assert run_main([os.path.join(FIXTURES, "gist.npz"), str(text_path), "--max-chars", str(T),
+                     "--out", str(out)]) == 0
+    browser_errors(browser)
+    assert open_ready_page(browser, out)
+    assert browser_errors(browser) == []
+    spans = "return document.querySelectorAll('#surprisal > span').length"
+    assert browser.execute_script(spans) == T
+    last = browser.execute_script("const s = document.querySelectorAll('#surprisal > span'); "
+                                  "return s[s.length - 1].style.backgroundColor")
+    assert last.startswith("rgb(")
+
+
+def test_browser_renders_a_200000_record_history(browser, page, tmp_path):
+    _, a, model = page
+    records = 200_000
+    history = [{"iter": k, "loss": 4.5 - k / 1e6, "val_loss": 4.6 - k / 1e6 if k % 1000 == 0
+                else None} for k in range(records)]
+    path = tmp_path / "history.html"
+    path.write_text(visualize.render_page(visualize.page_data({**a, "history": history}, model,
+                                                              "long run", 3)), encoding="utf-8")
+    browser_errors(browser)
+    assert open_ready_page(browser, path)
+    assert browser_errors(browser) == []
+    pts = browser.execute_script("return document.getElementById('train-curve')"
+                                 ".getAttribute('points').trim().split(/\\s+/).length")
+    assert pts == records

@@ -9,7 +9,8 @@ import pytest
 from common.cli import UserError
 from common.vocabulary import Vocabulary, decode_text, split_words
 from conftest import (GOOD_TEXT, SAMPLE, TINY, TRAIN, assert_error, assert_finite_checkpoint,
-                      assert_nothing_changed, run, snapshot, train_fails, write_bytes, write_text)
+                      assert_nothing_changed, read_npz, run, run_ok, snapshot, train_fails,
+                      write_bytes, write_text)
 
 TOY = "you say goodbye and i say hello ."  # DLFS2 ch.2-5's corpus
 
@@ -99,7 +100,7 @@ import hashlib  # noqa: E402 (this section's own imports, kept with it)
 
 import numpy as np  # noqa: E402
 
-from common.vocabulary import read_corpus  # noqa: E402
+from common.vocabulary import corpus_paths, read_corpus  # noqa: E402
 
 # File names in sorted order with their texts: words cut by file ends ("ca" + "t" + "s" is "cats",
 # "ab" + "cd" + "e f" is "abcde f"), one-word files, a file ending in whitespace, a BOM dropped.
@@ -130,6 +131,26 @@ def test_read_corpus_equals_building_the_joined_text(tmp_path, level):
     # encoded in a given vocabulary (--init-from) it gives the same ids
     _, ids_in, _, _ = read_corpus([str(folder)], level=level, vocab=vocab_ref)
     assert np.array_equal(ids_in, ids_ref)
+
+
+def test_a_file_reached_through_a_symlink_is_read_once(tmp_path):
+    """INPUT d/alink.txt and the folder d/c, alink.txt a symlink to c/a.txt, and c/b.txt a
+    symlink to a.txt beside it: a.txt is read once, under the first name in path order."""
+    folder = tmp_path / "c"
+    folder.mkdir()
+    text = GOOD_TEXT[:90]
+    write_text(folder / "a.txt", text)
+    (tmp_path / "alink.txt").symlink_to(folder / "a.txt")
+    (folder / "b.txt").symlink_to("a.txt")
+    inputs = [str(tmp_path / "alink.txt"), str(folder)]
+    assert corpus_paths(inputs) == [str(tmp_path / "alink.txt")]
+    _, ids, _, files = read_corpus(inputs)
+    assert len(ids) == len(text) and [f["name"] for f in files] == [str(tmp_path / "alink.txt")]
+    # the trainer records the one file it read
+    run_ok("min_char_rnn.py", [*inputs, *TINY, "--max-iters", "1", "--out", "m.npz"],
+           cwd=tmp_path)
+    _, meta = read_npz(tmp_path / "m.npz")
+    assert [f["name"] for f in meta["input_files"]] == [str(tmp_path / "alink.txt")]
 
 
 # ----------------------------------------------------------------------------- lone surrogates,
