@@ -14,21 +14,18 @@ import numpy as np
 import pytest
 
 import export
-from conftest import CLI_TIMEOUT, ROOT, assert_error
+from conftest import CLI_TIMEOUT, EXTRAS_INSTALL, ROOT, TORCH_INSTALL, assert_error
 from conftest import run as conftest_run
 from common.checkpoint import load_checkpoint, save_checkpoint
 from common.cli import UserError
 from common.interface import load_model
-
-INSTALL = "pip install -r requirements-export.txt -r requirements-test.txt"
-
 
 def need(module):
     """An optional package: CI installs it (.ci/run), so there a missing one fails the test;
     elsewhere the test is skipped with the install line."""
     if os.environ.get("CI"):
         return importlib.import_module(module)
-    return pytest.importorskip(module, reason=f"needs {module}: {INSTALL}")
+    return pytest.importorskip(module, reason=f"needs {module}: {EXTRAS_INSTALL}")
 
 
 # Tolerances, each with where it comes from.
@@ -149,7 +146,14 @@ def picked(logp, ids):
     return logp[np.arange(len(ids) - 1), ids[1:]]
 
 
+# the optional package each direction of export.py imports (the way back reads safetensors too)
+EXPORT_NEEDS = {"torch": "safetensors.numpy", "onnx": "onnx"}
+
+
 def export_file(ckpt, to, out):
+    """export.py CKPT --to TO --out OUT, run in this process; the test is skipped first (with
+    the install line) when the package that direction needs is missing."""
+    need(EXPORT_NEEDS[to])
     assert export.main([str(ckpt), "--to", to, "--out", str(out)]) == 0
     return out
 
@@ -359,7 +363,7 @@ def test_torch_layout_follows_pytorch_equations(name, redrawn, tmp_path):
 
 @pytest.mark.parametrize("name", ["gist", "lstm2", "tied", "word"])
 def test_torch_itself_loads_strict_and_agrees(name, redrawn, tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=f"needs torch: {TORCH_INSTALL}")
     from safetensors.torch import load_file
     from torch import nn
 
@@ -641,7 +645,7 @@ def test_readme_snippets_export_and_onnx_runtime(tmp_path, monkeypatch, capsys):
 
 
 def test_readme_snippets_torch_step_and_the_way_back(tmp_path, monkeypatch):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=f"needs torch: {TORCH_INSTALL}")
     folder = readme_folder(tmp_path, monkeypatch)
     blocks = readme_snippets()
     namespace = {}
