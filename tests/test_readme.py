@@ -318,8 +318,9 @@ def test_every_command_of_a_page_runs_on_a_fresh_copy(page, tmp_path):
            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     missing = missing_modules(python_imports(blocks), repo, env)
     if missing:
-        install = TORCH_INSTALL if "torch" in missing else EXTRAS_INSTALL
-        pytest.skip(f"{page}'s examples import {', '.join(missing)}: {install}")
+        install = [line for line, wanted in [(EXTRAS_INSTALL, set(missing) - {"torch"}),
+                                             (TORCH_INSTALL, {"torch"} & set(missing))] if wanted]
+        pytest.skip(f"{page}'s examples import {', '.join(missing)}: {'; '.join(install)}")
     python, printed, ran = None, [], 0
     try:
         for language, lines in blocks:
