@@ -25,6 +25,10 @@ FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 CLI_TIMEOUT = 120  # seconds for one command-line run before the test fails (not a timing test)
 GRAD_STEP = 1e-5   # central-difference step in float64: the O(h^2) truncation (~1e-10) and the
                    # rounding (~1e-16 / h ~ 1e-11) are both far below the gradients' size
+# What a test that needs an optional package names when it skips for a missing one
+EXTRAS_INSTALL = "pip install -r requirements-test.txt"  # onnx, safetensors, onnxruntime, selenium
+TORCH_INSTALL = "pip install torch --index-url https://download.pytorch.org/whl/cpu"  # CPU build
+BROWSER_INSTALL = "apt-get install chromium chromium-driver"  # Debian's headless browser
 
 
 def script(name):

@@ -14,21 +14,18 @@ import numpy as np
 import pytest
 
 import export
-from conftest import CLI_TIMEOUT, ROOT, assert_error
+from conftest import CLI_TIMEOUT, EXTRAS_INSTALL, ROOT, TORCH_INSTALL, assert_error
 from conftest import run as conftest_run
 from common.checkpoint import load_checkpoint, save_checkpoint
 from common.cli import UserError
 from common.interface import load_model
-
-INSTALL = "pip install -r requirements-export.txt -r requirements-test.txt"
-
 
 def need(module):
     """An optional package: CI installs it (.ci/run), so there a missing one fails the test;
     elsewhere the test is skipped with the install line."""
     if os.environ.get("CI"):
         return importlib.import_module(module)
-    return pytest.importorskip(module, reason=f"needs {module}: {INSTALL}")
+    return pytest.importorskip(module, reason=f"needs {module}: {EXTRAS_INSTALL}")
 
 
 # Tolerances, each with where it comes from.
@@ -149,7 +146,14 @@ def picked(logp, ids):
     return logp[np.arange(len(ids) - 1), ids[1:]]
 
 
+# the optional package each direction of export.py imports (the way back reads safetensors too)
+EXPORT_NEEDS = {"torch": "safetensors.numpy", "onnx": "onnx"}
+
+
 def export_file(ckpt, to, out):
+    """export.py CKPT --to TO --out OUT, run in this process; the test is skipped first (with
+    the install line) when the package that direction needs is missing."""
+    need(EXPORT_NEEDS[to])
     assert export.main([str(ckpt), "--to", to, "--out", str(out)]) == 0
     return out
 
@@ -359,7 +363,7 @@ def test_torch_layout_follows_pytorch_equations(name, redrawn, tmp_path):
 
 @pytest.mark.parametrize("name", ["gist", "lstm2", "tied", "word"])
 def test_torch_itself_loads_strict_and_agrees(name, redrawn, tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=f"needs torch: {TORCH_INSTALL}")
     from safetensors.torch import load_file
     from torch import nn
 
@@ -598,34 +602,39 @@ def test_core_scripts_never_import_the_export_packages():
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
 
 
-# ----------------------------------------------------------------------------- README
+# ----------------------------------------------------------------------------- docs/export.md
 
-def readme_snippets():
-    """The fenced code blocks of the README's "Taking a model further": [(language, code)]."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        text = f.read()
-    section = text.split("## Taking a model further", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
+def page_snippets():
+    """The fenced code blocks of docs/export.md: [(language, code)]."""
+    with open(os.path.join(ROOT, "docs", "export.md"), encoding="utf-8") as f:
+        return re.findall(r"```(\w+)\n(.*?)```", f.read(), flags=re.S)
+
+
+def snippet(needle):
+    """The first block of docs/export.md whose code holds needle: (language, code)."""
+    found = [block for block in page_snippets() if needle in block[1]]
+    assert found, f"docs/export.md has no block with {needle!r}"
+    return found[0]
 
 
 def run_snippet(language, code, cwd, namespace):
-    """A README block as a user runs it: shell lines (python3 SCRIPT ... from the repository)
+    """A block of the page as a user runs it: shell lines (python SCRIPT ... from the repository)
     or Python executed in `namespace`, in the folder cwd. Returns the shell lines' stdout."""
     if language == "python":
-        exec(compile(code, "README.md", "exec"), namespace)
+        exec(compile(code, "docs/export.md", "exec"), namespace)
         return ""
     out = ""
     for line in code.strip().splitlines():
         words = shlex.split(line)
-        assert words[0] == "python3", line
+        assert words[0] in ("python", "python3"), line
         r = run(words[1], *words[2:], cwd=cwd)
         assert r.returncode == 0, f"{line}\n{r.stderr}"
         out += r.stdout
     return out
 
 
-def readme_folder(tmp_path, monkeypatch):
-    """A folder with the README's checkpoint out/rnnlm-corpus.npz: a 2-layer LSTM trained for 3
+def page_folder(tmp_path, monkeypatch):
+    """A folder with the page's checkpoint out/rnnlm-corpus.npz: a 2-layer LSTM trained for 3
     iterations on TEXT (every character of the snippets is in it), as the current folder."""
     (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
     r = run("rnnlm.py", "text.txt", "--out", "out/rnnlm-corpus.npz", "--cell", "lstm",
@@ -635,15 +644,14 @@ def readme_folder(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_readme_snippets_export_and_onnx_runtime(tmp_path, monkeypatch, capsys):
-    need("onnxruntime")
-    folder = readme_folder(tmp_path, monkeypatch)
-    blocks = readme_snippets()
-    assert [lang for lang, _ in blocks] == ["sh", "python", "python", "sh", "python"]
-    assert "wrote out/rnnlm-corpus.onnx" in run_snippet(*blocks[0], folder, {})
+def test_page_snippets_export_and_onnx_runtime(tmp_path, monkeypatch, capsys):
+    for module in ("safetensors.numpy", "onnx", "onnxruntime"):
+        need(module)
+    folder = page_folder(tmp_path, monkeypatch)
+    assert "wrote out/rnnlm-corpus.onnx" in run_snippet(*snippet("--to onnx"), folder, {})
     capsys.readouterr()
     namespace = {}
-    run_snippet(*blocks[4], folder, namespace)
+    run_snippet(*snippet("import onnxruntime"), folder, namespace)
     printed = capsys.readouterr().out
     assert len(printed) == len("The dog runs") + 1  # one likeliest character per input, "\n"
     ids, lp_sample = sample_logprobs("out/rnnlm-corpus.npz", "The dog runs")
@@ -651,14 +659,15 @@ def test_readme_snippets_export_and_onnx_runtime(tmp_path, monkeypatch, capsys):
                                rtol=0, atol=ONNX_TOL)
 
 
-def test_readme_snippets_torch_step_and_the_way_back(tmp_path, monkeypatch):
-    torch = pytest.importorskip("torch")
-    folder = readme_folder(tmp_path, monkeypatch)
-    blocks = readme_snippets()
+def test_page_snippets_torch_step_and_the_way_back(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch", reason=f"needs torch: {TORCH_INSTALL}")
+    for module in ("safetensors.numpy", "onnx"):
+        need(module)
+    folder = page_folder(tmp_path, monkeypatch)
     namespace = {}
-    for language, code in blocks[:3]:
-        run_snippet(language, code, folder, namespace)
-    said = run_snippet(*blocks[3], folder, {})
+    for needle in ("--to onnx", "safe_open(", "optimizer.step()"):  # export, load, one step
+        run_snippet(*snippet(needle), folder, namespace)
+    said = run_snippet(*snippet("--from-torch out/trained"), folder, {})
     assert "log-probability" in said
     # the brought-home checkpoint scores as the PyTorch model after its training step
     text, model = namespace["text"], namespace["model"]

@@ -10,7 +10,7 @@ import pytest
 from common import gist
 import rnnlm
 from common import models, optimizer
-from conftest import central_difference, rel_error
+from conftest import TORCH_INSTALL, central_difference, rel_error
 
 # Tolerances, each with where it comes from.
 GRAD_REL_ERR = 1e-6    # per-array ||ana - num|| / (||ana|| + ||num||): central differences with
@@ -270,7 +270,7 @@ def test_two_layer_lstm_copies_a_key_from_20_steps_back():
 
 
 def test_two_layer_lstm_matches_pytorch():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=f"needs torch: {TORCH_INSTALL}")
     V, D, H, N, T = 7, 5, 6, 3, 9
     rng = np.random.default_rng(23)
     model = models.Rnnlm(V, D, H, cell="lstm", num_layers=2, seed=24)

@@ -18,6 +18,7 @@ import pytest
 import visualize
 from common.vocabulary import Vocabulary
 from common.cli import run
+from conftest import BROWSER_INSTALL, EXTRAS_INSTALL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "v1")
@@ -569,7 +570,8 @@ def browser(tmp_path_factory):
     if webdriver is None or not chromium or not driver_path:
         if os.environ.get("CI"):
             pytest.fail("CI must install chromium, chromium-driver and selenium (.ci/run)")
-        pytest.skip("needs chromium, chromium-driver and selenium (see .ci/run)")
+        pytest.skip(f"needs chromium, chromium-driver and selenium: {BROWSER_INSTALL}; "
+                    f"{EXTRAS_INSTALL}")
     from selenium.webdriver.chrome.service import Service
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
