@@ -16,13 +16,12 @@ import os
 
 import numpy as np
 
-from common.checkpoint import (FORMAT_VERSION, check_fields, check_output_file, save_checkpoint,
-                               write_atomic)
+from common.checkpoint import (FORMAT_VERSION, check_fields, check_output_file, same_file,
+                               save_checkpoint, write_atomic)
 from common.cli import UserError, run
 from common.interface import KINDS, GistModel, load_model
 from common.models import layer_prefixes
 from common.time_layers import CELLS
-from common.training import same_file
 from common.vocabulary import Vocabulary, check_file, counts_key
 
 INSTALL = "pip install -r requirements-export.txt"

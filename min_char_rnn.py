@@ -18,6 +18,7 @@ from common.checkpoint import check_arrays
 from common.cli import UserError, nonnegative_int, positive_float, positive_int
 from common.gist import PARAM_NAMES, Params, evaluate, init_params, lossFun, num_params, sample
 from common.interface import GistModel, generator
+from common.vocabulary import split_ids
 
 DEFAULT_INPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "corpus.txt")
 DEFAULTS = GistModel.defaults()  # the gist's hidden_size 100, seq_length 25, learning_rate 0.1
@@ -26,7 +27,10 @@ DEFAULTS = GistModel.defaults()  # the gist's hidden_size 100, seq_length 25, le
 def build_parser():
     ap, model = training.trainer_parser(
         "Train Karpathy's min-char-rnn (tanh RNN, Adagrad) on a text file.",
-        "default: the bundled data/corpus.txt, or the input stored in the --resume checkpoint")
+        "default: the bundled data/corpus.txt, or the input stored in the --resume checkpoint",
+        "  python min_char_rnn.py                       # the bundled corpus, until Ctrl-C\n"
+        "  python min_char_rnn.py mytext.txt --time-budget 60 --seed 1\n"
+        "  python min_char_rnn.py --resume out/min_char_rnn-mytext.npz --max-iters 20000")
     training.add_sizes(model, DEFAULTS, (
         ("--hidden-size", positive_int, "hidden units H"),
         ("--seq-length", positive_int, "characters per stream per iteration, T"),
@@ -59,7 +63,7 @@ def load_data(argv):
         args.out = os.path.join("out", f"min_char_rnn-{training.input_stem(args.input)}.npz")
     meta = resumed and resumed[1]
     vocab, ids, counts, files = training.load_corpus(args, "char", meta, init and init[1])
-    train, val = training.split_ids(ids, args.val_fraction, "character")
+    train, val = split_ids(ids, args.val_fraction, "character")
     B, T = args.batch_size, args.seq_length
     if len(train) // B < T + 1:
         raise UserError(
@@ -70,7 +74,7 @@ def load_data(argv):
     run = training.Run(args, "char", meta)  # checks --out and --log before any training
     training.print_start(f"data has {len(ids)} characters, {V} unique ({len(train)} train, "
                          f"{len(val)} validation); {num_params(V, args.hidden_size)} parameters.",
-                         args)
+                         args, GistModel)
     eval_ids = val[:args.eval_max_chars or len(val)]  # what each validation reads
     return args, run, resumed, init, vocab, counts, train[:B * S].reshape(B, S), eval_ids, files
 
@@ -132,7 +136,7 @@ def main(argv=None):
             hprev = np.zeros((H, B), dtype=params.flat.dtype)  # reset RNN memory
             p = 0  # go from start of data
         inputs, targets = streams[:, p:p + T], streams[:, p + 1:p + T + 1]  # (B, T) each
-        print_now = run.report.print_due(n)  # every --sample-every iterations, or by the clock
+        print_now = run.print_due(n)  # every --sample-every iterations, or by the clock
         if print_now:  # sample from the model now and then
             sample_ix = sample(params, hprev[:, :1], inputs[:1, 0], rng)
             txt = "".join(ix_to_char[ix[0]] for ix in itertools.islice(sample_ix, args.sample_length))
@@ -148,8 +152,8 @@ def main(argv=None):
         run.check(float(params.flat.max()) + float(params.flat.min()), "the weights", n)  # NaN, inf
         p += T  # move data pointer
         n += 1  # iteration counter
-        run.report.progress(n, B * T, lambda: f"loss {smooth_loss:.3f}")
-        finished = run.finished(n)  # --max-iters
+        run.progress(n, B * T, lambda: f"loss {smooth_loss:.3f}")
+        finished = run.finished(n)  # --max-iters or --time-budget
         if len(eval_ids) and (finished or run.eval_due(n)):
             nats, count, _ = evaluate(params, eval_ids)
             run.validated(n, nats / count, save, val_bits_per_char=nats / count / math.log(2))

@@ -11,7 +11,6 @@ References:
 import itertools
 import math
 import os
-import time
 
 import numpy as np
 from tqdm import tqdm
@@ -24,7 +23,7 @@ from common.interface import LayerModel, generator
 from common.optimizer import OPTIMIZERS, Adam, clip_grads
 from common.time_layers import CELLS
 from common.training import perplexity
-from common.vocabulary import EOS
+from common.vocabulary import EOS, split_ids
 
 DEFAULTS = LayerModel.defaults()  # ch.5's batch 10, wordvec 100, hidden 100, time 5, lr 0.1
 DIVERGED_HINT = "try a smaller --learning-rate or --max-grad-norm"  # when the loss is not finite
@@ -34,7 +33,11 @@ def build_parser():
     """The command line: every option with a type, a default and its unit."""
     ap, model = training.trainer_parser(
         "Train the book's RNN language model (DLFS2 ch.5-6) on a text file.",
-        "required unless --resume, which reuses the stored input")
+        "required unless --resume, which reuses the stored input",
+        "  python rnnlm.py data/corpus.txt --max-iters 3000        # chapter 5's model and loop\n"
+        "  python rnnlm.py mytext.txt --cell lstm --num-layers 2 --optimizer adam \\\n"
+        "      --learning-rate 0.003 --dropout 0.1 --time-budget 120\n"
+        "  python rnnlm.py words.txt --level word --cell gru --max-epochs 20")
     d = DEFAULTS
     model.add_argument("--level", choices=("char", "word"), default=d["level"],
                        help="tokens: characters (default), or whitespace-separated words with "
@@ -56,7 +59,8 @@ def build_parser():
     model.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=d["optimizer"],
                        help="sgd (default, as ch.5), adagrad or adam")
     model.add_argument("--lr-decay", choices=("none", "cosine", "plateau"), default=d["lr_decay"],
-                       help="none (default); cosine to 0.1 x over --decay-iters; plateau: divide "
+                       help="none (default); cosine to 0.1 x over --decay-iters (or, without them, "
+                            "over --time-budget's seconds: not resumable exactly); plateau: divide "
                             "by 4 when a validation loss is not the best so far (ch.6)")
     model.add_argument("--decay-iters", type=positive_int, default=d["decay_iters"],
                        help="iterations of the cosine decay (default: the run's --max-iters or "
@@ -75,10 +79,6 @@ def add_run_control(run):
     run.add_argument("--max-epochs", type=nonnegative_int, default=None,
                      help="stop after this many epochs of len // (N * T) iterations (default: no "
                           "limit; the book runs 100); with neither limit, run until interrupted")
-    run.add_argument("--time-budget", type=nonnegative_float, default=0,
-                     help="stop after this many seconds of training, evaluation and saving not "
-                          "counted (default 0: no limit); with --lr-decay cosine and no "
-                          "--decay-iters the decay follows this clock (not resumable exactly)")
     run.add_argument("--eval-every-seconds", type=nonnegative_float, default=0,
                      help="also evaluate every this many seconds of training (default 0: off)")
     run.add_argument("--out", default=None, help="checkpoint file (default: out/rnnlm-<input "
@@ -102,7 +102,7 @@ def load_data(argv):
         args.out = os.path.join("out", f"rnnlm-{training.input_stem(args.input)}.npz")
     meta = resumed and resumed[1]
     vocab, ids, counts, files = training.load_corpus(args, args.level, meta, init and init[1])
-    train, val = training.split_ids(ids, args.val_fraction, vocab.unit_name)
+    train, val = split_ids(ids, args.val_fraction, vocab.unit_name)
     N, T, unit = args.batch_size, args.seq_length, vocab.unit_name + "s"
     if (len(train) - 1) // N < T:
         raise UserError(
@@ -114,7 +114,7 @@ def load_data(argv):
     training.print_start(
         f"data has {len(ids)} {vocab.unit}s, {len(vocab)} unique ({len(train)} train, "
         f"{len(val)} validation); {iterations_per_epoch(args, train)} iterations per epoch; "
-        f"{sum(math.prod(s) for s in shapes.values())} parameters.", args)
+        f"{sum(math.prod(s) for s in shapes.values())} parameters.", args, LayerModel)
     return args, run, resumed, init, vocab, counts, train, val, files
 
 
@@ -239,8 +239,8 @@ def main(argv=None):
     xs, ts = train[:-1], train[1:]  # the book's inputs and their next tokens
     model, optimizer, state, drop_rng, sample_rng = build(args, len(vocab), resumed, init)
     lm = LayerModel(model, vocab)  # the model as sample.py sees it: evaluating, sampling
-    k, lr_now, total_loss, loss_count, train_seconds = (
-        state["k"], state["lr"], state["epoch_loss_sum"], state["epoch_loss_count"], 0.0)
+    k, lr_now, total_loss, loss_count = (
+        state["k"], state["lr"], state["epoch_loss_sum"], state["epoch_loss_count"])
 
     def save(path):
         run.save(path, checkpoint_arrays(model, optimizer, N), {
@@ -254,27 +254,25 @@ def main(argv=None):
     finished = run.begin(k, iteration_limit(args, iters_per_epoch))
     while not finished:
         x, t = get_batch(xs, ts, N, T, k)  # (N, T), (N, T)
-        print_now = run.report.print_due(k)  # every --sample-every iterations, or by the clock
+        print_now = run.print_due(k)  # every --sample-every iterations, or by the clock
         if print_now:
             print_sample(lm, x[0, 0], args.sample_length, sample_rng)
-        t_start = time.perf_counter()
         loss = float(model.forward(x, t))
         run.check(loss, "the loss", k)
         model.backward()
-        lr_now = scheduled_lr(args, k, lr_now, train_seconds)
+        lr_now = scheduled_lr(args, k, lr_now, run.train_seconds)
         update(model, optimizer, args, lr_now)
-        train_seconds += time.perf_counter() - t_start
         total_loss, loss_count = total_loss + loss, loss_count + 1
         run.report.trained(k, loss, loss=loss, perplexity=perplexity(loss), lr=lr_now)
         if print_now:
             run.report.print_recent_loss(k)  # iter k, loss: mean since the last such line, perplexity
         k += 1
-        run.report.progress(k, N * T, lambda: f"loss {loss:.3f}, ppl {perplexity(loss):.2f}")
+        run.progress(k, N * T, lambda: f"loss {loss:.3f}, ppl {perplexity(loss):.2f}")
         if k % iters_per_epoch == 0:  # the book's per-epoch line: perplexity = exp(mean loss)
             total_loss, loss_count = print_epoch(k, iters_per_epoch, total_loss, loss_count)
-        finished = run.finished(k, train_seconds)  # the iteration limit or --time-budget
-        if len(val) and (finished or run.eval_due(k, train_seconds)):
-            lr_now = validate(run, lm, val, k, save, lr_now, train_seconds)
+        finished = run.finished(k)  # the iteration limit or --time-budget
+        if len(val) and (finished or run.eval_due(k)):
+            lr_now = validate(run, lm, val, k, save, lr_now)
             finished = finished or run.out_of_patience  # --patience: no new best for a while
         if finished or run.save_due(k):
             save(args.out)
@@ -283,14 +281,14 @@ def main(argv=None):
     return run.finish(k)
 
 
-def validate(run, lm, val, k, save, lr_now, train_seconds):
+def validate(run, lm, val, k, save, lr_now):
     """The validation loss after k iterations, as its own stream (training's carried state is
     put back after); returns the learning rate, divided by 4 under --lr-decay plateau when the
     loss is not the best so far (ch.6's rule)."""
     train_state = lm.model.get_state()
     nats, count, _ = lm.evaluate(val)
     lm.model.set_state(train_state)
-    if not run.validated(k, nats / count, save, train_seconds=train_seconds) \
+    if not run.validated(k, nats / count, save, train_seconds=run.train_seconds) \
             and run.args.lr_decay == "plateau":
         lr_now /= 4.0
         tqdm.write(f"iter {k}: learning rate now {lr_now:g}")

@@ -26,9 +26,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402 (after the thread settings)
 
 from common import cli  # noqa: E402
-from common.checkpoint import check_output_file, write_atomic  # noqa: E402
+from common.checkpoint import check_not_read, check_output_file, write_atomic  # noqa: E402
 from common.interface import NOT_FINITE, load_model  # noqa: E402
-from common.training import check_not_read  # noqa: E402
 from common.vocabulary import read_text, shown  # noqa: E402
 
 # What is not printed as it comes (several samples, --json, --beam, --output) is held until the
@@ -60,9 +59,13 @@ def read_argument_text(value, encoding, what):
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(description="Generate text from a checkpoint, or score a text. "
-                                 "Reads the checkpoints of both trainers, min_char_rnn.py and "
-                                 "rnnlm.py.")
+    ap = argparse.ArgumentParser(
+        description="Generate text from a checkpoint, or score a text. Reads the checkpoints of "
+                    "both trainers, min_char_rnn.py and rnnlm.py.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="examples:\n"
+        "  python sample.py out/min_char_rnn-corpus.npz --start \"The \" --temperature 0.8\n"
+        "  python sample.py out/min_char_rnn-corpus.npz --score \"The dog runs.\" --per-char\n"
+        "  python sample.py out/min_char_rnn-corpus.npz --info")
     ap.add_argument("checkpoint", help="a checkpoint (.npz) written by either trainer: "
                     "min_char_rnn.py (the gist's model) or rnnlm.py (RNN, LSTM or GRU, "
                     "characters or words)")
@@ -74,8 +77,9 @@ def build_parser():
                      help="samples generated side by side as one batch (default 1); all but "
                           "one printed live are held until the end, so --num-samples x "
                           f"--length is at most {MAX_HELD_TOKENS} then")
-    gen.add_argument("--seed", type=cli.nonnegative_int, default=0,
-                     help="random seed: the same seed gives the same text (default 0)")
+    gen.add_argument("--seed", type=cli.nonnegative_int, default=None,
+                     help="random seed: the same seed gives the same text (default: a new one "
+                          "each run, printed on stderr so that --seed repeats the sample)")
     gen.add_argument("--start", default=None,
                      help="text to prime the model with (printed, then continued); FILE:path "
                           "reads it from a file. Without it, the first character is drawn from "
@@ -100,6 +104,12 @@ def build_parser():
                           "all or nothing; a device or a FIFO is written in place); an existing "
                           "file is kept unless --force")
     gen.add_argument("--force", action="store_true", help="let --output replace a file")
+    add_score_options(ap)
+    return ap
+
+
+def add_score_options(ap):
+    """The options of scoring a text, and those both uses share (--json, --info, --encoding)."""
     sc = ap.add_argument_group("score")
     sc.add_argument("--score", default=None,
                     help="report the log-probability of this text: every character after the "
@@ -108,7 +118,8 @@ def build_parser():
                     help=f"score the contents of this file (at most {MAX_TEXT_BYTES} bytes)")
     sc.add_argument("--per-char", action="store_true",
                     help="with --score or --score-file: one row per predicted token (position, "
-                         "token, log-probability in nats and bits, rank, top 3 guesses) before "
+                         "token, log-probability in nats and in bits (log2_prob), rank, top 3 "
+                         "guesses) before "
                          "the totals; TSV with a header, or JSON lines with --json")
     ap.add_argument("--json", action="store_true",
                     help="JSON: the scores as one object (--per-char: rows as JSON lines "
@@ -123,7 +134,6 @@ def build_parser():
                          "and scores the rest, saying how many were skipped (tokens_skipped)")
     ap.add_argument("--encoding", default="utf-8", help="encoding of FILE: arguments and "
                     "--score-file (default utf-8)")
-    return ap
 
 
 def check_options(args):
@@ -337,6 +347,9 @@ def check_held(args, vocab):
 def generate(model, args, out):
     """Generate --num-samples samples and print them to out (one stream: as they come)."""
     check_held(args, model.vocab)
+    drawn = args.seed is None and args.temperature and not args.beam  # a new sample each run
+    if drawn:
+        args.seed = cli.new_seed()
     rng = np.random.default_rng(args.seed)
     state, seed_ix, prefix, n = start_state(model, args, rng)
     K = len(seed_ix)
@@ -364,6 +377,8 @@ def generate(model, args, out):
         if args.beam:
             print(f"beam search, width {args.beam}: log-probability {log_prob:.4f} nats over "
                   f"{len(s.kept_ids())} predicted {model.vocab.unit_name}s", file=sys.stderr)
+    if drawn and sys.stderr.isatty():  # said where a person reads it, not into a pipe or a file
+        print(f"seed {args.seed} (--seed {args.seed} repeats this sample)", file=sys.stderr)
     return 0
 
 
@@ -417,12 +432,12 @@ def print_per_token(model, ids, as_json, out):
     """The --per-char rows: TSV with a header, or JSON lines."""
     tokens = model.tokens
     if not as_json:
-        out.write("\t".join(["pos", "token", "log_prob", "bits", "rank"] + [
+        out.write("\t".join(["pos", "token", "log_prob", "log2_prob", "rank"] + [
             f"{name}{i}" for i in range(1, TOP_GUESSES + 1) for name in ("top", "p")]) + "\n")
     for pos, target, lp, rank, top in per_token_rows(model, ids):
         if as_json:
             out.write(cli.json_line(pos=pos, token=tokens[target], log_prob=lp,
-                                    bits=lp / math.log(2), rank=rank,
+                                    log2_prob=lp / math.log(2), rank=rank,
                                     top=[[tokens[i], p] for i, p in top]))
             continue
         guesses = [cell for i, p in top for cell in (escaped(tokens[i]), f"{p:.6f}")]

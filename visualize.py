@@ -18,11 +18,10 @@ import sys
 
 import numpy as np
 
-from common.checkpoint import check_output_file, write_atomic
+from common.checkpoint import check_not_read, check_output_file, write_atomic
 from common.cli import UserError, positive_int, run
 from common.interface import NOT_FINITE, load_model
-from common.training import check_not_read, split_ids
-from common.vocabulary import read_corpus, read_text
+from common.vocabulary import read_corpus, read_text, split_ids
 
 GATES = ("f", "i", "o", "z", "r")  # sigmoids in 0..1: LSTM forget/input/output, GRU update/reset
 SATURATED_LOW, SATURATED_HIGH = 0.1, 0.9  # the paper's thresholds for a left / right saturated gate

@@ -336,3 +336,22 @@ def sibling(path, tag):
     """out/model.npz -> out/model.<tag>.npz (the best and previous checkpoints live beside it)."""
     stem = path[:-4] if path.endswith(".npz") else path
     return f"{stem}.{tag}.npz"
+
+
+def same_file(a, b):
+    """a and b name one file: the same real path, or one existing file under two names."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either does not exist (yet)
+        return False
+
+
+def check_not_read(path, what, reads):
+    """A UserError unless output `path` (named by option `what`) is none of the files the run
+    reads, reads: [(option, path or None)]; symlinks and other spellings included."""
+    for other, other_path in reads:
+        if other_path and same_file(path, other_path):
+            raise UserError(f"{what} {path} is the same file as {other} {other_path}: choose "
+                            f"another {what}")

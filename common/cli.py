@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import sys
 
 
@@ -98,3 +99,9 @@ def json_line(**fields):
     """One strict JSON-lines record, newline included; non-finite numbers become null."""
     return json.dumps({k: finite_or_none(v) for k, v in fields.items()}, ensure_ascii=False,
                       allow_nan=False) + "\n"
+
+
+def new_seed():
+    """A seed for a run given none: from the operating system's entropy, below a million so that
+    it is short to type back as --seed."""
+    return secrets.randbelow(10 ** 6)

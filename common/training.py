@@ -16,9 +16,10 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from common.checkpoint import FORMAT_VERSION, prepare_output, save_checkpoint, sibling
-from common.cli import UserError, fraction, json_line, nonnegative_int, positive_int
-from common.cli import given_options as cli_given
+from common.checkpoint import FORMAT_VERSION, prepare_output, same_file, save_checkpoint, sibling
+from common.cli import (UserError, fraction, json_line, nonnegative_float, nonnegative_int,
+                        positive_int)
+from common.cli import given_options as cli_given, new_seed
 from common.interface import read_checkpoint
 from common.vocabulary import Vocabulary, corpus_paths, counts_key, input_files, read_corpus
 
@@ -27,6 +28,8 @@ HISTORY_RECORDS = 1000  # at most about this many loss-history records per check
 # iterations a second, so a sample every 100 iterations would be tens of lines a second.
 PRINT_SECONDS = 5.0  # a sample and a loss line about this often, unless --sample-every N
 PRINT_SHARE = 10  # ... or less often, so that printing takes at most about 1/10 of the time
+EVAL_SECONDS = 5.0  # a validation about this often, unless --eval-every N ...
+EVAL_SHARE = 10  # ... or less often, so that validating takes at most about 1/10 of the time
 PLAIN_PROGRESS_SECONDS = 30.0  # with no terminal (no bar), a plain progress line about this often
 STALE_NOTICE = 3  # validations in a row without a new best before the one overfitting notice
 
@@ -61,10 +64,11 @@ def open_log(path):
 
 
 
-def trainer_parser(description, input_help):
-    """A trainer's command line: its description, the INPUT files, and the group of options
-    stored in the checkpoint -> (parser, that group)."""
-    ap = argparse.ArgumentParser(description=description)
+def trainer_parser(description, input_help, examples):
+    """A trainer's command line: its description, the INPUT files, the group of options stored
+    in the checkpoint, and examples at the end of --help -> (parser, that group)."""
+    ap = argparse.ArgumentParser(description=description, epilog="examples:\n" + examples,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("input", nargs="*", help="UTF-8 text files or folders (their files) to train "
                     f"on, joined in sorted path order ({input_help})")
     return ap, ap.add_argument_group("model, data and optimiser (stored in the checkpoint)")
@@ -89,8 +93,9 @@ def add_data_options(group, seed_use, defaults):
                        help="fraction of the tokens, from the end of the text, held out for "
                             f"validation (default {defaults['val_fraction']}; 0 trains on all of "
                             "it, as the gist)")
-    group.add_argument("--seed", type=nonnegative_int, default=defaults["seed"],
-                       help=f"seed for {seed_use} (default {defaults['seed']})")
+    group.add_argument("--seed", type=nonnegative_int, default=None,
+                       help=f"seed for {seed_use} (default: a new one each run, printed so that "
+                            "--seed repeats the run)")
     group.add_argument("--encoding", default=defaults["encoding"],
                        help=f"text encoding of INPUT (default {defaults['encoding']})")
 
@@ -103,8 +108,13 @@ def add_run_options(run):
                           "must hold every token of INPUT) with a fresh optimiser and position")
     run.add_argument("--save-every", type=nonnegative_int, default=1000,
                      help="save a checkpoint every N iterations (default 1000; 0: only at the end)")
-    run.add_argument("--eval-every", type=nonnegative_int, default=1000,
-                     help="validation loss every N iterations (default 1000; 0: only at the end)")
+    run.add_argument("--eval-every", type=nonnegative_int, default=None,
+                     help="validation loss every N iterations (default: by the clock, about every "
+                          f"{EVAL_SECONDS:g} seconds, less often if validating would take over a "
+                          "tenth of the time; 0: only at the end)")
+    run.add_argument("--time-budget", type=nonnegative_float, default=0,
+                     help="stop after this many seconds of training, validation and saving not "
+                          "counted (default 0: no limit)")
     run.add_argument("--log", default=None, help="append JSON lines of training figures here")
     run.add_argument("--log-every", type=nonnegative_int, default=100,
                      help="write a --log line every N iterations (default 100; 0: never)")
@@ -140,11 +150,6 @@ def resume_run(args, given, cls):
     return arrays, meta
 
 
-def check_val_split(val, val_fraction, unit="characters"):
-    """A validation split, when asked for, must hold at least 2 tokens to predict one."""
-    if val_fraction > 0 and len(val) < 2:
-        raise UserError(f"the validation split has {len(val)} {unit}, too few to evaluate: "
-                        "raise --val-fraction or use --val-fraction 0")
 
 
 def stored_inputs(meta, path):
@@ -194,11 +199,15 @@ def start_options(parser, argv, cls):
                         "weights), not both")
     if args.resume is not None:
         return args, resume_run(args, given, cls), None
+    init = None
     if args.init_from is not None:
         arrays, meta, _ = read_checkpoint(args.init_from, kinds=(cls.kind,))
         take_stored(args, given, meta, cls.SHAPE_OPTIONS, args.init_from)
-        return args, None, (arrays, meta)
-    return args, None, None
+        init = (arrays, meta)
+    args.seed_drawn = args.seed is None  # a new run each time, as the gist's (printed to repeat)
+    if args.seed_drawn:
+        args.seed = new_seed()
+    return args, None, init
 
 
 def take_stored(args, given, meta, names, path):
@@ -248,19 +257,16 @@ def data_meta(cls, vocab, counts, args, files):
             **input_meta(files)}
 
 
-def print_start(data_line, args):
-    """The first lines of a run: what the data holds, then the resolved options."""
+def print_start(data_line, args, cls):
+    """The first lines of a run: what the data holds, then the run-defining options of the kind
+    (class cls) as resolved, and where the checkpoint goes."""
     print(data_line)
-    print("options: " + ", ".join(f"{k}={v}" for k, v in vars(args).items()))
+    print("options: " + ", ".join(f"{name}={getattr(args, name)}" for name in cls.OPTIONS)
+          + f"; out={args.out}")
+    if getattr(args, "seed_drawn", False):
+        print(f"seed {args.seed} was drawn for this run: --seed {args.seed} repeats it")
 
 
-def split_ids(ids, val_fraction, unit_name):
-    """ids -> (train, val): the last val_fraction held out; a split asked for must hold at
-    least 2 tokens to predict one."""
-    split = int(len(ids) * (1 - val_fraction))
-    train, val = ids[:split], ids[split:]
-    check_val_split(val, val_fraction, unit_name + "s")
-    return train, val
 
 
 def perplexity(loss):
@@ -295,23 +301,8 @@ def check_paths(args):
                                 "choose another --out or --log")
 
 
-def same_file(a, b):
-    """a and b name one file: the same real path, or one existing file under two names."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # either does not exist (yet)
-        return False
 
 
-def check_not_read(path, what, reads):
-    """A UserError unless output `path` (named by option `what`) is none of the files the run
-    reads, reads: [(option, path or None)]; symlinks and other spellings included."""
-    for other, other_path in reads:
-        if other_path and same_file(path, other_path):
-            raise UserError(f"{what} {path} is the same file as {other} {other_path}: choose "
-                            f"another {what}")
 
 
 class History:
@@ -352,6 +343,32 @@ def diverged(what, k, hint="try a smaller --learning-rate"):
                      f"untouched; {hint}", 1)
 
 
+class Clock:
+    """When something recurring (a printed sample, a validation) is due: at the first ask if
+    at_start, then once `seconds` have passed since the last one ended, or `share` times its
+    duration if that is longer, so that it takes at most about 1/share of the run's time."""
+
+    def __init__(self, seconds, share, at_start):
+        self.seconds, self.share, self.at_start = seconds, share, at_start
+        self.interval, self.busy = seconds, False  # busy: the last ask said yes
+        self.t_last = None if at_start else time.perf_counter()
+
+    def start(self):
+        """Count from now (a loop begins)."""
+        self.t_last = None if self.at_start else time.perf_counter()
+
+    def due(self):
+        now = time.perf_counter()
+        if self.busy:  # the interval starts after the event, and is longer after a slow one
+            # (the event plus one iteration)
+            self.interval = max(self.seconds, self.share * (now - self.t_last))
+            self.t_last, self.busy = now, False
+        if self.t_last is None or now - self.t_last >= self.interval:
+            self.t_last, self.busy = now, True
+            return True
+        return False
+
+
 class EvalClock:
     """--eval-every-seconds: due() is True once each time training time passes the next multiple
     of `every` seconds (never when every is 0)."""
@@ -368,15 +385,23 @@ class EvalClock:
 
 class Checkpoints:
     """--out and the files beside it, checked before any training: none may be the input or
-    another of them, and the folder must take a file. A fresh run keeps the files an earlier run
-    left at --out and at its best as .prev and .prev.best, at its first save of each."""
+    another of them, and the folder must take a file. A fresh run keeps the run an earlier one
+    left at --out (and its best) as .prev (.prev.best), at its first save of each, unless the
+    run already kept there is longer: the longer of the two is kept, never silently lost."""
 
     def __init__(self, args, fresh):
         self.out, self.best = args.out, sibling(args.out, "best")
         check_paths(args)
         prepare_output(self.out)
-        self.keep_old = {self.out: sibling(self.out, "prev"),
-                         self.best: sibling(self.out, "prev.best")} if fresh else {}
+        self.keep_old = {}
+        if fresh and os.path.exists(self.out):
+            prev = sibling(self.out, "prev")
+            now, before = iterations_in(self.out), iterations_in(prev)
+            if before is not None and before > (now or 0):
+                print(f"{self.out} ({now or 0} iterations) will be replaced by this run; the "
+                      f"longer run kept before it ({before} iterations) stays in {prev}")
+            else:
+                self.keep_old = {self.out: prev, self.best: sibling(self.out, "prev.best")}
         self.saved = set()  # paths written by this run
 
     def save(self, path, arrays, meta):
@@ -386,6 +411,15 @@ class Checkpoints:
             tqdm.write(f"kept the previous {path} as {old}")
         save_checkpoint(path, arrays, meta)
         self.saved.add(path)
+
+
+def iterations_in(path):
+    """The iterations trained in the checkpoint at path, or None where there is none readable."""
+    try:
+        _, meta, cls = read_checkpoint(path)
+    except UserError:
+        return None
+    return meta[cls.iteration_key]
 
 
 class Reporter:
@@ -402,8 +436,7 @@ class Reporter:
         self.bar, self.describe, self.speed, self.total = None, None, None, None
         now = time.perf_counter()
         self.t_last, self.k_last, self.t_prev, self.t_plain = now, 0, now, now  # speed clock
-        self.t_print, self.printed = None, False  # when the last print began; one just made
-        self.interval = PRINT_SECONDS
+        self.print_clock = Clock(PRINT_SECONDS, PRINT_SHARE, at_start=True)
         with contextlib.suppress(AttributeError, ValueError):  # a pipe sees each line as it comes
             sys.stdout.reconfigure(line_buffering=True)
 
@@ -413,6 +446,7 @@ class Reporter:
                         mininterval=0.5)
         self.t_last = self.t_prev = self.t_plain = time.perf_counter()
         self.k_last, self.total = k, total
+        self.print_clock.start()
 
     def print_due(self, k):
         """Whether iteration k prints a sample and a loss line: every --sample-every iterations
@@ -420,15 +454,7 @@ class Reporter:
         PRINT_SHARE times the last print's duration, if longer) have passed since it ended."""
         if self.sample_every is not None:
             return self.sample_every > 0 and k % self.sample_every == 0
-        now = time.perf_counter()
-        if self.printed:  # the interval starts after the printing, and is longer after a slow
-            # one (a sample, plus this one iteration), so printing takes at most ~1/PRINT_SHARE
-            self.interval = max(PRINT_SECONDS, PRINT_SHARE * (now - self.t_print))
-            self.t_print, self.printed = now, False
-        if self.t_print is None or now - self.t_print >= self.interval:
-            self.t_print, self.printed = now, True
-            return True
-        return False
+        return self.print_clock.due()
 
     def print_recent_loss(self, k):
         """Print the mean training loss per token since the last such line, and its perplexity."""
@@ -549,8 +575,11 @@ class Run:
         self.files = Checkpoints(args, fresh=resumed_meta is None)
         self.report = Reporter(args, unit, meta)
         self.best = Best(self.files.best, unit, args.patience, meta)
-        self.eval_clock = EvalClock(getattr(args, "eval_every_seconds", 0))
+        self.eval_clock = Clock(EVAL_SECONDS, EVAL_SHARE, at_start=False)
+        self.train_clock = EvalClock(getattr(args, "eval_every_seconds", 0))
         self.stop, self.total = None, None  # the StopFlag and the iterations of a loop begun
+        # seconds spent in training iterations (from print_due to progress), for --time-budget
+        self.train_seconds, self.t_iteration = 0.0, None
         # wall-clock seconds of the runs before this one (none stored before this field existed)
         self.seconds_before = meta.get("train_seconds") or 0.0
         self.began = time.perf_counter()
@@ -562,13 +591,26 @@ class Run:
         self.began = time.perf_counter()
         self.total = total
         self.report.begin(k, total)
+        self.eval_clock.start()
         return self.finished(k)
 
-    def finished(self, k, train_seconds=0.0):
+    def print_due(self, k):
+        """An iteration begins (its training time counts from here): whether it prints a sample
+        and a loss line (Reporter.print_due)."""
+        self.t_iteration = time.perf_counter()
+        return self.report.print_due(k)
+
+    def progress(self, k, tokens_per_iter, describe):
+        """An iteration ended (k done): its time counts as training; the bar moves on."""
+        if self.t_iteration is not None:
+            self.train_seconds += time.perf_counter() - self.t_iteration
+        self.report.progress(k, tokens_per_iter, describe)
+
+    def finished(self, k):
         """Whether the run is done after k iterations: the total given to begin() reached, or
-        --time-budget seconds of training spent (train_seconds, evaluations not counted)."""
-        budget = getattr(self.args, "time_budget", 0)
-        return (self.total is not None and k >= self.total) or bool(budget and train_seconds >= budget)
+        --time-budget seconds of training spent (validations and saves not counted)."""
+        budget = self.args.time_budget
+        return (self.total is not None and k >= self.total) or bool(budget and self.train_seconds >= budget)
 
     def check(self, value, what, k):
         """Stop with the divergence error when value (a loss) is NaN or infinite."""
@@ -576,11 +618,14 @@ class Run:
             self.report.close()
             raise diverged(f"{what} became {value}", k, self.hint)
 
-    def eval_due(self, k, train_seconds=0.0):
-        """Whether to validate after k iterations: every --eval-every, or by the clock of
-        --eval-every-seconds of training."""
-        every = self.args.eval_every
-        return self.eval_clock.due(train_seconds) or bool(every and k % every == 0)
+    def eval_due(self, k):
+        """Whether to validate after k iterations: every --eval-every iterations (0: only at the
+        end) or --eval-every-seconds of training when given; else by the clock, about every
+        EVAL_SECONDS, less often if validating would take over 1/EVAL_SHARE of the time."""
+        every, seconds = self.args.eval_every, getattr(self.args, "eval_every_seconds", 0)
+        if every is None and not seconds:
+            return self.eval_clock.due()
+        return self.train_clock.due(self.train_seconds) or bool(every and k % every == 0)
 
     def save_due(self, k):
         """Whether to save after k iterations: at a signal, or every --save-every."""

@@ -45,6 +45,9 @@ def decode_text(data, encoding="utf-8", path="input"):
         raise UserError(f"unknown encoding {encoding!r}: give a Python codec name, e.g. "
                         "--encoding latin-1") from None
     except UnicodeDecodeError as e:
+        if b"\0" in data[:8192]:  # text in any 8-bit encoding or UTF-8 has no NUL bytes
+            raise UserError(f"{path} looks like a binary file, not text (it holds NUL bytes): "
+                            "give a text file") from None
         raise UserError(f"{path} is not valid {encoding}: bad byte 0x{data[e.start]:02x} at byte "
                         f"offset {e.start}; if the file uses another encoding, pass it with "
                         "--encoding (e.g. --encoding cp949 or --encoding latin-1)") from None
@@ -358,3 +361,19 @@ def input_files(meta):
         isinstance(f, dict) and isinstance(f.get("name"), str) and type(f.get("size")) is int
         and isinstance(f.get("sha256"), str) for f in files)
     return files if ok else None
+
+
+def check_val_split(val, val_fraction, unit="characters"):
+    """A validation split, when asked for, must hold at least 2 tokens to predict one."""
+    if val_fraction > 0 and len(val) < 2:
+        raise UserError(f"the validation split has {len(val)} {unit}, too few to evaluate: "
+                        "raise --val-fraction or use --val-fraction 0")
+
+
+def split_ids(ids, val_fraction, unit_name):
+    """ids -> (train, val): the last val_fraction held out; a split asked for must hold at
+    least 2 tokens to predict one."""
+    split = int(len(ids) * (1 - val_fraction))
+    train, val = ids[:split], ids[split:]
+    check_val_split(val, val_fraction, unit_name + "s")
+    return train, val

@@ -61,7 +61,7 @@ REFERENCE_VOCAB_SIZES = {"A": 11, "B": 14, "C": 400}
 SMALL_TEXT = " ".join(f"{a}+{b}={a + b}" for a in range(8) for b in range(8))
 # A short run that still crosses data resets (S = 179 characters, T = 10), evaluations, samples
 # and saves; the hidden size is small so that it is fast.
-SMALL_RUN = ["--hidden-size", "16", "--seq-length", "10", "--batch-size", "2",
+SMALL_RUN = ["--hidden-size", "16", "--seq-length", "10", "--batch-size", "2", "--seed", "0",
              "--val-fraction", "0.1", "--eval-every", "10", "--sample-every", "10",
              "--sample-length", "20"]
 
@@ -102,7 +102,7 @@ def test_reference_losses_through_gist_reference(corpus):
 @pytest.mark.parametrize("corpus", ["A", "B", "C"])
 def test_reference_losses_through_cli(tmp_path, corpus):
     write_text(tmp_path / f"{corpus}.txt", CORPORA[corpus])
-    result = run(SCRIPT, [f"{corpus}.txt", "--val-fraction", "0", "--max-iters", "11",
+    result = run(SCRIPT, [f"{corpus}.txt", "--val-fraction", "0", "--max-iters", "11", "--seed", "0",
                       "--log", "log.jsonl", "--log-every", "1", "--sample-every", "0",
                       "--out", "tmp/x.npz"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -44,6 +44,19 @@ NOT_RUN = [
 # Lines of a page's output blocks that no shortening changes: each must be printed by a command
 # of that page (the data-size line and T ln V at iteration 0)
 CHECKED_OUTPUT = ("data has ", "iter 0, loss: ")
+# The gist's smoothed loss at iteration 0 is 0.999 T ln V + 0.001 loss_0, and at the gist's 0.01
+# initialisation loss_0 is within about 0.01 of T ln V whatever the (drawn) seed: the printed
+# figure moves by about 1e-5, so a shown figure within 1e-4 of the printed one is the same line
+FIRST_LOSS_TOL = 1e-4
+
+
+def same_first_loss(line, printed):
+    """Whether `line` is the gist's iteration-0 line ("iter 0, loss: 124.245336") and a printed
+    one gives the same figure to FIRST_LOSS_TOL."""
+    shown = re.fullmatch(r"iter 0, loss: ([0-9.]+)", line)
+    got = [re.fullmatch(r"iter 0, loss: ([0-9.]+)", x) for x in printed]
+    return bool(shown) and any(g and abs(float(g.group(1)) - float(shown.group(1))) <= FIRST_LOSS_TOL
+                               for g in got)
 MAX_README_LINES = 200  # a newcomer's five minutes
 # what pages for readers never say: tracker numbers, development history, machine stories, test
 # markers (\s keeps this file itself clear of the phrases)
@@ -350,5 +363,5 @@ def test_every_command_of_a_page_runs_on_a_fresh_copy(page, tmp_path):
     shown = [x for language, lines in blocks if runnable(language, lines) is None
              for x in lines if x.startswith(CHECKED_OUTPUT)]
     for line in shown:
-        assert line in printed, f"{page} shows {line!r}; its commands printed:\n" + \
-            "\n".join(printed[:40])
+        assert line in printed or same_first_loss(line, printed), \
+            f"{page} shows {line!r}; its commands printed:\n" + "\n".join(printed[:40])

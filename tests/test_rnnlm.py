@@ -71,7 +71,7 @@ def test_char_level_scores_goodbye_above_good_die(tmp_path):
 def test_resume_is_bitwise_exact(tmp_path):
     (tmp_path / "t.txt").write_text("".join(chr(97 + (i * i) % 11) for i in range(3000)),
                                     encoding="utf-8")
-    run_args = ["t.txt", "--cell", "lstm", "--num-layers", "2", "--dropout", "0.2",
+    run_args = ["t.txt", "--cell", "lstm", "--num-layers", "2", "--dropout", "0.2", "--seed", "0",
                 "--hidden-size", "12", "--wordvec-size", "12", "--tie-weights", "--optimizer",
                 "adam", "--learning-rate", "0.01", "--lr-decay", "cosine", "--decay-iters", "40",
                 "--max-grad-norm", "1", "--seq-length", "7", "--batch-size", "3",

@@ -818,7 +818,7 @@ def test_per_char_rows_match_softmax_and_add_up_to_the_totals(capsys, name):
         ref = lp[t - 1]  # (V,) the independent forward's log-probabilities after ids[:t]
         assert row["token"] == m.tokens[ids[t]]
         assert abs(row["log_prob"] - ref[ids[t]]) <= LOG_PROB_TOL * abs(ref[ids[t]])
-        assert abs(row["bits"] - ref[ids[t]] / math.log(2)) <= LOG_PROB_TOL * abs(row["bits"])
+        assert abs(row["log2_prob"] - ref[ids[t]] / math.log(2)) <= LOG_PROB_TOL * abs(row["log2_prob"])
         assert row["rank"] == 1 + int((ref > ref[ids[t]]).sum())
         best3 = np.argsort(-ref)[:3]
         assert [g[0] for g in row["top"]] == [m.tokens[i] for i in best3]
@@ -846,7 +846,7 @@ def test_per_char_tsv_escapes_and_adds_up(tmp_path, capsys):
     r = cli(capsys, path, "--score", text, "--per-char")
     assert r.returncode == 0, r.stderr
     header, *rows, total_line = r.stdout.splitlines()
-    assert header.split("\t") == ["pos", "token", "log_prob", "bits", "rank", "top1", "p1",
+    assert header.split("\t") == ["pos", "token", "log_prob", "log2_prob", "rank", "top1", "p1",
                                   "top2", "p2", "top3", "p3"]
     cells = [row.split("\t") for row in rows]
     assert all(len(c) == 11 for c in cells) and len(cells) == len(text) - 1

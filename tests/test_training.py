@@ -27,9 +27,11 @@ from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, ROOT, TINY, TRAIN, as
 # Only 8 of those symbols: a text --init-from can encode in GOOD_TEXT's vocabulary
 KNOWN_TEXT = "".join(f"{a}*{b}={a + b};" for a in range(4) for b in range(4)) * 3
 # Tiny models: H = 7, T = 6 (and D = 6, N = 2 for rnnlm), no samples; both with Adagrad memory
-TRAINERS = {"min_char_rnn.py": ["--hidden-size", "7", "--seq-length", "6", "--sample-every", "0"],
+# --seed 0: runs compared with each other start from the same weights
+TRAINERS = {"min_char_rnn.py": ["--hidden-size", "7", "--seq-length", "6", "--sample-every", "0",
+                                "--seed", "0"],
             "rnnlm.py": ["--hidden-size", "7", "--wordvec-size", "6", "--seq-length", "6",
-                         "--batch-size", "2", "--optimizer", "adagrad"]}
+                         "--batch-size", "2", "--optimizer", "adagrad", "--seed", "0"]}
 ITER_KEY = {"min_char_rnn.py": "n", "rnnlm.py": "k"}
 # One step's gradient computed twice, by the trainer and here from the same weights: the same
 # math in another order (gist_reference's one-hot products, or the same layers in-process), so
@@ -474,7 +476,7 @@ def assert_same_run(path_a, path_b, n):
         assert meta_a[key] == meta_b[key], key
 
 FILES_RUN = ["--hidden-size", "9", "--seq-length", "8", "--batch-size", "2", "--eval-every", "5",
-             "--sample-every", "0", "--max-iters", "12"]
+             "--sample-every", "0", "--max-iters", "12", "--seed", "0"]
 PART_A = " ".join(f"{a}*{b}" for a in range(9) for b in range(9)) + "\n"
 PART_B = "café " * 40  # a character the first file lacks: the vocabulary covers both
 
@@ -626,7 +628,7 @@ def test_word_level_files_join_with_nothing_between(tmp_path):
     D, H = 6, 5
     args = ["--level", "word", "--cell", "lstm", "--num-layers", "2", "--wordvec-size", D,
             "--hidden-size", H, "--batch-size", 2, "--seq-length", 3, "--max-iters", 6,
-            "--val-fraction", 0]
+            "--val-fraction", 0, "--seed", 0]
     results = {}
     for name, inputs in {"joined": ["joined.txt"], "folder": ["corpus"]}.items():
         results[name] = run("rnnlm.py", [*inputs, *args, "--out", f"{name}.npz"], tmp_path)
@@ -817,7 +819,8 @@ def make_run(tmp_path):
         text = write_text(tmp_path / "text.txt", TRAIN_PART)
         args = argparse.Namespace(input=[str(text)], resume=None, init_from=None,
                                   out=str(tmp_path / "model.npz"), log=None, log_every=0,
-                                  sample_every=sample_every, patience=patience)
+                                  sample_every=sample_every, patience=patience, time_budget=0,
+                                  eval_every=None, save_every=0)
         return training.Run(args, "char")
 
     yield make
