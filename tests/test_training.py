@@ -967,3 +967,72 @@ def test_frequent_validations_leave_the_figures_coming_and_out_of_the_speed(make
             run.validated(k, 2.0, lambda path: None)
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("progress:")]
     assert len(lines) >= 3 and all(x.endswith(", loss 1.0, 1.0k chars/s") for x in lines), lines
+
+
+def test_validation_follows_the_clock_unless_eval_every(make_run, clock):
+    """Without --eval-every: not at the start, then every EVAL_SECONDS (5 s), or EVAL_SHARE
+    (10) times the last validation's duration when that is longer; --eval-every N: exactly
+    every N iterations whatever the clock."""
+    run = make_run()
+    run.begin(0, None)
+    due = []
+    for k in range(1, 200):  # iterations of 0.125 simulated seconds (exact in binary)
+        clock.now += 0.125
+        if run.eval_due(k):
+            due.append(k)
+            clock.now += 1.0 if k == 81 else 0.0  # the second validation takes 1 s
+    assert training.EVAL_SECONDS == 5.0 and training.EVAL_SHARE == 10
+    # 5 s in; 5 s after the first ended (with the iteration after it); then 10 x (1 s + one
+    # iteration) = 11.25 s after the second: 90 iterations
+    assert due == [40, 81, 172], due
+    exact = make_run()
+    exact.args.eval_every = 7
+    exact.begin(0, None)
+    assert [k for k in range(1, 30) if exact.eval_due(k)] == [7, 14, 21, 28]
+
+
+@pytest.mark.parametrize("trainer", sorted(TRAINERS))
+def test_a_longer_earlier_run_survives_quick_reruns(trainer, tmp_path):
+    """A 12-iteration run, then two 2-iteration reruns at the same --out without --resume: the
+    first rerun keeps the long run as model.prev.npz; the second replaces only the short one
+    and says the long run stays in model.prev.npz."""
+    write_text(tmp_path / "corpus.txt", GOOD_TEXT)
+    opts = ["corpus.txt", *TRAINERS[trainer], "--eval-every", "0", "--out", "model.npz"]
+    run_ok(trainer, [*opts, "--max-iters", "12"], cwd=tmp_path)
+    long_run = (tmp_path / "model.npz").read_bytes()
+    run_ok(trainer, [*opts, "--max-iters", "2"], cwd=tmp_path)
+    assert (tmp_path / "model.prev.npz").read_bytes() == long_run
+    second = run_ok(trainer, [*opts, "--max-iters", "2", "--seed", "3"], cwd=tmp_path).stdout
+    assert (tmp_path / "model.prev.npz").read_bytes() == long_run
+    assert read_npz(tmp_path / "model.npz")[1]["options"]["seed"] == 3
+    assert "the longer run kept before it (12 iterations) stays in model.prev.npz" in second
+
+
+@pytest.mark.parametrize("trainer", sorted(TRAINERS))
+def test_time_budget_ends_a_run_without_max_iters(trainer, tmp_path):
+    """--time-budget 1 and no iteration limit: the run stops by itself after about a second of
+    training, validates and saves (not a timing test: only that it ends and says so)."""
+    write_text(tmp_path / "corpus.txt", GOOD_TEXT)
+    r = run_ok(trainer, ["corpus.txt", *TRAINERS[trainer], "--time-budget", "1", "--out", "m.npz"],
+               cwd=tmp_path)
+    assert "done: " in r.stdout and "val loss" in r.stdout
+    assert read_npz(tmp_path / "m.npz")[1][ITER_KEY[trainer]] > 0
+
+
+def test_a_run_without_seed_draws_one_and_prints_how_to_repeat_it(tmp_path):
+    """Two runs without --seed get their own seeds (weights differ); the printed --seed N
+    repeats the first run's weights exactly."""
+    write_text(tmp_path / "corpus.txt", GOOD_TEXT)
+    opts = ["corpus.txt", "--hidden-size", "7", "--seq-length", "6", "--sample-every", "0",
+            "--max-iters", "3", "--eval-every", "0"]
+    seeds = []
+    for name in ("a", "b"):
+        out = run_ok("min_char_rnn.py", [*opts, "--out", f"{name}.npz"], cwd=tmp_path).stdout
+        found = re.search(r"^seed (\d+) was drawn for this run: --seed \1 repeats it$", out, re.M)
+        assert found, out
+        seeds.append(int(found.group(1)))
+    assert seeds[0] != seeds[1]  # two draws below a million: equal once in a million runs
+    run_ok("min_char_rnn.py", [*opts, "--seed", seeds[0], "--out", "again.npz"], cwd=tmp_path)
+    first, again = read_npz(tmp_path / "a.npz")[0], read_npz(tmp_path / "again.npz")[0]
+    assert all(np.array_equal(first[n], again[n]) for n in PARAM_NAMES)
+    assert not np.array_equal(first["Whh"], read_npz(tmp_path / "b.npz")[0]["Whh"])

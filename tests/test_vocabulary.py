@@ -72,6 +72,14 @@ def test_non_utf8_names_offset_and_encoding_then_latin1_trains(tmp_path, good):
     assert "\u00e9" in meta["vocab"], "latin-1 byte 0xe9 should be the character U+00E9"
 
 
+def test_a_binary_file_is_named_as_such(tmp_path, good):
+    """An executable's first bytes (NUL bytes and invalid UTF-8): the error says it is not text
+    rather than suggesting another --encoding."""
+    write_bytes(tmp_path / "prog", b"\x7fELF\x02\x01\x01\x00\x00\x00\xff\xfe" * 20)
+    message = train_fails(tmp_path, good, ["prog", *TINY], 2, "binary file")
+    assert "--encoding" not in message
+
+
 def test_leading_bom_is_dropped(tmp_path):
     write_text(tmp_path / "bom.txt", "\ufeff" + GOOD_TEXT)
     result = run(TRAIN, ["bom.txt", *TINY, "--max-iters", "2", "--out", "bom.npz"], cwd=tmp_path)
