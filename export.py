@@ -16,13 +16,13 @@ import os
 
 import numpy as np
 
-from common.checkpoint import (FORMAT_VERSION, check_fields, check_output_file, same_file,
+from common.checkpoint import (FORMAT_VERSION, MAX_INT, check_fields, check_output, is_int,
                                save_checkpoint, write_atomic)
 from common.cli import UserError, run
-from common.interface import KINDS, GistModel, load_model
+from common.interface import KINDS, GistModel, LayerModel, load_model
 from common.models import layer_prefixes
 from common.time_layers import CELLS
-from common.vocabulary import Vocabulary, check_file, counts_key
+from common.vocabulary import SURROGATE, Vocabulary, check_file, counts_key
 
 INSTALL = "pip install -r requirements-export.txt"
 ONNX_OPSET = 17      # RNN, LSTM, GRU, Gather, Slice, Squeeze (axes as input) all exist here
@@ -127,7 +127,7 @@ def torch_tensors(m):
 
 def read_torch_file(path):
     """A safetensors file -> ({name: array}, metadata parsed from JSON), with one-line errors."""
-    check_file(path, "safetensors file")
+    check_file(path, "safetensors file", regular=True)
     st = optional("safetensors")
     optional("safetensors.numpy")
     try:
@@ -154,7 +154,7 @@ def read_torch_file(path):
     for key, text in raw.items():
         try:
             meta[key] = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise UserError(f"{path}: metadata {key!r} is not JSON text: {text[:40]!r}"
                             ) from None
     return tensors, meta
@@ -173,9 +173,12 @@ def layers_from_torch(path, tensors, meta):
         raise UserError(f"{path}: metadata cell {cell!r} is not \"rnn\" or \"lstm\"")
     check_tokens(path, tokens, level)
     L, D, H = (meta[k] for k in ("num_layers", "wordvec_size", "hidden_size"))
-    if not all(type(n) is int and n > 0 for n in (L, D, H)):
+    if not all(is_int(1)(n) for n in (L, D, H)):
         raise UserError(f"{path}: metadata num_layers, wordvec_size and hidden_size must be "
                         "positive integers")
+    if not LayerModel.OPTIONS["num_layers"][1](L):  # before any tensor name is made from L
+        raise UserError(f"{path}: metadata num_layers = {L} is more layers than a trainer "
+                        "makes (at most 64)")
     G, V = len(CELLS[cell].gates), len(tokens)
     shapes = {"embed.weight": (V, D)}
     for l in range(L):
@@ -187,8 +190,8 @@ def layers_from_torch(path, tensors, meta):
     counts = meta.get("token_counts")
     if counts is None:
         counts = [1] * V  # a file without counts: the first sampled token is drawn uniformly
-    elif not (isinstance(counts, list) and len(counts) == V and sum(counts) > 0
-              and all(type(c) is int and c >= 0 for c in counts)):
+    elif not (isinstance(counts, list) and len(counts) == V and all(is_int()(c) for c in counts)
+              and 0 < sum(counts) <= MAX_INT):
         raise UserError(f"{path}: metadata token_counts must be a list of {V} counts (integers "
                         ">= 0), one per token; or leave it out")
     order, notes = TORCH_GATES[cell], []
@@ -280,6 +283,9 @@ def check_tokens(path, tokens, level):
     if not ok:
         raise UserError(f"{path}: metadata vocab must be a JSON list of the model's "
                         "tokens in order (sorted single characters, or words)")
+    if any(SURROGATE.search(t) for t in tokens):  # not a character: never in a text read
+        raise UserError(f"{path}: metadata vocab holds a lone surrogate (U+D800 to U+DFFF), "
+                        "which is not a character")
 
 
 def check_tensors(path, tensors, shapes):
@@ -379,12 +385,11 @@ def onnx_wrap(onnx, m, nodes, inits):
 # ----------------------------------------------------------------------------- files
 
 def output_path(args, default, source):
-    """--out or the default, checked before any work: a file name in an existing folder, and
-    never the input itself (symlinks and other spellings included)."""
+    """--out or the default, checked before any work: a file name in an existing folder, never
+    the input itself (symlinks and other spellings included), an existing file only with
+    --force."""
     path = args.out or default
-    if same_file(path, source):
-        raise UserError(f"--out {path} is the input file: give another name")
-    check_output_file(path, "--out")
+    check_output(path, "--out", args.force, [("the input", source)])
     return path
 
 
@@ -400,7 +405,9 @@ def build_parser():
                     help="a .safetensors file in the layout --to torch writes, with its metadata: "
                          "written back as a checkpoint")
     ap.add_argument("--out", default=None, help="output file (default: the input's name with "
-                    ".safetensors, .onnx or .npz)")
+                    ".safetensors or .onnx; with --from-torch, .from-torch.npz, so the way back "
+                    "never lands on the checkpoint the file came from)")
+    ap.add_argument("--force", action="store_true", help="let --out replace an existing file")
     return ap
 
 
@@ -411,7 +418,8 @@ def main(argv=None):
     if args.from_torch is not None:
         if args.to is not None:
             raise UserError("--to goes with a CHECKPOINT, not with --from-torch")
-        out = output_path(args, os.path.splitext(args.from_torch)[0] + ".npz", args.from_torch)
+        out = output_path(args, os.path.splitext(args.from_torch)[0] + ".from-torch.npz",
+                          args.from_torch)
         if not out.endswith(".npz"):
             raise UserError(f"--out {out}: a checkpoint's name ends in .npz")
         tensors, meta = read_torch_file(args.from_torch)

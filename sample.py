@@ -26,7 +26,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402 (after the thread settings)
 
 from common import cli  # noqa: E402
-from common.checkpoint import check_not_read, check_output_file, write_atomic  # noqa: E402
+from common.checkpoint import check_output, write_atomic  # noqa: E402
 from common.interface import NOT_FINITE, load_model  # noqa: E402
 from common.vocabulary import read_text, shown  # noqa: E402
 
@@ -150,20 +150,9 @@ def check_options(args):
                             "--length tokens)")
     if args.output is not None:
         start_file = args.start[5:] if args.start and args.start.startswith("FILE:") else None
-        check_output(args.output, args.force, [("CHECKPOINT", args.checkpoint),
-                                               ("--score-file", args.score_file),
-                                               ("--start", start_file)])
-
-
-def check_output(path, force, reads):
-    """--output must name a file in an existing folder, never one of the files read (reads:
-    [(option, path or None)]), whatever --force says, and replace another only with --force (a
-    device or a FIFO is written in place: nothing is replaced)."""
-    in_place = check_output_file(path, "--output")
-    check_not_read(path, "--output", reads)
-    if not in_place and os.path.exists(path) and not force:
-        raise cli.UserError(f"--output {path} exists: pass --force to replace it, or choose "
-                            "another name")
+        check_output(args.output, "--output", args.force, [("CHECKPOINT", args.checkpoint),
+                                                           ("--score-file", args.score_file),
+                                                           ("--start", start_file)])
 
 
 def score_text(model, text, unknown="error"):

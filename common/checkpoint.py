@@ -145,7 +145,7 @@ def load_checkpoint(path, kinds=None):
     """Read a checkpoint written by save_checkpoint -> (arrays dict, meta dict).
     Never unpickles (allow_pickle=False); checks the format version and, if given, the kind.
     The fields of the record are the kind's to check (common/interface.py read_checkpoint)."""
-    check_file(path, "checkpoint")
+    check_file(path, "checkpoint", regular=True)
     if os.path.getsize(path) == 0:
         raise UserError(f"checkpoint is empty: {path}")
     if not zipfile.is_zipfile(path):  # np.load would otherwise try other formats, pickle included
@@ -355,3 +355,14 @@ def check_not_read(path, what, reads):
         if other_path and same_file(path, other_path):
             raise UserError(f"{what} {path} is the same file as {other} {other_path}: choose "
                             f"another {what}")
+
+
+def check_output(path, what, force, reads):
+    """An output named by option `what` must be a file in an existing folder, never one of the
+    files the run reads (reads: [(option, path or None)]) whatever --force says, and replaces an
+    existing file only with --force (a device or a FIFO is written in place: nothing is lost)."""
+    in_place = check_output_file(path, what)
+    check_not_read(path, what, reads)
+    if not in_place and os.path.exists(path) and not force:
+        raise UserError(f"{what} {path} exists: pass --force to replace it, or choose another "
+                        "name")

@@ -4,6 +4,7 @@ with one way to build, encode (unknown tokens are listed in the error) and decod
 """
 import hashlib
 import os
+import stat
 import re
 
 import numpy as np
@@ -14,12 +15,16 @@ EOS = "<eos>"  # the word-level token for a line end (DLFS2's PTB reader)
 SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: never a character alone
 
 
-def check_file(path, what="input file"):
-    """A UserError naming what is wrong with the path, if anything."""
+def check_file(path, what="input file", regular=False):
+    """A UserError naming what is wrong with the path, if anything. regular: only a regular file
+    will do (a file read whole, never a stream: a FIFO would block where Ctrl-C cannot reach)."""
     if not os.path.exists(path):
         raise UserError(f"{what} not found: {path}")
     if os.path.isdir(path):
         raise UserError(f"{what} is a directory, not a file: {path}")
+    if regular and not stat.S_ISREG(os.stat(path).st_mode):
+        raise UserError(f"{what} {path} is not a regular file (a FIFO, a device or a socket): "
+                        "give a file")
 
 
 def read_bytes(path, what="input file", max_bytes=None):
@@ -135,6 +140,8 @@ class Vocabulary:
         tokens = meta["vocab"].split(" ") if level == "word" else list(meta["vocab"])
         if len(set(tokens)) != len(tokens) or tokens != sorted(tokens):
             raise ValueError("its vocabulary is not a sorted list of distinct tokens")
+        if SURROGATE.search(meta["vocab"]):  # never read from a text: see decode_text
+            raise ValueError("its vocabulary holds a lone surrogate, which is not a character")
         return cls(tokens, level)
 
     def to_meta(self):

@@ -188,7 +188,7 @@ def counts(make):
     return lambda meta, arrays: meta.__setitem__("char_counts", make(meta["char_counts"]))
 
 
-RESUME_DAMAGE = {  # 36 kinds of damage
+RESUME_DAMAGE = {  # 44 kinds of damage
     **{f"no {name}": drop(name) for name in (
         "k", "lr", "opt_iter", "best_val_loss", "dropout_rng_state", "sample_rng_state",
         "epoch_loss_sum", "epoch_loss_count", "options",
@@ -213,6 +213,14 @@ RESUME_DAMAGE = {  # 36 kinds of damage
     "lr_decay linear": put("linear", "options", "lr_decay"),
     "level sentence": put("sentence", "level"),
     "counts all zero": counts(lambda c: [0] * len(c)),
+    "counts beyond any float": counts(lambda c: [10 ** 400] * len(c)),
+    "train_seconds a string": put("abc", "train_seconds"),
+    "history a number": put(5, "history"),
+    "history records a string": put("abc", "history", "records"),
+    "history record a list": put([[1, 2]], "history", "records"),
+    "dropout rng state empty": put({}, "dropout_rng_state"),
+    "sample rng state empty": put({}, "sample_rng_state"),
+    "smooth loss beyond any float": put(10 ** 400, "epoch_loss_sum"),
 }
 SAMPLE_DAMAGE = {  # what sample.py must refuse
     "counts missing": drop("char_counts"), "counts too long": counts(lambda c: c + [1]),
@@ -224,6 +232,11 @@ SAMPLE_DAMAGE = {  # what sample.py must refuse
     "dtype float16": put("float16", "options", "dtype"),
     "vocabulary entry twice": lambda meta, arrays: meta.__setitem__(
         "vocab", meta["vocab"][0] + meta["vocab"][:-1]),
+    "counts beyond any float": counts(lambda c: [10 ** 400] * len(c)),
+    "a lone surrogate in the vocabulary": lambda meta, arrays: meta.__setitem__(
+        "vocab", meta["vocab"][:-1] + "\udfff"),
+    "history a number": put(5, "history"),
+    "train_seconds a string": put("abc", "train_seconds"),
 }
 
 
@@ -265,6 +278,18 @@ def test_damaged_meta_in_sample_is_one_error(book_model, tmp_path, case):
         sample.main([str(tmp_path / "bad.npz"), "--length", "5"])
     message = str(error.value)
     assert error.value.status == 2 and "bad.npz" in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("script", ["sample.py", "visualize.py", "export.py", "rnnlm.py"])
+def test_a_meta_record_nested_past_the_recursion_limit_is_one_line(book_model, tmp_path, script):
+    """A meta field nested 100,000 lists deep (json.loads raises RecursionError on it): every
+    script that loads the checkpoint says it is damaged in one line, exit 2."""
+    arrays, meta = read_npz(book_model)
+    text = json.dumps(meta)[:-1] + ', "notes": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    np.savez(tmp_path / "deep.npz", meta=np.array(text), **arrays)
+    argv = {"sample.py": ["deep.npz", "--length", "5"], "visualize.py": ["deep.npz", "--text", "the cat"],
+            "export.py": ["deep.npz", "--to", "onnx"], "rnnlm.py": ["--resume", "deep.npz"]}[script]
+    assert_error(run(script, argv, cwd=tmp_path), 2, "deep.npz")
 
 
 @pytest.mark.parametrize("script, case", [("rnnlm.py", "no k"), ("rnnlm.py", "optimizer rmsprop"),

@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import shlex
 import subprocess
 import sys
@@ -151,10 +152,11 @@ EXPORT_NEEDS = {"torch": "safetensors.numpy", "onnx": "onnx"}
 
 
 def export_file(ckpt, to, out):
-    """export.py CKPT --to TO --out OUT, run in this process; the test is skipped first (with
-    the install line) when the package that direction needs is missing."""
+    """export.py CKPT --to TO --out OUT --force (a test may export twice to one name), run in
+    this process; the test is skipped first (with the install line) when the package that
+    direction needs is missing."""
     need(EXPORT_NEEDS[to])
-    assert export.main([str(ckpt), "--to", to, "--out", str(out)]) == 0
+    assert export.main([str(ckpt), "--to", to, "--out", str(out), "--force"]) == 0
     return out
 
 
@@ -567,9 +569,9 @@ def test_bad_checkpoint_and_usage_errors(tmp_path):
                           ([], "give a CHECKPOINT"),
                           ([str(tmp_path / "x.npz")], "give --to torch or --to onnx"),
                           ([str(tmp_path / "x.npz"), "--to", "torch", "--out",
-                            str(tmp_path / "x.npz")], "is the input file"),
+                            str(tmp_path / "x.npz")], "is the same file as the input"),
                           ([str(tmp_path / "x.npz"), "--to", "onnx", "--out",
-                            str(tmp_path / "link.onnx")], "is the input file")]:
+                            str(tmp_path / "link.onnx")], "is the same file as the input")]:
         with pytest.raises(UserError, match=message):
             export.main(argv)
 
@@ -690,7 +692,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(trained, tmp_
 
     monkeypatch.setattr(export.os, "replace", full_disk)  # the rename into place fails
     with pytest.raises(UserError) as e:
-        export.main([str(trained["lstm1"]), "--to", "torch", "--out", str(out)])
+        export.main([str(trained["lstm1"]), "--to", "torch", "--out", str(out), "--force"])
     assert e.value.status == 1 and "No space left on device" in str(e.value)
     assert "previous file there is intact" in str(e.value)
     assert out.read_bytes() == before and os.listdir(tmp_path) == ["m.safetensors"]
@@ -710,3 +712,75 @@ def test_a_file_with_only_the_required_metadata_comes_home(redrawn, tmp_path):
     ids, lp_sample = sample_logprobs(out, SCORED)
     lp_eq = picked(torch_equations(tensors, "lstm", 2, ids), ids)
     np.testing.assert_allclose(lp_eq, lp_sample, rtol=0, atol=EQ_TOL64)
+
+
+# ----------------------------------------------------------------------------- outputs kept, hostile
+# files refused before anything is built from them
+
+def test_the_way_back_never_lands_on_the_checkpoint_it_came_from(trained, tmp_path):
+    """export.py m.npz --to torch, then --from-torch m.safetensors with no --out: the way back is
+    m.from-torch.npz and m.npz stays byte for byte; a second export onto an existing file, either
+    way, is refused (exit 2) unless --force."""
+    need("safetensors")
+    shutil.copyfile(trained["lstm1"], tmp_path / "m.npz")
+    before = (tmp_path / "m.npz").read_bytes()
+    assert export.main([str(tmp_path / "m.npz"), "--to", "torch"]) == 0
+    assert export.main(["--from-torch", str(tmp_path / "m.safetensors")]) == 0
+    assert (tmp_path / "m.npz").read_bytes() == before
+    assert load_checkpoint(str(tmp_path / "m.from-torch.npz"))[1]["kind"] == "rnnlm"
+    for argv in ([str(tmp_path / "m.npz"), "--to", "torch"],
+                 ["--from-torch", str(tmp_path / "m.safetensors")]):
+        with pytest.raises(UserError, match="exists: pass --force"):
+            export.main(argv)
+        assert export.main([*argv, "--force"]) == 0
+    assert (tmp_path / "m.npz").read_bytes() == before
+
+
+def hostile(tensors, meta, how):
+    """An exported LSTM file's contents made hostile one way: (tensors, raw metadata str -> str,
+    the message expected). Raw, so that text json.dumps could not write can be put there."""
+    raw = {k: json.dumps(v) for k, v in meta.items()}
+    if how == "nested 200,000 deep":
+        raw["options"] = "[" * 200_000 + "]" * 200_000
+        return tensors, raw, "metadata 'options' is not JSON text"
+    if how == "counts beyond any float":
+        raw["token_counts"] = json.dumps([1] * (len(meta["vocab"]) - 1))[:-1] + ", 1" + "0" * 400 + "]"
+        return tensors, raw, "token_counts must be a list of"
+    if how == "seq_length beyond any float":
+        raw["options"] = raw["options"][:-1] + ', "seq_length": 1' + "0" * 400 + "}"
+        return tensors, raw, "option seq_length"
+    if how == "a lone surrogate":
+        raw["vocab"] = json.dumps(sorted(meta["vocab"][:-1] + ["\udfff"]))
+        return tensors, raw, "lone surrogate"
+    if how == "ten million layers":
+        raw["num_layers"] = json.dumps(10 ** 7)
+        return tensors, raw, "num_layers = 10000000 is more layers than a trainer makes"
+    raise ValueError(how)
+
+
+@pytest.mark.parametrize("how", ["nested 200,000 deep", "counts beyond any float",
+                                 "seq_length beyond any float", "a lone surrogate",
+                                 "ten million layers"])
+def test_hostile_metadata_is_one_line_before_anything_is_built(how, trained, tmp_path):
+    """Metadata a trainer never writes, refused in one line before any shape or record is made
+    from it: the ten million layers fail at once rather than after seconds and gigabytes."""
+    st = need("safetensors.numpy")
+    src = export_file(trained["lstm1"], "torch", tmp_path / "good.safetensors")
+    tensors, raw, message = hostile(*read_safetensors(src), how)
+    path = tmp_path / "bad.safetensors"
+    st.save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=raw)
+    with pytest.raises(UserError) as e:
+        export.main(["--from-torch", str(path), "--out", str(tmp_path / "back.npz")])
+    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+    assert not (tmp_path / "back.npz").exists()
+
+
+@pytest.mark.parametrize("what", ["--from-torch", "CHECKPOINT"])
+def test_a_fifo_input_is_refused_before_it_is_opened(what, tmp_path):
+    """Opening a FIFO for reading blocks until a writer comes (where Ctrl-C cannot reach in the
+    safetensors reader): a FIFO input is refused before it is opened, in one line."""
+    os.mkfifo(tmp_path / "in.pipe")
+    argv = ["--from-torch", "in.pipe"] if what == "--from-torch" else ["in.pipe", "--to", "onnx"]
+    r = run("export.py", *argv, cwd=tmp_path)  # a hang fails the test at its timeout
+    assert r.returncode == 2 and re.fullmatch(r"error: [^\n]*not a regular file[^\n]*\n", r.stderr), \
+        r.stderr
