@@ -119,6 +119,13 @@ class _TimeCell:
         """Start the next block from zeros."""
         self.h = None
 
+    def _scaled(self, scale, projected, **products):
+        """derived()'s record for a gated cell: scale (GH,), Wx (D, GH) and b (GH,) times it (Wx
+        only when not projected: forward_projected gets x Wx from its caller), and products."""
+        Wx, b = self.params[0], self.params[2]
+        return types.SimpleNamespace(scale=scale, Wx_scaled=None if projected else Wx * scale,
+                                     b_scaled=b * scale, **products)
+
     def _initial(self, name, N, H):
         """The carried state `name` (h or c) to start a block from: zeros unless stateful."""
         state = getattr(self, name)
@@ -302,16 +309,14 @@ class TimeLSTM(_TimeCell):
         calls, see RowsTimes). sigma(a) = (1 + tanh(a / 2)) / 2: halving the f, i, o columns of Wx,
         Wh and b (exact in floats) lets one tanh call per step cover all four gates; two calls then
         map f, i, o to (1 + tanh) / 2."""
-        Wx, Wh, b = self.params
+        Wh = self.params[1]
         H = Wh.shape[0]
         half = np.full(4 * H, 0.5, dtype=Wh.dtype)  # (4H,) 1/2 on f, i, o; 1 on g
         half[H:2 * H] = 1
         shift = half.copy()  # (4H,) (1 + tanh) / 2 = tanh * 1/2 + 1/2 on f, i, o; tanh * 1 + 0 on g
         shift[H:2 * H] = 0
-        return types.SimpleNamespace(scale=half, shift=shift,
-                                     Wx_scaled=None if projected else Wx * half,  # (D, 4H)
-                                     times_Wh_half=RowsTimes(Wh * half, N, reused),  # h Wh_half (N, 4H)
-                                     b_scaled=b * half)  # (4H,)
+        return self._scaled(half, projected, shift=shift,
+                            times_Wh_half=RowsTimes(Wh * half, N, reused))  # h Wh_half (N, 4H)
 
     def _forward_steps(self, gates, xs_tm, derived):
         """The steps over gates (T, N, 4H) holding (x_t Wx + b) half; caches xs_tm (None: projected)."""
@@ -459,15 +464,14 @@ class TimeGRU(_TimeCell):
         (projected: for forward_projected, which needs no Wx; reused: to be passed to many forward
         calls, see RowsTimes). sigma(a) = (1 + tanh(a / 2)) / 2: the z, r columns of Wx, Wh and b
         are halved (exact in floats)."""
-        Wx, Wh, b = self.params
+        Wh = self.params[1]
         H = Wh.shape[0]
         half = np.ones(3 * H, dtype=Wh.dtype)  # (3H,) 1/2 on the sigmoid columns z, r; 1 on h~
         half[:2 * H] = 0.5
         Wh_h = np.ascontiguousarray(Wh[:, 2 * H:])  # (H, H) the candidate columns
-        return types.SimpleNamespace(scale=half, Wx_scaled=None if projected else Wx * half,  # (D, 3H)
-                                     times_Wh_zr=RowsTimes(Wh[:, :2 * H] * 0.5, N, reused),  # (N, 2H)
-                                     times_Wh_h=RowsTimes(Wh_h, N, reused),  # (r h) Wh_h (N, H)
-                                     b_scaled=b * half)  # (3H,)
+        return self._scaled(half, projected,
+                            times_Wh_zr=RowsTimes(Wh[:, :2 * H] * 0.5, N, reused),  # (N, 2H)
+                            times_Wh_h=RowsTimes(Wh_h, N, reused))  # (r h) Wh_h (N, H)
 
     def _forward_steps(self, gates, xs_tm, derived):
         """The steps over gates (T, N, 3H) holding (x_t Wx + b) half; caches xs_tm (None: projected)."""

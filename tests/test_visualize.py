@@ -3,7 +3,6 @@ stored arrays, sample.py's recorded scores and recomputation; bad input; the pag
 Chromium (Debian's chromium and chromium-driver, through Selenium)."""
 import base64
 import hashlib
-import html
 import json
 import math
 import os
