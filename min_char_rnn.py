@@ -136,7 +136,7 @@ def main(argv=None):
         if print_now:  # sample from the model now and then
             sample_ix = sample(params, hprev[:, :1], inputs[:1, 0], rng)
             txt = "".join(ix_to_char[ix[0]] for ix in itertools.islice(sample_ix, args.sample_length))
-            tqdm.write(f"----\n {txt} \n----")
+            run.report.print_sample(n, txt, f" {txt} ")  # printed, and kept in the history
         # forward seq_length characters through the net and fetch gradient
         loss, *_, hprev = lossFun(inputs, targets, hprev, params, grads=grads)
         run.check(loss, "the loss", n)

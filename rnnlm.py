@@ -204,15 +204,15 @@ def checkpoint_arrays(model, optimizer, N):
     return arrays
 
 
-def print_sample(lm, first, length, rng):
-    """Print `length` tokens sampled from the training stream's row 0 state, `first` its next
-    input; the training state is left as it was."""
+def sample_text(lm, first, length, rng):
+    """`length` tokens sampled from the training stream's row 0 state, `first` its next input,
+    as text; the training state is left as it was."""
     train_state = lm.model.get_state()
     start = None if train_state is None else train_state[:, :1]  # (S, 1, H) row 0's state
     steps = lm.generate(start, [first], rng)
     ids = [first] + [ix[0] for ix in itertools.islice(steps, length - 1)]
     lm.model.set_state(train_state)
-    tqdm.write("----\n" + lm.vocab.decode(ids) + "\n----")
+    return lm.vocab.decode(ids)
 
 
 def print_epoch(k, iters_per_epoch, total_loss, loss_count):
@@ -256,7 +256,7 @@ def main(argv=None):
         x, t = get_batch(xs, ts, N, T, k)  # (N, T), (N, T)
         print_now = run.report.print_due(k)  # every --sample-every iterations, or by the clock
         if print_now:
-            print_sample(lm, x[0, 0], args.sample_length, sample_rng)
+            run.report.print_sample(k, sample_text(lm, x[0, 0], args.sample_length, sample_rng))
         t_start = time.perf_counter()
         loss = float(model.forward(x, t))
         run.check(loss, "the loss", k)

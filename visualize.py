@@ -10,7 +10,6 @@ References:
 """
 import argparse
 import base64
-import hashlib
 import json
 import math
 import os
@@ -21,7 +20,8 @@ import numpy as np
 from common.checkpoint import check_output_file, write_atomic
 from common.cli import UserError, positive_int, run
 from common.interface import NOT_FINITE, load_model
-from common.training import check_not_read, split_ids
+from common.page import Page
+from common.training import check_not_read, split_ids, with_losses
 from common.vocabulary import read_corpus, read_text
 
 GATES = ("f", "i", "o", "z", "r")  # sigmoids in 0..1: LSTM forget/input/output, GRU update/reset
@@ -72,9 +72,10 @@ def validation_text(model):
 
 
 def loss_history(meta, path):
-    """The checkpoint's loss history, checked on load -> [{iter, loss, val_loss}] (None when it
-    has none): iterations are integers and losses finite numbers or null, so the page and the
-    JSON only ever hold numbers there; otherwise a UserError naming the first bad record."""
+    """The checkpoint's loss history, checked on load -> [{iter, loss, val_loss, seconds}] (None
+    when it has none): iterations are integers, losses and seconds finite numbers or null, so the
+    page and the JSON only ever hold numbers there; otherwise a UserError naming the first bad
+    record."""
     stored = meta.get("history")
     if stored is None:  # format version 1
         return None
@@ -83,13 +84,28 @@ def loss_history(meta, path):
         raise UserError(f"{path} is damaged: its history holds no list of records")
     history = []
     for i, r in enumerate(records):
-        row = {k: r.get(k) for k in ("iter", "loss", "val_loss")} if isinstance(r, dict) else {}
-        if not (row and is_count(row["iter"])
-                and all(v is None or is_number(v) for v in (row["loss"], row["val_loss"]))):
-            raise UserError(f"{path} is damaged: history record {i} is not an iteration and two "
-                            f"losses (numbers or null): {str(r)[:60]}")
+        row = {k: r.get(k) for k in ("iter", "loss", "val_loss", "seconds")} \
+            if isinstance(r, dict) else {}
+        if not (row and is_count(row["iter"]) and all(
+                v is None or is_number(v) for v in (row["loss"], row["val_loss"], row["seconds"]))):
+            raise UserError(f"{path} is damaged: history record {i} is not an iteration, two "
+                            f"losses and seconds (numbers or null): {str(r)[:60]}")
         history.append(row)
     return history
+
+
+def training_samples(meta, path):
+    """The samples printed during training that the checkpoint keeps -> [{iter, text}] (empty
+    when it has none); a UserError naming the first that is not an iteration and a text."""
+    stored = meta.get("history")
+    samples = stored.get("samples", []) if isinstance(stored, dict) else []
+    if not isinstance(samples, list):
+        raise UserError(f"{path} is damaged: its history's samples are not a list")
+    for i, s in enumerate(samples):
+        if not (isinstance(s, dict) and is_count(s.get("iter")) and isinstance(s.get("text"), str)):
+            raise UserError(f"{path} is damaged: history sample {i} is not an iteration and a "
+                            f"text: {str(s)[:60]}")
+    return [{"iter": s["iter"], "text": s["text"]} for s in samples]
 
 
 def is_count(v):
@@ -182,9 +198,9 @@ def next_tokens(trace, ids, K):
     return top_ids, top_p, logprob
 
 
-def analyse(model, ids, K, history):
+def analyse(model, ids, K, history, samples=()):
     """Everything the page and the JSON show, at full precision (numpy arrays inside); history:
-    loss_history's records."""
+    loss_history's records; samples: training_samples'."""
     with np.errstate(over="ignore", invalid="ignore"):  # judged just below
         tr = model.trace(ids)
     if not all(np.isfinite(X).all() for X in tr.states.values()):
@@ -197,7 +213,8 @@ def analyse(model, ids, K, history):
     return {"tokens": tokens, "pieces": pieces, "states": tr.states, "top_ids": top_ids,
             "top_p": top_p, "logprob": logprob, "features": features,
             "interpretable": interpretable, "constant": constant,
-            "saturation": saturation(tr.states), "history": history}
+            "saturation": saturation(tr.states), "history": history,
+            "samples": with_losses(samples, history or [])}
 
 
 def json_data(a, vocab):
@@ -211,7 +228,7 @@ def json_data(a, vocab):
             "interpretable": a["interpretable"],
             "features_constant": a["constant"],
             "saturation": {k: s.tolist() for k, s in a["saturation"].items()},
-            "history": a["history"]}
+            "history": a["history"], "samples": a["samples"]}
 
 
 # ----------------------------------------------------------------------------- the page
@@ -242,22 +259,22 @@ def page_data(a, model, title, K):
         keys.append({"key": key, "layer": int(layer), "name": name, "units": X.shape[1],
                      "lo": lo.tolist(), "hi": hi.tolist(), "gate": name in GATES,
                      "b64": base64.b64encode(q.tobytes()).decode("ascii")})
-    return {"title": title, "level": model.level, "pieces": a["pieces"], "vocab": model.tokens,
+    return {"title": title, "level": model.level, "unit": model.vocab.unit, "pieces": a["pieces"],
+            "vocab": model.tokens,
             "keys": keys, "k": K,
             "top_ids": a["top_ids"].tolist(),
             "top_p": np.round(a["top_p"], 4).tolist(),
             "surprisal": np.round(-a["logprob"] / math.log(2), 3).tolist(),  # bits
             "interpretable": a["interpretable"], "constant": a["constant"],
             "saturation": {k: np.round(s, 4).tolist() for k, s in a["saturation"].items()},
-            "history": [[h["iter"], h["loss"], h["val_loss"]] for h in a["history"] or []]}
+            "history": [[h["iter"], h["loss"], h["val_loss"], h.get("seconds")]
+                        for h in a["history"] or []],
+            "samples": a.get("samples", [])}
 
 
 def render_page(data):
-    """The self-contained HTML: the data as inline JSON ('<', '>' and '&' escaped, so no text
-    can close the script element), the style and the script inline."""
-    blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return PAGE.replace("__DATA__", blob, 1)
+    """The self-contained HTML of one checkpoint's page (common/page.py: the data inline)."""
+    return PAGE.render(data)
 
 
 def check_outputs(out, json_path, reads):
@@ -306,6 +323,7 @@ def main(argv=None):
         raise UserError("give a TEXT_FILE or --text, not both")
     model = load_model(args.checkpoint)
     history = loss_history(model.meta, args.checkpoint)
+    samples = training_samples(model.meta, args.checkpoint)
     out = args.out or os.path.splitext(args.checkpoint)[0] + ".html"
     reads = [("CHECKPOINT", args.checkpoint), ("TEXT_FILE", args.text_file)]
     if args.text is None and args.text_file is None:  # the validation text: the training files
@@ -322,7 +340,7 @@ def main(argv=None):
     else:
         ids = validation_text(model)
     ids = np.asarray(ids[:args.max_chars])  # (T,)
-    a = analyse(model, ids, args.top_k, history)
+    a = analyse(model, ids, args.top_k, history, samples)
     title = os.path.basename(args.checkpoint)
     if args.json:
         write_text(args.json, json.dumps(json_data(a, model.tokens), ensure_ascii=False),
@@ -342,8 +360,6 @@ def main(argv=None):
 # ----------------------------------------------------------------------------- the page itself
 
 STYLE = """
-body { font: 14px system-ui, sans-serif; margin: 1em 2em; color: #222; }
-h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin: 1.2em 0 .4em; }
 .text { font: 15px/1.9 ui-monospace, monospace; white-space: pre-wrap; word-break: break-all;
         border: 1px solid #ccc; padding: .5em; max-height: 24em; overflow-y: auto; }
 .text span { cursor: pointer; }
@@ -354,40 +370,13 @@ h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin: 1.2em 0 .4em; }
 #guesses { min-height: 8em; font: 13px ui-monospace, monospace; }
 .bar { display: inline-block; height: .8em; background: #4a7; vertical-align: middle; }
 #features button { font: 12px ui-monospace, monospace; margin: 2px; }
-.note { color: #666; }
 .layer { display: inline-block; margin-right: 2em; }
-svg text { font: 11px system-ui, sans-serif; fill: #333; }
 """
 
 SCRIPT = r"""
-"use strict";
-const D = JSON.parse(document.getElementById("data").textContent);
-const $ = (id) => document.getElementById(id);
 const T = D.pieces.length;
 const decoded = {};  // key -> Uint8Array (T * U), decoded from base64 on first use
 let cur = D.keys[0], unit = 0, pinned = -1;
-
-// An element with attributes and children (strings become text nodes; tags "svg:..." in SVG's
-// namespace). The page makes all its markup this way: no text from the data is parsed as HTML.
-function el(tag, attrs = {}, children = []) {
-  const e = tag.startsWith("svg:") ?
-    document.createElementNS("http://www.w3.org/2000/svg", tag.slice(4)) :
-    document.createElement(tag);
-  for (const name of Object.keys(attrs)) e.setAttribute(name, attrs[name]);
-  for (const c of children) e.append(c);
-  return e;
-}
-
-// The smallest and largest of many numbers, in a loop: Math.max(...a) would pass each element as
-// an argument, more than the call stack holds past about 125,000 of them.
-function range(values, lo, hi) {
-  for (const v of values) {
-    if (v === null) continue;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  return [lo, hi];
-}
 
 function values(k) {
   if (!decoded[k.key]) {
@@ -505,13 +494,6 @@ function featureList() {
     box.append(el("p", { class: "note" }, ["No feature varies on this text."]));
 }
 
-// an SVG text label; a colour given goes on the element's style, over the stylesheet's grey
-function label(x, y, text, fill) {
-  const e = el("svg:text", { x: x, y: y }, [text]);
-  if (fill) e.style.fill = fill;
-  return e;
-}
-
 // a scatter per layer: fraction of positions below 0.1 (x) against above 0.9 (y), per gate unit
 function saturationPlots() {
   const keys = Object.keys(D.saturation), box = $("saturation");
@@ -542,34 +524,6 @@ function saturationPlots() {
   }
 }
 
-// training and validation loss (nats per token) against iteration
-function curves() {
-  const H = D.history, box = $("curves");
-  if (!H.length) {
-    box.append(el("p", { class: "note" }, ["This checkpoint has no training history."]));
-    return;
-  }
-  const W = 600, Hh = 220, m = 45;
-  let [y0, y1] = range(H.map((h) => h[1]), Infinity, -Infinity);
-  [y0, y1] = range(H.map((h) => h[2]), y0, y1);
-  if (y0 > y1) [y0, y1] = [0, 1];  // no loss recorded at all: an empty frame
-  y1 = Math.max(y1, y0 + 1e-9);
-  const x0 = H[0][0], x1 = Math.max(H[H.length - 1][0], x0 + 1);
-  const X = (x) => (m + (x - x0) / (x1 - x0) * (W - m - 10)).toFixed(1);
-  const Y = (y) => (10 + (y1 - y) / (y1 - y0) * (Hh - m)).toFixed(1);
-  const line = (j) => H.filter((h) => h[j] !== null).map((h) => `${X(h[0])},${Y(h[j])}`).join(" ");
-  box.append(el("svg:svg", { width: W, height: Hh }, [
-    el("svg:rect", { x: m, y: 10, width: W - m - 10, height: Hh - m, fill: "none",
-                     stroke: "#999" }),
-    el("svg:polyline", { id: "train-curve", points: line(1), fill: "none", stroke: "#1f77b4" }),
-    el("svg:polyline", { id: "val-curve", points: line(2), fill: "none", stroke: "#d62728",
-                         "stroke-width": 2 }),
-    label(2, 16, y1.toFixed(2)), label(2, Hh - m + 10, y0.toFixed(2)),
-    label(m, Hh - m + 25, `iter ${x0}`), label(W - 90, Hh - m + 25, `iter ${x1}`),
-    label(m + 150, Hh - 5, "training loss", "#1f77b4"),
-    label(m + 260, Hh - 5, "validation loss (nats/token)", "#d62728")]));
-}
-
 function init() {
   $("title").textContent = D.title;
   for (const l of new Set(D.keys.map((k) => k.layer)))
@@ -578,7 +532,8 @@ function init() {
   surprisalRow();
   featureList();
   saturationPlots();
-  curves();
+  lossPlots($("curves"), D.history, D.unit);
+  sampleList($("samples"), D.samples, D.unit);
   $("layer").onchange = () => {
     fillNames();
     select(`${$("layer").value}/${$("name").value}`, unit);
@@ -607,25 +562,7 @@ init();
 """
 
 
-def csp_hash(text):
-    """The Content-Security-Policy source that allows exactly this inline script or style."""
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
-
-
-# The page may run its own script and style and nothing else: no inline script or handler that
-# text in the data could smuggle in (there is no 'unsafe-inline'), nothing from the network.
-CSP = f"default-src 'none'; script-src {csp_hash(SCRIPT)}; style-src {csp_hash(STYLE)}"
-
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="__CSP__">
-<title>min-char-rnn: what the model learned</title>
-<style>__STYLE__</style>
-</head>
-<body>
+BODY = """
 <h1>What <span id="title"></span> learned</h1>
 <div id="controls">
   <label>layer <select id="layer"></select></label>
@@ -645,11 +582,11 @@ PAGE = """<!DOCTYPE html>
 <div id="saturation"></div>
 <h2>Training curves</h2>
 <div id="curves"></div>
-<script type="application/json" id="data">__DATA__</script>
-<script>__SCRIPT__</script>
-</body>
-</html>
-""".replace("__CSP__", CSP).replace("__STYLE__", STYLE).replace("__SCRIPT__", SCRIPT)
+<h2>Samples printed during training, newest first</h2>
+<div id="samples"></div>
+"""
+
+PAGE = Page("min-char-rnn: what the model learned", BODY, SCRIPT, STYLE)
 
 if __name__ == "__main__":
     run(main, memory_hint="a smaller --max-chars or --top-k")

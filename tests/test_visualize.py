@@ -18,7 +18,7 @@ import pytest
 import visualize
 from common.vocabulary import Vocabulary
 from common.cli import run
-from conftest import BROWSER_INSTALL, EXTRAS_INSTALL
+from conftest import browser_errors, page_payload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "v1")
@@ -338,6 +338,30 @@ def test_history_matches_the_log_of_the_same_run(trainer, tmp_path):
     assert sum(h["loss"] is not None for h in history) == 30
 
 
+def test_training_samples_reach_the_json_and_the_page(tmp_path):
+    import min_char_rnn
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    ckpt = tmp_path / "m.npz"
+    assert min_char_rnn.main([str(corpus), "--max-iters", "30", "--eval-every", "10",
+                              "--sample-every", "7", "--sample-length", "9", "--hidden-size", "8",
+                              "--seq-length", "6", "--out", str(ckpt)]) == 0
+    js, out = tmp_path / "d.json", tmp_path / "p.html"
+    assert run_main([str(ckpt), "--json", str(js), "--out", str(out), "--max-chars", "50"]) == 0
+    with np.load(ckpt, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+    kept = meta["history"]["samples"]
+    assert [s["iter"] for s in kept] == [0, 7, 14, 21, 28] and all(len(s["text"]) == 9 for s in kept)
+    records = {r["iter"]: r["loss"] for r in meta["history"]["records"]}
+    samples = load_json(js)["samples"]
+    assert [(s["iter"], s["text"]) for s in samples] == [(s["iter"], s["text"]) for s in kept]
+    # each with the mean training loss of the iterations since the sample before, its own included
+    assert samples[0]["loss"] == records[0]
+    assert samples[1]["loss"] == pytest.approx(np.mean([records[k] for k in range(1, 8)]),
+                                               rel=1e-12)
+    assert page_payload(out.read_text(encoding="utf-8"))["samples"] == samples
+
+
 def test_bad_input_is_one_line(tmp_path, capsys):
     good = os.path.join(FIXTURES, "rnn_char.npz")
     damaged = tmp_path / "damaged.npz"
@@ -481,6 +505,15 @@ BAD_HISTORY = {  # case -> the history stored in the checkpoint's meta record
     "loss 10^400": {"stride": 1, "records": [{"iter": 1, "loss": 10 ** 400, "val_loss": None}]},
     "val_loss a string": {"stride": 1, "records": [{"iter": 1, "loss": 4.5, "val_loss": "1.5"}]},
     "iter true": {"stride": 1, "records": [{"iter": True, "loss": 4.5, "val_loss": None}]},
+    "seconds negative": {"stride": 1, "records": [{"iter": 1, "loss": 4.5, "val_loss": None,
+                                                    "seconds": -1.0}]},
+    "samples a string": {"stride": 1, "records": [], "samples": "abc"},
+    "sample without text": {"stride": 1, "records": [], "samples": [{"iter": 3}]},
+    "sample text a number": {"stride": 1, "records": [], "samples": [{"iter": 3, "text": 5}]},
+    "sample iter markup": {"stride": 1, "records": [], "samples": [{"iter": HOSTILE,
+                                                                    "text": "abc"}]},
+    "sample iter 10^400": {"stride": 1, "records": [], "samples": [{"iter": 10 ** 400,
+                                                                    "text": "abc"}]},
 }
 
 
@@ -511,12 +544,6 @@ def test_the_csp_allows_the_pages_own_script_and_style_by_hash_only(tmp_path):
     assert f"style-src 'sha256-{sha(style[0])}'" in csp
     # the script builds no markup from text: no HTML parsing sinks at all
     assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", script[0])
-
-
-def page_payload(page_html):
-    """The JSON object embedded in a page, read back the way the browser reads it."""
-    m = re.search(r'<script type="application/json" id="data">(.*?)</script>', page_html, re.S)
-    return json.loads(m.group(1))
 
 
 def test_page_data_cannot_close_its_script_element():
@@ -559,34 +586,6 @@ def test_page_is_self_contained_and_its_states_decode(tmp_path, fixture_text):
 # ----------------------------------------------------------------------------- in a real browser
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """Headless Debian chromium through Selenium; skipped only where it is absent outside CI."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    try:
-        from selenium import webdriver
-    except ImportError:
-        webdriver = None
-    if webdriver is None or not chromium or not driver_path:
-        if os.environ.get("CI"):
-            pytest.fail("CI must install chromium, chromium-driver and selenium (.ci/run)")
-        pytest.skip(f"needs chromium, chromium-driver and selenium: {BROWSER_INSTALL}; "
-                    f"{EXTRAS_INSTALL}")
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-sync",
-                "--window-size=1200,1400",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture(scope="module")
 def page(tmp_path_factory, fixture_text):
     """A page of 400 characters of the 2-layer LSTM fixture with a made-up loss history."""
     folder = tmp_path_factory.mktemp("page")
@@ -594,9 +593,11 @@ def page(tmp_path_factory, fixture_text):
     # a version-1 checkpoint has no history: give this one a made-up curve of 21 records
     model.meta["history"] = {"stride": 10, "records": [
         {"iter": k, "loss": 4.5 - k / 100, "val_loss": 4.6 - k / 110 if k % 50 == 0 else None}
-        for k in range(0, 201, 10)]}
+        for k in range(0, 201, 10)], "samples": [{"iter": k, "text": f"sample at {k}"}
+                                                   for k in (0, 100, 200)]}
     ids = model.encode(fixture_text[:400], "text")
-    a = visualize.analyse(model, ids, 3, visualize.loss_history(model.meta, "lstm2"))
+    a = visualize.analyse(model, ids, 3, visualize.loss_history(model.meta, "lstm2"),
+                          visualize.training_samples(model.meta, "lstm2"))
     path = folder / "page.html"
     path.write_text(visualize.render_page(visualize.page_data(a, model, "lstm2", 3)),
                     encoding="utf-8")
@@ -654,6 +655,12 @@ def test_browser_text_units_guesses_curves(browser, page, tmp_path):
     vpts = browser.execute_script("return document.getElementById('val-curve')"
                                   ".getAttribute('points').trim().split(/\\s+/).length")
     assert pts == 21 and vpts == 5
+    # the samples, newest first, each with the training loss around it
+    samples = browser.find_elements(By.CSS_SELECTOR, "#samples .sample")
+    assert [s.find_element(By.TAG_NAME, "pre").text for s in samples] == \
+        ["sample at 200", "sample at 100", "sample at 0"]
+    # 4.5 - k / 100 over the records k = 10 .. 100 since the sample at 0: mean 4.5 - 0.55
+    assert samples[1].text.startswith("iteration 100, training loss 3.950 nats/char")
     box = browser.execute_script("return document.getElementById('train-curve').getBBox().width")
     assert box > 100
     # gate saturation: one dot per gate unit
@@ -681,11 +688,6 @@ def test_browser_page_without_history(browser, tmp_path):
     assert "no training history" in browser.find_element(By.ID, "curves").text
     assert "have gates" in browser.find_element(By.ID, "saturation").text
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
-
-
-def browser_errors(browser):
-    """The console's SEVERE entries since the last call."""
-    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def open_ready_page(browser, path):
