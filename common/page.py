@@ -74,13 +74,15 @@ function plot(series, xname, yname, W = 520, Hh = 240) {
     el("svg:rect", { x: m.left, y: m.top, width: W - m.left - m.right,
                      height: Hh - m.top - m.bottom, fill: "none", stroke: "#999" })]);
   // y ticks at 1, 2, 3 and 5 times the powers of ten inside the range, or its two ends
-  let ticks = [];
+  const ticks = [];
   for (let e = Math.floor(Math.log10(y0)); e <= Math.ceil(Math.log10(y1)); e++)
     for (const f of [1, 2, 3, 5]) {
       const v = f * 10 ** e;
       if (v >= y0 && v <= y1) ticks.push(v);
     }
-  if (ticks.length < 2) ticks = [y0, y1];
+  // and the range's ends, where no tick is near them (a twentieth of the height)
+  const near = (v) => ticks.some((u) => Math.abs(Math.log(u) - Math.log(v)) < (l1 - l0) / 20);
+  ticks.push(...[y0, y1].filter((v) => !near(v)));
   for (const v of ticks) {
     svg.append(el("svg:line", { x1: m.left - 4, x2: W - m.right, y1: Y(v), y2: Y(v),
                                 stroke: "#eee" }));

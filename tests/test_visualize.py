@@ -604,11 +604,13 @@ def page(tmp_path_factory, fixture_text):
     return path, a, model
 
 
-def open_page(browser, path):
+def open_page(browser, path, spans="#text > span"):
+    """Load the page and wait until its text (the elements `spans`) is there."""
     from selenium.webdriver.support.ui import WebDriverWait
     browser.get(path.as_uri())
     WebDriverWait(browser, BROWSER_WAIT).until(
-        lambda d: d.execute_script("return document.querySelectorAll('#text > span').length") > 0)
+        lambda d: d.execute_script("return document.querySelectorAll(arguments[0]).length",
+                                   spans) > 0)
 
 
 def colours(browser):
@@ -690,12 +692,12 @@ def test_browser_page_without_history(browser, tmp_path):
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
-def open_ready_page(browser, path):
+def open_ready_page(browser, path, spans="#text > span"):
     """Load the page; fail if an alert opened (script from its data ran) -> whether the page's
     own script finished (document.body.dataset.ready)."""
     from selenium.common.exceptions import UnexpectedAlertPresentException
     try:
-        open_page(browser, path)
+        open_page(browser, path, spans)
         return browser.execute_script("return document.body.dataset.ready") == "1"
     except UnexpectedAlertPresentException:
         pytest.fail("an alert opened: the page ran script taken from its data")
@@ -774,3 +776,203 @@ def test_browser_renders_a_200000_record_history(browser, page, tmp_path):
     pts = browser.execute_script("return document.getElementById('train-curve')"
                                  ".getAttribute('points').trim().split(/\\s+/).length")
     assert pts == records
+
+
+# ----------------------------------------------------------------------------- --compare
+
+def sample_py(args, cwd=ROOT):
+    """sample.py's one JSON line for args (run as the script, as a reader would)."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), *map(str, args)],
+                       cwd=cwd, capture_output=True, text=True, encoding="utf-8")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def compare_files(tmp_path, *names, text=TEXT):
+    """--compare of the v1 fixtures `names` on `text` (a file) -> (the JSON, the page's data)."""
+    js, out = tmp_path / "c.json", tmp_path / "c.html"
+    paths = [os.path.join(FIXTURES, n + ".npz") for n in names]
+    assert run_main(["--compare", *paths, str(text), "--json", str(js), "--out", str(out),
+                     "--max-chars", "400", "--sample-length", "30", "--seed", "3"]) == 0
+    return load_json(js), page_payload(out.read_text(encoding="utf-8"))
+
+
+def test_compare_json_matches_sample_py_and_a_forward_pass(tmp_path, fixture_text):
+    """The gist's model against a 2-layer LSTM on one text: every token's log-probability, their
+    sums, sample.py --score's log_prob and the differences."""
+    data, _ = compare_files(tmp_path, "gist", "lstm2_char_dropout")
+    ids, tokens, _ = fixture_ids("gist", fixture_text)
+    assert data["tokens"] == [tokens[i] for i in ids] == list(fixture_text)
+    assert [(r["kind"], r["level"]) for r in data["runs"]] == [("min_char_rnn", "char"),
+                                                              ("rnnlm", "char")]
+    for i, name in enumerate(["gist", "lstm2_char_dropout"]):
+        run_i, logprob = data["runs"][i], data["logprob"][i]
+        assert run_i["name"] == os.path.join(FIXTURES, name + ".npz")
+        assert run_i["options"] == read_raw(name)[1]["options"]
+        assert run_i["count"] == len(logprob) == len(ids) - 1
+        score = sample_py([run_i["name"], "--score-file", TEXT, "--json"])["log_prob"]
+        assert math.isclose(math.fsum(logprob), run_i["log_prob"], rel_tol=SCORE_RTOL_F64)
+        assert math.isclose(run_i["log_prob"], score, rel_tol=SCORE_RTOL_F64)
+        # token t + 1's log-probability given tokens 0..t, from a forward pass written here
+        _, probs_ref = reference(name, ids)
+        logprob_ref = np.log(probs_ref[np.arange(len(ids) - 1), ids[1:]])
+        np.testing.assert_allclose(logprob, logprob_ref, rtol=0,
+                                   atol=LOGPROB_TOL_FACTOR * STATE_TOL_F64)
+    assert data["delta"] == [b - a for a, b in zip(*data["logprob"])]
+
+
+def test_compare_page_data_scores_guesses_and_samples(tmp_path, fixture_text):
+    """The page's rows: each model's score, its guesses at the first --max-chars positions (from
+    the forward pass), and a sample equal to sample.py --start at the same seed and temperature."""
+    data, page = compare_files(tmp_path, "gist", "lstm2_char_dropout", "rnn_char")
+    ids, tokens, _ = fixture_ids("gist", fixture_text)
+    assert page["pieces"] == list(fixture_text[:400]) and page["note"] is None
+    for i, (r, name) in enumerate(zip(page["runs"], ["gist", "lstm2_char_dropout", "rnn_char"])):
+        assert r["name"] == name + ".npz" and r["count"] == len(ids) - 1
+        assert r["log_prob"] == data["runs"][i]["log_prob"]
+        assert math.isclose(r["nats"], -r["log_prob"] / r["count"], rel_tol=1e-15)
+        assert math.isclose(r["perplexity"], math.exp(r["nats"]), rel_tol=1e-15)
+        _, probs_ref = reference(name, ids[:400])
+        assert len(r["top_ids"]) == 399  # the guesses for tokens 1..399
+        for t in (0, 57, 398):
+            order = np.argsort(-probs_ref[t], kind="stable")[:5]
+            assert r["top_ids"][t] == order.tolist()
+            np.testing.assert_allclose(r["top_p"][t], probs_ref[t][order], atol=1e-4)
+        drawn = sample_py([os.path.join(FIXTURES, name + ".npz"), "--start", fixture_text[0],
+                           "--length", "30", "--seed", "3", "--json"])
+        assert r["sample"] == drawn["text"] and len(r["sample"]) == 31
+
+
+def test_compare_of_different_vocabularies_gives_curves_and_scores(tmp_path, capsys):
+    data, page = compare_files(tmp_path, "gist", "lstm_word")
+    note = capsys.readouterr().out.strip().splitlines()[-1]
+    assert note == page["note"] and "lstm_word.npz reads words and gist.npz characters" in note
+    assert data["delta"] is None and page["pieces"] == [] and page["runs"][1]["top_ids"] == []
+    word = data["runs"][1]
+    assert word["level"] == "word" and len(word["tokens"]) == word["count"] + 1
+    score = sample_py([os.path.join(FIXTURES, "lstm_word.npz"), "--score-file", TEXT, "--json"])
+    assert math.isclose(math.fsum(data["logprob"][1]), score["log_prob"], rel_tol=SCORE_RTOL_F64)
+    # two character models that know different characters
+    a = random_gist(tmp_path / "a.npz", " abc", H=3, seed=1)
+    b = random_gist(tmp_path / "b.npz", " abcd", H=4, seed=2)
+    assert run_main(["--compare", str(a), str(b), "--text", "abc cab", "--out",
+                     str(tmp_path / "ab.html")]) == 0
+    note = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "b.npz and a.npz know different characters (1 in only one of them: 'd')" in note
+
+
+def test_compare_curves_come_from_each_history(tmp_path):
+    data, page = compare_files(tmp_path, "gist", "rnn_char")
+    for i, name in enumerate(["gist", "rnn_char"]):
+        assert data["runs"][i]["history"] is None  # version-1 checkpoints have none
+    v2 = os.path.join(ROOT, "tests", "fixtures", "v2")
+    js = tmp_path / "v2.json"
+    assert run_main(["--compare", os.path.join(v2, "gist.npz"), os.path.join(v2, "rnn_char.npz"),
+                     "--text", "The dog.", "--json", str(js), "--out",
+                     str(tmp_path / "v2.html")]) == 0
+    for r in load_json(js)["runs"]:
+        with np.load(r["name"], allow_pickle=False) as z:
+            records = json.loads(str(z["meta"]))["history"]["records"]
+        assert [(h["iter"], h["loss"], h["val_loss"]) for h in r["history"]] == \
+            [(h["iter"], h["loss"], h["val_loss"]) for h in records]
+
+
+def test_compare_bad_input_is_one_line(tmp_path, capsys):
+    gist, lstm = (os.path.join(FIXTURES, n + ".npz") for n in ("gist", "lstm2_char_dropout"))
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(open(lstm, "rb").read()[:3000])
+    shutil.copy(TEXT, tmp_path / "t.txt")
+    (tmp_path / "same.npz").symlink_to(gist)
+    out = str(tmp_path / "c.html")
+    cases = [(["--compare", gist, str(tmp_path / "none.npz"), "--text", "ab"], "none.npz"),
+             (["--compare", gist, str(damaged), "--text", "ab"], "damaged.npz"),
+             (["--compare", gist, gist, "--text", "ab"], "the same checkpoint"),
+             (["--compare", gist, str(tmp_path / "same.npz"), "--text", "ab"],
+              "the same checkpoint"),
+             (["--compare", gist, "--text", "ab"], "two or more"),
+             (["--compare", gist, str(tmp_path / "t.txt")], "two or more"),
+             (["--compare", gist, lstm, str(tmp_path / "t.txt"), "--text", "ab"], "not both"),
+             ([gist, "--compare", lstm, "--text", "ab"], "after it"),
+             (["--compare", gist, lstm, "--text", "ab", "--out", lstm], "same file as CHECKPOINT"),
+             (["--compare", gist, lstm, str(tmp_path / "t.txt"), "--json",
+               str(tmp_path / "t.txt")], "same file as TEXT_FILE"),
+             (["--compare", gist, lstm, "--text", "a"], "at least 2"),
+             (["--compare", gist, lstm, "--text", "snow \u2603"], "vocabulary"),
+             (["--compare", gist, lstm, "--text", "ab", "--out",
+               str(tmp_path / "no" / "c.html")], "does not exist")]
+    before = sorted(os.listdir(tmp_path))
+    for argv, words in cases:
+        assert run_main(argv + (["--out", out] if "--out" not in argv else [])) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and words in err, (argv, err)
+        assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_browser_compare_page(browser, tmp_path):
+    """The scores table, the text shaded by the difference, a click showing every model's
+    guesses, the run chosen against the first; no console errors, nothing fetched."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+    _, page = compare_files(tmp_path, "gist", "lstm2_char_dropout", "rnn_char")
+    browser_errors(browser)
+    browser.get((tmp_path / "c.html").as_uri())
+    WebDriverWait(browser, BROWSER_WAIT).until(
+        lambda d: d.execute_script("return document.body.dataset.ready") == "1")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#scores tr")
+    assert len(rows) == 4 and "gist.npz" in rows[1].text
+    assert "lstm2_char_dropout.npz" in rows[2].text
+    assert f"{page['runs'][0]['nats']:.4f} nats/char" in rows[1].text
+    spans = browser.find_elements(By.CSS_SELECTOR, "#diff-text > span")
+    assert len(spans) == 400
+
+    def shading():
+        return browser.execute_script("return [...document.querySelectorAll('#diff-text > span')]"
+                                      ".map(s => s.style.backgroundColor)")
+
+    before = shading()
+    # green where the second model gave the token the higher probability, red where lower
+    lp0, lp1 = page["runs"][0]["logprob"], page["runs"][1]["logprob"]
+    for t in (5, 100, 399):
+        r, g, b = map(int, re.findall(r"\d+", before[t]))
+        assert (g > r) == (lp1[t - 1] > lp0[t - 1]) and (r > g) == (lp1[t - 1] < lp0[t - 1])
+    spans[57].click()
+    cols = browser.find_elements(By.CSS_SELECTOR, "#compare-guesses .col")
+    assert [c.text.splitlines()[0] for c in cols] == [r["name"] for r in page["runs"]]
+    for c, r in zip(cols, page["runs"]):  # the probability of the token there, the top guess's
+        assert f"{100 * math.exp(r['logprob'][56]):.2f}%" in c.text
+        assert f"{100 * r['top_p'][56][0]:.1f}%" in c.text
+    actual = {"\n": "\u21b5", " ": "\u2423"}.get(page["pieces"][57], page["pieces"][57])
+    assert f"token 57, {actual}:" in browser.find_element(By.ID, "compare-guesses").text
+    # the listed largest differences: the largest first, a click selects the token
+    first = browser.find_elements(By.CSS_SELECTOR, "#top-diffs button")[0]
+    t = int(first.get_attribute("data-t"))
+    deltas = [b - a for a, b in zip(lp0, lp1)]
+    assert abs(deltas[t - 1]) == max(abs(d) for d in deltas[:399])
+    first.click()
+    assert "sel" in spans[t].get_attribute("class")
+    # the third model against the first: other colours
+    Select(browser.find_element(By.ID, "against")).select_by_visible_text("rnn_char.npz")
+    assert shading() != before
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#options tr.diff")) > 0
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#compare-samples .sample")) == 3
+    assert browser_errors(browser) == []
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
+
+
+def test_browser_compare_page_builds_no_markup_from_its_data(browser, tmp_path):
+    _, page = compare_files(tmp_path, "gist", "rnn_char")
+    page["title"] = HOSTILE
+    for r in page["runs"]:
+        r["name"], r["arch"], r["sample"] = HOSTILE, HOSTILE, HOSTILE
+        r["options"][HOSTILE] = HOSTILE
+    page["pieces"][1] = HOSTILE
+    page["vocab"] = [HOSTILE + tok for tok in page["vocab"]]
+    path = tmp_path / "hostile.html"
+    path.write_text(visualize.COMPARE_PAGE.render(page), encoding="utf-8")
+    browser_errors(browser)
+    assert open_ready_page(browser, path, "#diff-text > span")
+    browser.find_elements("css selector", "#diff-text > span")[1].click()
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    for box in ("title", "scores", "options", "compare-samples", "compare-guesses", "diff-text"):
+        assert HOSTILE in browser.find_element("id", box).text, box
+    assert browser_errors(browser) == []
