@@ -445,8 +445,8 @@ class LivePage:
     """--page: the run's page (common/page.py LIVE), its folder made now if missing. due(now):
     whether to rewrite it, about every PAGE_SECONDS after the last write (PAGE_SHARE times as
     long as that write took, if longer), and at once after the first validation (validated()).
-    write(data) writes it atomically and returns the seconds it took; a page that cannot be
-    written (a full disk) is said once and training goes on."""
+    write(data) writes the page of data() atomically and returns the seconds both took; a page
+    that cannot be written (a full disk) is said once and training goes on."""
 
     def __init__(self, path):
         self.path = path
@@ -473,7 +473,7 @@ class LivePage:
         if self.path is None:  # it could not be written before
             return 0.0
         t0 = time.perf_counter()
-        html = page.LIVE.render(data).encode("utf-8")
+        html = page.LIVE.render(data()).encode("utf-8")
         try:
             write_atomic(self.path, lambda f: f.write(html), "--page")
         except UserError as e:
@@ -622,7 +622,7 @@ class Reporter:
         """Write --page after k iterations: live, or the final page of a run that `ended` (how,
         e.g. "finished after 500 iterations"), which no longer reloads."""
         if self.page:
-            self.pause(self.page.write(self.page_data(k, ended)))
+            self.pause(self.page.write(lambda: self.page_data(k, ended)))
 
     def page_data(self, k, ended=None):
         """What the page shows (common/page.py LIVE)."""
