@@ -91,7 +91,7 @@ function plot(series, xname, yname, W = 520, Hh = 240) {
   series.forEach((s, j) => {
     const attrs = { points: kept[j].map(([x, y]) => `${X(x)},${Y(y)}`).join(" "), fill: "none",
                     stroke: s.colour, "stroke-width": s.width || 1 };
-    if (s.faint) attrs["stroke-opacity"] = 0.35;
+    if (s.faint) attrs["stroke-opacity"] = 0.25;
     if (s.id) attrs.id = s.id;
     svg.append(el("svg:polyline", attrs));
   });
@@ -227,7 +227,8 @@ function facts() {
   rows.push(["iteration", D.total === null ? String(D.iter) : `${D.iter} of ${D.total}`]);
   rows.push(["speed", D.speed === null ? "not measured yet" : `${Math.round(D.speed)} ${u}s/s`]);
   rows.push(["time used", `${clock(D.wall_seconds)} since the start, ` +
-    `${clock(D.train_seconds)} of training (validation, saving and this page left out)`]);
+    `${clock(D.train_seconds)} of training (validation, saving and this page left out; ` +
+    `writing this page took ${D.page_seconds.toFixed(3)} s before this time)`]);
   if (D.left) rows.push(["time left", `about ${clock(D.left.seconds)} (${D.left.by})`]);
   rows.push(["best validation loss", D.best === null ? "none yet" :
     `${D.best.loss.toFixed(4)} nats/${u} at iteration ${D.best.iter}, kept in ${D.best.path}`]);

@@ -499,6 +499,7 @@ class Reporter:
         self.sample_every = args.sample_every
         self.history = History(meta.get("history"))
         self.page_samples = list(self.history.samples)  # more of them than the checkpoint keeps
+        self.page_seconds = 0.0  # spent writing the page so far
         self.window = [0.0, 0]  # training loss per token summed since the last loss line, count
         self.bar, self.describe, self.speed, self.rate, self.total = None, None, None, None, None
         now = time.perf_counter()
@@ -622,7 +623,9 @@ class Reporter:
         """Write --page after k iterations: live, or the final page of a run that `ended` (how,
         e.g. "finished after 500 iterations"), which no longer reloads."""
         if self.page:
-            self.pause(self.page.write(lambda: self.page_data(k, ended)))
+            spent = self.page.write(lambda: self.page_data(k, ended))
+            self.pause(spent)
+            self.page_seconds += spent
 
     def page_data(self, k, ended=None):
         """What the page shows (common/page.py LIVE)."""
@@ -633,7 +636,7 @@ class Reporter:
                 "unit": self.unit, "iter": k, "total": self.total,
                 "speed": finite_or_none(self.rate),
                 "wall_seconds": time.perf_counter() - self.t_begin,
-                "train_seconds": self.train_seconds(),
+                "train_seconds": self.train_seconds(), "page_seconds": self.page_seconds,
                 "left": None if ended else self.time_left(k),
                 "best": None if best is None or best.loss is None else
                 {"loss": best.loss, "iter": best.iter, "path": best.path},

@@ -30,7 +30,8 @@ def live_data(**changes):
     """Data for the live page as the Reporter gives it, with changes."""
     data = {"live": True, "status": "running", "title": "m.npz", "written": "12:00:00",
             "reload_seconds": 3, "unit": "char", "iter": 40, "total": 100, "speed": 1234.5,
-            "wall_seconds": 12.0, "train_seconds": 10.0, "left": {"seconds": 15.0, "by": "60 more"},
+            "wall_seconds": 12.0, "train_seconds": 10.0, "page_seconds": 0.01,
+            "left": {"seconds": 15.0, "by": "60 more"},
             "best": {"loss": 2.1, "iter": 40, "path": "m.best.npz"}, "options": {"seed": 0},
             "history": [[k, 3.0 - k / 50, 3.1 - k / 50 if k % 20 == 0 else None, k / 4]
                         for k in range(0, 41, 2)],

@@ -1116,6 +1116,7 @@ def test_slow_page_writes_take_at_most_a_fiftieth_of_the_time(make_run, clock, p
     assert all(b - a >= training.PAGE_SHARE * 1.0 for a, b in zip(times, times[1:]))
     # 200 iterations of 1 s: the writes and the validation are not training time
     assert run.report.train_seconds() == pytest.approx(200.0)
+    assert [d["page_seconds"] for _, d in page_writes] == [0.0, 1.0, 2.0, 3.0]
     seconds = {h[0]: h[3] for h in page_writes[-1][1]["history"]}
     assert seconds[100] == pytest.approx(100.0) and seconds[150] == pytest.approx(151.0)
 
