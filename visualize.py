@@ -1,7 +1,8 @@
 """
 See what a checkpoint learned: one offline HTML page with the text coloured by any unit, the model's
-next-token guesses, the units that track simple features of the text, gate saturation and the
-training curves. --json writes the numbers behind the page.
+next-token guesses, the units that track simple features of the text, gate saturation, the
+training curves and samples; --compare sets several checkpoints side by side on one text. --json
+writes the numbers behind either page.
 
 References:
   https://karpathy.github.io/2015/05/21/rnn-effectiveness/  (the coloured-text pictures)
@@ -924,7 +925,8 @@ function guesses(t) {
       const p = r.top_p[t - 1][j], bar = el("span", { class: "bar" });
       bar.style.width = `${(p * 120).toFixed(1)}px`;
       bar.style.background = colourOf(i);
-      const line = el("div", {}, [bar, ` ${(100 * p).toFixed(1).padStart(5)}% ${shown(D.vocab[id])}`]);
+      const line = el("div", {}, [bar,
+                                  ` ${(100 * p).toFixed(1).padStart(5)}% ${shown(D.vocab[id])}`]);
       if (id === D.ids[t]) line.classList.add("hit");
       col.append(line);
     });

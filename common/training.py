@@ -34,8 +34,8 @@ PRINT_SECONDS = 5.0  # a sample and a loss line about this often, unless --sampl
 PRINT_SHARE = 10  # ... or less often, so that printing takes at most about 1/10 of the time
 PLAIN_PROGRESS_SECONDS = 30.0  # with no terminal (no bar), a plain progress line about this often
 STALE_NOTICE = 3  # validations in a row without a new best before the one overfitting notice
-# --page: written at the first validation, then about every PAGE_SECONDS of training, or less
-# often so that writing it takes at most 1/PAGE_SHARE of the time; it reloads every
+# --page: written at the first validation, then about every PAGE_SECONDS, or less often so
+# that writing it takes at most 1/PAGE_SHARE of the time; it reloads every
 # RELOAD_SECONDS while the run lives and shows up to PAGE_SAMPLES samples (thinned like the
 # checkpoint's)
 PAGE_SECONDS = 10.0
@@ -340,7 +340,7 @@ class History:
     Training losses are kept every `stride` iterations; past HISTORY_RECORDS records the stride
     doubles and the records off it are dropped, so the history stays small for any run length
     (validation records are kept while they fit). samples: the samples printed, {iter, text},
-    thinned to SAMPLE_RECORDS. seconds: the training seconds when it was saved."""
+    thinned to SAMPLE_RECORDS. to_meta adds the training seconds at the save."""
 
     def __init__(self, stored=None):
         stored = stored or {}
@@ -640,7 +640,7 @@ class Reporter:
                 "left": None if ended else self.time_left(k),
                 "best": None if best is None or best.loss is None else
                 {"loss": best.loss, "iter": best.iter, "path": best.path},
-                "options": {name: value for name, value in vars(self.args).items()},
+                "options": dict(vars(self.args)),
                 "history": [[r["iter"], r["loss"], r["val_loss"], r.get("seconds")]
                             for r in records],
                 "samples": with_losses(self.page_samples, records)}

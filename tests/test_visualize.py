@@ -351,7 +351,8 @@ def test_training_samples_reach_the_json_and_the_page(tmp_path):
     with np.load(ckpt, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
     kept = meta["history"]["samples"]
-    assert [s["iter"] for s in kept] == [0, 7, 14, 21, 28] and all(len(s["text"]) == 9 for s in kept)
+    assert [s["iter"] for s in kept] == [0, 7, 14, 21, 28]
+    assert all(len(s["text"]) == 9 for s in kept)
     records = {r["iter"]: r["loss"] for r in meta["history"]["records"]}
     samples = load_json(js)["samples"]
     assert [(s["iter"], s["text"]) for s in samples] == [(s["iter"], s["text"]) for s in kept]
@@ -713,6 +714,7 @@ def test_browser_page_builds_no_markup_from_its_data(browser, page, tmp_path):
     data["interpretable"][0]["feature"] = HOSTILE
     data["constant"] = [HOSTILE]
     data["history"][0][0] = HOSTILE
+    data["samples"] = [{"iter": 3, "text": HOSTILE, "loss": None}]
     path = tmp_path / "hostile.html"
     path.write_text(visualize.render_page(data), encoding="utf-8")
     browser_errors(browser)
@@ -724,7 +726,7 @@ def test_browser_page_builds_no_markup_from_its_data(browser, page, tmp_path):
     assert browser.execute_script("return document.querySelectorAll('img').length") == 0
     assert browser.title == "min-char-rnn: what the model learned"
     assert browser.find_element(By.ID, "title").text == HOSTILE
-    for box in ("features", "curves", "guesses"):
+    for box in ("features", "curves", "guesses", "samples"):
         assert HOSTILE in browser.find_element(By.ID, box).text, box
 
 
