@@ -136,11 +136,11 @@ def main(argv=None):
             hprev = np.zeros((H, B), dtype=params.flat.dtype)  # reset RNN memory
             p = 0  # go from start of data
         inputs, targets = streams[:, p:p + T], streams[:, p + 1:p + T + 1]  # (B, T) each
-        print_now = run.print_due(n)  # every --sample-every iterations, or by the clock
+        print_now = run.report.print_due(n)  # every --sample-every iterations, or by the clock
         if print_now:  # sample from the model now and then
             sample_ix = sample(params, hprev[:, :1], inputs[:1, 0], rng)
             txt = "".join(ix_to_char[ix[0]] for ix in itertools.islice(sample_ix, args.sample_length))
-            tqdm.write(f"----\n {txt} \n----")
+            run.report.print_sample(n, txt, f" {txt} ")  # printed, and kept in the history
         # forward seq_length characters through the net and fetch gradient
         loss, *_, hprev = lossFun(inputs, targets, hprev, params, grads=grads)
         run.check(loss, "the loss", n)
@@ -152,7 +152,7 @@ def main(argv=None):
         run.check(float(params.flat.max()) + float(params.flat.min()), "the weights", n)  # NaN, inf
         p += T  # move data pointer
         n += 1  # iteration counter
-        run.progress(n, B * T, lambda: f"loss {smooth_loss:.3f}")
+        run.report.progress(n, B * T, lambda: f"loss {smooth_loss:.3f}")
         finished = run.finished(n)  # --max-iters or --time-budget
         if len(eval_ids) and (finished or run.eval_due(n)):
             nats, count, _ = evaluate(params, eval_ids)

@@ -204,15 +204,15 @@ def checkpoint_arrays(model, optimizer, N):
     return arrays
 
 
-def print_sample(lm, first, length, rng):
-    """Print `length` tokens sampled from the training stream's row 0 state, `first` its next
-    input; the training state is left as it was."""
+def sample_text(lm, first, length, rng):
+    """`length` tokens sampled from the training stream's row 0 state, `first` its next input,
+    as text; the training state is left as it was."""
     train_state = lm.model.get_state()
     start = None if train_state is None else train_state[:, :1]  # (S, 1, H) row 0's state
     steps = lm.generate(start, [first], rng)
     ids = [first] + [ix[0] for ix in itertools.islice(steps, length - 1)]
     lm.model.set_state(train_state)
-    tqdm.write("----\n" + lm.vocab.decode(ids) + "\n----")
+    return lm.vocab.decode(ids)
 
 
 def print_epoch(k, iters_per_epoch, total_loss, loss_count):
@@ -254,20 +254,20 @@ def main(argv=None):
     finished = run.begin(k, iteration_limit(args, iters_per_epoch))
     while not finished:
         x, t = get_batch(xs, ts, N, T, k)  # (N, T), (N, T)
-        print_now = run.print_due(k)  # every --sample-every iterations, or by the clock
+        print_now = run.report.print_due(k)  # every --sample-every iterations, or by the clock
         if print_now:
-            print_sample(lm, x[0, 0], args.sample_length, sample_rng)
+            run.report.print_sample(k, sample_text(lm, x[0, 0], args.sample_length, sample_rng))
         loss = float(model.forward(x, t))
         run.check(loss, "the loss", k)
         model.backward()
-        lr_now = scheduled_lr(args, k, lr_now, run.train_seconds)
+        lr_now = scheduled_lr(args, k, lr_now, run.report.train_seconds())
         update(model, optimizer, args, lr_now)
         total_loss, loss_count = total_loss + loss, loss_count + 1
         run.report.trained(k, loss, loss=loss, perplexity=perplexity(loss), lr=lr_now)
         if print_now:
             run.report.print_recent_loss(k)  # iter k, loss: mean since the last such line, perplexity
         k += 1
-        run.progress(k, N * T, lambda: f"loss {loss:.3f}, ppl {perplexity(loss):.2f}")
+        run.report.progress(k, N * T, lambda: f"loss {loss:.3f}, ppl {perplexity(loss):.2f}")
         if k % iters_per_epoch == 0:  # the book's per-epoch line: perplexity = exp(mean loss)
             total_loss, loss_count = print_epoch(k, iters_per_epoch, total_loss, loss_count)
         finished = run.finished(k)  # the iteration limit or --time-budget
@@ -288,7 +288,7 @@ def validate(run, lm, val, k, save, lr_now):
     train_state = lm.model.get_state()
     nats, count, _ = lm.evaluate(val)
     lm.model.set_state(train_state)
-    if not run.validated(k, nats / count, save, train_seconds=run.train_seconds) \
+    if not run.validated(k, nats / count, save, train_seconds=run.report.train_seconds()) \
             and run.args.lr_decay == "plateau":
         lr_now /= 4.0
         tqdm.write(f"iter {k}: learning rate now {lr_now:g}")

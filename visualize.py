@@ -1,7 +1,8 @@
 """
 See what a checkpoint learned: one offline HTML page with the text coloured by any unit, the model's
-next-token guesses, the units that track simple features of the text, gate saturation and the
-training curves. --json writes the numbers behind the page.
+next-token guesses, the units that track simple features of the text, gate saturation, the
+training curves and samples; --compare sets several checkpoints side by side on one text. --json
+writes the numbers behind either page.
 
 References:
   https://karpathy.github.io/2015/05/21/rnn-effectiveness/  (the coloured-text pictures)
@@ -10,7 +11,7 @@ References:
 """
 import argparse
 import base64
-import hashlib
+import itertools
 import json
 import math
 import os
@@ -18,10 +19,11 @@ import sys
 
 import numpy as np
 
-from common.checkpoint import check_not_read, check_output_file, write_atomic
-from common.cli import UserError, positive_int, run
+from common.checkpoint import check_not_read, check_output_file, same_file, write_atomic
+from common.cli import UserError, float_range, nonnegative_int, positive_int, run
 from common.interface import NOT_FINITE, load_model
-from common.vocabulary import read_corpus, read_text, split_ids
+from common.page import Page, with_losses
+from common.vocabulary import read_corpus, read_text, shown, split_ids
 
 GATES = ("f", "i", "o", "z", "r")  # sigmoids in 0..1: LSTM forget/input/output, GRU update/reset
 SATURATED_LOW, SATURATED_HIGH = 0.1, 0.9  # the paper's thresholds for a left / right saturated gate
@@ -71,9 +73,10 @@ def validation_text(model):
 
 
 def loss_history(meta, path):
-    """The checkpoint's loss history, checked on load -> [{iter, loss, val_loss}] (None when it
-    has none): iterations are integers and losses finite numbers or null, so the page and the
-    JSON only ever hold numbers there; otherwise a UserError naming the first bad record."""
+    """The checkpoint's loss history, checked on load -> [{iter, loss, val_loss, seconds}] (None
+    when it has none): iterations are integers, losses and seconds finite numbers or null, so the
+    page and the JSON only ever hold numbers there; otherwise a UserError naming the first bad
+    record."""
     stored = meta.get("history")
     if stored is None:  # format version 1
         return None
@@ -82,13 +85,28 @@ def loss_history(meta, path):
         raise UserError(f"{path} is damaged: its history holds no list of records")
     history = []
     for i, r in enumerate(records):
-        row = {k: r.get(k) for k in ("iter", "loss", "val_loss")} if isinstance(r, dict) else {}
-        if not (row and is_count(row["iter"])
-                and all(v is None or is_number(v) for v in (row["loss"], row["val_loss"]))):
-            raise UserError(f"{path} is damaged: history record {i} is not an iteration and two "
-                            f"losses (numbers or null): {str(r)[:60]}")
+        row = {k: r.get(k) for k in ("iter", "loss", "val_loss", "seconds")} \
+            if isinstance(r, dict) else {}
+        if not (row and is_count(row["iter"]) and all(
+                v is None or is_number(v) for v in (row["loss"], row["val_loss"], row["seconds"]))):
+            raise UserError(f"{path} is damaged: history record {i} is not an iteration, two "
+                            f"losses and seconds (numbers or null): {str(r)[:60]}")
         history.append(row)
     return history
+
+
+def training_samples(meta, path):
+    """The samples printed during training that the checkpoint keeps -> [{iter, text}] (empty
+    when it has none); a UserError naming the first that is not an iteration and a text."""
+    stored = meta.get("history")
+    samples = stored.get("samples", []) if isinstance(stored, dict) else []
+    if not isinstance(samples, list):
+        raise UserError(f"{path} is damaged: its history's samples are not a list")
+    for i, s in enumerate(samples):
+        if not (isinstance(s, dict) and is_count(s.get("iter")) and isinstance(s.get("text"), str)):
+            raise UserError(f"{path} is damaged: history sample {i} is not an iteration and a "
+                            f"text: {str(s)[:60]}")
+    return [{"iter": s["iter"], "text": s["text"]} for s in samples]
 
 
 def is_count(v):
@@ -181,9 +199,9 @@ def next_tokens(trace, ids, K):
     return top_ids, top_p, logprob
 
 
-def analyse(model, ids, K, history):
+def analyse(model, ids, K, history, samples=()):
     """Everything the page and the JSON show, at full precision (numpy arrays inside); history:
-    loss_history's records."""
+    loss_history's records; samples: training_samples'."""
     with np.errstate(over="ignore", invalid="ignore"):  # judged just below
         tr = model.trace(ids)
     if not all(np.isfinite(X).all() for X in tr.states.values()):
@@ -196,7 +214,8 @@ def analyse(model, ids, K, history):
     return {"tokens": tokens, "pieces": pieces, "states": tr.states, "top_ids": top_ids,
             "top_p": top_p, "logprob": logprob, "features": features,
             "interpretable": interpretable, "constant": constant,
-            "saturation": saturation(tr.states), "history": history}
+            "saturation": saturation(tr.states), "history": history,
+            "samples": with_losses(samples, history or [])}
 
 
 def json_data(a, vocab):
@@ -210,7 +229,7 @@ def json_data(a, vocab):
             "interpretable": a["interpretable"],
             "features_constant": a["constant"],
             "saturation": {k: s.tolist() for k, s in a["saturation"].items()},
-            "history": a["history"]}
+            "history": a["history"], "samples": a["samples"]}
 
 
 # ----------------------------------------------------------------------------- the page
@@ -241,22 +260,22 @@ def page_data(a, model, title, K):
         keys.append({"key": key, "layer": int(layer), "name": name, "units": X.shape[1],
                      "lo": lo.tolist(), "hi": hi.tolist(), "gate": name in GATES,
                      "b64": base64.b64encode(q.tobytes()).decode("ascii")})
-    return {"title": title, "level": model.level, "pieces": a["pieces"], "vocab": model.tokens,
+    return {"title": title, "level": model.level, "unit": model.vocab.unit, "pieces": a["pieces"],
+            "vocab": model.tokens,
             "keys": keys, "k": K,
             "top_ids": a["top_ids"].tolist(),
             "top_p": np.round(a["top_p"], 4).tolist(),
             "surprisal": np.round(-a["logprob"] / math.log(2), 3).tolist(),  # bits
             "interpretable": a["interpretable"], "constant": a["constant"],
             "saturation": {k: np.round(s, 4).tolist() for k, s in a["saturation"].items()},
-            "history": [[h["iter"], h["loss"], h["val_loss"]] for h in a["history"] or []]}
+            "history": [[h["iter"], h["loss"], h["val_loss"], h.get("seconds")]
+                        for h in a["history"] or []],
+            "samples": a.get("samples", [])}
 
 
 def render_page(data):
-    """The self-contained HTML: the data as inline JSON ('<', '>' and '&' escaped, so no text
-    can close the script element), the style and the script inline."""
-    blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return PAGE.replace("__DATA__", blob, 1)
+    """The self-contained HTML of one checkpoint's page (common/page.py: the data inline)."""
+    return PAGE.render(data)
 
 
 def check_outputs(out, json_path, reads):
@@ -275,6 +294,190 @@ def write_text(path, text, what):
     write_atomic(path, lambda f: f.write(text.encode("utf-8")), what)
 
 
+# ----------------------------------------------------------------------------- comparing models
+
+PALETTE_SIZE = 6  # runs get the compare page's colours in turn
+TOP_DIFFERENCES = 12  # positions of the largest difference listed on the compare page
+
+
+def compared_paths(args):
+    """--compare's list -> (checkpoints, TEXT_FILE or None): a last name not ending in .npz is
+    the text. One line for fewer than two checkpoints or one named twice."""
+    names = list(args.compare)
+    text_file = names.pop() if len(names) > 1 and not names[-1].endswith(".npz") else None
+    if args.checkpoint is not None or args.text_file is not None:
+        raise UserError("with --compare, name every checkpoint (and the TEXT_FILE) after it: "
+                        "--compare A.npz B.npz [TEXT_FILE]")
+    if len(names) < 2:
+        raise UserError("--compare needs two or more checkpoints: --compare A.npz B.npz "
+                        "[TEXT_FILE]")
+    if text_file is not None and args.text is not None:
+        raise UserError("give a TEXT_FILE or --text, not both")
+    for i, a in enumerate(names):
+        for b in names[:i]:
+            if same_file(a, b):
+                raise UserError(f"{b} and {a} are the same checkpoint: compare different ones")
+    return names, text_file
+
+
+def run_names(paths):
+    """What the page calls each run: its file name, or its path where two file names agree."""
+    base = [os.path.basename(p) for p in paths]
+    return [b if base.count(b) == 1 else p for b, p in zip(base, paths)]
+
+
+def vocabulary_note(models, names):
+    """None when every model has the first one's vocabulary; else the line saying why the page
+    shows curves and scores only."""
+    first = models[0]
+    for model, name in zip(models[1:], names[1:]):
+        if model.level != first.level:
+            why = (f"{name} reads {model.vocab.unit_name}s and {names[0]} "
+                   f"{first.vocab.unit_name}s")
+        elif model.tokens != first.tokens:
+            only = sorted(set(model.tokens) ^ set(first.tokens))
+            why = (f"{name} and {names[0]} know different {first.vocab.unit_name}s ("
+                   f"{len(only)} in only one of them: {shown(only, 10)})")
+        else:
+            continue
+        return (f"{why}: their tokens are not the same, so this page compares the curves and "
+                "the scores only")
+    return None
+
+
+def stepped_log_probs(model, ids, K, n_top):
+    """Read ids one token at a time from a zero state -> (log p(ids[t+1] | ids[..t]) (T-1,),
+    the top ids (n, K) after ids[t], most likely first, ties to the lower id, and their
+    probabilities (n, K)) for the first n = min(shown, T - 1) positions. A model whose
+    log-probabilities are not all finite is refused, as sample.py refuses its score."""
+    T, n = len(ids), min(n_top, len(ids) - 1)
+    logprob = np.empty(T - 1)  # (T-1,)
+    top_ids = np.empty((n, K), dtype=np.int64)  # (n, K)
+    top_p = np.empty((n, K))  # (n, K)
+    state = model.initial_state(1)
+    for t in range(T - 1):
+        with np.errstate(over="ignore", invalid="ignore"):  # judged just below
+            lp, state = model.log_probs(state, ids[t:t + 1])  # (1, V) after token t
+        lp = lp[0]  # (V,)
+        if not (np.isfinite(lp).all() and lp.min() >= MIN_LOG_PROB):
+            raise UserError(NOT_FINITE, 1)
+        logprob[t] = lp[ids[t + 1]]
+        if t < n:
+            top_ids[t] = np.argsort(-lp, kind="stable")[:K]
+            top_p[t] = np.exp(lp[top_ids[t]])
+    return logprob, top_ids, top_p
+
+
+def compared_run(model, path, text, args, guesses):
+    """One model on the text: its score (as sample.py --score gives it), the log-probability of
+    every token after the first, and with `guesses` its top --top-k guesses at the first
+    --max-chars positions and a sample of --sample-length tokens after the text's first token
+    (--seed, --temperature)."""
+    ids = model.encode(text, f"the text (for {path})")
+    if len(ids) < 2:
+        raise UserError(f"the text needs at least 2 {model.vocab.unit_name}s for {path} (the "
+                        "first is only a context)")
+    K = min(args.top_k, len(model.tokens))
+    # guesses for the tokens shown after the first: 1 .. --max-chars - 1
+    logprob, top_ids, top_p = stepped_log_probs(model, ids, K,
+                                                args.max_chars - 1 if guesses else 0)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        log_prob, count = model.score(ids)
+    if not math.isfinite(log_prob):
+        raise UserError(NOT_FINITE, 1)
+    sample = None
+    if guesses:  # from a zero state, the text's first token the first input, as sample.py --start
+        rng = np.random.default_rng(args.seed)
+        steps = model.generate(model.initial_state(1), ids[:1], rng, args.temperature)
+        drawn = [int(ix[0]) for ix in itertools.islice(steps, args.sample_length)]
+        sample = model.vocab.decode(ids[:1]) + model.vocab.decode(drawn, after=ids[0])
+    return {"ids": ids, "logprob": logprob, "top_ids": top_ids, "top_p": top_p,
+            "log_prob": log_prob, "count": count, "sample": sample}
+
+
+def compare_json(models, paths, runs, histories, samples, note):
+    """The --json object of --compare (documented in docs/visualize.md), at full precision."""
+    first = models[0]
+    out = {"tokens": [first.tokens[i] for i in runs[0]["ids"]], "runs": [], "logprob": [],
+           "delta": None if note else (runs[1]["logprob"] - runs[0]["logprob"]).tolist()}
+    for model, path, r, history, kept in zip(models, paths, runs, histories, samples):
+        entry = {"name": path, "kind": model.kind, "level": model.level,
+                 "options": model.meta.get("options"), "history": history,
+                 "samples": with_losses(kept, history or []), "log_prob": r["log_prob"],
+                 "count": r["count"]}
+        if note:  # each model reads the text in its own tokens
+            entry["tokens"] = [model.tokens[i] for i in r["ids"]]
+        out["runs"].append(entry)
+        out["logprob"].append(r["logprob"].tolist())
+    return out
+
+
+def compare_page_data(models, names, runs, histories, args, note):
+    """The compare page's data: per run its facts, curves, options and (one vocabulary) the
+    rounded log-probabilities and guesses of the first --max-chars tokens; the text's pieces."""
+    page_runs = []
+    for model, name, r, history in zip(models, names, runs, histories):
+        nats = -r["log_prob"] / r["count"]
+        arch = ", ".join(f"{k} {v}" for k, v in model.architecture().items())
+        page_runs.append({
+            "name": name, "kind": model.kind, "level": model.level, "unit": model.vocab.unit,
+            "arch": arch, "params": int(model.num_params), "seconds": trained_seconds(model.meta),
+            "iters": model.meta.get(model.iteration_key), "log_prob": r["log_prob"],
+            "count": r["count"], "nats": nats, "bits": nats / math.log(2),
+            "perplexity": math.exp(nats) if nats < 700 else None,
+            "options": model.meta.get("options") or {}, "sample": r["sample"],
+            "history": [[h["iter"], h["loss"], h["val_loss"], h["seconds"]] for h in history or []],
+            "logprob": [] if note else np.round(r["logprob"][:len(r["top_ids"])], 4).tolist(),
+            "top_ids": r["top_ids"].tolist(), "top_p": np.round(r["top_p"], 4).tolist()})
+    shown_ids = runs[0]["ids"][:args.max_chars]
+    return {"title": " vs ".join(names), "note": note, "runs": page_runs,
+            "pieces": [] if note else list(models[0].vocab.pieces(shown_ids)),
+            "ids": [] if note else shown_ids.tolist(),
+            "vocab": [] if note else models[0].tokens, "seed": args.seed,
+            "temperature": args.temperature, "palette": PALETTE_SIZE, "top": TOP_DIFFERENCES}
+
+
+def trained_seconds(meta):
+    """The seconds a checkpoint was trained: its history's clock (validation and saving left out),
+    else the wall-clock seconds older checkpoints record, or None."""
+    history = meta.get("history")
+    stored = history.get("seconds") if isinstance(history, dict) else None
+    return stored if stored is not None else meta.get("train_seconds")
+
+
+def compare(args):
+    """--compare: two or more checkpoints on one text -> one page (and --json); prints the page's
+    name and one line per model with its score."""
+    paths, text_file = compared_paths(args)
+    models = [load_model(p) for p in paths]  # a missing or damaged one: its own line
+    histories = [loss_history(m.meta, p) for m, p in zip(models, paths)]
+    kept = [training_samples(m.meta, p) for m, p in zip(models, paths)]
+    out = args.out or os.path.splitext(paths[0])[0] + "-compare.html"
+    reads = [("CHECKPOINT", p) for p in paths] + [("TEXT_FILE", text_file)]
+    text = given_text(args, text_file)
+    if text is None:  # the first model's validation text: its training files are read
+        reads += [("the training text", f["name"]) for f in models[0].input_files or []]
+    check_outputs(out, args.json, reads)
+    if text is None:
+        text = models[0].vocab.decode(validation_text(models[0]))
+    names = run_names(paths)
+    note = vocabulary_note(models, names)
+    runs = [compared_run(m, p, text, args, note is None) for m, p in zip(models, paths)]
+    if args.json:
+        write_text(args.json, json.dumps(compare_json(models, paths, runs, histories, kept, note),
+                                         ensure_ascii=False), "--json")
+    write_text(out, COMPARE_PAGE.render(compare_page_data(models, names, runs, histories, args,
+                                                          note)), "--out")
+    print(out)
+    for name, model, r in zip(names, models, runs):
+        nats = -r["log_prob"] / r["count"]
+        print(f"{name}: {nats:.4f} nats/{model.vocab.unit}, {nats / math.log(2):.4f} "
+              f"bits/{model.vocab.unit} over {r['count']} predicted {model.vocab.unit_name}s")
+    if note:
+        print(note)
+    return 0
+
+
 # ----------------------------------------------------------------------------- command line
 
 def build_parser():
@@ -282,7 +485,8 @@ def build_parser():
         description="Write one offline HTML page showing what a checkpoint learned: the text "
                     "coloured by a unit, the next-token guesses, units that track quotes, "
                     "brackets, line position and word starts, gate saturation, training curves.")
-    ap.add_argument("checkpoint", help="a .npz written by min_char_rnn.py or rnnlm.py")
+    ap.add_argument("checkpoint", nargs="?", default=None,
+                    help="a .npz written by min_char_rnn.py or rnnlm.py")
     ap.add_argument("text_file", nargs="?", default=None,
                     help="the text to show (default: the checkpoint's validation text, when its "
                          "training file is still there and unchanged)")
@@ -296,32 +500,57 @@ def build_parser():
     ap.add_argument("--top-k", type=positive_int, default=5,
                     help="next-token guesses listed per position (default 5)")
     ap.add_argument("--encoding", default="utf-8", help="encoding of TEXT_FILE (default utf-8)")
+    cmp = ap.add_argument_group("comparing models")
+    cmp.add_argument("--compare", nargs="+", default=None, metavar="CHECKPOINT",
+                     help="compare two or more checkpoints (.npz; a last name without .npz is "
+                          "the TEXT_FILE) on one text: their curves, scores, the text shaded by "
+                          "where the second beats the first, guesses, options and samples "
+                          "(default --out: beside the first, NAME-compare.html)")
+    cmp.add_argument("--seed", type=nonnegative_int, default=0,
+                     help="with --compare: seed of each model's sample (default 0)")
+    cmp.add_argument("--temperature", type=float_range(0, 100), default=1.0,
+                     help="with --compare: the samples' temperature (default 1; 0: greedy)")
+    cmp.add_argument("--sample-length", type=positive_int, default=200,
+                     help="with --compare: tokens per sample after the text's first (default 200)")
     return ap
+
+
+def given_text(args, text_file):
+    """The text of TEXT_FILE or --text, or None when neither is given; an empty one is refused."""
+    if args.text is None and text_file is None:
+        return None
+    text = args.text if args.text is not None else \
+        read_text(text_file, args.encoding, "text file")[0]
+    if not text:
+        raise UserError("the text is empty: give at least one character")
+    return text
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.compare is not None:
+        return compare(args)
+    if args.checkpoint is None:
+        raise UserError("give a CHECKPOINT, or --compare A.npz B.npz [TEXT_FILE]")
     if args.text is not None and args.text_file is not None:
         raise UserError("give a TEXT_FILE or --text, not both")
     model = load_model(args.checkpoint)
     history = loss_history(model.meta, args.checkpoint)
+    samples = training_samples(model.meta, args.checkpoint)
     out = args.out or os.path.splitext(args.checkpoint)[0] + ".html"
     reads = [("CHECKPOINT", args.checkpoint), ("TEXT_FILE", args.text_file)]
     if args.text is None and args.text_file is None:  # the validation text: the training files
         reads += [("the training text", f["name"]) for f in model.input_files or []]
     check_outputs(out, args.json, reads)
-    if args.text is not None or args.text_file is not None:
-        text = args.text if args.text is not None else \
-            read_text(args.text_file, args.encoding, "text file")[0]
-        if not text:
-            raise UserError("the text is empty: give at least one character")
+    text = given_text(args, args.text_file)
+    if text is not None:
         ids = model.encode(text, "the text")
         if len(ids) == 0:
             raise UserError("the text holds no words: give at least one word")
     else:
         ids = validation_text(model)
     ids = np.asarray(ids[:args.max_chars])  # (T,)
-    a = analyse(model, ids, args.top_k, history)
+    a = analyse(model, ids, args.top_k, history, samples)
     title = os.path.basename(args.checkpoint)
     if args.json:
         write_text(args.json, json.dumps(json_data(a, model.tokens), ensure_ascii=False),
@@ -341,8 +570,6 @@ def main(argv=None):
 # ----------------------------------------------------------------------------- the page itself
 
 STYLE = """
-body { font: 14px system-ui, sans-serif; margin: 1em 2em; color: #222; }
-h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin: 1.2em 0 .4em; }
 .text { font: 15px/1.9 ui-monospace, monospace; white-space: pre-wrap; word-break: break-all;
         border: 1px solid #ccc; padding: .5em; max-height: 24em; overflow-y: auto; }
 .text span { cursor: pointer; }
@@ -353,40 +580,13 @@ h1 { font-size: 1.3em; } h2 { font-size: 1.05em; margin: 1.2em 0 .4em; }
 #guesses { min-height: 8em; font: 13px ui-monospace, monospace; }
 .bar { display: inline-block; height: .8em; background: #4a7; vertical-align: middle; }
 #features button { font: 12px ui-monospace, monospace; margin: 2px; }
-.note { color: #666; }
 .layer { display: inline-block; margin-right: 2em; }
-svg text { font: 11px system-ui, sans-serif; fill: #333; }
 """
 
 SCRIPT = r"""
-"use strict";
-const D = JSON.parse(document.getElementById("data").textContent);
-const $ = (id) => document.getElementById(id);
 const T = D.pieces.length;
 const decoded = {};  // key -> Uint8Array (T * U), decoded from base64 on first use
 let cur = D.keys[0], unit = 0, pinned = -1;
-
-// An element with attributes and children (strings become text nodes; tags "svg:..." in SVG's
-// namespace). The page makes all its markup this way: no text from the data is parsed as HTML.
-function el(tag, attrs = {}, children = []) {
-  const e = tag.startsWith("svg:") ?
-    document.createElementNS("http://www.w3.org/2000/svg", tag.slice(4)) :
-    document.createElement(tag);
-  for (const name of Object.keys(attrs)) e.setAttribute(name, attrs[name]);
-  for (const c of children) e.append(c);
-  return e;
-}
-
-// The smallest and largest of many numbers, in a loop: Math.max(...a) would pass each element as
-// an argument, more than the call stack holds past about 125,000 of them.
-function range(values, lo, hi) {
-  for (const v of values) {
-    if (v === null) continue;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  return [lo, hi];
-}
 
 function values(k) {
   if (!decoded[k.key]) {
@@ -504,13 +704,6 @@ function featureList() {
     box.append(el("p", { class: "note" }, ["No feature varies on this text."]));
 }
 
-// an SVG text label; a colour given goes on the element's style, over the stylesheet's grey
-function label(x, y, text, fill) {
-  const e = el("svg:text", { x: x, y: y }, [text]);
-  if (fill) e.style.fill = fill;
-  return e;
-}
-
 // a scatter per layer: fraction of positions below 0.1 (x) against above 0.9 (y), per gate unit
 function saturationPlots() {
   const keys = Object.keys(D.saturation), box = $("saturation");
@@ -541,34 +734,6 @@ function saturationPlots() {
   }
 }
 
-// training and validation loss (nats per token) against iteration
-function curves() {
-  const H = D.history, box = $("curves");
-  if (!H.length) {
-    box.append(el("p", { class: "note" }, ["This checkpoint has no training history."]));
-    return;
-  }
-  const W = 600, Hh = 220, m = 45;
-  let [y0, y1] = range(H.map((h) => h[1]), Infinity, -Infinity);
-  [y0, y1] = range(H.map((h) => h[2]), y0, y1);
-  if (y0 > y1) [y0, y1] = [0, 1];  // no loss recorded at all: an empty frame
-  y1 = Math.max(y1, y0 + 1e-9);
-  const x0 = H[0][0], x1 = Math.max(H[H.length - 1][0], x0 + 1);
-  const X = (x) => (m + (x - x0) / (x1 - x0) * (W - m - 10)).toFixed(1);
-  const Y = (y) => (10 + (y1 - y) / (y1 - y0) * (Hh - m)).toFixed(1);
-  const line = (j) => H.filter((h) => h[j] !== null).map((h) => `${X(h[0])},${Y(h[j])}`).join(" ");
-  box.append(el("svg:svg", { width: W, height: Hh }, [
-    el("svg:rect", { x: m, y: 10, width: W - m - 10, height: Hh - m, fill: "none",
-                     stroke: "#999" }),
-    el("svg:polyline", { id: "train-curve", points: line(1), fill: "none", stroke: "#1f77b4" }),
-    el("svg:polyline", { id: "val-curve", points: line(2), fill: "none", stroke: "#d62728",
-                         "stroke-width": 2 }),
-    label(2, 16, y1.toFixed(2)), label(2, Hh - m + 10, y0.toFixed(2)),
-    label(m, Hh - m + 25, `iter ${x0}`), label(W - 90, Hh - m + 25, `iter ${x1}`),
-    label(m + 150, Hh - 5, "training loss", "#1f77b4"),
-    label(m + 260, Hh - 5, "validation loss (nats/token)", "#d62728")]));
-}
-
 function init() {
   $("title").textContent = D.title;
   for (const l of new Set(D.keys.map((k) => k.layer)))
@@ -577,7 +742,8 @@ function init() {
   surprisalRow();
   featureList();
   saturationPlots();
-  curves();
+  lossPlots($("curves"), D.history, D.unit);
+  sampleList($("samples"), D.samples, D.unit);
   $("layer").onchange = () => {
     fillNames();
     select(`${$("layer").value}/${$("name").value}`, unit);
@@ -606,25 +772,7 @@ init();
 """
 
 
-def csp_hash(text):
-    """The Content-Security-Policy source that allows exactly this inline script or style."""
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
-
-
-# The page may run its own script and style and nothing else: no inline script or handler that
-# text in the data could smuggle in (there is no 'unsafe-inline'), nothing from the network.
-CSP = f"default-src 'none'; script-src {csp_hash(SCRIPT)}; style-src {csp_hash(STYLE)}"
-
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="__CSP__">
-<title>min-char-rnn: what the model learned</title>
-<style>__STYLE__</style>
-</head>
-<body>
+BODY = """
 <h1>What <span id="title"></span> learned</h1>
 <div id="controls">
   <label>layer <select id="layer"></select></label>
@@ -644,11 +792,230 @@ PAGE = """<!DOCTYPE html>
 <div id="saturation"></div>
 <h2>Training curves</h2>
 <div id="curves"></div>
-<script type="application/json" id="data">__DATA__</script>
-<script>__SCRIPT__</script>
-</body>
-</html>
-""".replace("__CSP__", CSP).replace("__STYLE__", STYLE).replace("__SCRIPT__", SCRIPT)
+<h2>Samples printed during training, newest first</h2>
+<div id="samples"></div>
+"""
+
+PAGE = Page("min-char-rnn: what the model learned", BODY, SCRIPT, STYLE)
+
+# ----------------------------------------------------------------------------- the compare page
+
+COMPARE_SCRIPT = r"""
+// Several checkpoints on one text: scores, curves overlaid, options side by side, a sample from
+// each; with one vocabulary also the text shaded by the difference in log-probability between a
+// chosen run and the first, the largest differences, and each model's guesses at a token.
+const R = D.runs, T = D.pieces.length;
+const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+const colourOf = (i) => COLOURS[i % COLOURS.length];
+let against = 1, pinned = -1;
+
+// a run's name in its colour
+function named(i) {
+  const s = el("b", {}, [R[i].name]);
+  s.style.color = colourOf(i);
+  return s;
+}
+
+// a vocabulary token or a piece of text as shown in lists: line breaks and spaces made visible
+const shown = (tok) => tok === "\n" || tok === "<eos>" ? "\u21b5" : tok === " " ? "\u2423" :
+  tok.trim() || tok;
+
+function scores() {
+  const head = ["model", "kind", "level", "architecture", "parameters", "iterations",
+                "training seconds", "tokens predicted", "log-probability", "per token",
+                "bits per token", "perplexity"];
+  $("scores").append(el("tr", {}, head.map((h) => el("th", {}, [h]))));
+  R.forEach((r, i) => {
+    const td = (text) => el("td", {}, [text]);
+    $("scores").append(el("tr", {}, [el("td", {}, [named(i)]), td(r.kind), td(r.level),
+      td(r.arch), td(String(r.params)), td(r.iters == null ? "?" : String(r.iters)),
+      td(typeof r.seconds === "number" ? r.seconds.toFixed(1) : "?"), td(String(r.count)),
+      td(`${r.log_prob.toFixed(4)} nats`), td(`${r.nats.toFixed(4)} nats/${r.unit}`),
+      td(`${r.bits.toFixed(4)} bits/${r.unit}`),
+      td(r.perplexity === null ? "overflows" : r.perplexity.toFixed(3))]));
+  });
+}
+
+// each run's validation loss (thick) and training loss (faint), by iteration and by seconds
+function curves() {
+  const row = el("div", { class: "plots" });
+  for (const [x, name, tag] of [[0, "iteration", "i"], [3, "training seconds", "s"]]) {
+    const series = [];
+    R.forEach((r, i) => {
+      series.push({ points: points(r.history, x, 1), colour: colourOf(i), faint: true,
+                    id: `train-${tag}-${i}` });
+      series.push({ points: points(r.history, x, 2), colour: colourOf(i), width: 2,
+                    id: `val-${tag}-${i}` });
+    });
+    const svg = plot(series, name, "nats/token");
+    if (svg) row.append(svg);
+  }
+  if (!row.children.length) {
+    $("curves").append(el("p", { class: "note" }, ["No run has a training history."]));
+    return;
+  }
+  const key = el("div", { class: "note" }, ["thick: validation loss, faint: training loss; "]);
+  R.forEach((r, i) => key.append(named(i), i + 1 < R.length ? ", " : ""));
+  $("curves").append(row, key);
+}
+
+function options() {
+  const names = [];
+  for (const r of R) for (const k of Object.keys(r.options)) if (!names.includes(k)) names.push(k);
+  $("options").append(el("tr", {}, [el("th", {}, ["option"]),
+    ...R.map((r, i) => el("th", {}, [named(i)])), el("th", {}, [""])]));
+  for (const k of names) {
+    const values = R.map((r) => k in r.options ? JSON.stringify(r.options[k]) : "\u2014");
+    const differs = new Set(values).size > 1;
+    $("options").append(el("tr", differs ? { class: "diff" } : {}, [el("th", {}, [k]),
+      ...values.map((v) => el("td", {}, [v])), el("td", {}, [differs ? "\u2260 differs" : ""])]));
+  }
+}
+
+function samples() {
+  R.forEach((r, i) => $("compare-samples").append(el("div", { class: "sample" }, [
+    el("div", { class: "note" }, [named(i), ` at seed ${D.seed}, temperature ${D.temperature},` +
+                                            " after the text's first token"]),
+    el("pre", {}, [r.sample])])));
+}
+
+// token t's difference in log-probability (nats), the chosen run's minus the first's; t >= 1
+const delta = (t) => R[against].logprob[t - 1] - R[0].logprob[t - 1];
+
+function shade() {
+  const spans = $("diff-text").children, n = Math.min(T, R[0].logprob.length + 1);
+  let top = 1e-9;
+  for (let t = 1; t < n; t++) top = Math.max(top, Math.abs(delta(t)));
+  for (let t = 1; t < n; t++) {
+    const d = delta(t) / top, w = 255 - 200 * Math.abs(d) | 0;
+    spans[t].style.backgroundColor = d >= 0 ? `rgb(${w},255,${w})` : `rgb(255,${w},${w})`;
+  }
+  $("legend").replaceChildren("green: ", named(against), " gave the token a higher probability" +
+    " than ", named(0), "; red: lower; the deepest colour is a difference of " +
+    `${top.toFixed(2)} nats. Click a token for each model's guesses there.`);
+  const order = [];
+  for (let t = 1; t < n; t++) order.push(t);
+  order.sort((a, b) => Math.abs(delta(b)) - Math.abs(delta(a)) || a - b);
+  $("top-diffs").replaceChildren();
+  for (const t of order.slice(0, D.top)) {
+    const d = delta(t);
+    $("top-diffs").append(el("button", { "data-t": t }, [
+      `${shown(D.pieces[t])} at ${t}: ${(d >= 0 ? R[against] : R[0]).name} by ` +
+      `${Math.abs(d).toFixed(2)} nats`]));
+  }
+}
+
+// each model's guesses for token t (after tokens 0..t-1), side by side
+function guesses(t) {
+  const box = $("compare-guesses");
+  box.replaceChildren();
+  if (t === 0 || t > R[0].top_ids.length) {
+    box.append(t === 0 ? "The first token is every model's first input: nothing predicts it." :
+      "Guesses are kept for the first tokens only (--max-chars).");
+    return;
+  }
+  const actual = D.vocab[D.ids[t]];
+  box.append(el("div", {}, [`token ${t}, ${shown(actual)}: what each model expected there`]));
+  const cols = el("div", { class: "cols" });
+  R.forEach((r, i) => {
+    const col = el("div", { class: "col" }, [named(i), el("div", {},
+      [`p(${shown(actual)}) = ${(100 * Math.exp(r.logprob[t - 1])).toFixed(2)}%`])]);
+    r.top_ids[t - 1].forEach((id, j) => {
+      const p = r.top_p[t - 1][j], bar = el("span", { class: "bar" });
+      bar.style.width = `${(p * 120).toFixed(1)}px`;
+      bar.style.background = colourOf(i);
+      const line = el("div", {}, [bar,
+                                  ` ${(100 * p).toFixed(1).padStart(5)}% ${shown(D.vocab[id])}`]);
+      if (id === D.ids[t]) line.classList.add("hit");
+      col.append(line);
+    });
+    cols.append(col);
+  });
+  box.append(cols);
+}
+
+function pin(t) {
+  const spans = $("diff-text").children;
+  if (pinned >= 0) spans[pinned].classList.remove("sel");
+  pinned = t;
+  spans[t].classList.add("sel");
+  guesses(t);
+}
+
+function init() {
+  $("title").textContent = D.title;
+  scores();
+  curves();
+  options();
+  if (D.note) {
+    $("note").textContent = D.note;
+    $("per-token").style.display = "none";
+    document.body.dataset.ready = "1";
+    return;
+  }
+  $("first").append(named(0));
+  R.forEach((r, i) => { if (i) $("against").append(el("option", { value: i }, [r.name])); });
+  const frag = document.createDocumentFragment();
+  D.pieces.forEach((piece, t) => {
+    const s = el("span", { "data-t": t });
+    if (piece === "\n") s.append(el("span", { class: "nl" }, ["\u21b5"]), "\n");
+    else s.textContent = piece;
+    frag.appendChild(s);
+  });
+  $("diff-text").appendChild(frag);
+  shade();
+  samples();
+  $("against").onchange = () => { against = +$("against").value; shade(); };
+  $("diff-text").onclick = (ev) => {
+    const s = ev.target.closest("[data-t]");
+    if (s) pin(+s.dataset.t);
+  };
+  $("top-diffs").onclick = (ev) => {
+    const b = ev.target.closest("button");
+    if (!b) return;
+    pin(+b.dataset.t);
+    $("diff-text").children[+b.dataset.t].scrollIntoView({ block: "center" });
+  };
+  document.body.dataset.ready = "1";
+}
+init();
+"""
+
+COMPARE_STYLE = """
+#scores td, #scores th { font-size: 13px; }
+#options tr.diff { background: #fff3cd; }
+#options td, #options th { font: 12px ui-monospace, monospace; }
+#top-diffs button { font: 12px ui-monospace, monospace; margin: 2px; }
+.cols { display: flex; gap: 2em; font: 13px ui-monospace, monospace; }
+.col .hit { font-weight: bold; }
+#compare-guesses { min-height: 8em; }
+#against { font-size: 1em; }
+"""
+
+COMPARE_BODY = """
+<h1>Comparing <span id="title"></span></h1>
+<p id="note" class="note"></p>
+<h2>Scores on the text</h2>
+<table id="scores"></table>
+<h2>Loss during training</h2>
+<div id="curves"></div>
+<div id="per-token">
+<h2>The text shaded by where <select id="against"></select> beats <span id="first"></span></h2>
+<div id="legend" class="note"></div>
+<div id="diff-text" class="text"></div>
+<h2>The largest differences</h2>
+<div id="top-diffs"></div>
+<h2>What each model expected</h2>
+<div id="compare-guesses" class="note">Click a token of the text, or one listed above.</div>
+<h2>A sample from each</h2>
+<div id="compare-samples"></div>
+</div>
+<h2>Options, those that differ marked</h2>
+<table id="options"></table>
+"""
+
+COMPARE_PAGE = Page("min-char-rnn: models compared", COMPARE_BODY, COMPARE_SCRIPT,
+                    STYLE + COMPARE_STYLE)
 
 if __name__ == "__main__":
     run(main, memory_hint="a smaller --max-chars or --top-k")

@@ -17,7 +17,8 @@ import numpy as np
 from common.cli import UserError
 from common.vocabulary import check_file, counts_key
 
-# Version 2 added the loss history (meta["history"]); version 1 files still load (no history).
+# Version 2 added the loss history (meta["history"], whose samples and seconds are optional);
+# version 1 files still load (no history).
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
@@ -222,11 +223,17 @@ def is_rng_state(v):
 
 
 def is_history(v):
-    """The loss history: {stride, records: [{iter, loss, val_loss}]}, numbers where measured."""
-    number = optional(is_num())
-    return (isinstance(v, dict) and is_int(1)(v.get("stride")) and isinstance(v.get("records"), list)
-            and all(isinstance(r, dict) and is_int()(r.get("iter")) and number(r.get("loss"))
-                    and number(r.get("val_loss")) for r in v["records"]))
+    """The run's history: {stride, records: [{iter, loss, val_loss, seconds}], samples: [{iter,
+    text}], seconds}, numbers where measured. Older checkpoints have no samples and no seconds."""
+    number, seconds = optional(is_num()), optional(is_num(0))
+    if not (isinstance(v, dict) and is_int(1)(v.get("stride"))
+            and isinstance(v.get("records"), list) and isinstance(v.get("samples", []), list)
+            and seconds(v.get("seconds"))):
+        return False
+    return (all(isinstance(r, dict) and is_int()(r.get("iter")) and number(r.get("loss"))
+                and number(r.get("val_loss")) and seconds(r.get("seconds")) for r in v["records"])
+            and all(isinstance(s, dict) and is_int()(s.get("iter")) and is_str(s.get("text"))
+                    for s in v.get("samples", [])))
 
 
 def check_fields(path, record, checks, where="", required=True):

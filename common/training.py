@@ -1,9 +1,10 @@
 """
 The run contract both trainers keep around their loops, in parts: the options and how a run
 starts (fresh, --resume, --init-from), the corpus, the checkpoint files (Checkpoints: --out, the
-best, the earlier run's kept as .prev), the reporter that prints, logs and keeps the loss history
-(Reporter), early stopping (Best), and Run, which holds them with the stop signals, the divergence
-check and the training clock. Each loop stays visible in its script and asks Run a few things.
+best, the earlier run's kept as .prev), the reporter that prints, logs, keeps the history of losses
+and samples and writes the live page (Reporter, LivePage), early stopping (Best), and Run, which
+holds them with the stop signals, the divergence check and the training clock. Each loop stays
+visible in its script and asks Run a few things.
 """
 import argparse
 import contextlib
@@ -16,14 +17,17 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from common.checkpoint import FORMAT_VERSION, prepare_output, same_file, save_checkpoint, sibling
-from common.cli import (UserError, fraction, json_line, nonnegative_float, nonnegative_int,
-                        positive_int)
+from common import page
+from common.checkpoint import (FORMAT_VERSION, check_output_file, prepare_output, same_file,
+                               save_checkpoint, sibling, write_atomic)
+from common.cli import (UserError, finite_or_none, fraction, json_line, nonnegative_float,
+                        nonnegative_int, positive_int)
 from common.cli import given_options as cli_given, new_seed
 from common.interface import read_checkpoint
 from common.vocabulary import Vocabulary, corpus_paths, counts_key, input_files, read_corpus
 
 HISTORY_RECORDS = 1000  # at most about this many loss-history records per checkpoint
+SAMPLE_RECORDS = 50  # at most this many printed samples per checkpoint, the first and last kept
 # Printing follows the clock by default: at the gist's settings this code runs hundreds of
 # iterations a second, so a sample every 100 iterations would be tens of lines a second.
 PRINT_SECONDS = 5.0  # a sample and a loss line about this often, unless --sample-every N
@@ -32,6 +36,14 @@ EVAL_SECONDS = 5.0  # a validation about this often, unless --eval-every N ...
 EVAL_SHARE = 10  # ... or less often, so that validating takes at most about 1/10 of the time
 PLAIN_PROGRESS_SECONDS = 30.0  # with no terminal (no bar), a plain progress line about this often
 STALE_NOTICE = 3  # validations in a row without a new best before the one overfitting notice
+# --page: written at the first validation, then about every PAGE_SECONDS, or less often so
+# that writing it takes at most 1/PAGE_SHARE of the time; it reloads every
+# RELOAD_SECONDS while the run lives and shows up to PAGE_SAMPLES samples (thinned like the
+# checkpoint's)
+PAGE_SECONDS = 10.0
+PAGE_SHARE = 50
+RELOAD_SECONDS = 3
+PAGE_SAMPLES = 1000
 
 
 class StopFlag:
@@ -116,6 +128,10 @@ def add_run_options(run):
                      help="stop after this many seconds of training, validation and saving not "
                           "counted (default 0: no limit)")
     run.add_argument("--log", default=None, help="append JSON lines of training figures here")
+    run.add_argument("--page", default=None,
+                     help="write a live HTML page of the run here: the loss curves, the samples, "
+                          "speed and time; rewritten at the first validation, then about every "
+                          f"{PAGE_SECONDS:g} seconds and at the end (default: none)")
     run.add_argument("--log-every", type=nonnegative_int, default=100,
                      help="write a --log line every N iterations (default 100; 0: never)")
     run.add_argument("--patience", type=nonnegative_int, default=0,
@@ -283,22 +299,25 @@ def check_paths(args):
                         f"previous files go beside it): use --out {args.out}.npz")
     outputs = [("--out", args.out), ("the best checkpoint", sibling(args.out, "best")),
                ("the previous checkpoint", sibling(args.out, "prev")),
-               ("the previous best", sibling(args.out, "prev.best")), ("--log", args.log)]
+               ("the previous best", sibling(args.out, "prev.best")), ("--log", args.log),
+               ("--page", getattr(args, "page", None))]
     outputs = [(what, path) for what, path in outputs if path]
     for folder in (p for p in args.input if os.path.isdir(p)):
         for what, path in outputs:  # written there, it would be read as text by the next run
             if same_file(os.path.dirname(os.path.abspath(path)), folder):
+                choose = "a --page" if what == "--page" else "an --out and --log"
                 raise UserError(f"{what} {path} is in the INPUT folder {folder}, whose files are "
-                                "all read as text: choose an --out and --log outside it")
+                                f"all read as text: choose {choose} outside it")
     inputs = [("INPUT", p) for p in corpus_paths(args.input)]
     for i, (what, path) in enumerate(outputs):
         # --out may be the checkpoint it resumes or starts from (that one is kept as .prev)
         reads = inputs + ([("--resume", args.resume), ("--init-from", args.init_from)]
-                          if what == "--log" else [])
+                          if what in ("--log", "--page") else [])
         for other, other_path in reads + outputs[:i]:
             if other_path and same_file(path, other_path):
+                choose = "--page" if what == "--page" else "--out or --log"
                 raise UserError(f"{what} {path} is the same file as {other} {other_path}: "
-                                "choose another --out or --log")
+                                f"choose another {choose}")
 
 
 
@@ -306,17 +325,20 @@ def check_paths(args):
 
 
 class History:
-    """The loss curve kept in the checkpoint: records {iter, loss, val_loss} (nats per token;
-    None where not measured). Training losses are kept every `stride` iterations; past
-    HISTORY_RECORDS records the stride doubles and the records off it are dropped, so the
-    history stays small for any run length (validation records are kept while they fit)."""
+    """The run's record kept in the checkpoint. records: the loss curve, {iter, loss, val_loss,
+    seconds} (nats per token, None where not measured; seconds: training seconds, see Reporter).
+    Training losses are kept every `stride` iterations; past HISTORY_RECORDS records the stride
+    doubles and the records off it are dropped, so the history stays small for any run length
+    (validation records are kept while they fit). samples: the samples printed, {iter, text},
+    thinned to SAMPLE_RECORDS. to_meta adds the training seconds at the save."""
 
     def __init__(self, stored=None):
         stored = stored or {}
         self.stride = int(stored.get("stride", 1))
         self.records = list(stored.get("records", []))
+        self.samples = list(stored.get("samples", []))
 
-    def add(self, k, loss=None, val_loss=None):
+    def add(self, k, loss=None, val_loss=None, seconds=None):
         last = self.records[-1] if self.records else None
         if last is not None and last["iter"] == k:  # the same iteration: one record
             if loss is not None:
@@ -324,7 +346,7 @@ class History:
             if val_loss is not None:
                 last["val_loss"] = val_loss
         elif val_loss is not None or k % self.stride == 0:
-            self.records.append({"iter": k, "loss": loss, "val_loss": val_loss})
+            self.records.append({"iter": k, "loss": loss, "val_loss": val_loss, "seconds": seconds})
         if len(self.records) > HISTORY_RECORDS:
             self.stride *= 2
             kept = [r for r in self.records
@@ -333,8 +355,22 @@ class History:
                 kept = kept[::2]
             self.records = kept
 
-    def to_meta(self):
-        return {"stride": self.stride, "records": self.records}
+    def add_sample(self, k, text):
+        """A sample printed before iteration k."""
+        self.samples.append({"iter": k, "text": text})
+        thin(self.samples, SAMPLE_RECORDS)
+
+    def to_meta(self, seconds):
+        """The record as the checkpoint stores it, `seconds` the training seconds now."""
+        return {"stride": self.stride, "records": self.records, "samples": self.samples,
+                "seconds": seconds}
+
+
+def thin(samples, cap):
+    """Past `cap` entries, drop every other one of the list in place, the first and the last
+    kept: like the loss records, what is kept stays spread over the whole run."""
+    if len(samples) > cap:
+        samples[:] = samples[:-1:2] + samples[-1:]
 
 
 def diverged(what, k, hint="try a smaller --learning-rate"):
@@ -422,21 +458,75 @@ def iterations_in(path):
     return meta[cls.iteration_key]
 
 
+class LivePage:
+    """--page: the run's page (common/page.py LIVE), its folder made now if missing. due(now):
+    whether to rewrite it, about every PAGE_SECONDS after the last write (PAGE_SHARE times as
+    long as that write took, if longer), and at once after the first validation (validated()).
+    write(data) writes the page of data() atomically and returns the seconds both took; a page
+    that cannot be written (a full disk) is said once and training goes on."""
+
+    def __init__(self, path):
+        self.path = path
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(path):  # a folder is refused by check_output_file, naming --page
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as e:
+                raise UserError(f"cannot write --page {path}: {e.strerror} (making {folder}); "
+                                "choose another --page") from None
+        check_output_file(path, "--page")
+        self.t_next = time.perf_counter() + PAGE_SECONDS
+        self.written = False
+
+    def due(self, now):
+        return self.path is not None and now >= self.t_next
+
+    def validated(self):
+        """A validation: the page is due at once, the first time."""
+        if not self.written:
+            self.t_next = 0.0
+
+    def write(self, data):
+        if self.path is None:  # it could not be written before
+            return 0.0
+        t0 = time.perf_counter()
+        html = page.LIVE.render(data()).encode("utf-8")
+        try:
+            write_atomic(self.path, lambda f: f.write(html), "--page")
+        except UserError as e:
+            tqdm.write(f"warning: {e}; the page is no longer written, training goes on",
+                       file=sys.stderr)
+            self.path = None
+        spent = time.perf_counter() - t0
+        self.t_next = time.perf_counter() + max(PAGE_SECONDS, PAGE_SHARE * spent)
+        self.written = True
+        return spent
+
+
 class Reporter:
     """What a run shows and keeps of itself: a sample and a loss line now and then (print_due),
-    the validation lines, the --log lines, the loss history stored in the checkpoint, and the
-    progress bar with the training speed (a plain line now and then without a terminal)."""
+    the validation lines, the --log lines, the history stored in the checkpoint (losses and
+    samples), the progress bar with the training speed (a plain line now and then without a
+    terminal), the training clock (train_seconds) and the --page. best: the run's Best."""
 
-    def __init__(self, args, unit, meta):
-        self.unit = unit
+    def __init__(self, args, unit, meta, best=None):
+        self.args, self.unit, self.best = args, unit, best
+        self.page = LivePage(args.page) if getattr(args, "page", None) else None
         self.log_file, self.log_path, self.log_every = open_log(args.log), args.log, args.log_every
         self.sample_every = args.sample_every
         self.history = History(meta.get("history"))
+        self.page_samples = list(self.history.samples)  # more of them than the checkpoint keeps
+        self.page_seconds = 0.0  # spent writing the page so far
         self.window = [0.0, 0]  # training loss per token summed since the last loss line, count
-        self.bar, self.describe, self.speed, self.total = None, None, None, None
+        self.bar, self.describe, self.speed, self.rate, self.total = None, None, None, None, None
         now = time.perf_counter()
         self.t_last, self.k_last, self.t_prev, self.t_plain = now, 0, now, now  # speed clock
         self.print_clock = Clock(PRINT_SECONDS, PRINT_SHARE, at_start=True)
+        # the training clock: seconds since begin() with validation, saving and --page left
+        # out (paused), continuing the seconds of the runs before this one
+        self.t_begin, self.k_begin, self.paused = now, 0, 0.0
+        stored = meta.get("history") or {}  # older checkpoints: the wall-clock seconds they record
+        self.seconds_before = stored.get("seconds", meta.get("train_seconds") or 0.0)
         with contextlib.suppress(AttributeError, ValueError):  # a pipe sees each line as it comes
             sys.stdout.reconfigure(line_buffering=True)
 
@@ -444,9 +534,21 @@ class Reporter:
         """The bar shows iteration k of total (None: open) from here on."""
         self.bar = tqdm(total=total, initial=k, unit="it", dynamic_ncols=True, disable=None,
                         mininterval=0.5)
-        self.t_last = self.t_prev = self.t_plain = time.perf_counter()
-        self.k_last, self.total = k, total
+        self.t_last = self.t_prev = self.t_plain = self.t_begin = time.perf_counter()
+        self.k_last, self.k_begin, self.total, self.paused = k, k, total, 0.0
         self.print_clock.start()
+        if self.page:
+            self.page.t_next = self.t_begin + PAGE_SECONDS
+
+    def train_seconds(self):
+        """Seconds of training so far, this run's and those before it: validation, saving and
+        writing --page are left out."""
+        return self.seconds_before + time.perf_counter() - self.t_begin - self.paused
+
+    def pause(self, seconds):
+        """Leave `seconds` just spent (a save, the page) out of the training clock and the speed."""
+        self.paused += seconds
+        self.t_last += seconds
 
     def print_due(self, k):
         """Whether iteration k prints a sample and a loss line: every --sample-every iterations
@@ -455,6 +557,15 @@ class Reporter:
         if self.sample_every is not None:
             return self.sample_every > 0 and k % self.sample_every == 0
         return self.print_clock.due()
+
+    def print_sample(self, k, text, shown=None):
+        """Print a sample taken before iteration k between dashes (shown: how it is printed,
+        default the text) and keep it in the history and for the page."""
+        tqdm.write(f"----\n{text if shown is None else shown}\n----")
+        self.history.add_sample(k, text)
+        if self.page:
+            self.page_samples.append({"iter": k, "text": text})
+            thin(self.page_samples, PAGE_SAMPLES)
 
     def print_recent_loss(self, k):
         """Print the mean training loss per token since the last such line, and its perplexity."""
@@ -476,7 +587,7 @@ class Reporter:
 
     def trained(self, k, loss_per_token, **log_fields):
         """Iteration k's training loss: into the history, and a --log line every log_every."""
-        self.history.add(k, loss=loss_per_token)
+        self.history.add(k, loss=loss_per_token, seconds=round(self.train_seconds(), 3))
         self.window[0] += loss_per_token
         self.window[1] += 1
         if self.log_every and k % self.log_every == 0:
@@ -489,20 +600,23 @@ class Reporter:
                    f"perplexity {perplexity(val_loss):.3f}")
         self.log(iter=k, val_loss=val_loss, val_bits=bits, val_perplexity=perplexity(val_loss),
                  unit=unit, **log_fields)
-        self.history.add(k, val_loss=val_loss)
-        if self.bar is not None:  # the speed shown next leaves the evaluation's time out
-            self.t_last += time.perf_counter() - self.t_prev
+        # the evaluation (since iteration k ended) is left out of the clock and the speed
+        self.pause(time.perf_counter() - self.t_prev)
+        if self.page:
+            self.page.validated()
+        self.history.add(k, val_loss=val_loss, seconds=round(self.train_seconds(), 3))
 
     def progress(self, k, tokens_per_iter, describe):
         """One more iteration (k done) on the bar; about once a second its figures become
         describe() (e.g. "loss 1.234") and the training speed in tokens per second. With no
-        terminal, the same figures as a plain line about every PLAIN_PROGRESS_SECONDS."""
+        terminal, the same figures as a plain line about every PLAIN_PROGRESS_SECONDS. The
+        page is rewritten when due."""
         self.bar.update(1)
         self.describe = describe
         now = self.t_prev = time.perf_counter()  # when iteration k ended
         if now - self.t_last > 1.0:
-            rate = (k - self.k_last) * tokens_per_iter / (now - self.t_last) / 1000
-            self.speed = f"{rate:.1f}k {self.unit}s/s"
+            self.rate = (k - self.k_last) * tokens_per_iter / (now - self.t_last)
+            self.speed = f"{self.rate / 1000:.1f}k {self.unit}s/s"
             self.bar.set_postfix_str(f"{describe()}, {self.speed}")
             self.t_last, self.k_last = now, k
         if self.bar.disable and now - self.t_plain >= PLAIN_PROGRESS_SECONDS:
@@ -510,14 +624,59 @@ class Reporter:
             speed = f", {self.speed}" if self.speed else ""
             print(f"progress: iteration {k}{of}, {describe()}{speed}")
             self.t_plain = now
+        if self.page and self.page.due(now):
+            self.write_page(k)
+            self.t_prev = time.perf_counter()  # a validation next leaves out its own time only
 
-    def close(self):
-        """Close the bar, its figures brought up to date first (they agree with the last line)."""
+    def write_page(self, k, ended=None):
+        """Write --page after k iterations: live, or the final page of a run that `ended` (how,
+        e.g. "finished after 500 iterations"), which no longer reloads."""
+        if self.page:
+            spent = self.page.write(lambda: self.page_data(k, ended))
+            self.pause(spent)
+            self.page_seconds += spent
+
+    def page_data(self, k, ended=None):
+        """What the page shows (common/page.py LIVE)."""
+        records = self.history.records
+        best = self.best
+        return {"live": ended is None, "status": ended or "running", "title": self.args.out,
+                "written": time.strftime("%H:%M:%S"), "reload_seconds": RELOAD_SECONDS,
+                "unit": self.unit, "iter": k, "total": self.total,
+                "speed": finite_or_none(self.rate),
+                "wall_seconds": time.perf_counter() - self.t_begin,
+                "train_seconds": self.train_seconds(), "page_seconds": self.page_seconds,
+                "left": None if ended else self.time_left(k),
+                "best": None if best is None or best.loss is None else
+                {"loss": best.loss, "iter": best.iter, "path": best.path},
+                "options": dict(vars(self.args)),
+                "history": [[r["iter"], r["loss"], r["val_loss"], r.get("seconds")]
+                            for r in records],
+                "samples": page.with_losses(self.page_samples, records)}
+
+    def time_left(self, k):
+        """{seconds, by}: the time the run has left after k iterations, by --max-iters (at this
+        run's pace so far) or --time-budget, whichever ends it first; None without either."""
+        left = []
+        budget = getattr(self.args, "time_budget", 0)
+        if budget:
+            left.append((max(budget - self.train_seconds(), 0.0), "--time-budget"))
+        if self.total is not None and k > self.k_begin:
+            pace = (time.perf_counter() - self.t_begin) / (k - self.k_begin)  # seconds/iteration
+            left.append((max(self.total - k, 0) * pace, f"{self.total - k} more iterations at "
+                         "this run's pace"))
+        return None if not left else dict(zip(("seconds", "by"), min(left)))
+
+    def close(self, k=None, ended=None):
+        """Close the bar, its figures brought up to date first (they agree with the last line);
+        with `ended` (how the run ended, after k iterations) write the final --page."""
         if self.bar is not None:
             if self.describe is not None:
                 speed = f", {self.speed}" if self.speed else ""
                 self.bar.set_postfix_str(self.describe() + speed, refresh=False)
             self.bar.close()
+        if ended is not None:
+            self.write_page(k, ended)
 
 
 class Best:
@@ -573,13 +732,11 @@ class Run:
         meta = resumed_meta or {}
         self.args, self.hint = args, hint
         self.files = Checkpoints(args, fresh=resumed_meta is None)
-        self.report = Reporter(args, unit, meta)
         self.best = Best(self.files.best, unit, args.patience, meta)
+        self.report = Reporter(args, unit, meta, self.best)
         self.eval_clock = Clock(EVAL_SECONDS, EVAL_SHARE, at_start=False)
         self.train_clock = EvalClock(getattr(args, "eval_every_seconds", 0))
         self.stop, self.total = None, None  # the StopFlag and the iterations of a loop begun
-        # seconds spent in training iterations (from print_due to progress), for --time-budget
-        self.train_seconds, self.t_iteration = 0.0, None
         # wall-clock seconds of the runs before this one (none stored before this field existed)
         self.seconds_before = meta.get("train_seconds") or 0.0
         self.began = time.perf_counter()
@@ -594,28 +751,17 @@ class Run:
         self.eval_clock.start()
         return self.finished(k)
 
-    def print_due(self, k):
-        """An iteration begins (its training time counts from here): whether it prints a sample
-        and a loss line (Reporter.print_due)."""
-        self.t_iteration = time.perf_counter()
-        return self.report.print_due(k)
-
-    def progress(self, k, tokens_per_iter, describe):
-        """An iteration ended (k done): its time counts as training; the bar moves on."""
-        if self.t_iteration is not None:
-            self.train_seconds += time.perf_counter() - self.t_iteration
-        self.report.progress(k, tokens_per_iter, describe)
-
     def finished(self, k):
         """Whether the run is done after k iterations: the total given to begin() reached, or
         --time-budget seconds of training spent (validations and saves not counted)."""
         budget = self.args.time_budget
-        return (self.total is not None and k >= self.total) or bool(budget and self.train_seconds >= budget)
+        return (self.total is not None and k >= self.total) or \
+            bool(budget and self.report.train_seconds() >= budget)
 
     def check(self, value, what, k):
         """Stop with the divergence error when value (a loss) is NaN or infinite."""
         if not math.isfinite(value):
-            self.report.close()
+            self.report.close(k, f"stopped at iteration {k}: training diverged")
             raise diverged(f"{what} became {value}", k, self.hint)
 
     def eval_due(self, k):
@@ -625,7 +771,7 @@ class Run:
         every, seconds = self.args.eval_every, getattr(self.args, "eval_every_seconds", 0)
         if every is None and not seconds:
             return self.eval_clock.due()
-        return self.train_clock.due(self.train_seconds) or bool(every and k % every == 0)
+        return self.train_clock.due(self.report.train_seconds()) or bool(every and k % every == 0)
 
     def save_due(self, k):
         """Whether to save after k iterations: at a signal, or every --save-every."""
@@ -651,25 +797,33 @@ class Run:
 
     def meta(self):
         """The run's part of the checkpoint's meta record."""
-        return {**self.best.meta(), "history": self.report.history.to_meta(),
+        history = self.report.history.to_meta(round(self.report.train_seconds(), 3))
+        return {**self.best.meta(), "history": history,
                 "train_seconds": self.seconds_before + time.perf_counter() - self.began}
 
     def save(self, path, arrays, meta, k):
-        """Write a checkpoint (never one with a non-finite array)."""
+        """Write a checkpoint (never one with a non-finite array); its time is left out of the
+        training clock."""
         if not all(np.isfinite(a).all() for a in arrays.values()):
-            self.report.close()
+            self.report.close(k, f"stopped at iteration {k}: training diverged")
             raise diverged("the weights became non-finite", k, self.hint + "; not saved")
-        self.files.save(path, arrays, meta)
+        t0 = time.perf_counter()
+        try:
+            self.files.save(path, arrays, meta)
+        except UserError:
+            self.report.close(k, f"stopped at iteration {k}: {path} could not be saved")
+            raise
+        self.report.pause(time.perf_counter() - t0)
 
     def interrupted(self, k):
         """After a signal's save: the message, and the exit status to return."""
-        self.report.close()
+        self.report.close(k, f"interrupted at iteration {k}")
         print(f"interrupted at iteration {k}: saved to {self.files.out}", file=sys.stderr)
         return self.stop.exit_status
 
     def finish(self, k, figures=""):
         """After the last iteration: close the bar and say how the run ended; returns 0."""
-        self.report.close()
+        self.report.close(k, f"finished after {k} iterations")
         where = f"saved to {self.files.out}" if self.files.out in self.files.saved else "nothing saved"
         print(f"done: {k} iterations{figures}; {where}")
         return 0

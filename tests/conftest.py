@@ -1,7 +1,7 @@
 """pytest setup and the helpers every test file shares: the scripts made importable however
 pytest is started (`python -m pytest` adds the current folder to sys.path, a bare `pytest` does
 not), one subprocess runner, one one-line-error assertion, one central difference, small corpus
-writers and checkpoint readers."""
+writers and checkpoint readers, and for the pages: their embedded data and a headless Chromium."""
 import json
 import os
 import re
@@ -238,3 +238,46 @@ def train_fails(tmp_path, good, args, status, *needles, argparse_error=False):
     message = assert_error(result, status, *needles, argparse_error=argparse_error)
     assert_nothing_changed(tmp_path, before)
     return message
+
+
+# ----------------------------------------------------------------------------- pages
+
+def page_payload(page_html):
+    """The JSON object embedded in a page, read back the way the browser reads it."""
+    m = re.search(r'<script type="application/json" id="data">(.*?)</script>', page_html, re.S)
+    return json.loads(m.group(1))
+
+
+# Chromium through Selenium: the browser fixture, skipped (with the install lines) without them
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Debian chromium through Selenium; skipped only where it is absent outside CI."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        webdriver = None
+    if webdriver is None or not chromium or not driver_path:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install chromium, chromium-driver and selenium (.ci/run)")
+        pytest.skip(f"needs chromium, chromium-driver and selenium: {BROWSER_INSTALL}; "
+                    f"{EXTRAS_INSTALL}")
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-sync",
+                "--window-size=1200,1400",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    yield driver
+    driver.quit()
+
+
+def browser_errors(browser):
+    """The console's SEVERE entries since the last call."""
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -3,6 +3,7 @@ divergence, --init-from, the loss history), exercised through both trainers' com
 the History class on its own; printing by the clock, the overfitting notice and --patience."""
 import argparse
 import glob
+import io
 import json
 import os
 import random
@@ -17,12 +18,12 @@ import numpy as np
 import pytest
 
 import rnnlm
-from common import gist_reference, training
+from common import gist_reference, page, training
 from common.interface import load_model
 from common.vocabulary import Vocabulary
 from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, ROOT, TINY, TRAIN, assert_error,
-                      assert_finite_checkpoint, assert_nothing_changed, read_log, read_npz, run,
-                      run_ok, snapshot, tail_int, train_fails, write_text)
+                      assert_finite_checkpoint, assert_nothing_changed, page_payload, read_log,
+                      read_npz, run, run_ok, snapshot, tail_int, train_fails, write_text)
 
 # Only 8 of those symbols: a text --init-from can encode in GOOD_TEXT's vocabulary
 KNOWN_TEXT = "".join(f"{a}*{b}={a + b};" for a in range(4) for b in range(4)) * 3
@@ -188,7 +189,7 @@ def test_history_thins_training_records_by_doubling_the_stride(monkeypatch, n):
         history.add(k, loss=k / 10)
     s = expected_stride(n, 8)
     assert history.stride == s
-    assert history.records == [{"iter": k, "loss": k / 10, "val_loss": None}
+    assert history.records == [{"iter": k, "loss": k / 10, "val_loss": None, "seconds": None}
                                for k in range(0, n, s)]
 
 
@@ -222,35 +223,83 @@ def test_history_never_exceeds_its_size_when_validation_alone_overflows(monkeypa
 
 def test_history_continued_from_its_meta_equals_one_history(monkeypatch):
     """A history saved at iteration k (through JSON, as in a checkpoint) and continued gives the
-    same records and stride as one never interrupted, thinning included."""
+    same records, samples and stride as one never interrupted, thinning included."""
     monkeypatch.setattr(training, "HISTORY_RECORDS", 8)
+    monkeypatch.setattr(training, "SAMPLE_RECORDS", 4)
 
     def feed(history, ks):
         for k in ks:
             if k % 5 == 0:
-                history.add(k, val_loss=k / 7)
-            history.add(k, loss=k / 3)
+                history.add(k, val_loss=k / 7, seconds=k / 2)
+            if k % 3 == 0:
+                history.add_sample(k, f"sample {k}")
+            history.add(k, loss=k / 3, seconds=k / 2)
         return history
 
     whole = feed(training.History(), range(50))
     for k in (1, 13, 17, 31):
         first = feed(training.History(), range(k))
-        stored = json.loads(json.dumps(first.to_meta()))
+        stored = json.loads(json.dumps(first.to_meta(k / 2)))
         resumed = feed(training.History(stored), range(k, 50))
-        assert resumed.to_meta() == whole.to_meta()
+        assert resumed.to_meta(25.0) == whole.to_meta(25.0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 6, 7, 11, 12, 13, 40])
+def test_samples_thin_to_every_other_one_keeping_the_first_and_last(monkeypatch, n):
+    """Past SAMPLE_RECORDS samples, every other one goes: what stays is spread over the whole
+    run, never more than the cap, the first and the latest always there."""
+    monkeypatch.setattr(training, "SAMPLE_RECORDS", 6)
+    history = training.History()
+    kept = []  # the iterations kept, by the rule written out here
+    for k in range(n):
+        history.add_sample(10 * k, f"text {k}")
+        kept.append(10 * k)
+        if len(kept) > 6:
+            kept = kept[:-1][::2] + [kept[-1]]
+        assert len(history.samples) <= 6
+        assert history.samples[0]["iter"] == 0 and history.samples[-1]["iter"] == 10 * k
+    assert [s["iter"] for s in history.samples] == kept
+    assert all(s["text"] == f"text {s['iter'] // 10}" for s in history.samples)
+
+
+def test_sample_loss_is_the_mean_training_loss_since_the_previous_sample():
+    records = [{"iter": k, "loss": float(k), "val_loss": None} for k in range(0, 12, 2)]
+    records.insert(2, {"iter": 3, "loss": None, "val_loss": 9.0})  # a validation record
+    samples = [{"iter": 0, "text": "a"}, {"iter": 5, "text": "b"}, {"iter": 6, "text": "c"},
+               {"iter": 7, "text": "d"}]
+    got = page.with_losses(samples, records)
+    # training losses recorded at 0, 2, 4, 6, 8, 10: sample 0 gets iteration 0's; sample 5 the
+    # mean of 2 and 4; sample 6 iteration 6's; sample 7 none (nothing recorded in 7..7)
+    assert got == [{"iter": 0, "text": "a", "loss": 0.0}, {"iter": 5, "text": "b", "loss": 3.0},
+                   {"iter": 6, "text": "c", "loss": 6.0}, {"iter": 7, "text": "d", "loss": None}]
+
+
+def without_seconds(history):
+    """A stored history with the training seconds (the clock's, never equal twice) left out."""
+    return {"stride": history["stride"], "samples": history["samples"],
+            "records": [{k: v for k, v in r.items() if k != "seconds"} for r in history["records"]]}
 
 
 def test_history_of_a_resumed_run_equals_the_uninterrupted_run(trained, tmp_path):
     trainer = copy_of(trained, tmp_path)
-    opts = ["corpus.txt", *TRAINERS[trainer], "--eval-every", "2"]
+    opts = ["corpus.txt", *TRAINERS[trainer], "--eval-every", "2", "--sample-every", "3",
+            "--sample-length", "5"]
     run_ok(trainer, [*opts, "--max-iters", "10", "--out", "whole.npz"], cwd=tmp_path)
     # stopped at a multiple of --eval-every: a run also validates where it stops
     run_ok(trainer, [*opts, "--max-iters", "6", "--out", "part.npz"], cwd=tmp_path)
+    seconds_at_stop = read_npz(tmp_path / "part.npz")[1]["history"]["seconds"]
     # --eval-every is run control, not stored: the resumed run is given it again
-    run_ok(trainer, ["--resume", "part.npz", "--max-iters", "10", "--eval-every", "2"],
-           cwd=tmp_path)
+    run_ok(trainer, ["--resume", "part.npz", "--max-iters", "10", "--eval-every", "2",
+                     "--sample-every", "3", "--sample-length", "5"], cwd=tmp_path)
     whole, part = read_npz(tmp_path / "whole.npz")[1], read_npz(tmp_path / "part.npz")[1]
-    assert part["history"] == whole["history"] and len(whole["history"]["records"]) == 11
+    assert without_seconds(part["history"]) == without_seconds(whole["history"])
+    assert len(whole["history"]["records"]) == 11
+    assert [s["iter"] for s in part["history"]["samples"]] == [0, 3, 6, 9]
+    # the training clock goes on from where the first part stopped
+    seconds = [r["seconds"] for r in part["history"]["records"]]
+    assert seconds == sorted(seconds) and part["history"]["seconds"] >= seconds[-1]
+    assert all(s >= seconds_at_stop for r, s in zip(part["history"]["records"], seconds)
+               if r["iter"] > 6)
 
 
 def test_checkpoint_history_matches_the_log(trained, tmp_path):
@@ -415,10 +464,11 @@ def test_kill_9_at_random_moments_leaves_a_complete_checkpoint(tmp_path):
 
 def test_missing_output_folder_is_created(tmp_path):
     write_text(tmp_path / "small.txt", GOOD_TEXT)
-    result = run(TRAIN, ["small.txt", *TINY, "--max-iters", "2", "--out", "new/deeper/m.npz"],
-                 cwd=tmp_path)
+    result = run(TRAIN, ["small.txt", *TINY, "--max-iters", "2", "--out", "new/deeper/m.npz",
+                         "--page", "pages/run/p.html"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert_finite_checkpoint(tmp_path / "new" / "deeper" / "m.npz")
+    assert (tmp_path / "pages" / "run" / "p.html").is_file()
 
 
 @pytest.mark.parametrize("where", ["under_a_file", "a_directory"])
@@ -746,6 +796,28 @@ def same_file_setup(tmp_path, case):
         return ["corpus.txt", "--log", "m.best.npz", "--out", "m.npz"], ("--log", "best")
     if case == "--out without .npz":
         return ["corpus.txt", "--out", "m"], ("--out m", "m.npz")
+    return page_case(tmp_path, case)
+
+
+def page_case(tmp_path, case):
+    """The --page cases of same_file_setup."""
+    if case == "--page the input":
+        return ["corpus.txt", "--page", "sub/../corpus.txt", "--out", "m.npz"], ("--page", "INPUT")
+    if case == "--page --out":
+        return ["corpus.txt", "--page", "m.npz", "--out", "m.npz"], ("--page", "--out")
+    if case == "--page the best of --out":
+        return ["corpus.txt", "--page", "m.best.npz", "--out", "m.npz"], ("--page", "best")
+    if case == "--page the resumed checkpoint":
+        return ["--resume", "good.npz", "--page", "good.npz", "--max-iters", "5"], \
+            ("--page", "--resume")
+    if case == "--page --log":
+        return ["corpus.txt", "--log", "run.html", "--page", "run.html", "--out", "m.npz"], \
+            ("--page", "--log")
+    if case == "--page a folder":
+        return ["corpus.txt", "--page", "sub", "--out", "m.npz"], ("--page sub", "is a folder")
+    if case == "--page in an INPUT folder":
+        shutil.copyfile(tmp_path / "corpus.txt", tmp_path / "sub" / "text.txt")
+        return ["sub", "--page", "sub/p.html", "--out", "m.npz"], ("--page", "INPUT folder")
     raise AssertionError(case)
 
 
@@ -753,7 +825,9 @@ PATH_CASES = ["--out the input", "--out ./input", "--out sub/../input",
               "--out a symlink to the input", "--out a hard link to the input",
               "best of --out is the input", "--log the input", "--log the resumed checkpoint",
               "--log a hard link to --init-from", "--log --out", "--log the best of --out",
-              "--out without .npz"]
+              "--out without .npz", "--page the input", "--page --out", "--page the best of --out",
+              "--page the resumed checkpoint", "--page --log", "--page a folder",
+              "--page in an INPUT folder"]
 
 
 @pytest.mark.parametrize("case", PATH_CASES)
@@ -815,11 +889,12 @@ def make_run(tmp_path):
     """Run objects on tmp_path/model.npz; the signal handlers Run.begin sets are put back."""
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    def make(sample_every=None, patience=0):
+    def make(sample_every=None, patience=0, page=None, time_budget=0):
         text = write_text(tmp_path / "text.txt", TRAIN_PART)
         args = argparse.Namespace(input=[str(text)], resume=None, init_from=None,
                                   out=str(tmp_path / "model.npz"), log=None, log_every=0,
-                                  sample_every=sample_every, patience=patience, time_budget=0,
+                                  sample_every=sample_every, patience=patience,
+                                  page=page and str(tmp_path / page), time_budget=time_budget,
                                   eval_every=None, save_every=0)
         return training.Run(args, "char")
 
@@ -1036,3 +1111,146 @@ def test_a_run_without_seed_draws_one_and_prints_how_to_repeat_it(tmp_path):
     first, again = read_npz(tmp_path / "a.npz")[0], read_npz(tmp_path / "again.npz")[0]
     assert all(np.array_equal(first[n], again[n]) for n in PARAM_NAMES)
     assert not np.array_equal(first["Whh"], read_npz(tmp_path / "b.npz")[0]["Whh"])
+
+
+# ----------------------------------------------------------------------------- the live page
+# When --page is written and what it says, on a Run driven by the fake clock; the page itself in
+# a browser is tests/test_page.py's.
+
+@pytest.fixture
+def page_writes(monkeypatch, clock):
+    """Every --page write as (fake time, the page's data); writes.slow seconds of the fake clock
+    pass in each write."""
+    class Writes(list):
+        slow = 0.0
+
+    writes = Writes()
+
+    def write_atomic(path, write, what):
+        buf = io.BytesIO()
+        write(buf)
+        clock.now += writes.slow
+        writes.append((clock.now, page_payload(buf.getvalue().decode("utf-8"))))
+
+    monkeypatch.setattr(training, "write_atomic", write_atomic)
+    return writes
+
+
+def train_for(run, clock, iterations, start=0, seconds=1.0, validate=(), eval_seconds=0.0):
+    """Drive run through iterations start.. of `seconds` each (loss 1.0 per token), validating
+    (in eval_seconds) after those in `validate`."""
+    for k in range(start, start + iterations):
+        clock.now += seconds
+        run.report.trained(k, 1.0)
+        run.report.progress(k + 1, 10, lambda: "loss 1.0")
+        if k + 1 in validate:
+            clock.now += eval_seconds
+            run.validated(k + 1, 2.0 - k / 1000, lambda path: None)
+
+
+def test_page_at_the_first_validation_then_every_page_seconds_and_at_the_end(make_run, clock,
+                                                                             page_writes):
+    run = make_run(page="p.html")
+    run.begin(0, 60)
+    train_for(run, clock, 60, validate={5, 20, 40})
+    run.finish(60)
+    assert training.PAGE_SECONDS == 10.0
+    # after the first validation (5 iterations of 1 s) at the next iteration's end; then 10 s
+    # after each write; the last when the run ends
+    assert [d["iter"] for _, d in page_writes] == [6, 16, 26, 36, 46, 56, 60]
+    assert [d["live"] for _, d in page_writes] == [True] * 6 + [False]
+    last = page_writes[-1][1]
+    assert last["status"] == "finished after 60 iterations" and last["left"] is None
+    assert last["best"] == {"loss": 2.0 - 39 / 1000, "iter": 40, "path": run.best.path}
+    assert [h[0] for h in last["history"] if h[2] is not None] == [5, 20, 40]
+
+
+def test_page_without_validation_comes_after_page_seconds(make_run, clock, page_writes):
+    run = make_run(page="p.html")
+    run.begin(0, None)
+    train_for(run, clock, 25)
+    assert [d["iter"] for _, d in page_writes] == [10, 20]
+    assert page_writes[0][1]["left"] is None and page_writes[0][1]["total"] is None
+
+
+def test_slow_page_writes_take_at_most_a_fiftieth_of_the_time(make_run, clock, page_writes):
+    """A write of 1 s waits PAGE_SHARE times as long for the next; the clock of the curves
+    leaves the writes (and the validations) out."""
+    page_writes.slow = 1.0
+    run = make_run(page="p.html")
+    run.begin(0, None)
+    train_for(run, clock, 200, validate={100}, eval_seconds=7.0)
+    assert training.PAGE_SHARE == 50
+    times = [when for when, _ in page_writes]
+    # at 10 s, then 50 s after each write ended: iterations 10, 60 and (after the validation's
+    # 7 s, which the clock leaves out) 103, 153
+    assert [d["iter"] for _, d in page_writes] == [10, 60, 103, 153]
+    assert all(b - a >= training.PAGE_SHARE * 1.0 for a, b in zip(times, times[1:]))
+    # 200 iterations of 1 s: the writes and the validation are not training time
+    assert run.report.train_seconds() == pytest.approx(200.0)
+    assert [d["page_seconds"] for _, d in page_writes] == [0.0, 1.0, 2.0, 3.0]
+    seconds = {h[0]: h[3] for h in page_writes[-1][1]["history"]}
+    assert seconds[100] == pytest.approx(100.0) and seconds[150] == pytest.approx(151.0)
+
+
+def test_page_time_left_by_max_iters_or_budget(make_run, clock, page_writes):
+    run = make_run(page="p.html", time_budget=50.0)
+    run.begin(0, 100)
+    train_for(run, clock, 12, seconds=2.0)  # 2 s per iteration: 88 more take 176 s
+    left = page_writes[0][1]["left"]
+    assert page_writes[0][1]["iter"] == 5  # 10 s of training
+    assert left["by"] == "--time-budget" and left["seconds"] == pytest.approx(40.0)
+    run2 = make_run(page="q.html")
+    run2.begin(0, 100)
+    train_for(run2, clock, 6, seconds=2.0)
+    left = page_writes[-1][1]["left"]
+    assert left["seconds"] == pytest.approx(95 * 2.0) and "95 more iterations" in left["by"]
+
+
+def test_page_shows_the_samples_with_the_loss_around_them(make_run, clock, page_writes):
+    run = make_run(page="p.html")
+    run.begin(0, None)
+    for k in range(12):
+        if k % 5 == 0:
+            run.report.print_sample(k, f"<b>sample</b> {k}")
+        clock.now += 1.0
+        run.report.trained(k, float(k))
+        run.report.progress(k + 1, 10, lambda: "")
+    run.finish(12)
+    samples = page_writes[-1][1]["samples"]
+    # the loss of a sample: the mean of the training losses since the one before, its own
+    # iteration's included
+    assert samples == [{"iter": 0, "text": "<b>sample</b> 0", "loss": 0.0},
+                       {"iter": 5, "text": "<b>sample</b> 5", "loss": 3.0},
+                       {"iter": 10, "text": "<b>sample</b> 10", "loss": 8.0}]
+    assert run.meta()["history"]["samples"] == [{"iter": k, "text": f"<b>sample</b> {k}"}
+                                                for k in (0, 5, 10)]
+
+
+@pytest.mark.parametrize("how", ["interrupted", "diverged"])
+def test_page_of_a_run_that_stops_no_longer_reloads(make_run, clock, page_writes, how):
+    run = make_run(page="p.html")
+    run.begin(0, None)
+    train_for(run, clock, 3)
+    if how == "interrupted":
+        run.stop.signum = signal.SIGINT
+        assert run.interrupted(3) == 130
+    else:
+        with pytest.raises(training.UserError):
+            run.check(float("nan"), "the loss", 3)
+    (_, last), = page_writes
+    assert not last["live"] and last["status"].startswith(
+        "interrupted at iteration 3" if how == "interrupted" else "stopped at iteration 3")
+
+
+def test_full_disk_for_the_page_warns_once_and_training_goes_on(trained, small_disk):
+    trainer = copy_of(trained, small_disk.parent)
+    fill(small_disk)
+    r = run(trainer, ["corpus.txt", *TRAINERS[trainer], "--max-iters", "6", "--eval-every", "2",
+                      "--page", "disk/p.html", "--out", "m.npz"], cwd=small_disk.parent)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if "p.html" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: cannot save disk/p.html"), \
+        r.stderr
+    assert read_npz(small_disk.parent / "m.npz")[1][ITER_KEY[trainer]] == 6

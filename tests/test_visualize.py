@@ -17,7 +17,7 @@ import pytest
 import visualize
 from common.vocabulary import Vocabulary
 from common.cli import run
-from conftest import BROWSER_INSTALL, EXTRAS_INSTALL
+from conftest import browser_errors, page_payload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "v1")
@@ -337,6 +337,31 @@ def test_history_matches_the_log_of_the_same_run(trainer, tmp_path):
     assert sum(h["loss"] is not None for h in history) == 30
 
 
+def test_training_samples_reach_the_json_and_the_page(tmp_path):
+    import min_char_rnn
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    ckpt = tmp_path / "m.npz"
+    assert min_char_rnn.main([str(corpus), "--max-iters", "30", "--eval-every", "10",
+                              "--sample-every", "7", "--sample-length", "9", "--hidden-size", "8",
+                              "--seq-length", "6", "--out", str(ckpt)]) == 0
+    js, out = tmp_path / "d.json", tmp_path / "p.html"
+    assert run_main([str(ckpt), "--json", str(js), "--out", str(out), "--max-chars", "50"]) == 0
+    with np.load(ckpt, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+    kept = meta["history"]["samples"]
+    assert [s["iter"] for s in kept] == [0, 7, 14, 21, 28]
+    assert all(len(s["text"]) == 9 for s in kept)
+    records = {r["iter"]: r["loss"] for r in meta["history"]["records"]}
+    samples = load_json(js)["samples"]
+    assert [(s["iter"], s["text"]) for s in samples] == [(s["iter"], s["text"]) for s in kept]
+    # each with the mean training loss of the iterations since the sample before, its own included
+    assert samples[0]["loss"] == records[0]
+    assert samples[1]["loss"] == pytest.approx(np.mean([records[k] for k in range(1, 8)]),
+                                               rel=1e-12)
+    assert page_payload(out.read_text(encoding="utf-8"))["samples"] == samples
+
+
 def test_bad_input_is_one_line(tmp_path, capsys):
     good = os.path.join(FIXTURES, "rnn_char.npz")
     damaged = tmp_path / "damaged.npz"
@@ -480,6 +505,15 @@ BAD_HISTORY = {  # case -> the history stored in the checkpoint's meta record
     "loss 10^400": {"stride": 1, "records": [{"iter": 1, "loss": 10 ** 400, "val_loss": None}]},
     "val_loss a string": {"stride": 1, "records": [{"iter": 1, "loss": 4.5, "val_loss": "1.5"}]},
     "iter true": {"stride": 1, "records": [{"iter": True, "loss": 4.5, "val_loss": None}]},
+    "seconds negative": {"stride": 1, "records": [{"iter": 1, "loss": 4.5, "val_loss": None,
+                                                    "seconds": -1.0}]},
+    "samples a string": {"stride": 1, "records": [], "samples": "abc"},
+    "sample without text": {"stride": 1, "records": [], "samples": [{"iter": 3}]},
+    "sample text a number": {"stride": 1, "records": [], "samples": [{"iter": 3, "text": 5}]},
+    "sample iter markup": {"stride": 1, "records": [], "samples": [{"iter": HOSTILE,
+                                                                    "text": "abc"}]},
+    "sample iter 10^400": {"stride": 1, "records": [], "samples": [{"iter": 10 ** 400,
+                                                                    "text": "abc"}]},
 }
 
 
@@ -510,12 +544,6 @@ def test_the_csp_allows_the_pages_own_script_and_style_by_hash_only(tmp_path):
     assert f"style-src 'sha256-{sha(style[0])}'" in csp
     # the script builds no markup from text: no HTML parsing sinks at all
     assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", script[0])
-
-
-def page_payload(page_html):
-    """The JSON object embedded in a page, read back the way the browser reads it."""
-    m = re.search(r'<script type="application/json" id="data">(.*?)</script>', page_html, re.S)
-    return json.loads(m.group(1))
 
 
 def test_page_data_cannot_close_its_script_element():
@@ -558,34 +586,6 @@ def test_page_is_self_contained_and_its_states_decode(tmp_path, fixture_text):
 # ----------------------------------------------------------------------------- in a real browser
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """Headless Debian chromium through Selenium; skipped only where it is absent outside CI."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    try:
-        from selenium import webdriver
-    except ImportError:
-        webdriver = None
-    if webdriver is None or not chromium or not driver_path:
-        if os.environ.get("CI"):
-            pytest.fail("CI must install chromium, chromium-driver and selenium (.ci/run)")
-        pytest.skip(f"needs chromium, chromium-driver and selenium: {BROWSER_INSTALL}; "
-                    f"{EXTRAS_INSTALL}")
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-sync",
-                "--window-size=1200,1400",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture(scope="module")
 def page(tmp_path_factory, fixture_text):
     """A page of 400 characters of the 2-layer LSTM fixture with a made-up loss history."""
     folder = tmp_path_factory.mktemp("page")
@@ -593,20 +593,24 @@ def page(tmp_path_factory, fixture_text):
     # a version-1 checkpoint has no history: give this one a made-up curve of 21 records
     model.meta["history"] = {"stride": 10, "records": [
         {"iter": k, "loss": 4.5 - k / 100, "val_loss": 4.6 - k / 110 if k % 50 == 0 else None}
-        for k in range(0, 201, 10)]}
+        for k in range(0, 201, 10)], "samples": [{"iter": k, "text": f"sample at {k}"}
+                                                   for k in (0, 100, 200)]}
     ids = model.encode(fixture_text[:400], "text")
-    a = visualize.analyse(model, ids, 3, visualize.loss_history(model.meta, "lstm2"))
+    a = visualize.analyse(model, ids, 3, visualize.loss_history(model.meta, "lstm2"),
+                          visualize.training_samples(model.meta, "lstm2"))
     path = folder / "page.html"
     path.write_text(visualize.render_page(visualize.page_data(a, model, "lstm2", 3)),
                     encoding="utf-8")
     return path, a, model
 
 
-def open_page(browser, path):
+def open_page(browser, path, spans="#text > span"):
+    """Load the page and wait until its text (the elements `spans`) is there."""
     from selenium.webdriver.support.ui import WebDriverWait
     browser.get(path.as_uri())
     WebDriverWait(browser, BROWSER_WAIT).until(
-        lambda d: d.execute_script("return document.querySelectorAll('#text > span').length") > 0)
+        lambda d: d.execute_script("return document.querySelectorAll(arguments[0]).length",
+                                   spans) > 0)
 
 
 def colours(browser):
@@ -653,6 +657,12 @@ def test_browser_text_units_guesses_curves(browser, page, tmp_path):
     vpts = browser.execute_script("return document.getElementById('val-curve')"
                                   ".getAttribute('points').trim().split(/\\s+/).length")
     assert pts == 21 and vpts == 5
+    # the samples, newest first, each with the training loss around it
+    samples = browser.find_elements(By.CSS_SELECTOR, "#samples .sample")
+    assert [s.find_element(By.TAG_NAME, "pre").text for s in samples] == \
+        ["sample at 200", "sample at 100", "sample at 0"]
+    # 4.5 - k / 100 over the records k = 10 .. 100 since the sample at 0: mean 4.5 - 0.55
+    assert samples[1].text.startswith("iteration 100, training loss 3.950 nats/char")
     box = browser.execute_script("return document.getElementById('train-curve').getBBox().width")
     assert box > 100
     # gate saturation: one dot per gate unit
@@ -682,17 +692,12 @@ def test_browser_page_without_history(browser, tmp_path):
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
-def browser_errors(browser):
-    """The console's SEVERE entries since the last call."""
-    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-
-
-def open_ready_page(browser, path):
+def open_ready_page(browser, path, spans="#text > span"):
     """Load the page; fail if an alert opened (script from its data ran) -> whether the page's
     own script finished (document.body.dataset.ready)."""
     from selenium.common.exceptions import UnexpectedAlertPresentException
     try:
-        open_page(browser, path)
+        open_page(browser, path, spans)
         return browser.execute_script("return document.body.dataset.ready") == "1"
     except UnexpectedAlertPresentException:
         pytest.fail("an alert opened: the page ran script taken from its data")
@@ -708,6 +713,7 @@ def test_browser_page_builds_no_markup_from_its_data(browser, page, tmp_path):
     data["interpretable"][0]["feature"] = HOSTILE
     data["constant"] = [HOSTILE]
     data["history"][0][0] = HOSTILE
+    data["samples"] = [{"iter": 3, "text": HOSTILE, "loss": None}]
     path = tmp_path / "hostile.html"
     path.write_text(visualize.render_page(data), encoding="utf-8")
     browser_errors(browser)
@@ -719,7 +725,7 @@ def test_browser_page_builds_no_markup_from_its_data(browser, page, tmp_path):
     assert browser.execute_script("return document.querySelectorAll('img').length") == 0
     assert browser.title == "min-char-rnn: what the model learned"
     assert browser.find_element(By.ID, "title").text == HOSTILE
-    for box in ("features", "curves", "guesses"):
+    for box in ("features", "curves", "guesses", "samples"):
         assert HOSTILE in browser.find_element(By.ID, box).text, box
 
 
@@ -771,3 +777,203 @@ def test_browser_renders_a_200000_record_history(browser, page, tmp_path):
     pts = browser.execute_script("return document.getElementById('train-curve')"
                                  ".getAttribute('points').trim().split(/\\s+/).length")
     assert pts == records
+
+
+# ----------------------------------------------------------------------------- --compare
+
+def sample_py(args, cwd=ROOT):
+    """sample.py's one JSON line for args (run as the script, as a reader would)."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), *map(str, args)],
+                       cwd=cwd, capture_output=True, text=True, encoding="utf-8")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def compare_files(tmp_path, *names, text=TEXT):
+    """--compare of the v1 fixtures `names` on `text` (a file) -> (the JSON, the page's data)."""
+    js, out = tmp_path / "c.json", tmp_path / "c.html"
+    paths = [os.path.join(FIXTURES, n + ".npz") for n in names]
+    assert run_main(["--compare", *paths, str(text), "--json", str(js), "--out", str(out),
+                     "--max-chars", "400", "--sample-length", "30", "--seed", "3"]) == 0
+    return load_json(js), page_payload(out.read_text(encoding="utf-8"))
+
+
+def test_compare_json_matches_sample_py_and_a_forward_pass(tmp_path, fixture_text):
+    """The gist's model against a 2-layer LSTM on one text: every token's log-probability, their
+    sums, sample.py --score's log_prob and the differences."""
+    data, _ = compare_files(tmp_path, "gist", "lstm2_char_dropout")
+    ids, tokens, _ = fixture_ids("gist", fixture_text)
+    assert data["tokens"] == [tokens[i] for i in ids] == list(fixture_text)
+    assert [(r["kind"], r["level"]) for r in data["runs"]] == [("min_char_rnn", "char"),
+                                                              ("rnnlm", "char")]
+    for i, name in enumerate(["gist", "lstm2_char_dropout"]):
+        run_i, logprob = data["runs"][i], data["logprob"][i]
+        assert run_i["name"] == os.path.join(FIXTURES, name + ".npz")
+        assert run_i["options"] == read_raw(name)[1]["options"]
+        assert run_i["count"] == len(logprob) == len(ids) - 1
+        score = sample_py([run_i["name"], "--score-file", TEXT, "--json"])["log_prob"]
+        assert math.isclose(math.fsum(logprob), run_i["log_prob"], rel_tol=SCORE_RTOL_F64)
+        assert math.isclose(run_i["log_prob"], score, rel_tol=SCORE_RTOL_F64)
+        # token t + 1's log-probability given tokens 0..t, from a forward pass written here
+        _, probs_ref = reference(name, ids)
+        logprob_ref = np.log(probs_ref[np.arange(len(ids) - 1), ids[1:]])
+        np.testing.assert_allclose(logprob, logprob_ref, rtol=0,
+                                   atol=LOGPROB_TOL_FACTOR * STATE_TOL_F64)
+    assert data["delta"] == [b - a for a, b in zip(*data["logprob"])]
+
+
+def test_compare_page_data_scores_guesses_and_samples(tmp_path, fixture_text):
+    """The page's rows: each model's score, its guesses at the first --max-chars positions (from
+    the forward pass), and a sample equal to sample.py --start at the same seed and temperature."""
+    data, page = compare_files(tmp_path, "gist", "lstm2_char_dropout", "rnn_char")
+    ids, tokens, _ = fixture_ids("gist", fixture_text)
+    assert page["pieces"] == list(fixture_text[:400]) and page["note"] is None
+    for i, (r, name) in enumerate(zip(page["runs"], ["gist", "lstm2_char_dropout", "rnn_char"])):
+        assert r["name"] == name + ".npz" and r["count"] == len(ids) - 1
+        assert r["log_prob"] == data["runs"][i]["log_prob"]
+        assert math.isclose(r["nats"], -r["log_prob"] / r["count"], rel_tol=1e-15)
+        assert math.isclose(r["perplexity"], math.exp(r["nats"]), rel_tol=1e-15)
+        _, probs_ref = reference(name, ids[:400])
+        assert len(r["top_ids"]) == 399  # the guesses for tokens 1..399
+        for t in (0, 57, 398):
+            order = np.argsort(-probs_ref[t], kind="stable")[:5]
+            assert r["top_ids"][t] == order.tolist()
+            np.testing.assert_allclose(r["top_p"][t], probs_ref[t][order], atol=1e-4)
+        drawn = sample_py([os.path.join(FIXTURES, name + ".npz"), "--start", fixture_text[0],
+                           "--length", "30", "--seed", "3", "--json"])
+        assert r["sample"] == drawn["text"] and len(r["sample"]) == 31
+
+
+def test_compare_of_different_vocabularies_gives_curves_and_scores(tmp_path, capsys):
+    data, page = compare_files(tmp_path, "gist", "lstm_word")
+    note = capsys.readouterr().out.strip().splitlines()[-1]
+    assert note == page["note"] and "lstm_word.npz reads words and gist.npz characters" in note
+    assert data["delta"] is None and page["pieces"] == [] and page["runs"][1]["top_ids"] == []
+    word = data["runs"][1]
+    assert word["level"] == "word" and len(word["tokens"]) == word["count"] + 1
+    score = sample_py([os.path.join(FIXTURES, "lstm_word.npz"), "--score-file", TEXT, "--json"])
+    assert math.isclose(math.fsum(data["logprob"][1]), score["log_prob"], rel_tol=SCORE_RTOL_F64)
+    # two character models that know different characters
+    a = random_gist(tmp_path / "a.npz", " abc", H=3, seed=1)
+    b = random_gist(tmp_path / "b.npz", " abcd", H=4, seed=2)
+    assert run_main(["--compare", str(a), str(b), "--text", "abc cab", "--out",
+                     str(tmp_path / "ab.html")]) == 0
+    note = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "b.npz and a.npz know different characters (1 in only one of them: 'd')" in note
+
+
+def test_compare_curves_come_from_each_history(tmp_path):
+    data, page = compare_files(tmp_path, "gist", "rnn_char")
+    for i, name in enumerate(["gist", "rnn_char"]):
+        assert data["runs"][i]["history"] is None  # version-1 checkpoints have none
+    v2 = os.path.join(ROOT, "tests", "fixtures", "v2")
+    js = tmp_path / "v2.json"
+    assert run_main(["--compare", os.path.join(v2, "gist.npz"), os.path.join(v2, "rnn_char.npz"),
+                     "--text", "The dog.", "--json", str(js), "--out",
+                     str(tmp_path / "v2.html")]) == 0
+    for r in load_json(js)["runs"]:
+        with np.load(r["name"], allow_pickle=False) as z:
+            records = json.loads(str(z["meta"]))["history"]["records"]
+        assert [(h["iter"], h["loss"], h["val_loss"]) for h in r["history"]] == \
+            [(h["iter"], h["loss"], h["val_loss"]) for h in records]
+
+
+def test_compare_bad_input_is_one_line(tmp_path, capsys):
+    gist, lstm = (os.path.join(FIXTURES, n + ".npz") for n in ("gist", "lstm2_char_dropout"))
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(open(lstm, "rb").read()[:3000])
+    shutil.copy(TEXT, tmp_path / "t.txt")
+    (tmp_path / "same.npz").symlink_to(gist)
+    out = str(tmp_path / "c.html")
+    cases = [(["--compare", gist, str(tmp_path / "none.npz"), "--text", "ab"], "none.npz"),
+             (["--compare", gist, str(damaged), "--text", "ab"], "damaged.npz"),
+             (["--compare", gist, gist, "--text", "ab"], "the same checkpoint"),
+             (["--compare", gist, str(tmp_path / "same.npz"), "--text", "ab"],
+              "the same checkpoint"),
+             (["--compare", gist, "--text", "ab"], "two or more"),
+             (["--compare", gist, str(tmp_path / "t.txt")], "two or more"),
+             (["--compare", gist, lstm, str(tmp_path / "t.txt"), "--text", "ab"], "not both"),
+             ([gist, "--compare", lstm, "--text", "ab"], "after it"),
+             (["--compare", gist, lstm, "--text", "ab", "--out", lstm], "same file as CHECKPOINT"),
+             (["--compare", gist, lstm, str(tmp_path / "t.txt"), "--json",
+               str(tmp_path / "t.txt")], "same file as TEXT_FILE"),
+             (["--compare", gist, lstm, "--text", "a"], "at least 2"),
+             (["--compare", gist, lstm, "--text", "snow \u2603"], "vocabulary"),
+             (["--compare", gist, lstm, "--text", "ab", "--out",
+               str(tmp_path / "no" / "c.html")], "does not exist")]
+    before = sorted(os.listdir(tmp_path))
+    for argv, words in cases:
+        assert run_main(argv + (["--out", out] if "--out" not in argv else [])) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and words in err, (argv, err)
+        assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_browser_compare_page(browser, tmp_path):
+    """The scores table, the text shaded by the difference, a click showing every model's
+    guesses, the run chosen against the first; no console errors, nothing fetched."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+    _, page = compare_files(tmp_path, "gist", "lstm2_char_dropout", "rnn_char")
+    browser_errors(browser)
+    browser.get((tmp_path / "c.html").as_uri())
+    WebDriverWait(browser, BROWSER_WAIT).until(
+        lambda d: d.execute_script("return document.body.dataset.ready") == "1")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#scores tr")
+    assert len(rows) == 4 and "gist.npz" in rows[1].text
+    assert "lstm2_char_dropout.npz" in rows[2].text
+    assert f"{page['runs'][0]['nats']:.4f} nats/char" in rows[1].text
+    spans = browser.find_elements(By.CSS_SELECTOR, "#diff-text > span")
+    assert len(spans) == 400
+
+    def shading():
+        return browser.execute_script("return [...document.querySelectorAll('#diff-text > span')]"
+                                      ".map(s => s.style.backgroundColor)")
+
+    before = shading()
+    # green where the second model gave the token the higher probability, red where lower
+    lp0, lp1 = page["runs"][0]["logprob"], page["runs"][1]["logprob"]
+    for t in (5, 100, 399):
+        r, g, b = map(int, re.findall(r"\d+", before[t]))
+        assert (g > r) == (lp1[t - 1] > lp0[t - 1]) and (r > g) == (lp1[t - 1] < lp0[t - 1])
+    spans[57].click()
+    cols = browser.find_elements(By.CSS_SELECTOR, "#compare-guesses .col")
+    assert [c.text.splitlines()[0] for c in cols] == [r["name"] for r in page["runs"]]
+    for c, r in zip(cols, page["runs"]):  # the probability of the token there, the top guess's
+        assert f"{100 * math.exp(r['logprob'][56]):.2f}%" in c.text
+        assert f"{100 * r['top_p'][56][0]:.1f}%" in c.text
+    actual = {"\n": "\u21b5", " ": "\u2423"}.get(page["pieces"][57], page["pieces"][57])
+    assert f"token 57, {actual}:" in browser.find_element(By.ID, "compare-guesses").text
+    # the listed largest differences: the largest first, a click selects the token
+    first = browser.find_elements(By.CSS_SELECTOR, "#top-diffs button")[0]
+    t = int(first.get_attribute("data-t"))
+    deltas = [b - a for a, b in zip(lp0, lp1)]
+    assert abs(deltas[t - 1]) == max(abs(d) for d in deltas[:399])
+    first.click()
+    assert "sel" in spans[t].get_attribute("class")
+    # the third model against the first: other colours
+    Select(browser.find_element(By.ID, "against")).select_by_visible_text("rnn_char.npz")
+    assert shading() != before
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#options tr.diff")) > 0
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#compare-samples .sample")) == 3
+    assert browser_errors(browser) == []
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
+
+
+def test_browser_compare_page_builds_no_markup_from_its_data(browser, tmp_path):
+    _, page = compare_files(tmp_path, "gist", "rnn_char")
+    page["title"] = HOSTILE
+    for r in page["runs"]:
+        r["name"], r["arch"], r["sample"] = HOSTILE, HOSTILE, HOSTILE
+        r["options"][HOSTILE] = HOSTILE
+    page["pieces"][1] = HOSTILE
+    page["vocab"] = [HOSTILE + tok for tok in page["vocab"]]
+    path = tmp_path / "hostile.html"
+    path.write_text(visualize.COMPARE_PAGE.render(page), encoding="utf-8")
+    browser_errors(browser)
+    assert open_ready_page(browser, path, "#diff-text > span")
+    browser.find_elements("css selector", "#diff-text > span")[1].click()
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    for box in ("title", "scores", "options", "compare-samples", "compare-guesses", "diff-text"):
+        assert HOSTILE in browser.find_element("id", box).text, box
+    assert browser_errors(browser) == []
