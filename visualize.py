@@ -598,14 +598,15 @@ function values(k) {
 }
 
 // a byte 0..255 -> background colour: gates white -> green (0..1); the rest diverging,
-// blue below zero, white at zero, red above
+// blue below zero, white at zero, red above. The deepest shades stay light enough that black
+// text on them keeps a contrast ratio of 6:1 or more (WCAG asks 4.5:1)
 function colour(q, gate) {
   if (gate) {
-    const s = q / 255, rb = 255 - 180 * s | 0;
-    return `rgb(${rb},${255 - 60 * s | 0},${rb})`;
+    const s = q / 255, rb = 255 - 130 * s | 0;
+    return `rgb(${rb},${255 - 50 * s | 0},${rb})`;
   }
   const s = (q - 127.5) / 127.5;  // -1..1
-  const w = 255 - 200 * Math.abs(s) | 0;
+  const w = 255 - 130 * Math.abs(s) | 0;
   return s >= 0 ? `rgb(255,${w},${w})` : `rgb(${w},${w},255)`;
 }
 
@@ -679,7 +680,7 @@ function surprisalRow() {
   fill($("surprisal"));
   const spans = $("surprisal").children, top = range(D.surprisal, 1e-9, 1e-9)[1];
   for (let t = 1; t < T; t++) {  // token t is predicted from tokens 0..t-1; token 0 is not
-    const w = 255 - 200 * D.surprisal[t - 1] / top | 0;
+    const w = 255 - 130 * D.surprisal[t - 1] / top | 0;  // light enough for black text, as colour()
     spans[t].style.backgroundColor = `rgb(255,${w},${w})`;
   }
 }
@@ -887,7 +888,7 @@ function shade() {
   let top = 1e-9;
   for (let t = 1; t < n; t++) top = Math.max(top, Math.abs(delta(t)));
   for (let t = 1; t < n; t++) {
-    const d = delta(t) / top, w = 255 - 200 * Math.abs(d) | 0;
+    const d = delta(t) / top, w = 255 - 130 * Math.abs(d) | 0;  // light enough for black text
     spans[t].style.backgroundColor = d >= 0 ? `rgb(${w},255,${w})` : `rgb(255,${w},${w})`;
   }
   $("legend").replaceChildren("green: ", named(against), " gave the token a higher probability" +
