@@ -41,6 +41,13 @@ def child_env(steered):
     return dict(os.environ) if steered else {k: v for k, v in os.environ.items() if k not in STEERING}
 
 
+def use_environment(steered):
+    """Set the timing children's environment (see child_env) and print what they will run."""
+    global CHILD_ENV
+    CHILD_ENV = child_env(steered)
+    print(blas_note(steered), flush=True)
+
+
 def run_child(cmd):
     """Run cmd with the timing children's environment, output discarded -> (wall seconds, CPU
     seconds of the child and its threads, from getrusage: less disturbed by other processes)."""
@@ -313,9 +320,7 @@ def quality(argv):
     ap.add_argument("--steered", action="store_true",
                     help=f"train with the environment as it is (default: without {' and '.join(STEERING)})")
     args = ap.parse_args(argv)
-    global CHILD_ENV
-    CHILD_ENV = child_env(args.steered)
-    print(blas_note(args.steered), flush=True)
+    use_environment(args.steered)
     text = read_text(args.input)[0]
     prepare_output(args.out)
     val_path = args.out[:-4] + ".val.txt" if args.out.endswith(".npz") else args.out + ".val.txt"
@@ -356,7 +361,8 @@ def main(argv=None):
         return quality(argv[1:])
     ap = argparse.ArgumentParser(
         usage="bench.py [-h] [--quick] [--table] [--steered] [--input INPUT]\n"
-              "       bench.py quality --input FILE [--budget-seconds S] --out CKPT [--seed N]",
+              "       bench.py quality --input FILE [--budget-seconds S] --out CKPT [--seed N] "
+              "[--steered]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Throughput figures: training and sampling characters per second, each also\n"
                     "as a share of this machine's measured matrix-multiply speed and as a ratio\n"
@@ -376,9 +382,7 @@ def main(argv=None):
                     help="time with the environment as it is; by default the timing children "
                          f"run without {' and '.join(STEERING)}, as users' machines do")
     args = ap.parse_args(argv)
-    global CHILD_ENV
-    CHILD_ENV = child_env(args.steered)
-    print(blas_note(args.steered), flush=True)
+    use_environment(args.steered)
     if args.table:
         path, text = bench_text(args.input)
         reference_table(path, len(set(text)), args.quick)
