@@ -584,9 +584,9 @@ def reference_table(path, V, quick):
         print(f"  rnnlm.py {cell.upper()} training H={H} D={D} N={N} T={T} float32 Adam: "
               f"{ours[0] / 1000:.1f}k chars/s; PyTorch nn.{cell.upper()}: {ref[0] / 1000:.1f}k "
               f"chars/s; ratio {ratio(ours, ref)}")
-    # long enough that one sample takes about a second here: the start-up subtracted (a run of a
-    # tenth the length) varies by tens of milliseconds between runs
-    length = 20000 if quick else 200000
+    # long enough that one sample takes about a second here (--quick: a third of one): the start-up
+    # subtracted (a run of a tenth the length) varies by tens of milliseconds between runs
+    length = 60000 if quick else 200000
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = os.path.join(tmp, "gist.npz")
         run_child([sys.executable, os.path.join(HERE, "min_char_rnn.py"), path, "--max-iters", "1",
