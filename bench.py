@@ -99,8 +99,8 @@ def blas_note(steered):
         return f"timing children run {children} (no steering in the environment)"
     if steered:
         return f"timing children keep {set_here} (--steered) and run {children}"
-    return (f"timing children run without {set_here}: {children}; with them (tests, CI) numpy "
-            f"runs {kernels()}")
+    return (f"timing children run without {set_here}: {children}; with them (tests, CI) this "
+            f"process runs {kernels()}")
 
 
 def bench_text(path=None):
