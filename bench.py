@@ -11,6 +11,7 @@ References:
   https://gist.github.com/karpathy/d4dee566867f8291f086  (the baseline the figures compare with)
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,79 @@ from common.vocabulary import read_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAKESPEARE = os.path.join(HERE, "data", "tinyshakespeare.txt")  # data/download_shakespeare.py
+
+
+# What steers OpenBLAS away from the kernels it would pick for this CPU by itself: removed
+# together from the timing children's environment unless --steered (users' machines set neither)
+STEERING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+CHILD_ENV = None  # the timing children's environment; None: this process's own (set by main)
+
+
+def child_env(steered):
+    """The environment for the timing children: this one as it is (steered), or without STEERING."""
+    return dict(os.environ) if steered else {k: v for k, v in os.environ.items() if k not in STEERING}
+
+
+def use_environment(steered):
+    """Set the timing children's environment (see child_env) and print what they will run."""
+    global CHILD_ENV
+    CHILD_ENV = child_env(steered)
+    print(blas_note(steered), flush=True)
+
+
+def run_child(cmd):
+    """Run cmd with the timing children's environment, output discarded -> (wall seconds, CPU
+    seconds of the child and its threads, from getrusage: less disturbed by other processes)."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=CHILD_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def in_child(call):
+    """Evaluate `call`, an expression over this module (e.g. "gist_sample_clocks(65)"), in a
+    child process with the timing children's environment -> its value, sent back as JSON."""
+    code = f"import json, bench; print(json.dumps(bench.{call}))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=HERE, env=CHILD_ENV, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def kernels():
+    """What BLAS numpy runs in this process and with which kernels (threadpoolctl reads
+    OpenBLAS's own answer; without it, numpy's build record), and PyTorch's CPU kernels."""
+    try:
+        from threadpoolctl import threadpool_info
+        info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        blas = ", ".join(f"{i['internal_api']} {i['version']} with {i.get('architecture')} kernels, "
+                         f"{i['num_threads']} threads" for i in info)
+    except ImportError:
+        build = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{build['name']} {build.get('version')} (kernels: pip install threadpoolctl to see)"
+    line = f"numpy {np.__version__}, {blas}"
+    try:
+        import torch
+        line += (f"; PyTorch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()} kernels, "
+                 f"{torch.get_num_threads()} threads")
+    except ImportError:
+        pass
+    return line
+
+
+def blas_note(steered):
+    """One line: the environment's steering, what the timing children run and, where they differ,
+    what this process runs."""
+    set_here = ", ".join(f"{k}={os.environ[k]}" for k in STEERING if k in os.environ)
+    children = in_child("kernels()")
+    if not set_here:
+        return f"timing children run {children} (no steering in the environment)"
+    if steered:
+        return f"timing children keep {set_here} (--steered) and run {children}"
+    return (f"timing children run without {set_here}: {children}; with them (tests, CI) this "
+            f"process runs {kernels()}")
 
 
 def bench_text(path=None):
@@ -75,26 +149,31 @@ def train_cli_chars_per_s(path, B, H, T, dtype, iters):
                    "--dtype", dtype, "--max-iters", str(n), "--sample-every", "0",
                    "--val-fraction", "0", "--save-every", "0", "--out", os.path.join(tmp, "c.npz")]
             t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(cmd, check=True, env=CHILD_ENV, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
             return time.perf_counter() - t0
     short, long_ = run(iters // 5), run(iters)
     return (iters - iters // 5) * B * T / (long_ - short)
 
 
-def gist_iteration_seconds(V, H=100, T=25, iters=200):
+def gist_iteration_seconds(V, H=100, T=25, iters=200, clocks=False):
     """Seconds per iteration of the original gist's algorithm (common/gist_reference.py: one-hot
-    vectors, per-step np.dot, per-array clip and Adagrad), the baseline to compare with."""
+    vectors, per-step np.dot, per-array clip and Adagrad), the baseline to compare with; clocks:
+    both (wall, CPU) seconds."""
     rs = np.random.RandomState(0)
     params = gist_reference.init(V, H, rs)
     mems = [np.zeros_like(a) for a in params]
     data = rs.randint(V, size=T * iters + 1)
     h = np.zeros((H, 1))
-    t0 = time.perf_counter()
-    for n in range(iters):
-        p = n * T
-        loss, *grads, h = gist_reference.lossFun(data[p:p + T], data[p + 1:p + T + 1], h, *params)
-        gist_reference.adagrad(params, grads, mems, 0.1)
-    return (time.perf_counter() - t0) / iters
+
+    def loop():
+        nonlocal h
+        for n in range(iters):
+            p = n * T
+            loss, *grads, h = gist_reference.lossFun(data[p:p + T], data[p + 1:p + T + 1], h, *params)
+            gist_reference.adagrad(params, grads, mems, 0.1)
+    seconds = [s / iters for s in clocked(loop)]
+    return seconds if clocks else seconds[0]
 
 
 def torch_chars_per_s(V, B, H, T, iters):
@@ -130,24 +209,27 @@ def torch_chars_per_s(V, B, H, T, iters):
     return (iters - 1) * B * T / seconds
 
 
-def gist_sample_chars_per_s(V, H=100, n=5000):
+def gist_sample_chars_per_s(V, H=100, n=5000, clocks=False):
     """Characters per second of the original gist's sample(): one-hot input vector, three
-    matrix-vector products, softmax, np.random.choice over range(V) (rewritten here)."""
+    matrix-vector products, softmax, np.random.choice over range(V) (rewritten here); clocks:
+    by both (wall, CPU) clocks."""
     rs = np.random.RandomState(0)
     Wxh, Whh, Why = rs.randn(H, V) * 0.01, rs.randn(H, H) * 0.01, rs.randn(V, H) * 0.01
     bh, by = np.zeros((H, 1)), np.zeros((V, 1))
-    h = np.zeros((H, 1))
-    x = np.zeros((V, 1))
-    x[0] = 1
-    t0 = time.perf_counter()
-    for _ in range(n):
-        h = np.tanh(np.dot(Wxh, x) + np.dot(Whh, h) + bh)
-        y = np.dot(Why, h) + by
-        p = np.exp(y) / np.sum(np.exp(y))
-        ix = np.random.choice(range(V), p=p.ravel())
+
+    def loop():
+        h = np.zeros((H, 1))
         x = np.zeros((V, 1))
-        x[ix] = 1
-    return n / (time.perf_counter() - t0)
+        x[0] = 1
+        for _ in range(n):
+            h = np.tanh(np.dot(Wxh, x) + np.dot(Whh, h) + bh)
+            y = np.dot(Why, h) + by
+            p = np.exp(y) / np.sum(np.exp(y))
+            ix = np.random.choice(range(V), p=p.ravel())
+            x = np.zeros((V, 1))
+            x[ix] = 1
+    rate = [n / s for s in clocked(loop)]
+    return rate if clocks else rate[0]
 
 
 def sample_cli_chars_per_s(path, H, K, n, dtype="float64"):
@@ -158,12 +240,13 @@ def sample_cli_chars_per_s(path, H, K, n, dtype="float64"):
         subprocess.run([sys.executable, os.path.join(HERE, "min_char_rnn.py"), path,
                         "--hidden-size", str(H), "--max-iters", "1", "--sample-every", "0",
                         "--val-fraction", "0", "--dtype", dtype, "--out", ckpt],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, env=CHILD_ENV, stdout=subprocess.DEVNULL)
 
         def run(length):
             cmd = [sys.executable, os.path.join(HERE, "sample.py"), ckpt, "--length", str(length),
                    "--num-samples", str(K)]
-            return timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL))
+            return timed(lambda: subprocess.run(cmd, check=True, env=CHILD_ENV,
+                                                stdout=subprocess.DEVNULL))
         short, long_ = run(n // 10), run(n)
     return (n - n // 10) * K / (long_ - short)
 
@@ -181,7 +264,8 @@ def startup_100mb():
         size = os.path.getsize(path)
         cmd = [sys.executable, os.path.join(HERE, "min_char_rnn.py"), path, "--max-iters", "0",
                "--out", os.path.join(tmp, "c.npz")]
-        seconds = timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL))
+        seconds = timed(lambda: subprocess.run(cmd, check=True, env=CHILD_ENV,
+                                               stdout=subprocess.DEVNULL))
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
     return size, seconds, peak_mb
 
@@ -211,9 +295,9 @@ def layers_vs_lossfun(N=32, T=100, H=512, V=65, repeats=5):
 
 
 # The configurations for the quality race, by training budget: the best found on 2 cores (see
-# README, "The race"). rnnlm.py options, float32, cosine decay over the time budget.
+# docs/speed.md). rnnlm.py options, float32, cosine decay over the time budget.
 QUALITY_SHORT = {"cell": "gru", "num_layers": 1, "hidden_size": 256, "wordvec_size": 64,
-                 "seq_length": 20, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.004,
+                 "seq_length": 20, "batch_size": 64, "optimizer": "adam", "learning_rate": 0.006,
                  "lr_decay": "cosine", "max_grad_norm": 1, "dtype": "float32"}
 QUALITY_LONG = {"cell": "gru", "num_layers": 1, "hidden_size": 384, "wordvec_size": 64,
                 "dropout": 0.1, "seq_length": 40, "batch_size": 32, "optimizer": "adam",
@@ -233,7 +317,10 @@ def quality(argv):
                     help="seconds of training, evaluations excluded (default 70)")
     ap.add_argument("--out", required=True, help="where the best-validation checkpoint goes")
     ap.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    ap.add_argument("--steered", action="store_true",
+                    help=f"train with the environment as it is (default: without {' and '.join(STEERING)})")
     args = ap.parse_args(argv)
+    use_environment(args.steered)
     text = read_text(args.input)[0]
     prepare_output(args.out)
     val_path = args.out[:-4] + ".val.txt" if args.out.endswith(".npz") else args.out + ".val.txt"
@@ -251,9 +338,8 @@ def quality(argv):
                "--log-every", "0", "--out", run_path]
         print("running: " + " ".join(cmd[1:]), flush=True)
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, env=CHILD_ENV, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
-        import json
         with open(run_path[:-4] + ".log", encoding="utf-8") as f:
             records = [json.loads(line) for line in f if '"val_loss"' in line]
         best_path = sibling(run_path, "best")
@@ -274,8 +360,9 @@ def main(argv=None):
     if argv[:1] == ["quality"]:
         return quality(argv[1:])
     ap = argparse.ArgumentParser(
-        usage="bench.py [-h] [--quick] [--input INPUT]\n"
-              "       bench.py quality --input FILE [--budget-seconds S] --out CKPT [--seed N]",
+        usage="bench.py [-h] [--quick] [--table] [--steered] [--input INPUT]\n"
+              "       bench.py quality --input FILE [--budget-seconds S] --out CKPT [--seed N] "
+              "[--steered]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Throughput figures: training and sampling characters per second, each also\n"
                     "as a share of this machine's measured matrix-multiply speed and as a ratio\n"
@@ -291,7 +378,11 @@ def main(argv=None):
     ap.add_argument("--table", action="store_true",
                     help="only the reference table: each figure beside its reference (a few "
                          "minutes)")
+    ap.add_argument("--steered", action="store_true",
+                    help="time with the environment as it is; by default the timing children "
+                         f"run without {' and '.join(STEERING)}, as users' machines do")
     args = ap.parse_args(argv)
+    use_environment(args.steered)
     if args.table:
         path, text = bench_text(args.input)
         reference_table(path, len(set(text)), args.quick)
@@ -301,14 +392,14 @@ def main(argv=None):
     print(f"start-up on a {size / 1e6:.0f} MB corpus: {seconds:.1f} s, peak memory {peak_mb:.0f} MB")
     path, text = bench_text(args.input)
     V = len(set(text))
-    peak = {d: matmul_gflops(d) for d in ("float64", "float32")}
+    peak = {d: in_child(f"matmul_gflops({d!r})") for d in ("float64", "float32")}
     print(f"corpus {path}: {len(text)} chars, V = {V}")
     print(f"matrix multiply (1024^3): float64 {peak['float64']:.1f} GFLOP/s, "
           f"float32 {peak['float32']:.1f} GFLOP/s")
     scale = 0.3 if args.quick else 1.0
     training_rows(path, V, peak, scale)
     generation_rows(path, V, scale)
-    layers, gist_math = layers_vs_lossfun()
+    layers, gist_math = in_child("layers_vs_lossfun()")
     print(f"Rnnlm (rnn cell, equal to SimpleRnnlm) forward + backward (N=32, T=100, D=H=512, "
           f"V=65, float32): {layers * 1e3:.1f} ms; lossFun on the same sizes: {gist_math * 1e3:.1f} ms; "
           f"ratio {layers / gist_math:.2f}")
@@ -320,7 +411,7 @@ def main(argv=None):
 def training_rows(path, V, peak, scale):
     """Training speed of the whole min_char_rnn.py process at a few sizes, against the gist's
     work, the matrix-multiply peak (raised where a run beats it) and PyTorch's nn.RNN."""
-    gist = gist_iteration_seconds(V)
+    gist = in_child(f"gist_iteration_seconds({V})")
     gist_cps = 25 / gist
     print(f"gist baseline (B=1, H=100, T=25, float64): {gist_cps / 1000:.1f}k chars/s "
           f"({gist * 1e3:.3f} ms per iteration)")
@@ -334,7 +425,7 @@ def training_rows(path, V, peak, scale):
             share = achieved / peak[dtype]
             line = (f"  B={B:<3d} H={H:<4d} T={T:<4d} {dtype}: {cps / 1000:8.1f}k chars/s  "
                     f"{cps / gist_cps:5.2f}x gist  {100 * share:5.1f}% of matmul peak")
-            torch_cps = torch_chars_per_s(V, B, H, T, max(10, iters // 20)) \
+            torch_cps = in_child(f"torch_chars_per_s({V}, {B}, {H}, {T}, {max(10, iters // 20)})") \
                 if dtype == "float32" and B > 1 else None
             if torch_cps:
                 line += f"  {cps / torch_cps:5.2f}x PyTorch nn.RNN ({torch_cps / 1000:.1f}k)"
@@ -344,7 +435,7 @@ def training_rows(path, V, peak, scale):
 def generation_rows(path, V, scale):
     """Generation speed of the whole sample.py process, one and 8 streams, against the gist's
     sample()."""
-    gist_sample = gist_sample_chars_per_s(V)
+    gist_sample = in_child(f"gist_sample_chars_per_s({V})")
     print(f"generation, whole sample.py process (start-up removed; chars/s, all samples "
           f"together); the gist's sample() (H=100) does {gist_sample / 1000:.1f}k chars/s here:")
     n = int(200_000 * scale)
@@ -376,41 +467,38 @@ def rnnlm_flops_done_per_char(cell, D, H, V, N, T):
     return 6 * (GH * H + H * V) + table / (N * T)
 
 
-def blas_note():
-    """What numpy's BLAS runs here: the OPENBLAS_CORETYPE the environment steers it to (tests and
-    CI keep it), and the float32 matrix-multiply peak a child process without it reaches."""
-    core = os.environ.get("OPENBLAS_CORETYPE")
-    if not core:
-        return "numpy's BLAS picks its own kernels here (no OPENBLAS_CORETYPE)"
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    code = "import bench; print(bench.matmul_gflops('float32'))"
-    own = float(subprocess.run([sys.executable, "-c", code], cwd=HERE, env=env, check=True,
-                               capture_output=True, text=True).stdout)
-    return (f"numpy's BLAS runs the kernels OPENBLAS_CORETYPE={core} names (set by the "
-            f"environment); without it, a child process reaches {own:.1f} GFLOP/s float32")
+def clocked(fn):
+    """(wall seconds, CPU seconds of this process and its threads) that fn() takes."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def rnnlm_cli_chars_per_s(path, cell, iters, D, H, N, T):
+def rates(amount, short, long_):
+    """amount / (long_ - short) for each clock of two (wall, CPU) runs: per second of that clock."""
+    return [amount / (b - a) for a, b in zip(short, long_)]
+
+
+def rnnlm_cli_rates(path, cell, iters, D, H, N, T):
     """Training speed of the whole rnnlm.py process (one layer of `cell`, float32, Adam, no
-    clipping, no validation): two runs of different length, so start-up cancels."""
+    clipping, no validation) in chars/s by (wall, CPU) clock: two runs of different length, so
+    start-up cancels."""
     def run(n):
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, os.path.join(HERE, "rnnlm.py"), path, "--cell", cell,
-                   "--wordvec-size", str(D), "--hidden-size", str(H), "--batch-size", str(N),
-                   "--seq-length", str(T), "--optimizer", "adam", "--learning-rate", "0.003",
-                   "--dtype", "float32", "--val-fraction", "0", "--max-iters", str(n),
-                   "--save-every", "0", "--eval-every", "0", "--log-every", "0",
-                   "--out", os.path.join(tmp, "c.npz")]
-            return timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
-                                                stderr=subprocess.DEVNULL))
-    short, long_ = run(iters // 5), run(iters)
-    return (iters - iters // 5) * N * T / (long_ - short)
+            return run_child([sys.executable, os.path.join(HERE, "rnnlm.py"), path, "--cell", cell,
+                              "--wordvec-size", str(D), "--hidden-size", str(H), "--batch-size",
+                              str(N), "--seq-length", str(T), "--optimizer", "adam",
+                              "--learning-rate", "0.003", "--dtype", "float32", "--val-fraction",
+                              "0", "--max-iters", str(n), "--save-every", "0", "--eval-every", "0",
+                              "--log-every", "0", "--out", os.path.join(tmp, "c.npz")])
+    return rates((iters - iters // 5) * N * T, run(iters // 5), run(iters))
 
 
-def torch_rnnlm_chars_per_s(V, cell, iters, D, H, N, T):
+def torch_rnnlm_rates(V, cell, iters, D, H, N, T):
     """The same model in PyTorch: embedding, nn.LSTM or nn.GRU (oneDNN's fused cells on a CPU),
     linear output, mean cross-entropy, Adam, the state carried from batch to batch, float32,
-    torch's own thread count. None when torch is not installed (it is never a dependency)."""
+    torch's own thread count -> chars/s by (wall, CPU) clock; None without torch (never a
+    dependency)."""
     try:
         import torch
     except ImportError:
@@ -435,72 +523,91 @@ def torch_rnnlm_chars_per_s(V, cell, iters, D, H, N, T):
         state = tuple(s.detach() for s in state) if cell == "lstm" else state.detach()
 
     iteration(0)  # warm-up
-    seconds = timed(lambda: [iteration(k) for k in range(1, iters)])
-    return (iters - 1) * N * T / seconds
+    return rates((iters - 1) * N * T, (0, 0),
+                 clocked(lambda: [iteration(k) for k in range(1, iters)]))
 
 
-def sample_cli_seconds(ckpt, K, length):
-    """Seconds the whole sample.py process needs for K samples of `length` characters side by
-    side, start-up and loading removed (a run of length / 10 subtracted, scaled back)."""
+def gist_iteration_rates(V, iters):
+    """The gist's training iterations per second, by (wall, CPU) clock (gist_iteration_seconds)."""
+    return [1 / s for s in gist_iteration_seconds(V, iters=iters, clocks=True)]
+
+
+def min_char_rnn_rates(path, steps):
+    """Iterations per second of the whole min_char_rnn.py process at the gist's settings (B=1,
+    H=100, T=25, float64), by (wall, CPU) clock, start-up removed."""
     def run(n):
-        cmd = [sys.executable, os.path.join(HERE, "sample.py"), ckpt, "--length", str(n),
-               "--num-samples", str(K)]
-        return timed(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL))
-    return (run(length) - run(length // 10)) * length / (length - length // 10)
+        with tempfile.TemporaryDirectory() as tmp:
+            return run_child([sys.executable, os.path.join(HERE, "min_char_rnn.py"), path,
+                              "--max-iters", str(n), "--sample-every", "0", "--val-fraction", "0",
+                              "--save-every", "0", "--out", os.path.join(tmp, "c.npz")])
+    return rates(steps - steps // 5, run(steps // 5), run(steps))
 
 
-def best_pair(first, second, repeats):
-    """(best of first(), best of second()), each a rate (higher is better), over `repeats`
-    rounds run alternately, so that both see the same machine and a busy moment spoils neither."""
-    a, b = [], []
+def sample_cli_rates(ckpt, K, length):
+    """Runs per second of the whole sample.py process making K samples of `length` characters
+    side by side, by (wall, CPU) clock: start-up and loading removed (a run of length / 10
+    subtracted, scaled back)."""
+    def run(n):
+        return run_child([sys.executable, os.path.join(HERE, "sample.py"), ckpt, "--length", str(n),
+                          "--num-samples", str(K)])
+    return [r / length for r in rates(length - length // 10, run(length // 10), run(length))]
+
+
+def best_of(fns, repeats):
+    """For each of fns, the best (highest) of its rates by each clock over `repeats` rounds run
+    alternately, so that all see the same machine and a busy moment spoils none."""
+    best = [[0.0, 0.0] for _ in fns]
     for _ in range(repeats):
-        a.append(first())
-        b.append(second())
-    return max(a), max(b)
+        for b, fn in zip(best, fns):
+            b[:] = [max(x, y) for x, y in zip(b, fn() or (float("nan"),) * 2)]
+    return best
+
+
+def ratio(a, b):
+    """'1.23x (1.30x by CPU time)': a / b by wall clock, then by the CPU clock."""
+    return f"{a[0] / b[0]:.2f}x ({a[1] / b[1]:.2f}x by CPU time)"
 
 
 def reference_table(path, V, quick):
-    """The reference rows: each project figure beside its reference, measured side by side."""
-    peak32 = matmul_gflops("float32")
+    """The reference rows: each project figure beside its reference, measured side by side in
+    alternating rounds; ratios by wall clock, then by the children's CPU time."""
     repeats = 2 if quick else 3
     D, H, N, T = (TABLE_SIZES[k] for k in "DHNT")
     iters = 60 if quick else 200
-    print(f"reference table (best of {repeats} alternating rounds; float32 matmul peak "
-          f"{peak32:.1f} GFLOP/s; {blas_note()}):")
-    for cell in ("gru", "lstm"):
-        ours, ref = best_pair(lambda: rnnlm_cli_chars_per_s(path, cell, iters, D, H, N, T),
-                              lambda: torch_rnnlm_chars_per_s(V, cell, iters, D, H, N, T)
-                              or float("nan"), repeats)
-        share = ours * rnnlm_flops_per_char(cell, D, H, V) / 1e9 / peak32
-        done = ours * rnnlm_flops_done_per_char(cell, D, H, V, N, T) / 1e9 / peak32
+    peak32 = in_child("matmul_gflops('float32')")
+    print(f"reference table: best of {repeats} alternating rounds, rates by wall clock (and by "
+          f"CPU time); float32 matmul peak {peak32:.1f} GFLOP/s in a timing child")
+    for cell in ("lstm", "gru"):
+        ours, ref = best_of([lambda: rnnlm_cli_rates(path, cell, iters, D, H, N, T),
+                             lambda: in_child(f"torch_rnnlm_rates({V}, {cell!r}, {iters}, {D}, "
+                                              f"{H}, {N}, {T})")], repeats)
         print(f"  rnnlm.py {cell.upper()} training H={H} D={D} N={N} T={T} float32 Adam: "
-              f"{ours / 1000:.1f}k chars/s ({100 * share:.0f}% of the float32 peak counting the "
-              f"nominal products, {100 * done:.0f}% counting the products done); "
-              f"PyTorch nn.{cell.upper()}: {ref / 1000:.1f}k chars/s; ratio {ours / ref:.2f}x")
-    steps = 1500 if quick else 6000
-    ours, ref = best_pair(lambda: train_cli_chars_per_s(path, 1, 100, 25, "float64", steps) / 25,
-                          lambda: 1 / gist_iteration_seconds(V, iters=steps // 10), repeats)
-    print(f"  min_char_rnn.py B=1 H=100 T=25 float64: {1e3 / ours:.3f} ms/iter; the gist's "
-          f"per-step work: {1e3 / ref:.3f} ms/iter; ratio {ours / ref:.2f}x")
-    # long enough that one sample takes about a second here: the start-up subtracted (a run of a
-    # tenth the length) varies by tens of milliseconds between runs
-    length = 20000 if quick else 200000
+              f"{ours[0] / 1000:.1f}k chars/s; PyTorch nn.{cell.upper()}: {ref[0] / 1000:.1f}k "
+              f"chars/s; ratio {ratio(ours, ref)}")
+    # long enough that one sample takes about a second here (--quick: a third of one): the start-up
+    # subtracted (a run of a tenth the length) varies by tens of milliseconds between runs
+    length = 60000 if quick else 200000
     with tempfile.TemporaryDirectory() as tmp:
-        for name, script, flags in (
-                ("min_char_rnn.py H=100", "min_char_rnn.py", ["--max-iters", "1"]),
-                ("rnnlm.py LSTM H=256", "rnnlm.py", ["--cell", "lstm", "--hidden-size", "256",
-                                                     "--wordvec-size", "64", "--max-iters", "1"])):
-            ckpt = os.path.join(tmp, script[:-3] + ".npz")
-            subprocess.run([sys.executable, os.path.join(HERE, script), path, *flags,
-                            "--val-fraction", "0", "--out", ckpt], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            n = length if script == "min_char_rnn.py" else length // 10
-            many, one = best_pair(lambda: 1 / sample_cli_seconds(ckpt, 8, n),
-                                  lambda: 1 / sample_cli_seconds(ckpt, 1, n), repeats)
-            print(f"  sample.py {name}, 8 samples of {n} characters side by side: {1 / many:.2f} s;"
-                  f" one sample: {1 / one:.2f} s; {one / many:.2f}x the time of one")
+        ckpt = os.path.join(tmp, "gist.npz")
+        run_child([sys.executable, os.path.join(HERE, "min_char_rnn.py"), path, "--max-iters", "1",
+                   "--val-fraction", "0", "--out", ckpt])
+        many, one, ref = best_of([lambda: sample_cli_rates(ckpt, 8, length),
+                                  lambda: sample_cli_rates(ckpt, 1, length),
+                                  lambda: in_child(f"gist_sample_chars_per_s({V}, n={length // 20}, clocks=True)")],
+                                 repeats)
+        print(f"  sample.py H=100, 8 samples of {length} characters side by side: "
+              f"{1 / many[0]:.2f} s; one: {1 / one[0]:.2f} s; {ratio(one, many)} the time of one")
+        print(f"  sample.py H=100, one stream: {one[0] * length / 1000:.0f}k chars/s; the gist's "
+              f"sample() work: {ref[0] / 1000:.0f}k chars/s; ratio "
+              f"{ratio([x * length for x in one], ref)}")
+    steps = 1500 if quick else 6000
+    ours, ref = best_of([lambda: min_char_rnn_rates(path, steps),
+                         lambda: in_child(f"gist_iteration_rates({V}, {steps // 10})")], repeats)
+    print(f"  min_char_rnn.py B=1 H=100 T=25 float64: {1e3 / ours[0]:.3f} ms/iter; the gist's "
+          f"per-step work: {1e3 / ref[0]:.3f} ms/iter; ratio {ratio(ours, ref)}")
     print("  quality race: python bench.py quality --input tinyshakespeare.txt "
           "--budget-seconds 70 --out q.npz (about 100 s a run; report the median of 3 seeds)")
+
 
 if __name__ == "__main__":
     cli.run(main)

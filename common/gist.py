@@ -155,7 +155,13 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
     # C order: concatenating the transposed views would give Fortran order, which BLAS's
     # few-row kernels multiply about 2x slower
     W_next = np.concatenate([Whh, Why]).T.copy()  # (H, H+V) [Whh^T | Why^T]
-    rec = np.asarray(h.T, dtype=dtype) @ Whh.T  # (K, H) (Whh h_{-1})^T
+    z = np.empty((K, H + V), dtype=dtype)   # (K, H+V) [Whh h, Why h] of the last step
+    rec, y = z[:, :H], z[:, H:]              # (K, H), (K, V) views
+    np.matmul(np.asarray(h.T, dtype=dtype), Whh.T, out=rec)  # (Whh h_{-1})^T
+    # each step writes into these arrays made once: at H = 100 a step is a few microseconds, and
+    # a new array per operation is a good part of that
+    hr = np.empty((K, H), dtype=dtype)       # (K, H) h^T
+    scores = np.empty((K, V), dtype=dtype)   # (K, V) y + noise
     ix = np.asarray(seed_ix)                 # (K,)
     block = noise_block(K, V)                # steps of noise drawn at once (bounds memory)
     while True:
@@ -164,13 +170,14 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
         if not top_k:
             noise += by.T                    # fold by into the noise: one add per step less
         for g in noise:
-            hr = np.tanh(x_rows.take(ix, axis=0) + rec)  # h = tanh(Wxh x + Whh h_prev + bh)
-            z = hr @ W_next                  # (K, H+V) [Whh h, Why h]
-            rec, y = z[:, :H], z[:, H:]      # (K, H), (K, V)
+            np.add(x_rows.take(ix, axis=0), rec, out=hr)
+            np.tanh(hr, out=hr)              # h = tanh(Wxh x + Whh h_prev + bh)
+            np.matmul(hr, W_next, out=z)     # [Whh h, Why h]: rec and y
             if top_k:
                 y += by.T                    # y = Why h + by
                 keep_top_k(y, top_k)         # below the k-th largest logit is never drawn
-            ix = (y + g).argmax(axis=1)      # (K,) the sampled characters
+            np.add(y, g, out=scores)
+            ix = scores.argmax(axis=1)       # (K,) the sampled characters
             yield ix
 
 
