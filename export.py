@@ -440,12 +440,13 @@ def main(argv=None):
         data = optional("safetensors.numpy").save(tensors, metadata=m.metadata())
         write_atomic(out, lambda f: f.write(data))
         print(f"wrote {out}: {len(tensors)} tensors, {m.dtype}, for nn.Embedding({m.V}, {m.D}), "
-              f"nn.{'LSTM' if m.cell == 'lstm' else 'RNN'}({m.D}, {m.H}, num_layers="
+              f"nn.{m.cell.upper()}({m.D}, {m.H}, num_layers="
               f"{len(m.layers)}, batch_first=True), nn.Linear({m.H}, {m.V})")
     else:
         write_atomic(out, lambda f: f.write(onnx_model(m).SerializeToString()))
         print(f"wrote {out}: ONNX opset {ONNX_OPSET}, float32, {m.cell.upper()} x "
-              f"{len(m.layers)}, inputs tokens (N, T), h0{', c0' if m.cell == 'lstm' else ''} "
+              f"{len(m.layers)}, inputs tokens (N, T), "
+              f"{', '.join(s + '0' for s in CELLS[m.cell].states)} "
               f"({len(m.layers)}, N, {m.H})")
     return 0
 
