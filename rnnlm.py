@@ -288,8 +288,7 @@ def validate(run, lm, val, k, save, lr_now):
     train_state = lm.model.get_state()
     nats, count, _ = lm.evaluate(val)
     lm.model.set_state(train_state)
-    if not run.validated(k, nats / count, save, train_seconds=run.report.train_seconds()) \
-            and run.args.lr_decay == "plateau":
+    if not run.validated(k, nats / count, save) and run.args.lr_decay == "plateau":
         lr_now /= 4.0
         tqdm.write(f"iter {k}: learning rate now {lr_now:g}")
     return lr_now

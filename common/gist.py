@@ -93,7 +93,7 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, grads=None):
         h_steps, a_steps, Whh_T = hs, hraw, Whh.T.copy()   # (T+1, B, H), (T, B, H), (H, H)
     hWhh = np.empty_like(h_steps[0])       # (H,) or (B, H) scratch for (Whh h_{t-1})^T
     for h_prev, a, h in zip(h_steps[:-1], a_steps, h_steps[1:]):
-        np.dot(h_prev, Whh_T, out=hWhh)    # (Whh h_{t-1})^T
+        h_prev.dot(Whh_T, out=hWhh)        # (Whh h_{t-1})^T (the method skips np.dot's dispatch)
         a += hWhh                          # (Wxh x_t + Whh h_{t-1} + bh)^T
         np.tanh(a, out=h)                  # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
     hs_out = hs[1:].reshape(T * B, H)      # (T*B, H) h_t^T of every step (a view)
@@ -124,7 +124,7 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, grads=None):
     dh_steps[T - 1] *= dt_steps[T - 1]     # dhraw_{T-1} = (1 - h^2) * dh: no step T sends back
     dh_next = np.empty_like(dh_steps[0])   # (H,) or (B, H) scratch for (Whh^T dhraw_{t+1})^T
     for dhraw_next, dh_t, dt in zip(dh_steps[::-1], dh_steps[-2::-1], dt_steps[-2::-1]):
-        np.dot(dhraw_next, Whh, out=dh_next)   # (Whh^T dhraw_{t+1})^T: h_t feeds h_{t+1} via Whh
+        dhraw_next.dot(Whh, out=dh_next)       # (Whh^T dhraw_{t+1})^T: h_t feeds h_{t+1} via Whh
         dh_t += dh_next                        # dh_t = Why^T dy_t + Whh^T dhraw_{t+1}
         dh_t *= dt                             # dhraw_t = (1 - h_t^2) * dh_t, backprop through tanh
     dhraw = dh                             # (T*B, H) gradient at the tanh inputs, every step

@@ -141,16 +141,18 @@ class Rnnlm:
         """What predict derives from the weights (the fused embedding table, each layer's halved
         gate columns), made once: pass it to predict while the weights stay as they are, as
         generation does one step at a time, instead of remaking it every call."""
-        table = None if self.embed_proj is None else self.embed_proj.table()  # (V, GH)
-        return table, [rnn.derived(N, projected=l == 0 and table is not None, reused=True)
-                       for l, rnn in enumerate(self.rnns)]
+        projected = self.embed_proj is not None
+        derived = [rnn.derived(N, projected=l == 0 and projected, reused=True)
+                   for l, rnn in enumerate(self.rnns)]
+        return self.embed_proj.table(derived[0]) if projected else None, derived  # (V, GH)
 
     def predict(self, xs, train=False, frozen=None):
         """xs (N, T) ids -> scores (N, T, V); train switches dropout on. Carries the state.
         frozen: frozen(N) made since the weights last changed, or None."""
         table, derived = frozen or (None, [None] * len(self.rnns))
         if self.embed_proj is not None:
-            hs = self.rnns[0].forward_projected(self.embed_proj.forward(xs, table), derived[0])
+            first = derived[0] or self.rnns[0].derived(len(xs), projected=True)
+            hs = self.rnns[0].forward_projected(self.embed_proj.forward(xs, first, table), first)
         else:
             hs = self.rnns[0].forward(self._drop(0, self.embed.forward(xs), train), derived[0])
         for l in range(1, len(self.rnns)):

@@ -121,7 +121,8 @@ class _TimeCell:
 
     def _scaled(self, scale, projected, **products):
         """derived()'s record for a gated cell: scale (GH,), Wx (D, GH) and b (GH,) times it (Wx
-        only when not projected: forward_projected gets x Wx from its caller), and products."""
+        only when not projected: forward_projected gets its gates' inputs from its caller), and
+        products."""
         Wx, b = self.params[0], self.params[2]
         return types.SimpleNamespace(scale=scale, Wx_scaled=None if projected else Wx * scale,
                                      b_scaled=b * scale, **products)
@@ -148,15 +149,10 @@ class _TimeCell:
         gates += derived.b_scaled  # x_t Wx + b, scaled
         return self._forward_steps(gates, xs_tm, derived)
 
-    def forward_projected(self, xWx, derived=None):
-        """xWx (N, T, GH), the input products x_t Wx made by the caller -> hs (N, T, H), as forward.
-        For TimeEmbedProjection; pair it with backward_projected."""
-        N, T, GH = xWx.shape
-        if derived is None:
-            derived = self.derived(N, projected=True)
-        gates = np.empty((T, N, GH), dtype=self.params[1].dtype)  # (T, N, GH) as in forward
-        np.multiply(xWx.transpose(1, 0, 2), derived.scale, out=gates)  # (x_t Wx) scaled, time-major
-        gates += derived.b_scaled  # x_t Wx + b, scaled
+    def forward_projected(self, gates, derived):
+        """gates (T, N, GH), time-major: every step's x_t Wx + b, scaled by derived.scale, made by
+        the caller (TimeEmbedProjection.forward with this derived) -> hs (N, T, H), as forward;
+        overwrites gates. Pair it with backward_projected."""
         return self._forward_steps(gates, None, derived)
 
     def backward(self, dhs):
@@ -171,8 +167,9 @@ class _TimeCell:
         return _to_batch_major(dxs)  # (N, T, D)
 
     def backward_projected(self, dhs):
-        """dhs (N, T, H) -> dA (N, T, GH), the gradient w.r.t. forward_projected's xWx (a transposed
-        view); writes dWh and db, sets the state gradients; dWx is the caller's, who made xWx."""
+        """dhs (N, T, H) -> dA (N, T, GH), the gradient w.r.t. the unscaled x_t Wx + b of
+        forward_projected's gates (a transposed view); writes dWh and db, sets the state
+        gradients; dWx is the caller's, who made the gates."""
         return self._backward_steps(dhs).transpose(1, 0, 2)  # (N, T, GH)
 
 
@@ -588,9 +585,10 @@ class TimeEmbedding:
 
 
 class TimeEmbedProjection:
-    """ids (N, T) -> W[ids] Wx (N, T, GH): a TimeEmbedding's W (V, D) and the input weights Wx (D, GH) of the
-    cell that follows it, fused. Shares both layers' params and grads arrays; the cell runs forward_projected
-    on the output and backward_projected hands its dA back here. Writes the embedding's dW and the cell's dWx.
+    """ids (N, T) -> the gates' inputs W[ids] Wx + b of every step: a TimeEmbedding's W (V, D) and the
+    input weights Wx (D, GH) and bias b (GH,) of the cell that follows it, fused. Shares both layers'
+    params and grads arrays; the cell runs forward_projected on the output and backward_projected
+    hands its dA back here. Writes the embedding's dW and the cell's dWx (the cell writes db).
     """
 
     def __init__(self, embed, cell):
@@ -603,25 +601,35 @@ class TimeEmbedProjection:
         (and V-row ones in backward) is cheaper than K x D x GH ones on the picked rows."""
         return len(self.params[0]) < K
 
-    def table(self):
-        """W Wx (V, GH): row v is what id v projects to."""
+    def table(self, derived):
+        """(W Wx + b) scaled (V, GH): row v is the gates' input for id v, scaled as the cell's
+        derived record says (derived.scale, derived.b_scaled), so that a step's gates are one row."""
         W, Wx = self.params
-        return W @ Wx  # (V, GH)
+        table = W @ Wx  # (V, GH)
+        table *= derived.scale
+        table += derived.b_scaled
+        return table
 
-    def forward(self, ids, table=None):
-        """ids (N, T) ints -> xWx (N, T, GH), a transposed view of a time-major array. table: table()
-        made while the weights stay as they are, its rows then picked whatever N T is."""
+    def forward(self, ids, derived, table=None):
+        """ids (N, T) ints -> gates (T, N, GH), time-major: (x_t Wx + b) scaled by derived.scale for
+        every step, new memory for the cell to overwrite. derived: the cell's derived(N,
+        projected=True); table: table(derived) made while the weights stay as they are, its rows
+        then picked whatever N T is."""
         W, Wx = self.params
         self.ids = np.array(ids)  # (N, T) our own copy
         if table is not None or self._by_table(self.ids.size):
             self.xs = None
-            table = self.table() if table is None else table  # (V, GH)
-            return table[self.ids.T].transpose(1, 0, 2)  # (N, T, GH) rows of the (V, GH) table
+            table = self.table(derived) if table is None else table  # (V, GH)
+            return table[self.ids.T]  # (T, N, GH) rows of the table
         self.xs = W[self.ids.T]  # (T, N, D) picking rows, as in TimeEmbedding
-        return (self.xs @ Wx).transpose(1, 0, 2)  # (N, T, GH)
+        gates = self.xs @ Wx  # (T, N, GH)
+        gates *= derived.scale
+        gates += derived.b_scaled
+        return gates
 
     def backward(self, dout):
-        """dout (N, T, GH), the gradient w.r.t. W[ids] Wx -> None; writes dW and dWx in place."""
+        """dout (N, T, GH), the gradient w.r.t. W[ids] Wx (unscaled) -> None; writes dW and dWx in
+        place."""
         W, Wx = self.params
         N, T, GH = dout.shape
         D = W.shape[1]

@@ -598,13 +598,14 @@ class Reporter:
         bits, unit = val_loss / math.log(2), self.unit
         tqdm.write(f"iter {k}: val loss {val_loss:.4f} nats/{unit}, {bits:.4f} bits/{unit}, "
                    f"perplexity {perplexity(val_loss):.3f}")
-        self.log(iter=k, val_loss=val_loss, val_bits=bits, val_perplexity=perplexity(val_loss),
-                 unit=unit, **log_fields)
         # the evaluation (since iteration k ended) is left out of the clock and the speed
         self.pause(time.perf_counter() - self.t_prev)
+        seconds = round(self.train_seconds(), 3)  # of training when iteration k ended
+        self.log(iter=k, val_loss=val_loss, val_bits=bits, val_perplexity=perplexity(val_loss),
+                 unit=unit, train_seconds=seconds, **log_fields)
         if self.page:
             self.page.validated()
-        self.history.add(k, val_loss=val_loss, seconds=round(self.train_seconds(), 3))
+        self.history.add(k, val_loss=val_loss, seconds=seconds)
 
     def progress(self, k, tokens_per_iter, describe):
         """One more iteration (k done) on the bar; about once a second its figures become
