@@ -51,6 +51,9 @@ def build_parser():
         ("--seq-length", positive_int, "time steps per stream per iteration, the book's time size T"),
         ("--batch-size", positive_int, "streams N read side by side from N offsets"),
         ("--learning-rate", positive_float, "learning rate")))
+    model.add_argument("--embed-std", type=positive_float, default=d["embed_std"],
+                       help="standard deviation of the embedding's initial weights (default "
+                            "0.01, the book's randn / 100; about 0.5 learns faster with Adam)")
     model.add_argument("--dropout", type=fraction, default=d["dropout"],
                        help="dropout ratio after the embedding and every layer (default 0: none)")
     model.add_argument("--tie-weights", action="store_true", default=d["tie_weights"],

@@ -92,6 +92,7 @@ class LanguageModel:
 
     kind = None
     OPTIONS = {}        # the run-defining options: name -> (default, check)
+    LATER_OPTIONS = ()  # those added since checkpoints were first written: absent there, the default
     SHAPE_OPTIONS = ()  # the options that give the weights their shapes (--init-from takes them)
     RUN_FIELDS = {}     # where a run stands: meta field -> (check, value when a run begins)
     META_FIELDS = {}    # other meta fields it requires: name -> check
@@ -120,6 +121,8 @@ class LanguageModel:
         options = meta.get("options")
         if not isinstance(options, dict):
             raise UserError(f"{path} is damaged: its meta record has no options")
+        for name in cls.LATER_OPTIONS:  # an older checkpoint's run had the default
+            options.setdefault(name, cls.OPTIONS[name][0])
         check_fields(path, options, {name: ok for name, (_, ok) in cls.OPTIONS.items()}, "option ")
         check_fields(path, meta, {name: ok for name, (ok, _) in cls.RUN_FIELDS.items()})
         check_fields(path, meta, {**cls.META_FIELDS, **BEST_VAL_LOSS})
@@ -296,7 +299,8 @@ class LayerModel(LanguageModel):
                "learning_rate": (0.1, is_num(0, lo_open=True)),
                "lr_decay": ("none", one_of("none", "cosine", "plateau")),
                "decay_iters": (None, optional(is_int(1))), "max_grad_norm": (0.0, is_num(0)),
-               **DATA_OPTIONS}
+               "embed_std": (0.01, is_num(0, lo_open=True)), **DATA_OPTIONS}
+    LATER_OPTIONS = ("embed_std",)
     SHAPE_OPTIONS = ("level", "cell", "num_layers", "wordvec_size", "hidden_size", "tie_weights")
     RUN_FIELDS = {  # the book's iteration k, the learning rate now, Adam's step count, the epoch's
         # running loss, and the generators of the dropout masks and the samples
@@ -324,7 +328,8 @@ class LayerModel(LanguageModel):
         """A new Rnnlm of these options (weights drawn from seed; dropout masks from rng)."""
         o = options
         return Rnnlm(V, o["wordvec_size"], o["hidden_size"], o["cell"], o["num_layers"],
-                     o["dropout"], o["tie_weights"], seed=seed, dtype=np.dtype(o["dtype"]), rng=rng)
+                     o["dropout"], o["tie_weights"], seed=seed, dtype=np.dtype(o["dtype"]), rng=rng,
+                     embed_std=o["embed_std"])
 
     def __init__(self, model, vocab, meta=None, read_only=False):
         """read_only: nothing will change the weights (a model loaded from a checkpoint), so steps

@@ -83,10 +83,12 @@ class Rnnlm:
     With dropout > 0, a TimeDropout (masks from rng, a numpy Generator) follows the embedding,
     each layer's output and so precedes the output layer, as in DLFS2's BetterRnnlm.
     tie_weights (needs wordvec_size == hidden_size) makes the output weights embed_W^T.
-    Weights are drawn from default_rng(seed): embed randn/100, others randn/sqrt(fan-in)."""
+    Weights are drawn from default_rng(seed): embed randn * embed_std (the book's randn/100 by
+    default), others randn/sqrt(fan-in)."""
 
     def __init__(self, vocab_size, wordvec_size, hidden_size, cell="rnn", num_layers=1,
-                 dropout=0.0, tie_weights=False, seed=None, dtype=np.float64, rng=None):
+                 dropout=0.0, tie_weights=False, seed=None, dtype=np.float64, rng=None,
+                 embed_std=0.01):
         V, D, H, L = vocab_size, wordvec_size, hidden_size, num_layers
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
@@ -102,7 +104,8 @@ class Rnnlm:
             self.params.append(np.asarray(value, dtype=dtype))
             return self.params[-1]
 
-        embed_W = add("embed_W", init.standard_normal((V, D)) / 100)  # (V, D) id -> word vector
+        # (V, D) id -> word vector; divided by 1 / std, the default is the book's randn / 100 bit for bit
+        embed_W = add("embed_W", init.standard_normal((V, D)) / (1 / embed_std))
         self.embed = TimeEmbedding(embed_W)
         self.rnns = []
         for l, prefix in enumerate(layer_prefixes(cell, L)):

@@ -2,6 +2,7 @@
 and sample.py, resuming exactly, and its input errors. The models are tested in test_models.py,
 the run contract both trainers share in test_training.py."""
 import json
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 
 import rnnlm
 from common.checkpoint import load_checkpoint
+from common.interface import read_checkpoint
 from conftest import (CLI_TIMEOUT, SAMPLE, read_log, read_npz, run, run_ok, script,
                       write_text)
 
@@ -93,6 +95,26 @@ def test_resume_is_bitwise_exact(tmp_path):
     assert meta_a["k"] == 30
     refused = run(SCRIPT, ["--resume", "half.npz", "--cell", "gru"], tmp_path)
     assert refused.returncode == 2 and "--cell" in refused.stderr
+
+
+def test_embed_std_draws_the_embedding_and_is_kept_with_the_run(tmp_path):
+    """--embed-std S draws the embedding as randn * S (the default 0.01 is the book's randn / 100,
+    bit for bit: test_models.py); it is recorded, refused if changed on --resume, and a checkpoint
+    written before the option existed reads as the default."""
+    write_text(tmp_path / "t.txt", TOY * 40)
+    run_ok(SCRIPT, ["t.txt", "--level", "word", "--wordvec-size", "300", "--embed-std", "0.5",
+                    "--max-iters", "1", "--val-fraction", "0", "--out", "m.npz"], tmp_path)
+    arrays, meta = read_npz(tmp_path / "m.npz")
+    assert meta["options"]["embed_std"] == 0.5
+    # 7 words x 300 = 2100 draws of N(0, 0.25), then one SGD step of 0.1 x gradients below 0.01:
+    # the sample std's standard error is 0.5 / sqrt(2 x 2100) = 0.0077, so a 0.05 band is 6.5
+    # standard errors wide on either side
+    assert abs(arrays["embed_W"].std() - 0.5) < 0.05
+    refused = run(SCRIPT, ["--resume", "m.npz", "--embed-std", "0.25"], tmp_path)
+    assert refused.returncode == 2 and "--embed-std 0.25 differs from the 0.5" in refused.stderr
+    old = os.path.join(os.path.dirname(__file__), "fixtures", "v2", "rnn_char.npz")
+    assert "embed_std" not in read_npz(old)[1]["options"]
+    assert read_checkpoint(old)[1]["options"]["embed_std"] == 0.01
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
