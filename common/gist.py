@@ -170,7 +170,8 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
         if not top_k:
             noise += by.T                    # fold by into the noise: one add per step less
         for g in noise:
-            np.add(x_rows.take(ix, axis=0), rec, out=hr)
+            x_rows.take(ix, axis=0, out=hr)  # (Wxh x + bh)^T, picked into hr: no new array
+            hr += rec
             np.tanh(hr, out=hr)              # h = tanh(Wxh x + Whh h_prev + bh)
             np.matmul(hr, W_next, out=z)     # [Whh h, Why h]: rec and y
             if top_k:

@@ -605,10 +605,14 @@ class TimeEmbedProjection:
         """(W Wx + b) scaled (V, GH): row v is the gates' input for id v, scaled as the cell's
         derived record says (derived.scale, derived.b_scaled), so that a step's gates are one row."""
         W, Wx = self.params
-        table = W @ Wx  # (V, GH)
-        table *= derived.scale
-        table += derived.b_scaled
-        return table
+        return self._as_gates(W @ Wx, derived)  # (V, GH)
+
+    @staticmethod
+    def _as_gates(xWx, derived):
+        """x Wx (..., GH) in place -> (x Wx + b) scaled, as the cell's steps take them."""
+        xWx *= derived.scale
+        xWx += derived.b_scaled
+        return xWx
 
     def forward(self, ids, derived, table=None):
         """ids (N, T) ints -> gates (T, N, GH), time-major: (x_t Wx + b) scaled by derived.scale for
@@ -622,10 +626,7 @@ class TimeEmbedProjection:
             table = self.table(derived) if table is None else table  # (V, GH)
             return table[self.ids.T]  # (T, N, GH) rows of the table
         self.xs = W[self.ids.T]  # (T, N, D) picking rows, as in TimeEmbedding
-        gates = self.xs @ Wx  # (T, N, GH)
-        gates *= derived.scale
-        gates += derived.b_scaled
-        return gates
+        return self._as_gates(self.xs @ Wx, derived)  # (T, N, GH)
 
     def backward(self, dout):
         """dout (N, T, GH), the gradient w.r.t. W[ids] Wx (unscaled) -> None; writes dW and dWx in

@@ -20,6 +20,7 @@ if ROOT not in sys.path:
 from common.checkpoint import load_checkpoint  # noqa: E402
 # the gist's parameter names, imported from here by every test file
 from common.gist import PARAM_NAMES  # noqa: E402,F401
+from common.interface import KINDS  # noqa: E402
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 CLI_TIMEOUT = 120  # seconds for one command-line run before the test fails (not a timing test)
@@ -281,3 +282,10 @@ def browser(tmp_path_factory):
 def browser_errors(browser):
     """The console's SEVERE entries since the last call."""
     return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def options_as_read(meta):
+    """A checkpoint's stored options as its kind reads them: options added since it was written
+    (the kind's LATER_OPTIONS) hold their defaults."""
+    cls = KINDS[meta["kind"]]
+    return {**{name: cls.OPTIONS[name][0] for name in cls.LATER_OPTIONS}, **meta["options"]}

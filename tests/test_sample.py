@@ -19,8 +19,8 @@ import pytest
 from common import cli as common_cli
 from common import gist
 import sample
-from conftest import (CLI_TIMEOUT, FIXTURES, GOOD_TEXT, PARAM_NAMES, assert_error, read_npz,
-                      run, run_ok, script, write_text)
+from conftest import (CLI_TIMEOUT, FIXTURES, GOOD_TEXT, PARAM_NAMES, assert_error,
+                      options_as_read, read_npz, run, run_ok, script, write_text)
 
 SAMPLER = script("sample.py")
 
@@ -877,7 +877,8 @@ def test_info_on_every_kind(capsys, name):
     assert info["num_params"] == independent_param_count(path)
     V = len(meta["vocab"].split(" ")) if info["level"] == "word" else len(meta["vocab"])
     assert info["vocab_size"] == V and info["vocab_preview"]
-    assert info["options"] == meta["options"] and info["best_val_loss"] == meta["best_val_loss"]
+    assert info["options"] == options_as_read(meta)
+    assert info["best_val_loss"] == meta["best_val_loss"]
     assert info["iterations"] == meta.get("n", meta.get("k")) and info["iterations"] > 0
     assert info["input_files"] == [{"name": meta["input"], "size": meta["input_bytes"],
                                     "sha256": meta["input_sha256"]}]

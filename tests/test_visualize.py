@@ -17,7 +17,7 @@ import pytest
 import visualize
 from common.vocabulary import Vocabulary
 from common.cli import run
-from conftest import browser_errors, page_payload
+from conftest import browser_errors, options_as_read, page_payload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "v1")
@@ -809,7 +809,7 @@ def test_compare_json_matches_sample_py_and_a_forward_pass(tmp_path, fixture_tex
     for i, name in enumerate(["gist", "lstm2_char_dropout"]):
         run_i, logprob = data["runs"][i], data["logprob"][i]
         assert run_i["name"] == os.path.join(FIXTURES, name + ".npz")
-        assert run_i["options"] == read_raw(name)[1]["options"]
+        assert run_i["options"] == options_as_read(read_raw(name)[1])
         assert run_i["count"] == len(logprob) == len(ids) - 1
         score = sample_py([run_i["name"], "--score-file", TEXT, "--json"])["log_prob"]
         assert math.isclose(math.fsum(logprob), run_i["log_prob"], rel_tol=SCORE_RTOL_F64)
