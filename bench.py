@@ -296,7 +296,7 @@ def layers_vs_lossfun(N=32, T=100, H=512, V=65, repeats=5):
 
 # The configurations for the quality race, by training budget: the best found on 2 cores (see
 # docs/speed.md). rnnlm.py options, float32, cosine decay over the time budget.
-QUALITY_SHORT = {"cell": "gru", "num_layers": 1, "hidden_size": 384, "wordvec_size": 64,
+QUALITY_SHORT = {"cell": "gru", "num_layers": 1, "hidden_size": 384, "wordvec_size": 128,
                  "embed_std": 0.5, "seq_length": 20, "batch_size": 48, "optimizer": "adam",
                  "learning_rate": 0.004, "lr_decay": "cosine", "max_grad_norm": 1,
                  "dtype": "float32"}

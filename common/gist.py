@@ -173,7 +173,7 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
             x_rows.take(ix, axis=0, out=hr)  # (Wxh x + bh)^T, picked into hr: no new array
             hr += rec
             np.tanh(hr, out=hr)              # h = tanh(Wxh x + Whh h_prev + bh)
-            hr.dot(W_next, out=z)            # [Whh h, Why h]: rec and y (the method: no ufunc dispatch)
+            hr.dot(W_next, out=z)            # [Whh h, Why h]: rec and y (no matmul dispatch)
             if top_k:
                 y += by.T                    # y = Why h + by
                 keep_top_k(y, top_k)         # below the k-th largest logit is never drawn
