@@ -52,12 +52,13 @@ SCORED = "The dog runs to the park. Then rain falls."
 SCORED_WORDS = "The dog runs to the park. \n Then rain falls, and they go home."
 
 # name -> trainer and flags. Sizes differ from each other and from V (~38 characters): D=5, H=6,
-# the gist H=7; the tied model needs D = H.
+# the gist H=7; the tied model needs D = H. A fixed seed gives the same weights every run: with a
+# drawn one, rnn2's float32 rounding in ONNX reached 1.4e-4 (over 175 seeds at most 1.4e-5).
 SMALL = ["--wordvec-size", "5", "--hidden-size", "6", "--batch-size", "2", "--seq-length", "4",
-         "--max-iters", "3", "--val-fraction", "0"]
+         "--max-iters", "3", "--val-fraction", "0", "--seed", "0"]
 MODELS = {
     "gist": ("min_char_rnn.py", ["--hidden-size", "7", "--seq-length", "8", "--max-iters", "3",
-                                 "--sample-every", "0", "--val-fraction", "0"]),
+                                 "--sample-every", "0", "--val-fraction", "0", "--seed", "0"]),
     "rnn1": ("rnnlm.py", SMALL + ["--cell", "rnn"]),
     "rnn2": ("rnnlm.py", SMALL + ["--cell", "rnn", "--num-layers", "2"]),
     "lstm1": ("rnnlm.py", SMALL + ["--cell", "lstm"]),
