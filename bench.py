@@ -22,8 +22,8 @@ import numpy as np
 
 from common import cli, gist, gist_reference
 from common.checkpoint import prepare_output, sibling
-from common.models import Rnnlm
-from common.time_layers import CELLS
+from common.fast_model import FastRnnlm
+from common.cells import CELLS
 from common.vocabulary import read_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -271,12 +271,12 @@ def startup_100mb():
 
 
 def layers_vs_lossfun(N=32, T=100, H=512, V=65, repeats=5):
-    """Seconds for one forward + backward of the layer system's Rnnlm (rnn cell, D = H: the
+    """Seconds for one forward + backward of the layer system's FastRnnlm (rnn cell, D = H: the
     general model, tested equal to the book's SimpleRnnlm) and of lossFun on the same sizes,
     float32, best of `repeats`, measured alternately so both see the same machine."""
     rng = np.random.default_rng(0)
     xs, ts = rng.integers(V, size=(N, T)), rng.integers(V, size=(N, T))  # (N, T)
-    model = Rnnlm(V, H, H, seed=0, dtype=np.float32)
+    model = FastRnnlm(V, H, H, seed=0, dtype=np.float32)
     params = gist.init_params(V, H, 0, np.float32)
     h = np.zeros((H, N), dtype=np.float32)  # (H, B)
 
@@ -361,7 +361,7 @@ def main(argv=None):
     if argv[:1] == ["quality"]:
         return quality(argv[1:])
     ap = argparse.ArgumentParser(
-        usage="bench.py [-h] [--quick] [--table] [--steered] [--input INPUT]\n"
+        usage="bench.py [-h] [--quick] [--table | --book-layers] [--steered] [--input INPUT]\n"
               "       bench.py quality --input FILE [--budget-seconds S] --out CKPT [--seed N] "
               "[--steered]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -382,8 +382,14 @@ def main(argv=None):
     ap.add_argument("--steered", action="store_true",
                     help="time with the environment as it is; by default the timing children "
                          f"run without {' and '.join(STEERING)}, as users' machines do")
+    ap.add_argument("--book-layers", action="store_true",
+                    help="only rnnlm.py's fast layers against the book's plain ones "
+                         "(--book-layers), for each cell")
     args = ap.parse_args(argv)
     use_environment(args.steered)
+    if args.book_layers:
+        fast_vs_book_layers(bench_text(args.input)[0], args.quick)
+        return 0
     if args.table:
         path, text = bench_text(args.input)
         reference_table(path, len(set(text)), args.quick)
@@ -480,10 +486,10 @@ def rates(amount, short, long_):
     return [amount / (b - a) for a, b in zip(short, long_)]
 
 
-def rnnlm_cli_rates(path, cell, iters, D, H, N, T):
+def rnnlm_cli_rates(path, cell, iters, D, H, N, T, *options):
     """Training speed of the whole rnnlm.py process (one layer of `cell`, float32, Adam, no
-    clipping, no validation) in chars/s by (wall, CPU) clock: two runs of different length, so
-    start-up cancels."""
+    clipping, no validation; more rnnlm.py options after T) in chars/s by (wall, CPU) clock: two
+    runs of different length, so start-up cancels."""
     def run(n):
         with tempfile.TemporaryDirectory() as tmp:
             return run_child([sys.executable, os.path.join(HERE, "rnnlm.py"), path, "--cell", cell,
@@ -491,7 +497,7 @@ def rnnlm_cli_rates(path, cell, iters, D, H, N, T):
                               str(N), "--seq-length", str(T), "--optimizer", "adam",
                               "--learning-rate", "0.003", "--dtype", "float32", "--val-fraction",
                               "0", "--max-iters", str(n), "--save-every", "0", "--eval-every", "0",
-                              "--log-every", "0", "--out", os.path.join(tmp, "c.npz")])
+                              "--log-every", "0", "--out", os.path.join(tmp, "c.npz"), *options])
     return rates((iters - iters // 5) * N * T, run(iters // 5), run(iters))
 
 
@@ -567,6 +573,23 @@ def best_of(fns, repeats):
 def ratio(a, b):
     """'1.23x (1.30x by CPU time)': a / b by wall clock, then by the CPU clock."""
     return f"{a[0] / b[0]:.2f}x ({a[1] / b[1]:.2f}x by CPU time)"
+
+
+def fast_vs_book_layers(path, quick):
+    """rnnlm.py's training speed on the fast layers and on the book's plain ones (--book-layers),
+    for each cell at the table's sizes, in alternating rounds."""
+    repeats = 2 if quick else 3
+    D, H, N, T = (TABLE_SIZES[k] for k in "DHNT")
+    iters = 20 if quick else 60
+    print(f"fast layers against the book's: best of {repeats} alternating rounds, rates by wall "
+          "clock (and by CPU time)")
+    for cell in ("rnn", "lstm", "gru"):
+        fast, book = best_of([lambda: rnnlm_cli_rates(path, cell, iters, D, H, N, T),
+                              lambda: rnnlm_cli_rates(path, cell, iters, D, H, N, T,
+                                                      "--book-layers")], repeats)
+        print(f"  rnnlm.py {cell.upper()} H={H} D={D} N={N} T={T} float32 Adam: fast "
+              f"{fast[0] / 1000:.1f}k chars/s, book layers {book[0] / 1000:.1f}k chars/s; "
+              f"ratio {ratio(fast, book)}")
 
 
 def reference_table(path, V, quick):

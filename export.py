@@ -21,7 +21,7 @@ from common.checkpoint import (FORMAT_VERSION, MAX_INT, check_fields, check_outp
 from common.cli import UserError, run
 from common.interface import KINDS, GistModel, LayerModel, load_model
 from common.models import layer_prefixes
-from common.time_layers import CELLS
+from common.cells import CELLS
 from common.vocabulary import SURROGATE, Vocabulary, check_file, counts_key
 
 INSTALL = "pip install -r requirements-export.txt"
@@ -30,7 +30,7 @@ ONNX_IR_VERSION = 8  # the oldest IR that carries opset 17: ONNX Runtime 1.13 an
 
 # Gate blocks. The book keeps an LSTM's columns as [f | g | i | o] and a GRU's as [z | r | h~],
 # each block H wide. A target layout lists, for each of its gates in order, the book's block it
-# takes and a sign (the cell table, common/time_layers.py CELLS, names them).
+# takes and a sign (the cell table, common/cells.py CELLS, names them).
 TORCH_GATES = {name: tuple((c.gates.index(g), 1) for g in c.torch_gates)
                for name, c in CELLS.items() if c.torch_gates}
 ONNX_GATES = {name: tuple((c.gates.index(g), sign) for g, sign in c.onnx_gates)

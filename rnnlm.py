@@ -1,6 +1,7 @@
 """
-The book's trainer (DLFS2 ch.5's custom loop) for the RNN language models of common/models.py:
-char or word level, RNN, LSTM or GRU, stacked, with dropout and tying; the command line follows
+The book's trainer (DLFS2 ch.5's custom loop) for the RNN language model of common/fast_model.py:
+char or word level, RNN, LSTM or GRU, stacked, with dropout and tying; --book-layers trains the
+book's own models (common/models.py) on its plain layers instead. The command line follows
 min_char_rnn.py's.
 
 References:
@@ -20,8 +21,9 @@ from common.checkpoint import check_arrays
 from common.cli import UserError, fraction, nonnegative_float, nonnegative_int, positive_float
 from common.cli import positive_int
 from common.interface import LayerModel, generator
+from common.models import BOOK_MODELS, book_class
 from common.optimizer import OPTIMIZERS, Adam, clip_grads
-from common.time_layers import CELLS
+from common.cells import CELLS
 from common.training import perplexity
 from common.vocabulary import EOS, split_ids
 
@@ -77,6 +79,11 @@ def build_parser():
 
 
 def add_run_control(run):
+    run.add_argument("--book-layers", action="store_true",
+                     help="train the book's own model on the plain layers of "
+                          "common/time_layers.py (a loop over one step layer per time step): "
+                          f"{BOOK_MODELS}. The same numbers as the default fast layers, several "
+                          "times slower: for reading the book beside a run")
     run.add_argument("--max-iters", type=nonnegative_int, default=None,
                      help="stop after this many iterations in all (default: no limit)")
     run.add_argument("--max-epochs", type=nonnegative_int, default=None,
@@ -101,6 +108,11 @@ def load_data(argv):
     if args.tie_weights and args.wordvec_size != args.hidden_size:
         raise UserError(f"--tie-weights needs --wordvec-size ({args.wordvec_size}) equal "
                         f"to --hidden-size ({args.hidden_size})")
+    if args.book_layers:
+        try:
+            book_class(args.cell, args.num_layers, args.dropout, args.tie_weights)
+        except ValueError as e:
+            raise UserError(f"--book-layers: {e}; drop --book-layers for these options") from None
     if args.out is None:
         args.out = os.path.join("out", f"rnnlm-{training.input_stem(args.input)}.npz")
     meta = resumed and resumed[1]
@@ -171,7 +183,7 @@ def build(args, V, resumed, init):
     state = LayerModel.run_state(vars(args), V, resumed and resumed[1])
     # three generators from --seed: the weights (inside the model), dropout masks, samples
     drop_rng, sample_rng = generator(state["dropout_rng_state"]), generator(state["sample_rng_state"])
-    model = LayerModel.build(vars(args), V, seed=args.seed, rng=drop_rng)
+    model = LayerModel.build(vars(args), V, seed=args.seed, rng=drop_rng, book_layers=args.book_layers)
     optimizer = OPTIMIZERS[args.optimizer](lr=args.learning_rate)
     optimizer.allocate(model.params)  # zero memory now, so every checkpoint holds it
     shapes = LayerModel.weight_shapes(vars(args), V)

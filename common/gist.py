@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
-from common.time_layers import scatter_add_rows
+from common.fast_layers import scatter_add_rows
 
 PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 

@@ -13,8 +13,9 @@ from common.checkpoint import (check_arrays, check_counts, check_fields, is_hist
                                is_num, is_rng_state, is_str, load_checkpoint, one_of, optional)
 from common.cli import UserError
 from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
-from common.models import Rnnlm, weight_shapes
-from common.time_layers import CELLS
+from common.fast_model import FastRnnlm
+from common.models import book_model, weight_shapes
+from common.cells import CELLS
 from common.vocabulary import Vocabulary, counts_key, input_files
 
 VOCAB_PREVIEW = 40  # tokens shown by info()
@@ -287,7 +288,7 @@ class GistModel(LanguageModel):
 
 
 class LayerModel(LanguageModel):
-    """A model of the book's layers (common.models.Rnnlm: RNN, LSTM or GRU, any depth, tied or
+    """A model of the book's layers (common.fast_model.FastRnnlm: RNN, LSTM or GRU, any depth, tied or
     not, char or word level); states (S, K, H), S = layers (twice that for LSTM's h and c)."""
 
     kind = "rnnlm"
@@ -324,12 +325,14 @@ class LayerModel(LanguageModel):
                              o["tie_weights"])
 
     @classmethod
-    def build(cls, options, V, seed=None, rng=None):
-        """A new Rnnlm of these options (weights drawn from seed; dropout masks from rng)."""
+    def build(cls, options, V, seed=None, rng=None, book_layers=False):
+        """A new FastRnnlm of these options (weights drawn from seed; dropout masks from rng);
+        book_layers: the book's model on the plain layers instead (ValueError if none fits)."""
         o = options
-        return Rnnlm(V, o["wordvec_size"], o["hidden_size"], o["cell"], o["num_layers"],
-                     o["dropout"], o["tie_weights"], seed=seed, dtype=np.dtype(o["dtype"]), rng=rng,
-                     embed_std=o["embed_std"])
+        return (book_model if book_layers else FastRnnlm)(
+            V, o["wordvec_size"], o["hidden_size"], o["cell"], o["num_layers"], o["dropout"],
+            o["tie_weights"], seed=seed, dtype=np.dtype(o["dtype"]), rng=rng,
+            embed_std=o["embed_std"])
 
     def __init__(self, model, vocab, meta=None, read_only=False):
         """read_only: nothing will change the weights (a model loaded from a checkpoint), so steps

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from common.checkpoint import FORMAT_VERSION, load_checkpoint
-from common import models
+from common.fast_model import FastRnnlm
 from common.interface import GistModel, LayerModel, load_model
 from conftest import FIXTURES, read_log, run_ok
 
@@ -132,7 +132,7 @@ def test_kept_checkpoint_resumes_to_the_old_losses(version, name, tmp_path):
 
 def test_sampler_is_greedy_at_temperature_zero_and_streams_are_independent():
     rng = np.random.default_rng(7)
-    model = models.Rnnlm(11, 4, 6, cell="lstm", seed=8)
+    model = FastRnnlm(11, 4, 6, cell="lstm", seed=8)
     for p in model.params:
         p[...] = rng.standard_normal(p.shape)
     state = 0.3 * rng.standard_normal((2, 3, 6))  # (S, K, H)

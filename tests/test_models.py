@@ -1,7 +1,8 @@
-"""Tests for common/models.py: gradient checks of whole models (a one-layer RNN, a 2-layer LSTM
-with dropout masks, a tied GRU, the fused embedding), the general model equal to the book's
-SimpleRnnlm, the book model equal to min_char_rnn's lossFun, a 2-layer LSTM copying a key from
-20 steps back, and PyTorch float64 when torch is installed."""
+"""Tests for common/models.py and common/fast_model.py: gradient checks of whole models (a one-layer
+RNN, a 2-layer LSTM with dropout masks, a tied GRU, the fused embedding, the book's BetterRnnlm),
+the fast model equal to the book's SimpleRnnlm, Rnnlm and BetterRnnlm, the book model equal to
+min_char_rnn's lossFun, a 2-layer LSTM copying a key from 20 steps back, and PyTorch float64 when
+torch is installed."""
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from common import gist
 import rnnlm
 from common import models, optimizer
+from common.fast_model import FastRnnlm
 from conftest import TORCH_INSTALL, central_difference, rel_error
 
 # Tolerances, each with where it comes from.
@@ -20,7 +22,7 @@ WEIGHT_SCALE = 0.5     # weights of scale 0.5 give gradients of order 1, far fro
                        # entries where the rounding of a difference quotient dominates
 EQUIV_TOL = 1e-9       # SimpleRnnlm vs lossFun, float64: one function computed by two codes, so
                        # only rounding differs (~1e-16 per term over T * H ~ 30 terms)
-GENERAL_VS_BOOK_TOL = 1e-10  # Rnnlm vs SimpleRnnlm (and fused vs unfused), float64: the same
+GENERAL_VS_BOOK_TOL = 1e-10  # FastRnnlm vs the book's models (and fused vs unfused), float64: the same
                              # function by two codes; the loss and gradients are of order 1
 COPY_LOSS = 0.1        # nats per copied character: a model that remembers the key is near 0,
                        # one that guesses among 8 keys pays ln 8 = 2.08 (the test checks 20x)
@@ -52,37 +54,56 @@ def grad_check(model, xs, ts, rng):
 def test_one_layer_rnn_gradients():
     rng = np.random.default_rng(0)
     V, D, H, N, T = 7, 4, 5, 2, 3
-    model = models.Rnnlm(V, D, H, seed=1)
+    model = FastRnnlm(V, D, H, seed=1)
     assert model.names == ["embed_W", "rnn_Wx", "rnn_Wh", "rnn_b", "affine_W", "affine_b"]
     assert [p.shape for p in model.params] == [(V, D), (D, H), (H, H), (H,), (H, V), (V,)]
     grad_check(model, rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T)), rng)
 
 
-def test_general_model_equals_the_books_simple_rnnlm():
-    # V = 5 < N T: the general model fuses the embedding with Wx (its fast path); the book's
-    # SimpleRnnlm picks rows, then multiplies: the same function, loss and every gradient
+@pytest.mark.parametrize("cell, L, dropout, tied, V, book_class", [
+    ("rnn", 1, 0.0, False, 5, "SimpleRnnlm"), ("rnn", 1, 0.0, False, 40, "SimpleRnnlm"),
+    ("lstm", 1, 0.0, False, 5, "Rnnlm"), ("gru", 1, 0.0, False, 40, "Rnnlm"),
+    ("lstm", 2, 0.5, True, 5, "BetterRnnlm"), ("gru", 2, 0.3, True, 40, "BetterRnnlm")])
+def test_fast_model_equals_the_books_models(cell, L, dropout, tied, V, book_class):
+    # V = 5 < N T: the fast model fuses the embedding with Wx; V = 40 > N T picks rows first. The
+    # book's model on the plain layers: the same draws, the same dropout masks (generators of one
+    # seed), the same loss and every gradient, block after block from the carried state
     rng = np.random.default_rng(11)
-    V, D, H, N, T = 5, 4, 6, 3, 4
-    book, general = models.SimpleRnnlm(V, D, H, seed=2), models.Rnnlm(V, D, H, seed=2)
-    for p, q in zip(book.params, general.params):
+    D = H = 6
+    N, T = 3, 4
+    book = models.book_model(V, D, H, cell, L, dropout, tied, seed=2, rng=np.random.default_rng(7))
+    fast = FastRnnlm(V, D, H, cell, L, dropout, tied, seed=2, rng=np.random.default_rng(7))
+    assert type(book).__name__ == book_class and book.names == fast.names
+    for p, q in zip(book.params, fast.params):
         np.testing.assert_array_equal(p, q)  # the same draws in the same order
         p[...] = q[...] = WEIGHT_SCALE * rng.standard_normal(p.shape)
-    for _ in range(2):  # the second block starts from the state the first one carried
+    for _ in range(3):  # later blocks start from the state the one before carried
         xs, ts = rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T))
-        loss_book, loss_general = book.forward(xs, ts), general.forward(xs, ts)
+        loss_book, loss_fast = book.forward(xs, ts), fast.forward(xs, ts)
         book.backward()
-        general.backward()
-        assert abs(loss_book - loss_general) < GENERAL_VS_BOOK_TOL
-        for name, g, h in zip(general.names, book.grads, general.grads):
+        fast.backward()
+        assert abs(loss_book - loss_fast) < GENERAL_VS_BOOK_TOL
+        for name, g, h in zip(fast.names, book.grads, fast.grads):
             assert np.abs(g - h).max() < GENERAL_VS_BOOK_TOL, name
+        assert np.abs(book.get_state() - fast.get_state()).max() < GENERAL_VS_BOOK_TOL
+    # evaluation (dropout off) gives the same scores too
+    xs = rng.integers(0, V, (N, T))
+    assert np.abs(book.predict(xs) - fast.predict(xs)).max() < GENERAL_VS_BOOK_TOL
     book.reset_state()
-    assert book.rnn_layer.h is None
+    assert book.get_state() is None
+
+
+def test_book_model_names_what_the_book_has_for_other_options():
+    for cell, L, dropout, tied in [("rnn", 2, 0.0, False), ("lstm", 1, 0.5, False),
+                                   ("gru", 2, 0.0, False), ("lstm", 3, 0.5, True)]:
+        with pytest.raises(ValueError, match="SimpleRnnlm .* Rnnlm .* BetterRnnlm"):
+            models.book_model(9, 4, 4, cell, L, dropout, tied)
 
 
 def test_two_layer_lstm_gradients_with_fixed_dropout_masks():
     rng = np.random.default_rng(1)
     V, D, H, N, T = 6, 3, 4, 2, 5
-    model = models.Rnnlm(V, D, H, cell="lstm", num_layers=2, dropout=0.4, seed=2,
+    model = FastRnnlm(V, D, H, cell="lstm", num_layers=2, dropout=0.4, seed=2,
                         rng=np.random.default_rng(3))
     for drop, shape in zip(model.dropouts, [(N, T, D), (N, T, H), (N, T, H)]):
         drop.set_mask(rng.random(shape) >= 0.4)
@@ -91,10 +112,21 @@ def test_two_layer_lstm_gradients_with_fixed_dropout_masks():
     assert model.get_state().shape == (4, N, H)  # h and c of two layers
 
 
+def test_book_better_rnnlm_gradients_with_fixed_dropout_masks():
+    rng = np.random.default_rng(4)
+    V, H, N, T = 7, 5, 2, 3
+    model = models.BetterRnnlm(V, H, H, dropout_ratio=0.5, seed=5, rng=np.random.default_rng(6))
+    assert model.names == ["embed_W", "lstm1_Wx", "lstm1_Wh", "lstm1_b", "lstm2_Wx", "lstm2_Wh",
+                           "lstm2_b", "affine_b"]
+    for drop in model.drop_layers:
+        drop.set_mask(rng.random((N, T, H)) >= 0.5)
+    grad_check(model, rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T)), rng)
+
+
 def test_tied_gru_gradients_sum_both_uses():
     rng = np.random.default_rng(2)
     V, H, N, T = 8, 5, 3, 4
-    model = models.Rnnlm(V, H, H, cell="gru", num_layers=2, tie_weights=True, seed=3)
+    model = FastRnnlm(V, H, H, cell="gru", num_layers=2, tie_weights=True, seed=3)
     assert "affine_W" not in model.names  # one array, updated once
     assert np.shares_memory(model.affine.params[0], model.params[0])
     grad_check(model, rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T)), rng)
@@ -105,7 +137,7 @@ def test_fused_embedding_gradients_for_each_cell():
     for seed, cell in enumerate(models.CELLS):
         rng = np.random.default_rng(40 + seed)
         V, D, H, N, T = 5, 3, 4, 3, 4
-        model = models.Rnnlm(V, D, H, cell=cell, seed=seed)
+        model = FastRnnlm(V, D, H, cell=cell, seed=seed)
         assert model.embed_proj is not None and model.embed_proj._by_table(N * T)
         grad_check(model, rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T)), rng)
 
@@ -117,7 +149,7 @@ def test_fused_and_unfused_give_the_same_loss_and_gradients():
         rng = np.random.default_rng(50 + k)
         D, H, N, T = 4, 4, 16, 20
         xs, ts = rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T))
-        fused, unfused = (models.Rnnlm(V, D, H, cell, L, tie_weights=tied, seed=k) for _ in range(2))
+        fused, unfused = (FastRnnlm(V, D, H, cell, L, tie_weights=tied, seed=k) for _ in range(2))
         for p in fused.params:
             p[...] = WEIGHT_SCALE * rng.standard_normal(p.shape)  # gradients of order 1
         for p, q in zip(unfused.params, fused.params):
@@ -151,7 +183,7 @@ def test_frozen_weights_predict_as_the_plain_path():
         rng = np.random.default_rng(60 + k)
         V, H = 7, 512
         tol = FROZEN_TOL_F32 if dtype == np.float32 else GENERAL_VS_BOOK_TOL
-        model = models.Rnnlm(V, H, H, cell, L, tie_weights=tied, seed=k, dtype=dtype)
+        model = FastRnnlm(V, H, H, cell, L, tie_weights=tied, seed=k, dtype=dtype)
         for p in model.params:
             p[...] = 0.1 * rng.standard_normal(p.shape)  # sums of order 1 through 256-wide products
         start = 0.5 * rng.standard_normal(model.zero_state(K).shape)  # (S, K, H)
@@ -239,7 +271,7 @@ def test_two_layer_lstm_copies_a_key_from_20_steps_back():
     # a model without memory does no better than the bigram p(key | cue), uniform over the keys
     bigram = np.log(keys)
     assert bigram > 20 * COPY_LOSS
-    model = models.Rnnlm(cue + 1, 8, 32, cell="lstm", num_layers=2, seed=3)
+    model = FastRnnlm(cue + 1, 8, 32, cell="lstm", num_layers=2, seed=3)
     params = dict(zip(model.names, model.params))
     params["embed_W"][...] = np.random.default_rng(22).standard_normal(params["embed_W"].shape)
     for name in ("lstm1_b", "lstm2_b"):
@@ -273,7 +305,7 @@ def test_two_layer_lstm_matches_pytorch():
     torch = pytest.importorskip("torch", reason=f"needs torch: {TORCH_INSTALL}")
     V, D, H, N, T = 7, 5, 6, 3, 9
     rng = np.random.default_rng(23)
-    model = models.Rnnlm(V, D, H, cell="lstm", num_layers=2, seed=24)
+    model = FastRnnlm(V, D, H, cell="lstm", num_layers=2, seed=24)
     for p in model.params:
         p[...] = rng.standard_normal(p.shape) * WEIGHT_SCALE
     x1, x2, t2 = (rng.integers(0, V, (N, T)) for _ in range(3))

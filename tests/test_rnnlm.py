@@ -12,8 +12,8 @@ import pytest
 import rnnlm
 from common.checkpoint import load_checkpoint
 from common.interface import read_checkpoint
-from conftest import (CLI_TIMEOUT, SAMPLE, read_log, read_npz, run, run_ok, script,
-                      write_text)
+from conftest import (CLI_TIMEOUT, GOOD_TEXT, SAMPLE, assert_error, read_log, read_npz, run, run_ok,
+                      script, write_text)
 
 SCRIPT = "rnnlm.py"
 TOY = "you say goodbye and i say hello ."  # DLFS2 ch.2-5's corpus
@@ -129,6 +129,37 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
         assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, \
             result.stderr
         assert not (tmp_path / "x.npz").exists()
+
+
+# The two paths compute one function with the same weights and dropout masks: float64 rounding
+# in another order (~1e-16 a step) compounded over 20 updates stays far below 1e-9 relative
+BOOK_LAYERS_TOL = 1e-9
+
+
+@pytest.mark.parametrize("options", [
+    ["--cell", "rnn"],
+    ["--cell", "lstm", "--num-layers", "2", "--wordvec-size", "32", "--hidden-size", "32",
+     "--tie-weights", "--dropout", "0.5"],
+    ["--cell", "gru"]])
+def test_book_layers_log_the_same_losses_as_the_fast_layers(tmp_path, options):
+    write_text(tmp_path / "t.txt", GOOD_TEXT * 3)
+    losses = {}
+    for path in ("fast", "book"):
+        run_ok(SCRIPT, ["t.txt", *options, "--dtype", "float64", "--seed", "1", "--max-iters", "20",
+                        "--log-every", "1", "--log", f"{path}.jsonl", "--out", f"{path}.npz",
+                        *(["--book-layers"] if path == "book" else [])], tmp_path)
+        losses[path] = np.array([r["loss"] for r in read_log(tmp_path / f"{path}.jsonl") if "loss" in r])
+    assert len(losses["fast"]) == len(losses["book"]) == 20
+    rel = np.abs(losses["book"] - losses["fast"]) / np.abs(losses["fast"])
+    assert rel.max() < BOOK_LAYERS_TOL, rel.max()
+
+
+def test_book_layers_name_the_books_models_for_other_options(tmp_path):
+    write_text(tmp_path / "t.txt", GOOD_TEXT)
+    result = run(SCRIPT, ["t.txt", "--book-layers", "--cell", "rnn", "--num-layers", "2",
+                          "--out", "x.npz"], tmp_path)
+    assert_error(result, 2, "--book-layers", "SimpleRnnlm", "BetterRnnlm")
+    assert not (tmp_path / "x.npz").exists()
 
 
 # ----------------------------------------------------------------------------- word level text

@@ -1,11 +1,13 @@
-"""Tests for common/time_layers.py: central-difference gradient checks of every layer, state handling,
-the layer contract (grads in place, backward repeatable, dtype kept) and the loss by hand."""
+"""Tests for common/time_layers.py, the book's plain layers: central-difference gradient checks of
+every layer, state handling, the layer contract (grads in place, backward repeatable, dtype kept)
+and the loss by hand. tests/test_fast_layers.py runs the contract on the fast twins too."""
 
 import numpy as np
 
 from conftest import central_difference, rel_error
-from common.time_layers import (RNN, LSTM, GRU, TimeAffine, TimeDropout, TimeEmbedding,
-                         RowsTimes, TimeEmbedProjection, TimeGRU, TimeLSTM, TimeRNN, TimeSoftmaxWithLoss)
+from common import time_layers
+from common.time_layers import (RNN, LSTM, GRU, TimeAffine, TimeDropout, TimeEmbedding, TimeGRU,
+                                TimeLSTM, TimeRNN, TimeSoftmaxWithLoss)
 
 # per-array relative error ||a - n|| / (||a|| + ||n||) of analytic vs central differences (step
 # conftest.GRAD_STEP = 1e-5): truncation O(h^2) ~ 1e-10 and rounding ~1e-16 / h ~ 1e-11 against
@@ -223,36 +225,6 @@ def test_embedding_gradients_with_repeated_ids():
     assert np.all(layer.grads[0][[4, 5]] == 0)
 
 
-def test_embed_projection_gradients_and_same_as_unfused():
-    # (N, T) = (4, 3): V = 5 < N T takes the (V, GH) table, V = 13 picks rows first; ids repeat in both
-    for V in (5, 13):
-        for seed, (cls, gates) in enumerate(RECURRENT):
-            rng = np.random.default_rng(60 + seed)
-            N, T, D, H = 4, 3, 3, 2
-            ids = rng.integers(0, V, (N, T))  # (N, T)
-            embed = TimeEmbedding(weights(rng, V, D))
-            cell = make_recurrent(cls, gates, rng, D, H, stateful=False)
-            proj = TimeEmbedProjection(embed, cell)
-            dhs = rng.standard_normal((N, T, H))
-
-            def fused_forward():  # derived from the weights as they are now (perturbed or not)
-                derived = cell.derived(N, projected=True)
-                return cell.forward_projected(proj.forward(ids, derived), derived)
-
-            loss = lambda: np.sum(fused_forward() * dhs)
-            loss()
-            assert proj.backward(cell.backward_projected(dhs)) is None
-            fused = [g.copy() for g in embed.grads + cell.grads]  # dW, dWx, dWh, db
-            for name, p, g in zip(["embed W", "Wx", "Wh", "b"], embed.params + cell.params, fused):
-                assert_grad(f"{cls.__name__} V={V} fused {name}", g, central_difference(loss, p))
-            # the same layers unfused: same outputs and gradients up to summation order
-            hs = fused_forward()
-            np.testing.assert_allclose(cell.forward(embed.forward(ids)), hs, rtol=0, atol=SAME_MATH_TOL)
-            embed.backward(cell.backward(dhs))
-            for a, b in zip(embed.grads + cell.grads, fused):
-                np.testing.assert_allclose(a, b, rtol=0, atol=SAME_MATH_TOL)
-
-
 def test_affine_gradients():
     rng = np.random.default_rng(60)
     N, T, D, M = 2, 3, 4, 5
@@ -316,8 +288,9 @@ def test_dropout_fixed_mask_and_eval_mode():
 # the layer contract
 
 
-def build_all(rng, dtype):
-    """Every Time layer with small random weights in dtype, and a runner for forward and backward."""
+def build_all(rng, dtype, layers=time_layers):
+    """Every Time layer of the module `layers` (the recurrent ones and the embedding from it, the
+    rest from time_layers) with small random weights in dtype -> name -> (layer, inputs, dout)."""
     N, T, D, H, V = 2, 3, 4, 5, 7
     xs = rng.standard_normal((N, T, D)).astype(dtype)
     dhs = rng.standard_normal((N, T, H)).astype(dtype)
@@ -326,11 +299,11 @@ def build_all(rng, dtype):
     dropout = TimeDropout(0.5, np.random.default_rng(3))
     dropout.set_mask(rng.random((N, T, D)) < 0.5)
     cases = {
-        "TimeRNN": (TimeRNN(w(D, H), w(H, H), w(H)), (xs,), dhs),
-        "TimeLSTM": (TimeLSTM(w(D, 4 * H), w(H, 4 * H), w(4 * H)), (xs,), dhs),
-        "TimeGRU": (TimeGRU(w(D, 3 * H), w(H, 3 * H), w(3 * H)), (xs,), dhs),
+        "TimeRNN": (layers.TimeRNN(w(D, H), w(H, H), w(H)), (xs,), dhs),
+        "TimeLSTM": (layers.TimeLSTM(w(D, 4 * H), w(H, 4 * H), w(4 * H)), (xs,), dhs),
+        "TimeGRU": (layers.TimeGRU(w(D, 3 * H), w(H, 3 * H), w(3 * H)), (xs,), dhs),
         "TimeAffine": (TimeAffine(w(D, H), w(H)), (xs,), dhs),
-        "TimeEmbedding": (TimeEmbedding(w(V, D)), (ids,), xs),
+        "TimeEmbedding": (layers.TimeEmbedding(w(V, D)), (ids,), xs),
         "TimeSoftmaxWithLoss": (TimeSoftmaxWithLoss(), (xs, np.where(ids % 3 == 0, -1, ids % D)), 1),
         "TimeDropout": (dropout, (xs,), xs),
     }
@@ -338,18 +311,23 @@ def build_all(rng, dtype):
 
 
 def cached_arrays(layer):
-    """Every array forward left for backward (cache, x2, ids, mask), copied."""
+    """Every array forward left for backward (cache, x2, ids, idx, mask; a Time layer's step
+    layers' too), copied."""
     out = []
-    for key in ("cache", "x2", "ids", "mask"):
+    for key in ("cache", "x2", "ids", "idx", "mask"):
         value = getattr(layer, key, None)
         for v in value if isinstance(value, tuple) else [value]:
             if isinstance(v, np.ndarray):
                 out.append(v.copy())
+    for step in getattr(layer, "layers", None) or []:
+        out += cached_arrays(step)
     return out
 
 
-def test_backward_twice_same_result_cache_untouched_grads_in_place():
-    for name, (layer, inputs, dout) in build_all(np.random.default_rng(90), np.float64).items():
+def check_layer_contract(layers):
+    """Backward twice gives the same result, leaves forward's cache as it was and writes the
+    very grads arrays, for every layer build_all makes from the module `layers`."""
+    for name, (layer, inputs, dout) in build_all(np.random.default_rng(90), np.float64, layers).items():
         layer.forward(*inputs)
         grads_before = list(layer.grads)  # the array objects themselves, not copies
         cache_before = cached_arrays(layer)
@@ -364,11 +342,13 @@ def test_backward_twice_same_result_cache_untouched_grads_in_place():
         assert all(np.array_equal(a, b) for a, b in zip(cache_before, cache_after)), f"{name}: cache"
 
 
-def test_float32_keeps_dtype_and_matches_float64():
+def check_float32(layers):
+    """float32 keeps its dtype through every layer build_all makes from the module `layers`, and
+    matches float64 to FLOAT32_TOL."""
     runs = {}
     for dtype in (np.float32, np.float64):
         runs[dtype] = {}
-        for name, (layer, inputs, dout) in build_all(np.random.default_rng(95), dtype).items():
+        for name, (layer, inputs, dout) in build_all(np.random.default_rng(95), dtype, layers).items():
             out = layer.forward(*inputs)
             d = layer.backward(dout)
             runs[dtype][name] = (out, d, [g.copy() for g in layer.grads])
@@ -385,37 +365,21 @@ def test_float32_keeps_dtype_and_matches_float64():
             np.testing.assert_allclose(a, b, rtol=FLOAT32_TOL, atol=FLOAT32_TOL, err_msg=name)
 
 
-def test_embedding_backward_for_a_large_vocabulary():
-    # Above V = 256 the backward sorts the ids instead of the one-hot product covered above:
-    # the same by-hand sums, with repeats and unused rows.
-    rng = np.random.default_rng(51)
-    N, T, V, D = 3, 4, 300, 2
-    ids = rng.integers(0, V, size=(N, T))
-    ids[2, 3] = ids[0, 0]  # a repeat
-    layer = TimeEmbedding(weights(rng, V, D))
-    dout = rng.standard_normal((N, T, D))
-    layer.forward(ids)
-    layer.backward(dout)
-    dW_hand = np.zeros((V, D))
-    for n in range(N):
-        for t in range(T):
-            dW_hand[ids[n, t]] += dout[n, t]
-    np.testing.assert_allclose(layer.grads[0], dW_hand, rtol=0, atol=SAME_MATH_TOL)
+def test_backward_twice_same_result_cache_untouched_grads_in_place():
+    check_layer_contract(time_layers)
 
 
-# The turned product in float32: the same sums in another BLAS order; values of order 10 (512
-# terms of order 0.5), float32's unit roundoff 6e-8 over 512 terms: 1e-3 bounds the difference
-TURNED_TOL_F32 = 1e-3
+def test_float32_keeps_dtype_and_matches_float64():
+    check_float32(time_layers)
 
 
-def test_rows_times_turned_product_equals_the_plain_one():
-    # 4 rows by a (512, 2048) float32 W (4 MiB): reused, it multiplies as (W^T x^T)^T
-    rng = np.random.default_rng(11)
-    W, x = weights(rng, 512, 2048).astype(np.float32), weights(rng, 4, 512).astype(np.float32)
-    for reused, turned in ((True, True), (False, False)):
-        times_W = RowsTimes(W, 4, reused)
-        assert times_W.turned is turned
-        assert np.abs(times_W(x) - x @ W).max() < TURNED_TOL_F32
-    assert not RowsTimes(W, 1, True).turned and not RowsTimes(W, 32, True).turned
-    assert not RowsTimes(W[:100, :400].copy(), 4, True).turned  # 160 kB: no faster turned
-    assert not RowsTimes(W.astype(np.float64), 4, True).turned  # float64: no faster turned
+def test_time_rnn_calls_its_step_layer_once_a_time_step(monkeypatch):
+    # the book's shape: TimeRNN.forward makes one RNN layer per step and calls its forward
+    calls = []
+    step_forward = RNN.forward
+    monkeypatch.setattr(RNN, "forward", lambda self, x, h: calls.append(1) or step_forward(self, x, h))
+    rng = np.random.default_rng(99)
+    N, T, D, H = 2, 6, 3, 4
+    layer = TimeRNN(weights(rng, D, H), weights(rng, H, H), weights(rng, H))
+    layer.forward(rng.standard_normal((N, T, D)))
+    assert len(calls) == T and len(layer.layers) == T
