@@ -333,7 +333,7 @@ def quality(argv):
         flags = [str(x) for k, v in config.items() for x in ("--" + k.replace("_", "-"), v)]
         cmd = [sys.executable, os.path.join(HERE, "rnnlm.py"), args.input, *flags,
                "--val-fraction", "0.1", "--seed", str(args.seed),
-               "--time-budget", str(args.budget_seconds),
+               "--time-budget", str(args.budget_seconds), "--budget-clock", "training",
                "--eval-every-seconds", str(args.budget_seconds / QUALITY_EVALS),
                "--eval-every", "0", "--save-every", "0", "--log", run_path[:-4] + ".log",
                "--log-every", "0", "--out", run_path]

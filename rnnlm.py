@@ -65,7 +65,7 @@ def build_parser():
                        help="sgd (default, as ch.5), adagrad or adam")
     model.add_argument("--lr-decay", choices=("none", "cosine", "plateau"), default=d["lr_decay"],
                        help="none (default); cosine to 0.1 x over --decay-iters (or, without them, "
-                            "over --time-budget's seconds: not resumable exactly); plateau: divide "
+                            "over this run's --time-budget: not resumable exactly); plateau: divide "
                             "by 4 when a validation loss is not the best so far (ch.6)")
     model.add_argument("--decay-iters", type=positive_int, default=d["decay_iters"],
                        help="iterations of the cosine decay (default: the run's --max-iters or "
@@ -89,6 +89,10 @@ def add_run_control(run):
     run.add_argument("--max-epochs", type=nonnegative_int, default=None,
                      help="stop after this many epochs of len // (N * T) iterations (default: no "
                           "limit; the book runs 100); with neither limit, run until interrupted")
+    run.add_argument("--budget-clock", choices=("wall", "training"), default="wall",
+                     help="what --time-budget (and a cosine decay over it) counts: wall time "
+                          "(default), or training time with validation, saving and --page left "
+                          "out, as bench.py's race does")
     run.add_argument("--eval-every-seconds", type=nonnegative_float, default=0,
                      help="also evaluate every this many seconds of training (default 0: off)")
     run.add_argument("--out", default=None, help="checkpoint file (default: out/rnnlm-<input "
@@ -150,12 +154,12 @@ def get_batch(xs, ts, N, T, k):
 MIN_LR_FRACTION = 0.1  # cosine decays to lr / 10, as nanoGPT's min_lr
 
 
-def scheduled_lr(args, k, lr_now, train_seconds=0.0):
+def scheduled_lr(args, k, lr_now, budget_seconds=0.0):
     """Learning rate for iteration k (0-based): constant, cosine (over --decay-iters, or over
-    --time-budget seconds of training), or plateau's current value."""
+    this run's --time-budget, budget_seconds of it spent), or plateau's current value."""
     if args.lr_decay == "cosine":
         if args.decay_iters is None:  # decaying over the time budget
-            frac = min(train_seconds / args.time_budget, 1.0)
+            frac = min(budget_seconds / args.time_budget, 1.0)
         else:
             frac = min(k, args.decay_iters) / args.decay_iters
         return args.learning_rate * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION)
@@ -275,7 +279,7 @@ def main(argv=None):
         loss = float(model.forward(x, t))
         run.check(loss, "the loss", k)
         model.backward()
-        lr_now = scheduled_lr(args, k, lr_now, run.report.train_seconds())
+        lr_now = scheduled_lr(args, k, lr_now, run.report.budget_seconds())
         update(model, optimizer, args, lr_now)
         total_loss, loss_count = total_loss + loss, loss_count + 1
         run.report.trained(k, loss, loss=loss, perplexity=perplexity(loss), lr=lr_now)

@@ -34,6 +34,7 @@ PRINT_SECONDS = 5.0  # a sample and a loss line about this often, unless --sampl
 PRINT_SHARE = 10  # ... or less often, so that printing takes at most about 1/10 of the time
 EVAL_SECONDS = 5.0  # a validation about this often, unless --eval-every N ...
 EVAL_SHARE = 10  # ... or less often, so that validating takes at most about 1/10 of the time
+MAX_EVAL_SHARE = 0.5  # an explicit --eval-every validating over this share of --time-budget is noted
 PLAIN_PROGRESS_SECONDS = 30.0  # with no terminal (no bar), a plain progress line about this often
 STALE_NOTICE = 3  # validations in a row without a new best before the one overfitting notice
 # --page: written at the first validation, then about every PAGE_SECONDS, or less often so
@@ -125,8 +126,9 @@ def add_run_options(run):
                           f"{EVAL_SECONDS:g} seconds, less often if validating would take over a "
                           "tenth of the time; 0: only at the end)")
     run.add_argument("--time-budget", type=nonnegative_float, default=0,
-                     help="stop after this many seconds of training, validation and saving not "
-                          "counted (default 0: no limit)")
+                     help="stop when this many seconds of wall time have passed since this run's "
+                          "training began (validation, saving and --page included), then "
+                          "validate and save once more (default 0: no limit)")
     run.add_argument("--log", default=None, help="append JSON lines of training figures here")
     run.add_argument("--page", default=None,
                      help="write a live HTML page of the run here: the loss curves, the samples, "
@@ -517,6 +519,7 @@ class Reporter:
         self.history = History(meta.get("history"))
         self.page_samples = list(self.history.samples)  # more of them than the checkpoint keeps
         self.page_seconds = 0.0  # spent writing the page so far
+        self.eval_seconds = None  # the last validation took
         self.window = [0.0, 0]  # training loss per token summed since the last loss line, count
         self.bar, self.describe, self.speed, self.rate, self.total = None, None, None, None, None
         now = time.perf_counter()
@@ -544,6 +547,17 @@ class Reporter:
         """Seconds of training so far, this run's and those before it: validation, saving and
         writing --page are left out."""
         return self.seconds_before + time.perf_counter() - self.t_begin - self.paused
+
+    def run_seconds(self):
+        """Wall seconds since this run's training began, everything included."""
+        return time.perf_counter() - self.t_begin
+
+    def budget_seconds(self):
+        """This run's seconds as --time-budget counts them: its wall time, or (--budget-clock
+        training) its training time with validation, saving and --page left out."""
+        if getattr(self.args, "budget_clock", "wall") == "training":
+            return self.train_seconds() - self.seconds_before
+        return self.run_seconds()
 
     def pause(self, seconds):
         """Leave `seconds` just spent (a save, the page) out of the training clock and the speed."""
@@ -599,7 +613,8 @@ class Reporter:
         tqdm.write(f"iter {k}: val loss {val_loss:.4f} nats/{unit}, {bits:.4f} bits/{unit}, "
                    f"perplexity {perplexity(val_loss):.3f}")
         # the evaluation (since iteration k ended) is left out of the clock and the speed
-        self.pause(time.perf_counter() - self.t_prev)
+        self.eval_seconds = time.perf_counter() - self.t_prev
+        self.pause(self.eval_seconds)
         seconds = round(self.train_seconds(), 3)  # of training when iteration k ended
         self.log(iter=k, val_loss=val_loss, val_bits=bits, val_perplexity=perplexity(val_loss),
                  unit=unit, train_seconds=seconds, **log_fields)
@@ -645,7 +660,7 @@ class Reporter:
                 "written": time.strftime("%H:%M:%S"), "reload_seconds": RELOAD_SECONDS,
                 "unit": self.unit, "iter": k, "total": self.total,
                 "speed": finite_or_none(self.rate),
-                "wall_seconds": time.perf_counter() - self.t_begin,
+                "wall_seconds": self.run_seconds(),
                 "train_seconds": self.train_seconds(), "page_seconds": self.page_seconds,
                 "left": None if ended else self.time_left(k),
                 "best": None if best is None or best.loss is None else
@@ -661,7 +676,7 @@ class Reporter:
         left = []
         budget = getattr(self.args, "time_budget", 0)
         if budget:
-            left.append((max(budget - self.train_seconds(), 0.0), "--time-budget"))
+            left.append((max(budget - self.budget_seconds(), 0.0), "--time-budget"))
         if self.total is not None and k > self.k_begin:
             pace = (time.perf_counter() - self.t_begin) / (k - self.k_begin)  # seconds/iteration
             left.append((max(self.total - k, 0) * pace, f"{self.total - k} more iterations at "
@@ -738,6 +753,7 @@ class Run:
         self.eval_clock = Clock(EVAL_SECONDS, EVAL_SHARE, at_start=False)
         self.train_clock = EvalClock(getattr(args, "eval_every_seconds", 0))
         self.stop, self.total = None, None  # the StopFlag and the iterations of a loop begun
+        self.budget_checked = False  # check_eval_share has looked
         # wall-clock seconds of the runs before this one (none stored before this field existed)
         self.seconds_before = meta.get("train_seconds") or 0.0
         self.began = time.perf_counter()
@@ -754,10 +770,10 @@ class Run:
 
     def finished(self, k):
         """Whether the run is done after k iterations: the total given to begin() reached, or
-        --time-budget seconds of training spent (validations and saves not counted)."""
+        --time-budget seconds passed since this run's training began (report.budget_seconds)."""
         budget = self.args.time_budget
         return (self.total is not None and k >= self.total) or \
-            bool(budget and self.report.train_seconds() >= budget)
+            bool(budget and self.report.budget_seconds() >= budget)
 
     def check(self, value, what, k):
         """Stop with the divergence error when value (a loss) is NaN or infinite."""
@@ -790,7 +806,24 @@ class Run:
         any save. out_of_patience then tells the loop to stop."""
         self.check(val_loss, "the validation loss", k)
         self.report.validated(k, val_loss, **log_fields)
+        if not self.budget_checked:
+            self.budget_checked = True
+            self.check_eval_share(k)
         return self.best.update(k, val_loss, save_best)
+
+    def check_eval_share(self, k):
+        """After the first validation of a run with --time-budget and --eval-every: one line
+        when validating that often would take over half the budget."""
+        every, budget, report = self.args.eval_every, self.args.time_budget, self.report
+        if not (budget and every) or k <= report.k_begin:
+            return
+        per_iter = (report.train_seconds() - report.seconds_before) / (k - report.k_begin)
+        share = report.eval_seconds / (report.eval_seconds + every * per_iter)
+        if share > MAX_EVAL_SHARE:
+            tqdm.write(f"note: one validation takes {report.eval_seconds:.2f} s and {every} "
+                       f"iterations {every * per_iter:.2f} s, so --eval-every {every} spends "
+                       f"about {share:.0%} of --time-budget {budget:g} validating; a larger "
+                       "--eval-every leaves more of it to training")
 
     @property
     def out_of_patience(self):

@@ -862,9 +862,11 @@ def test_resume_of_a_checkpoint_named_without_npz(trained, tmp_path):
 # likely, so after the first validation no later one is a new best.
 TRAIN_PART = "abc" * 120
 VAL_PART = "acb" * 13 + "a"
-PATIENCE_RUNS = {"min_char_rnn.py": ["--hidden-size", "8", "--seq-length", "6", "--sample-every", "0"],
+PATIENCE_RUNS = {"min_char_rnn.py": ["--hidden-size", "8", "--seq-length", "6", "--sample-every", "0",
+                                     "--seed", "3"],
         "rnnlm.py": ["--hidden-size", "8", "--wordvec-size", "5", "--seq-length", "6",
-                     "--batch-size", "2", "--optimizer", "adagrad", "--sample-every", "0"]}
+                     "--batch-size", "2", "--optimizer", "adagrad", "--sample-every", "0",
+                     "--seed", "3"]}
 
 
 class FakeClock:
@@ -889,13 +891,14 @@ def make_run(tmp_path):
     """Run objects on tmp_path/model.npz; the signal handlers Run.begin sets are put back."""
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    def make(sample_every=None, patience=0, page=None, time_budget=0):
+    def make(sample_every=None, patience=0, page=None, time_budget=0, eval_every=None,
+             budget_clock="wall"):
         text = write_text(tmp_path / "text.txt", TRAIN_PART)
         args = argparse.Namespace(input=[str(text)], resume=None, init_from=None,
                                   out=str(tmp_path / "model.npz"), log=None, log_every=0,
                                   sample_every=sample_every, patience=patience,
                                   page=page and str(tmp_path / page), time_budget=time_budget,
-                                  eval_every=None, save_every=0)
+                                  eval_every=eval_every, save_every=0, budget_clock=budget_clock)
         return training.Run(args, "char")
 
     yield make
@@ -1191,6 +1194,33 @@ def test_slow_page_writes_take_at_most_a_fiftieth_of_the_time(make_run, clock, p
     assert [d["page_seconds"] for _, d in page_writes] == [0.0, 1.0, 2.0, 3.0]
     seconds = {h[0]: h[3] for h in page_writes[-1][1]["history"]}
     assert seconds[100] == pytest.approx(100.0) and seconds[150] == pytest.approx(151.0)
+
+
+def test_time_budget_is_wall_time_with_validation_included(make_run, clock):
+    # 1 s iterations, a 4 s validation after iteration 3: at 7 s of wall time (3 of training)
+    # a 7 s budget is spent; counted by the training clock, it is not
+    for budget_clock, done in (("wall", True), ("training", False)):
+        run = make_run(time_budget=7.0, budget_clock=budget_clock)
+        run.begin(0, None)
+        train_for(run, clock, 3, validate=(3,), eval_seconds=4.0)
+        assert run.report.train_seconds() == pytest.approx(3.0)
+        assert run.finished(3) is done, budget_clock
+        train_for(run, clock, 4, start=3)
+        assert run.finished(7)  # 7 s of training: both clocks are past the budget
+
+
+def test_eval_every_that_spends_most_of_the_budget_validating_is_noted_once(make_run, clock, capsys):
+    # 0.1 s iterations, 2 s validations every 5 iterations: 2 / (2 + 0.5) = 80% of the time
+    run = make_run(time_budget=60.0, eval_every=5)
+    run.begin(0, None)
+    train_for(run, clock, 15, seconds=0.1, validate=(5, 10, 15), eval_seconds=2.0)
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "--eval-every 5" in notes[0] and "80%" in notes[0], notes
+    # a validation that takes a small share draws no note
+    quiet = make_run(time_budget=60.0, eval_every=50)
+    quiet.begin(0, None)
+    train_for(quiet, clock, 50, seconds=0.1, validate=(50,), eval_seconds=0.5)
+    assert "note:" not in capsys.readouterr().out
 
 
 def test_page_time_left_by_max_iters_or_budget(make_run, clock, page_writes):
