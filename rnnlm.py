@@ -38,8 +38,9 @@ def build_parser():
         "required unless --resume, which reuses the stored input",
         "  python rnnlm.py data/corpus.txt --max-iters 3000        # chapter 5's model and loop\n"
         "  python rnnlm.py mytext.txt --cell lstm --num-layers 2 --optimizer adam \\\n"
-        "      --learning-rate 0.003 --dropout 0.1 --time-budget 120\n"
-        "  python rnnlm.py words.txt --level word --cell gru --max-epochs 20")
+        "      --learning-rate 0.005 --embed-std 0.5 --time-budget 120\n"
+        "  python rnnlm.py words.txt --level word --cell gru --optimizer adam --learning-rate 0.005 \\\n"
+        "      --embed-std 0.5 --max-epochs 20")
     d = DEFAULTS
     model.add_argument("--level", choices=("char", "word"), default=d["level"],
                        help="tokens: characters (default), or whitespace-separated words with "
