@@ -571,7 +571,10 @@ def best_of(fns, repeats):
 
 
 def ratio(a, b):
-    """'1.23x (1.30x by CPU time)': a / b by wall clock, then by the CPU clock."""
+    """'1.23x (1.30x by CPU time)': a / b by wall clock, then by the CPU clock ('n/a' when b
+    was not measured, e.g. PyTorch not installed)."""
+    if not (b[0] and b[1]):
+        return "n/a (no reference measured)"
     return f"{a[0] / b[0]:.2f}x ({a[1] / b[1]:.2f}x by CPU time)"
 
 

@@ -129,6 +129,11 @@ def main(argv=None):
                                 "n": n, "p": p, "smooth_loss": smooth_loss,
                                 "rng_state": rng.bit_generator.state, **run.meta()}, n)
 
+    def sample_text(first):
+        """--sample-length characters from the first stream's state, first (1,) its next input."""
+        sample_ix = sample(params, hprev[:, :1], first, rng)
+        return "".join(ix_to_char[ix[0]] for ix in itertools.islice(sample_ix, args.sample_length))
+
     finished = run.begin(n, args.max_iters)  # True when a resumed run is at --max-iters already
     while not finished:
         # prepare inputs (we're sweeping from left to right in steps seq_length long)
@@ -138,8 +143,7 @@ def main(argv=None):
         inputs, targets = streams[:, p:p + T], streams[:, p + 1:p + T + 1]  # (B, T) each
         print_now = run.report.print_due(n)  # every --sample-every iterations, or by the clock
         if print_now:  # sample from the model now and then
-            sample_ix = sample(params, hprev[:, :1], inputs[:1, 0], rng)
-            txt = "".join(ix_to_char[ix[0]] for ix in itertools.islice(sample_ix, args.sample_length))
+            txt = sample_text(inputs[:1, 0])
             run.report.print_sample(n, txt, f" {txt} ")  # printed, and kept in the history
         # forward seq_length characters through the net and fetch gradient
         loss, *_, hprev = lossFun(inputs, targets, hprev, params, grads=grads)
@@ -162,6 +166,9 @@ def main(argv=None):
             save(args.out)
         if run.stop_requested:
             return run.interrupted(n)
+    if run.report.final_sample_due(n):  # what the model writes now, after the last save
+        txt = sample_text(streams[:1, p])
+        run.report.print_sample(n, txt, f" {txt} ")
     return run.finish(n, f", smooth loss {smooth_loss:.4f}")
 
 

@@ -298,6 +298,9 @@ def main(argv=None):
             save(args.out)
         if run.stop_requested:
             return run.interrupted(k)
+    if run.report.final_sample_due(k):  # what the model writes now, after the last save
+        first = get_batch(xs, ts, N, T, k)[0][0, 0]
+        run.report.print_sample(k, sample_text(lm, first, args.sample_length, sample_rng))
     return run.finish(k)
 
 

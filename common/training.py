@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import math
 import os
+import shlex
 import signal
 import sys
 import time
@@ -283,8 +284,9 @@ def print_start(data_line, args, cls):
           + f"; out={args.out}")
     if getattr(args, "seed_drawn", False):
         print(f"seed {args.seed} was drawn for this run: --seed {args.seed} repeats it")
-
-
+    if getattr(args, "page", None):
+        print(f"live page: {args.page} (open it in a browser: it reloads itself while the run "
+              "trains)")
 
 
 def perplexity(loss):
@@ -520,6 +522,7 @@ class Reporter:
         self.page_samples = list(self.history.samples)  # more of them than the checkpoint keeps
         self.page_seconds = 0.0  # spent writing the page so far
         self.eval_seconds = None  # the last validation took
+        self.last_sample = None  # the iteration of the last printed sample
         self.window = [0.0, 0]  # training loss per token summed since the last loss line, count
         self.bar, self.describe, self.speed, self.rate, self.total = None, None, None, None, None
         now = time.perf_counter()
@@ -576,10 +579,17 @@ class Reporter:
         """Print a sample taken before iteration k between dashes (shown: how it is printed,
         default the text) and keep it in the history and for the page."""
         tqdm.write(f"----\n{text if shown is None else shown}\n----")
+        self.last_sample = k
         self.history.add_sample(k, text)
         if self.page:
             self.page_samples.append({"iter": k, "text": text})
             thin(self.page_samples, PAGE_SAMPLES)
+
+    def final_sample_due(self, k):
+        """Whether a run that ends after k iterations prints one more sample, so that the last
+        one shown is what the model writes now: samples are on, this run trained, and no sample
+        was printed at k."""
+        return self.sample_every != 0 and k > self.k_begin and self.last_sample != k
 
     def print_recent_loss(self, k):
         """Print the mean training loss per token since the last such line, and its perplexity."""
@@ -852,7 +862,9 @@ class Run:
     def interrupted(self, k):
         """After a signal's save: the message, and the exit status to return."""
         self.report.close(k, f"interrupted at iteration {k}")
-        print(f"interrupted at iteration {k}: saved to {self.files.out}", file=sys.stderr)
+        out = shlex.quote(self.files.out)
+        print(f"interrupted at iteration {k}: saved to {self.files.out}; --resume {out} "
+              "continues the run", file=sys.stderr)
         return self.stop.exit_status
 
     def finish(self, k, figures=""):

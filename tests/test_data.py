@@ -150,3 +150,19 @@ def test_download_good_bytes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(download_shakespeare, "fetch", offline)
     assert download_shakespeare.main([str(path)]) == 0
+
+
+# KoNLPy 0.6.0's wheel, konlpy/data/corpus/kolaw/constitution.txt: the SHA-256 data/README.md
+# records for the file as shipped (CR LF line ends)
+KONLPY_CONSTITUTION_SHA256 = "69377a88c0e577b37b1373f4496147e995209d5139a993633a8a2776bc0e2ca8"
+
+
+def test_korean_text_is_the_constitution_as_shipped_with_lf_line_ends():
+    with open(os.path.join(ROOT, "data", "ko-constitution.txt"), "rb") as f:
+        data = f.read()
+    assert b"\r" not in data
+    # putting the CR back gives the very bytes of the wheel's file: nothing else was changed
+    assert hashlib.sha256(data.replace(b"\n", b"\r\n")).hexdigest() == KONLPY_CONSTITUTION_SHA256
+    text = data.decode("utf-8")
+    assert text.startswith("대한민국헌법\n")
+    assert sum("가" <= c <= "힣" for c in text) > 0.6 * len(text)  # mostly Hangul syllables

@@ -469,6 +469,8 @@ def test_missing_output_folder_is_created(tmp_path):
     assert result.returncode == 0, result.stderr
     assert_finite_checkpoint(tmp_path / "new" / "deeper" / "m.npz")
     assert (tmp_path / "pages" / "run" / "p.html").is_file()
+    # the run says where its live page is as it starts
+    assert "live page: pages/run/p.html" in result.stdout
 
 
 @pytest.mark.parametrize("where", ["under_a_file", "a_directory"])
@@ -1258,13 +1260,15 @@ def test_page_shows_the_samples_with_the_loss_around_them(make_run, clock, page_
 
 
 @pytest.mark.parametrize("how", ["interrupted", "diverged"])
-def test_page_of_a_run_that_stops_no_longer_reloads(make_run, clock, page_writes, how):
+def test_page_of_a_run_that_stops_no_longer_reloads(make_run, clock, page_writes, how, capsys):
     run = make_run(page="p.html")
     run.begin(0, None)
     train_for(run, clock, 3)
     if how == "interrupted":
         run.stop.signum = signal.SIGINT
         assert run.interrupted(3) == 130
+        # the message says how to go on
+        assert f"--resume {run.files.out} continues the run" in capsys.readouterr().err
     else:
         with pytest.raises(training.UserError):
             run.check(float("nan"), "the loss", 3)
