@@ -22,7 +22,7 @@ from common.cli import UserError, run
 from common.interface import KINDS, GistModel, LayerModel, load_model
 from common.models import layer_prefixes
 from common.cells import CELLS
-from common.vocabulary import SURROGATE, Vocabulary, check_file, counts_key
+from common.vocabulary import LEVELS, SURROGATE, Vocabulary, check_file, counts_key
 
 INSTALL = "pip install -r requirements-export.txt"
 ONNX_OPSET = 17      # RNN, LSTM, GRU, Gather, Slice, Squeeze (axes as input) all exist here
@@ -275,11 +275,11 @@ def gist_arrays(path, meta, tensors, layers, notes):
 def check_tokens(path, tokens, level):
     """The vocabulary of the metadata: a list of distinct strings, sorted as the trainers sort
     (encoding looks characters up by binary search), characters or words without spaces."""
-    if level not in ("char", "word"):
-        raise UserError(f"{path}: metadata level must be \"char\" or \"word\"")
+    if level not in LEVELS:
+        raise UserError(f"{path}: metadata level must be one of " + ", ".join(map(json.dumps, LEVELS)))
     ok = isinstance(tokens, list) and tokens and all(isinstance(t, str) and t for t in tokens)
     ok = ok and tokens == sorted(set(tokens)) and all(
-        len(t) == 1 if level == "char" else t.split() == [t] for t in tokens)
+        t.split() == [t] if level == "word" else len(t) == 1 for t in tokens)
     if not ok:
         raise UserError(f"{path}: metadata vocab must be a JSON list of the model's "
                         "tokens in order (sorted single characters, or words)")

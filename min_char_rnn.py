@@ -30,13 +30,18 @@ def build_parser():
         "default: the bundled data/corpus.txt, or the input stored in the --resume checkpoint",
         "  python min_char_rnn.py                       # the bundled corpus, until Ctrl-C\n"
         "  python min_char_rnn.py mytext.txt --time-budget 60 --seed 1\n"
-        "  python min_char_rnn.py --resume out/min_char_rnn-mytext.npz --max-iters 20000")
+        "  python min_char_rnn.py --resume out/min_char_rnn-mytext.npz --max-iters 20000\n"
+        "  python min_char_rnn.py data/ko-constitution.txt --level jamo --max-iters 5000")
     training.add_sizes(model, DEFAULTS, (
         ("--hidden-size", positive_int, "hidden units H"),
         ("--seq-length", positive_int, "characters per stream per iteration, T"),
         ("--learning-rate", positive_float, "Adagrad learning rate"),
         ("--batch-size", positive_int, "streams B trained side by side, cut from B offsets")))
     training.add_data_options(model, "the initial weights and the samples", DEFAULTS)
+    model.add_argument("--level", choices=("char", "jamo"), default=DEFAULTS["level"],
+                       help="tokens: characters (default, as the gist), or jamo: characters with "
+                            "every Hangul syllable taken apart into its letters, put together "
+                            "again in samples")
     run_group = ap.add_argument_group("run control (may change on --resume)")
     run_group.add_argument("--max-iters", type=nonnegative_int, default=None,
                            help="stop after this many iterations in all, resumed ones included "
@@ -62,17 +67,18 @@ def load_data(argv):
     if args.out is None:
         args.out = os.path.join("out", f"min_char_rnn-{training.input_stem(args.input)}.npz")
     meta = resumed and resumed[1]
-    vocab, ids, counts, files = training.load_corpus(args, "char", meta, init and init[1])
-    train, val = split_ids(ids, args.val_fraction, "character")
+    vocab, ids, counts, files = training.load_corpus(args, args.level, meta, init and init[1])
+    unit = vocab.unit_name + "s"
+    train, val = split_ids(ids, args.val_fraction, vocab.unit_name)
     B, T = args.batch_size, args.seq_length
     if len(train) // B < T + 1:
         raise UserError(
-            f"the training text has {len(train)} characters, too few for --batch-size {B} and "
+            f"the training text has {len(train)} {unit}, too few for --batch-size {B} and "
             f"--seq-length {T}: each of the {B} streams needs at least T + 1 = {T + 1}, so at "
-            f"least {B * (T + 1)} characters; use a longer text or smaller values")
-    V, S = len(vocab), len(train) // B  # B streams of S characters each, cut from B offsets
-    run = training.Run(args, "char", meta)  # checks --out and --log before any training
-    training.print_start(f"data has {len(ids)} characters, {V} unique ({len(train)} train, "
+            f"least {B * (T + 1)} {unit}; use a longer text or smaller values")
+    V, S = len(vocab), len(train) // B  # B streams of S tokens each, cut from B offsets
+    run = training.Run(args, vocab.unit, meta)  # checks --out and --log before any training
+    training.print_start(f"data has {len(ids)} {unit}, {V} unique ({len(train)} train, "
                          f"{len(val)} validation); {num_params(V, args.hidden_size)} parameters.",
                          args, GistModel)
     eval_ids = val[:args.eval_max_chars or len(val)]  # what each validation reads
@@ -118,7 +124,6 @@ def main(argv=None):
     np.seterr(all="ignore")  # overflow is checked explicitly (run.check below), not warned about
     args, run, resumed, init, vocab, counts, streams, eval_ids, files = load_data(argv)
     (B, S), H, T, V = streams.shape, args.hidden_size, args.seq_length, len(vocab)
-    ix_to_char = dict(enumerate(vocab.tokens))
     params, mem, hprev, state = start_params(args, V, resumed, init)
     n, p, smooth_loss, rng = state["n"], state["p"], state["smooth_loss"], generator(state["rng_state"])
     grads, step = Params(V, H, params.flat.dtype), np.empty_like(params.flat)  # (P,) each
@@ -130,10 +135,12 @@ def main(argv=None):
                                 "rng_state": rng.bit_generator.state, **run.meta()}, n)
 
     def sample_text(first):
-        """--sample-length characters from the first stream's state, first (1,) its next input."""
+        """--sample-length tokens from the first stream's state, first (1,) its next input, as
+        text (at level jamo, the letters put together into syllables)."""
         sample_ix = sample(params, hprev[:, :1], first, rng)
-        return "".join(ix_to_char[ix[0]] for ix in itertools.islice(sample_ix, args.sample_length))
+        return vocab.decode([ix[0] for ix in itertools.islice(sample_ix, args.sample_length)])
 
+    run.report.tokens_per_char = vocab.tokens_per_char(eval_ids)  # jamo: also per character
     finished = run.begin(n, args.max_iters)  # True when a resumed run is at --max-iters already
     while not finished:
         # prepare inputs (we're sweeping from left to right in steps seq_length long)

@@ -25,7 +25,7 @@ from common.models import BOOK_MODELS, book_class
 from common.optimizer import OPTIMIZERS, Adam, clip_grads
 from common.cells import CELLS
 from common.training import perplexity
-from common.vocabulary import EOS, split_ids
+from common.vocabulary import EOS, LEVELS, split_ids
 
 DEFAULTS = LayerModel.defaults()  # ch.5's batch 10, wordvec 100, hidden 100, time 5, lr 0.1
 DIVERGED_HINT = "try a smaller --learning-rate or --max-grad-norm"  # when the loss is not finite
@@ -42,9 +42,10 @@ def build_parser():
         "  python rnnlm.py words.txt --level word --cell gru --optimizer adam --learning-rate 0.005 \\\n"
         "      --embed-std 0.5 --max-epochs 20")
     d = DEFAULTS
-    model.add_argument("--level", choices=("char", "word"), default=d["level"],
-                       help="tokens: characters (default), or whitespace-separated words with "
-                            f"{EOS} for line ends")
+    model.add_argument("--level", choices=LEVELS, default=d["level"],
+                       help="tokens: characters (default); jamo: characters with every Hangul "
+                            "syllable taken apart into its letters (put together again in "
+                            f"samples); or whitespace-separated words with {EOS} for line ends")
     model.add_argument("--cell", choices=tuple(CELLS), default=d["cell"],
                        help="recurrent layer: rnn (default, tanh, ch.5), lstm or gru")
     training.add_sizes(model, d, (
@@ -132,7 +133,7 @@ def load_data(argv):
     shapes = LayerModel.weight_shapes(vars(args), len(vocab))
     run = training.Run(args, vocab.unit, meta, DIVERGED_HINT)  # checks --out and --log now
     training.print_start(
-        f"data has {len(ids)} {vocab.unit}s, {len(vocab)} unique ({len(train)} train, "
+        f"data has {len(ids)} {unit}, {len(vocab)} unique ({len(train)} train, "
         f"{len(val)} validation); {iterations_per_epoch(args, train)} iterations per epoch; "
         f"{sum(math.prod(s) for s in shapes.values())} parameters.", args, LayerModel)
     return args, run, resumed, init, vocab, counts, train, val, files
@@ -259,6 +260,7 @@ def main(argv=None):
     xs, ts = train[:-1], train[1:]  # the book's inputs and their next tokens
     model, optimizer, state, drop_rng, sample_rng = build(args, len(vocab), resumed, init)
     lm = LayerModel(model, vocab)  # the model as sample.py sees it: evaluating, sampling
+    run.report.tokens_per_char = vocab.tokens_per_char(val)  # jamo: validation per character too
     k, lr_now, total_loss, loss_count = (
         state["k"], state["lr"], state["epoch_loss_sum"], state["epoch_loss_count"])
 

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402 (after the thread settings)
 from common import cli  # noqa: E402
 from common.checkpoint import check_output, write_atomic  # noqa: E402
 from common.interface import NOT_FINITE, load_model  # noqa: E402
-from common.vocabulary import read_text, shown  # noqa: E402
+from common.vocabulary import from_jamo, jamo_tail, read_text, shown, to_jamo  # noqa: E402
 
 # What is not printed as it comes (several samples, --json, --beam, --output) is held until the
 # end: its tokens, --num-samples x --length, are bounded by this (about 0.2 GB of ids and text
@@ -180,8 +180,8 @@ def score_text(model, text, unknown="error"):
     tok = "char" if model.level == "char" else "token"
     figures = {"log_prob": log_prob, f"{tok}s_scored": count, f"nats_per_{tok}": nats,
                f"bits_per_{tok}": nats / math.log(2), "perplexity": math.exp(nats)}
-    if tok != "char":  # rates per character of the whole text too, comparable across levels
-        chars = len(text) - sum(map(len, skipped))  # a skipped word's characters are not scored
+    if tok != "char":  # rates per character of the text too, comparable across levels
+        chars = model.vocab.chars_scored(text, skipped)
         figures.update({"chars_scored": chars, "nats_per_char": -log_prob / chars,
                         "bits_per_char": -log_prob / chars / math.log(2)})
     if unknown == "skip":  # the figures cover the text with these tokens left out
@@ -226,11 +226,13 @@ def write_live(pieces, out=None, interval=0.05, block=64):
 class Sample:
     """One sample's text as it grows: the start text (or, without one, the drawn first token),
     then generated tokens, ended right after the first `stop` that ends in generated text.
-    ids: the generated tokens kept (the first input excluded), for their log-probability."""
+    ids: the generated tokens kept (the first input excluded), for their log-probability. At
+    level jamo the letters of a syllable that may still grow are held back (held) until the
+    next block or finish()."""
 
     def __init__(self, vocab, prefix, first, stop):
         self.vocab, self.stop, self.done = vocab, stop, False
-        self.parts, self.ids, self.tail = [], [], ""
+        self.parts, self.ids, self.tail, self.held = [], [], "", ""
         if prefix is None:  # the drawn first token is generated text, though not predicted
             self.last = None
             self.add(np.array([first]), predicted=False)
@@ -247,12 +249,19 @@ class Sample:
         """Take the next generated ids (n,) -> the text they add, cut right after a stop."""
         if self.done:
             return ""
-        piece = self.vocab.decode(block, after=self.last)
+        held = self.held
+        if self.vocab.level == "jamo":  # the letters put together; a growing syllable held back
+            letters = held + "".join([self.vocab.tokens[i] for i in block])
+            self.held = letters[len(letters) - jamo_tail(letters):]
+            piece = from_jamo(letters[:len(letters) - len(self.held)])
+        else:
+            piece = self.vocab.decode(block, after=self.last)
         window = self.tail + piece
         at = window.find(self.stop) if self.stop else -1
         if at >= 0:  # window's tail is shorter than stop: a match ends in the new piece
             cut = at + len(self.stop) - len(self.tail)  # characters of piece kept
-            piece, block, self.done = piece[:cut], block[:self.tokens_in(block, cut)], True
+            piece, block, self.done = piece[:cut], block[:self.tokens_in(block, cut, held)], True
+            self.held = ""
         self.tail = self.keep_tail(window)
         if predicted:
             self.ids.append(block)
@@ -261,8 +270,25 @@ class Sample:
         self.parts.append(piece)
         return piece
 
-    def tokens_in(self, block, cut):
-        """How many tokens of block it takes to produce the first `cut` characters of its text."""
+    def finish(self):
+        """The end of generation: the text of the letters still held back (jamo), as add gives."""
+        if self.done or not self.held:
+            return ""
+        piece, self.held = from_jamo(self.held), ""
+        window = self.tail + piece
+        at = window.find(self.stop) if self.stop else -1
+        if at >= 0:
+            piece, self.done = piece[:at + len(self.stop) - len(self.tail)], True
+        self.tail = self.keep_tail(window)
+        self.parts.append(piece)
+        return piece
+
+    def tokens_in(self, block, cut, held=""):
+        """How many tokens of block it takes to produce the first `cut` characters of its text
+        (held: the letters held back before block, at level jamo)."""
+        if self.vocab.level == "jamo":
+            piece = from_jamo(held + "".join([self.vocab.tokens[i] for i in block]))
+            return max(len(to_jamo(piece[:cut])) - len(held), 0)
         size = 0
         for n, piece in enumerate(self.vocab.pieces(block, after=self.last), 1):
             size += len(piece)
@@ -382,6 +408,9 @@ def fed_text(samples, blocks):
             yield piece
         if all(s.done for s in samples):
             return
+    pieces = [s.finish() for s in samples]  # the letters held back at level jamo
+    if pieces[0]:
+        yield pieces[0]
 
 
 def print_separated(k, K, text, out):

@@ -390,9 +390,10 @@ def compared_run(model, path, text, args, guesses):
         rng = np.random.default_rng(args.seed)
         steps = model.generate(model.initial_state(1), ids[:1], rng, args.temperature)
         drawn = [int(ix[0]) for ix in itertools.islice(steps, args.sample_length)]
-        sample = model.vocab.decode(ids[:1]) + model.vocab.decode(drawn, after=ids[0])
+        sample = model.vocab.decode(np.r_[ids[:1], drawn])  # one decode: jamo join across the two
     return {"ids": ids, "logprob": logprob, "top_ids": top_ids, "top_p": top_p,
-            "log_prob": log_prob, "count": count, "sample": sample}
+            "log_prob": log_prob, "count": count, "chars": max(model.vocab.chars_scored(text), 1),
+            "sample": sample}
 
 
 def compare_json(models, paths, runs, histories, samples, note):
@@ -404,7 +405,7 @@ def compare_json(models, paths, runs, histories, samples, note):
         entry = {"name": path, "kind": model.kind, "level": model.level,
                  "options": model.meta.get("options"), "history": history,
                  "samples": with_losses(kept, history or []), "log_prob": r["log_prob"],
-                 "count": r["count"]}
+                 "count": r["count"], "chars": r["chars"]}
         if note:  # each model reads the text in its own tokens
             entry["tokens"] = [model.tokens[i] for i in r["ids"]]
         out["runs"].append(entry)
@@ -424,6 +425,7 @@ def compare_page_data(models, names, runs, histories, args, note):
             "arch": arch, "params": int(model.num_params), "seconds": trained_seconds(model.meta),
             "iters": model.meta.get(model.iteration_key), "log_prob": r["log_prob"],
             "count": r["count"], "nats": nats, "bits": nats / math.log(2),
+            "bits_per_char": -r["log_prob"] / r["chars"] / math.log(2),
             "perplexity": math.exp(nats) if nats < 700 else None,
             "options": model.meta.get("options") or {}, "sample": r["sample"],
             "history": [[h["iter"], h["loss"], h["val_loss"], h["seconds"]] for h in history or []],
@@ -824,7 +826,7 @@ const shown = (tok) => tok === "\n" || tok === "<eos>" ? "\u21b5" : tok === " " 
 function scores() {
   const head = ["model", "kind", "level", "architecture", "parameters", "iterations",
                 "training seconds", "tokens predicted", "log-probability", "per token",
-                "bits per token", "perplexity"];
+                "bits per token", "perplexity", "bits per character"];
   $("scores").append(el("tr", {}, head.map((h) => el("th", {}, [h]))));
   R.forEach((r, i) => {
     const td = (text) => el("td", {}, [text]);
@@ -833,7 +835,8 @@ function scores() {
       td(typeof r.seconds === "number" ? r.seconds.toFixed(1) : "?"), td(String(r.count)),
       td(`${r.log_prob.toFixed(4)} nats`), td(`${r.nats.toFixed(4)} nats/${r.unit}`),
       td(`${r.bits.toFixed(4)} bits/${r.unit}`),
-      td(r.perplexity === null ? "overflows" : r.perplexity.toFixed(3))]));
+      td(r.perplexity === null ? "overflows" : r.perplexity.toFixed(3)),
+      td(`${r.bits_per_char.toFixed(4)} bits/char`)]));
   });
 }
 

@@ -16,7 +16,7 @@ from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
 from common.fast_model import FastRnnlm
 from common.models import book_model, weight_shapes
 from common.cells import CELLS
-from common.vocabulary import Vocabulary, counts_key, input_files
+from common.vocabulary import LEVELS, Vocabulary, counts_key, input_files
 
 VOCAB_PREVIEW = 40  # tokens shown by info()
 # The one-line refusal (exit status 1) of a model whose weights are finite but whose scores are
@@ -31,7 +31,7 @@ DATA_OPTIONS = {"dtype": ("float64", one_of("float64", "float32")),
 # What the run contract (common/training.py) records in every kind's meta: the best validation
 # loss (None until a validation), and the rest checked where present (older checkpoints lack them).
 BEST_VAL_LOSS = {"best_val_loss": optional(is_num())}
-RUN_RECORD = {"level": one_of("char", "word"), "best_val_iter": optional(is_int()),
+RUN_RECORD = {"level": one_of(*LEVELS), "best_val_iter": optional(is_int()),
               "validations_since_best": is_int(), "overfit_noticed": one_of(True, False),
               "history": is_history, "train_seconds": is_num(0)}
 
@@ -220,8 +220,9 @@ class GistModel(LanguageModel):
     kind = "min_char_rnn"
     OPTIONS = {"hidden_size": (100, is_int(1)), "seq_length": (25, is_int(1)),
                "learning_rate": (0.1, is_num(0, lo_open=True)), "batch_size": (1, is_int(1)),
-               **DATA_OPTIONS}
-    SHAPE_OPTIONS = ("hidden_size",)
+               **DATA_OPTIONS, "level": ("char", one_of("char", "jamo"))}
+    LATER_OPTIONS = ("level",)
+    SHAPE_OPTIONS = ("hidden_size", "level")
     RUN_FIELDS = {  # the gist's n, p and smooth_loss (T ln V at first), the samples' generator
         "n": (is_int(), lambda o, V: 0),
         "p": (is_int(), lambda o, V: 0),
@@ -292,7 +293,7 @@ class LayerModel(LanguageModel):
     not, char or word level); states (S, K, H), S = layers (twice that for LSTM's h and c)."""
 
     kind = "rnnlm"
-    OPTIONS = {"level": ("char", one_of("char", "word")), "cell": ("rnn", one_of(*CELLS)),
+    OPTIONS = {"level": ("char", one_of(*LEVELS)), "cell": ("rnn", one_of(*CELLS)),
                "num_layers": (1, is_int(1, 64)), "wordvec_size": (100, is_int(1)),
                "hidden_size": (100, is_int(1)), "dropout": (0.0, is_num(0, 1)),
                "tie_weights": (False, one_of(True, False)), "seq_length": (5, is_int(1)),
@@ -315,7 +316,7 @@ class LayerModel(LanguageModel):
         "sample_rng_state": (is_rng_state,
                              lambda o, V: np.random.default_rng([o["seed"], 2]).bit_generator.state),
     }
-    META_FIELDS = {"level": one_of("char", "word")}  # the vocabulary's (the gist's is characters)
+    META_FIELDS = {"level": one_of(*LEVELS)}  # the vocabulary's
     iteration_key = "k"
 
     @classmethod

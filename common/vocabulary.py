@@ -1,11 +1,16 @@
 """
-Text and vocabularies: reading a corpus exactly, and the tokens of a model, characters or words,
-with one way to build, encode (unknown tokens are listed in the error) and decode them.
+Text and vocabularies: reading a corpus exactly, and the tokens of a model, characters, jamo
+(Hangul syllables taken apart into their letters) or words, with one way to build, encode
+(unknown tokens are listed in the error) and decode them.
+
+References:
+  https://www.unicode.org/versions/latest/ch03.pdf  (section 3.12, Conjoining Jamo Behavior)
 """
 import hashlib
 import os
-import stat
 import re
+import stat
+import unicodedata
 
 import numpy as np
 
@@ -87,6 +92,63 @@ def code_points(text):
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
 
 
+# A precomposed Hangul syllable (U+AC00 .. U+D7A3) is one of 19 leading consonants (L), 21
+# vowels (V) and 28 trailing consonants (T, the first of them none) in that order: syllable =
+# 0xAC00 + (l * 21 + v) * 28 + t, and its conjoining jamo are U+1100 + l, U+1161 + v and, when
+# t > 0, U+11A7 + t. This is what Unicode's canonical decomposition (NFD) does to a syllable.
+SYLLABLES, V_COUNT, T_COUNT = 0xAC00, 21, 28
+L_BASE, V_BASE, T_BASE = 0x1100, 0x1161, 0x11A7
+JAMO_SYLLABLE = re.compile("([\u1100-\u1112])([\u1161-\u1175])([\u11a8-\u11c2]?)")  # L V T?
+_to_jamo_table = None
+
+
+def to_jamo(text):
+    """Every precomposed Hangul syllable of text -> its 2 or 3 conjoining jamo (as NFD gives
+    them); every other character unchanged."""
+    global _to_jamo_table
+    if _to_jamo_table is None:
+        _to_jamo_table = {}
+        for s in range(SYLLABLES, SYLLABLES + 19 * V_COUNT * T_COUNT):
+            lv, t = divmod(s - SYLLABLES, T_COUNT)
+            l, v = divmod(lv, V_COUNT)
+            _to_jamo_table[s] = chr(L_BASE + l) + chr(V_BASE + v) + (chr(T_BASE + t) if t else "")
+    return text.translate(_to_jamo_table)
+
+
+def from_jamo(text):
+    """The inverse of to_jamo: every leading consonant, vowel and optional trailing consonant in
+    a row -> their precomposed syllable; every other character (a lone jamo included) unchanged."""
+    def syllable(m):
+        l, v = ord(m.group(1)) - L_BASE, ord(m.group(2)) - V_BASE
+        t = ord(m.group(3)) - T_BASE if m.group(3) else 0
+        return chr(SYLLABLES + (l * V_COUNT + v) * T_COUNT + t)
+    return JAMO_SYLLABLE.sub(syllable, text)
+
+
+def jamo_tail(text):
+    """How many characters at the end of jamo text a later letter may still join to a syllable:
+    2 after a leading consonant and a vowel (a trailing consonant may follow), 1 after a lone
+    leading consonant, else 0."""
+    if text and L_BASE <= ord(text[-1]) <= L_BASE + 18:
+        return 1
+    if len(text) >= 2 and V_BASE <= ord(text[-1]) <= V_BASE + 20 and \
+            L_BASE <= ord(text[-2]) <= L_BASE + 18:
+        return 2
+    return 0
+
+
+def jamo_shown(c):
+    """A conjoining jamo as the standalone letter it is (U+1100 -> U+3131 'ㄱ'): alone, a
+    conjoining jamo has no syllable to join and renders poorly; other characters unchanged."""
+    if not 0x1100 <= ord(c) <= 0x11FF:
+        return c
+    letter = unicodedata.name(c, "").split(" ", 2)[-1]  # HANGUL CHOSEONG KIYEOK -> KIYEOK
+    try:
+        return unicodedata.lookup("HANGUL LETTER " + letter)
+    except KeyError:
+        return c
+
+
 def counts_key(level):
     """The meta field holding the token counts of a vocabulary of this level."""
     return "token_counts" if level == "word" else "char_counts"
@@ -102,16 +164,22 @@ def split_words(text):
     return words + lines[-1].split()
 
 
+LEVELS = ("char", "jamo", "word")
+UNITS = {"char": ("char", "character"), "jamo": ("jamo", "jamo letter"), "word": ("word", "word")}
+
+
 class Vocabulary:
-    """The tokens of a model: characters (level "char", sorted by code point) or words (level
-    "word", sorted, EOS for line ends). Sorted, so the same corpus always gives the same ids."""
+    """The tokens of a model: characters (level "char", sorted by code point), characters with
+    every Hangul syllable taken apart into its jamo (level "jamo": to_jamo before encoding,
+    from_jamo after decoding) or words (level "word", sorted, EOS for line ends). Sorted, so the
+    same corpus always gives the same ids."""
 
     def __init__(self, tokens, level="char"):
         self.level = level
         self.tokens = list(tokens)  # id -> token
-        self.unit = "word" if level == "word" else "char"  # as in "nats/char"
-        self.unit_name = "word" if level == "word" else "character"
-        self._chars = "".join(self.tokens) if level == "char" else None
+        self.unit, self.unit_name = UNITS[level]  # as in "nats/char", "100 characters"
+        self.by_char = level != "word"  # one token a character
+        self._chars = "".join(self.tokens) if self.by_char else None
         self._index = {w: i for i, w in enumerate(self.tokens)} if level == "word" else None
 
     def __len__(self):
@@ -121,9 +189,10 @@ class Vocabulary:
     def build(cls, text, level="char"):
         """text -> (vocabulary, ids, counts): ids the text's token ids (uint8/uint16/... for
         characters, int32 for words), counts (V,) how often each token occurs."""
-        counter = CharCounter() if level == "char" else WordCounter()
+        counter = WordCounter() if level == "word" else CharCounter()
+        text = to_jamo(text) if level == "jamo" else text
         counter.add(text)
-        vocab, ids, counts = counter.vocabulary()
+        vocab, ids, counts = counter.vocabulary(level)
         pos = 0
         for block in counter.ids(text):  # (n,) ids of the next stretch of text
             ids[pos:pos + len(block)] = block
@@ -135,7 +204,7 @@ class Vocabulary:
         """The vocabulary stored in a checkpoint's meta record (words joined by single spaces:
         a word never holds whitespace). Raises KeyError/TypeError/ValueError when it is damaged."""
         level = meta.get("level", "char")
-        if level not in ("char", "word"):
+        if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}")
         tokens = meta["vocab"].split(" ") if level == "word" else list(meta["vocab"])
         if len(set(tokens)) != len(tokens) or tokens != sorted(tokens):
@@ -150,8 +219,8 @@ class Vocabulary:
 
     def encode(self, text, what="text"):
         """text -> int32 ids under this vocabulary; unknown tokens are a UserError listing them."""
-        if self.level == "char":
-            return encode_chars(text, self._chars, what)
+        if self.by_char:
+            return encode_chars(self.as_read(text), self._chars, what)
         words = split_words(text)
         missing = sorted({w for w in words if w not in self._index})
         if missing:
@@ -163,21 +232,43 @@ class Vocabulary:
     def encode_known(self, text):
         """text -> (int32 ids of its known tokens, the unknown tokens left out, in text order):
         the text as the model can read it, for scoring with --unknown skip."""
-        if self.level == "char":
+        if self.by_char:
+            text = self.as_read(text)
             pos, bad = char_positions(text, self._chars)  # (L,), (L,)
             return pos[~bad].astype(np.int32), [chr(c) for c in code_points(text)[bad]]
         words = split_words(text)
         ids = [self._index[w] for w in words if w in self._index]
         return np.array(ids, dtype=np.int32), [w for w in words if w not in self._index]
 
+    def chars_scored(self, text, skipped=()):
+        """The characters of text a score of it covers, for rates per character that compare
+        across levels: all but the first (only a context) when tokens are characters or jamo;
+        at word level every character of the text (the first word's too). skipped: tokens
+        left out of the scored text."""
+        return len(text) - sum(map(len, skipped)) - (1 if self.by_char else 0)
+
+    def tokens_per_char(self, ids):
+        """At level jamo: the tokens of ids after the first per character of their text after
+        the first, to turn a loss per token into one per character; None at other levels."""
+        if self.level != "jamo" or len(ids) < 2:
+            return None
+        return (len(ids) - 1) / max(len(self.decode(ids)) - 1, 1)
+
+    def as_read(self, text):
+        """text as this vocabulary's tokens spell it: Hangul syllables taken apart at level jamo."""
+        return to_jamo(text) if self.level == "jamo" else text
+
     def pieces(self, ids, after=None):
-        """Yield the text of a stream of token ids: characters as they are; words joined by
-        spaces, EOS as a line break. after: the id of the token before ids (None: a text's start)."""
+        """Yield the text of each token of a stream of ids, one piece a token: characters as
+        they are (a jamo as its standalone letter); words joined by spaces, EOS as a line break.
+        after: the id of the token before ids (None: a text's start)."""
         at_line_start = after is None or self.tokens[after] == EOS
         for i in ids:
             tok = self.tokens[i]
             if self.level == "char":
                 yield tok
+            elif self.level == "jamo":
+                yield jamo_shown(tok)
             elif tok == EOS:
                 at_line_start = True
                 yield "\n"
@@ -186,9 +277,11 @@ class Vocabulary:
                 at_line_start = False
 
     def decode(self, ids, after=None):
-        """Token ids -> the text they stand for (after: as in pieces)."""
-        if self.level == "char":
-            return "".join([self.tokens[i] for i in ids])
+        """Token ids -> the text they stand for (after: as in pieces); jamo are put together
+        into syllables."""
+        if self.by_char:
+            text = "".join([self.tokens[i] for i in ids])
+            return from_jamo(text) if self.level == "jamo" else text
         return "".join(self.pieces(ids, after))
 
 
@@ -277,14 +370,14 @@ class CharCounter:
                                        minlength=len(self.counts))
         self.total += len(text)
 
-    def vocabulary(self):
-        """-> (Vocabulary, ids buffer to fill, counts (V,))."""
+    def vocabulary(self, level="char"):
+        """-> (Vocabulary of this level, "char" or "jamo", ids buffer to fill, counts (V,))."""
         present = np.flatnonzero(self.counts)  # (V,) sorted code points
         dtype = np.min_scalar_type(max(len(present) - 1, 0))  # uint8 for V <= 256
         self.lookup = np.zeros(len(self.counts), dtype=dtype)
         self.lookup[present] = np.arange(len(present))  # code point -> index
         ids = np.empty(self.total, dtype=self.lookup.dtype)  # (L,)
-        return Vocabulary("".join(map(chr, present)), "char"), ids, self.counts[present]
+        return Vocabulary("".join(map(chr, present)), level), ids, self.counts[present]
 
     def ids(self, text):
         for i in range(0, len(text), self.chunk):
@@ -301,7 +394,7 @@ class WordCounter:
         for w in split_words(text):
             self.counts[w] = self.counts.get(w, 0) + 1
 
-    def vocabulary(self):
+    def vocabulary(self, level="word"):
         tokens = sorted(self.counts)
         self.index = {w: i for i, w in enumerate(tokens)}
         ids = np.empty(sum(self.counts.values()), dtype=np.int32)  # (L,)
@@ -335,16 +428,18 @@ def read_corpus(inputs, encoding="utf-8", level="char", vocab=None, what=""):
             yield text
 
     def pieces(check=False):
+        if level == "jamo":
+            return map(to_jamo, texts(check))
         return texts(check) if level == "char" else word_pieces(texts(check))
 
     if vocab is not None:
         parts = [vocab.encode(p, paths[max(len(files), 1) - 1] + what) for p in pieces()]
         ids = np.concatenate(parts)  # (L,)
         return vocab, ids, np.bincount(ids, minlength=len(vocab)), files
-    counter = CharCounter() if level == "char" else WordCounter()
+    counter = WordCounter() if level == "word" else CharCounter()
     for piece in pieces():
         counter.add(piece)
-    vocab, ids, counts = counter.vocabulary()
+    vocab, ids, counts = counter.vocabulary(level)
     pos = 0
     for piece in pieces(check=True):
         for block in counter.ids(piece):  # (n,) ids of the next stretch of text

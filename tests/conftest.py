@@ -285,5 +285,7 @@ def browser_errors(browser):
 
 def options_as_read(meta):
     """A checkpoint's stored options as sample.py and visualize.py report them: an rnnlm.py
-    checkpoint written before --embed-std existed had the book's embedding, randn / 100."""
-    return {**({"embed_std": 0.01} if meta["kind"] == "rnnlm" else {}), **meta["options"]}
+    checkpoint written before --embed-std existed had the book's embedding, randn / 100; a
+    min_char_rnn.py one written before --level existed read characters."""
+    earlier = {"embed_std": 0.01} if meta["kind"] == "rnnlm" else {"level": "char"}
+    return {**earlier, **meta["options"]}

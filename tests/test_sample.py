@@ -1018,3 +1018,45 @@ def test_word_model_with_a_whitespace_only_start_is_one_line(tmp_path):
     for start in (" ", " \t  "):
         r = run_sampler("w.npz", "--start", start, "--length", "5", cwd=tmp_path)
         assert_error(r, 2, "--start", "no words")
+
+
+# ----------------------------------------------------------------------------- jamo
+
+# A small Korean text written here: syllables with and without a trailing consonant, spaces,
+# line ends and a few Latin letters and digits, which jamo level passes through unchanged
+KOREAN = "".join(f"제{k}조 모든 국민은 법 앞에 평등하다. 나라는 국민의 것이다 (OK {k}).\n"
+                 for k in range(1, 40))
+HANGUL = re.compile("[\uac00-\ud7a3]")  # a precomposed syllable
+LOOSE_LETTERS = re.compile("[\u1100-\u1112][\u1161-\u1175]")  # a syllable left in pieces
+
+
+def test_jamo_level_trains_samples_syllables_and_scores_per_character(tmp_path):
+    write_text(tmp_path / "ko.txt", KOREAN)
+    small = ["--hidden-size", "32", "--seed", "5", "--sample-every", "10000"]  # at 0 and the end
+    runs = {"gist-jamo": ("min_char_rnn.py", ["--level", "jamo", "--max-iters", "400"]),
+            "book-jamo": ("rnnlm.py", ["--level", "jamo", "--max-iters", "200", "--optimizer",
+                                       "adam", "--learning-rate", "0.01", "--embed-std", "0.5"]),
+            "gist-char": ("min_char_rnn.py", ["--max-iters", "400"])}
+    for name, (trainer, options) in runs.items():
+        out = run_ok(trainer, ["ko.txt", *small, *options, "--out", f"{name}.npz"], tmp_path).stdout
+        if "jamo" in name:
+            assert "bits/char of the text as written" in out  # validation per character too
+            final = out.split("----\n")[-2]  # the sample printed as the run ended
+            assert HANGUL.search(final) and not LOOSE_LETTERS.search(final), final
+    # sample.py puts the letters together, across its blocks of 256 steps too
+    text = sample_ok("gist-jamo.npz", "--start", "모든 국민은 ", "--length", "600", "--seed", "1",
+                     cwd=tmp_path)
+    assert text.startswith("모든 국민은 ") and HANGUL.search(text[7:])
+    assert not LOOSE_LETTERS.search(text), text
+    # scores per jamo letter and per character of the text as written
+    sentence = "모든 국민은 법 앞에 평등하다."  # 17 characters: 16 predicted after the first
+    line = sample_ok("gist-jamo.npz", "--score", sentence, cwd=tmp_path)
+    assert "over 36 predicted jamo letters" in line and "bits/char over 16 characters" in line, line
+    # --compare of the jamo model with the char model: both per character of the same text
+    run_ok("visualize.py", ["--compare", "gist-jamo.npz", "gist-char.npz", "--text", sentence,
+                            "--out", "c.html", "--json", "c.json"], tmp_path)
+    with open(tmp_path / "c.json", encoding="utf-8") as f:
+        compared = json.load(f)
+    assert [r["level"] for r in compared["runs"]] == ["jamo", "char"]
+    assert [r["chars"] for r in compared["runs"]] == [16, 16]  # the characters after the first
+    assert [r["count"] for r in compared["runs"]] == [36, 16]  # 37 letters, 17 characters

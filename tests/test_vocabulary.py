@@ -1,4 +1,5 @@
-"""Tests for common/vocabulary.py: words and the end-of-line token, and reading a training text
+"""Tests for common/vocabulary.py: words and the end-of-line token, Hangul syllables taken apart
+into jamo and put together again (against unicodedata's NFD and NFC), and reading a training text
 (missing, a folder, unreadable, empty, not UTF-8, a byte order mark, one symbol) as the trainers
 do, through min_char_rnn.py's command line."""
 import os
@@ -7,7 +8,10 @@ import re
 import pytest
 
 from common.cli import UserError
-from common.vocabulary import Vocabulary, decode_text, split_words
+import unicodedata
+
+from common.vocabulary import (Vocabulary, decode_text, from_jamo, jamo_shown, jamo_tail,
+                               split_words, to_jamo)
 from conftest import (GOOD_TEXT, SAMPLE, TINY, TRAIN, assert_error, assert_finite_checkpoint,
                       assert_nothing_changed, read_npz, run, run_ok, snapshot, train_fails,
                       write_bytes, write_text)
@@ -198,3 +202,43 @@ def test_decode_text_refuses_what_is_not_whole_characters():
     with pytest.raises(UserError, match="--encoding undefined"):
         decode_text(b"abc", "undefined", "x.txt")
     assert decode_text("a\U0001F600b".encode("utf-8")) == "a\U0001F600b"  # a pair is one char
+
+
+# ----------------------------------------------------------------------------- jamo
+
+ALL_SYLLABLES = "".join(map(chr, range(0xAC00, 0xD7A4)))  # the 11,172 precomposed syllables
+
+
+def test_to_jamo_and_back_agree_with_unicodes_nfd_and_nfc_on_every_syllable():
+    letters = to_jamo(ALL_SYLLABLES)
+    assert letters == unicodedata.normalize("NFD", ALL_SYLLABLES)
+    assert from_jamo(letters) == ALL_SYLLABLES == unicodedata.normalize("NFC", letters)
+
+
+def test_other_characters_pass_through_unchanged():
+    # NFD would take é and Å apart, and NFC put a decomposed e + accent together: neither here
+    text = "Café Å e\u0301 abc 123 \n\t ㄱㅏ 漢字 ①"
+    assert to_jamo(text) == text and from_jamo(text) == text
+    mixed = "한국어 text, 한글!"
+    assert from_jamo(to_jamo(mixed)) == mixed
+    assert len(to_jamo("한글")) == 6  # ㅎ ㅏ ㄴ, ㄱ ㅡ ㄹ
+
+
+def test_lone_and_growing_jamo():
+    h, a, n = to_jamo("한")  # leading, vowel, trailing
+    assert from_jamo(h) == h and from_jamo(h + a) == "하" and from_jamo(a + n) == a + n
+    assert [jamo_tail(x) for x in ("", "x", h, h + a, h + a + n, a)] == [0, 0, 1, 2, 0, 0]
+    assert [jamo_shown(c) for c in (h, a, n, "x")] == ["ㅎ", "ㅏ", "ㄴ", "x"]
+
+
+def test_jamo_vocabulary_encodes_syllables_as_letters_and_decodes_them_whole():
+    text = "나라는 나라다.\n"
+    vocab, ids, counts = Vocabulary.build(text, "jamo")
+    assert vocab.level == "jamo" and vocab.unit == "jamo" and len(ids) == len(to_jamo(text))
+    assert sorted(vocab.tokens) == vocab.tokens and "나" not in vocab.tokens
+    assert vocab.decode(ids) == text and vocab.encode(text).tolist() == ids.tolist()
+    assert "".join(vocab.pieces(ids[:3])) == "ㄴㅏㄹ"  # one readable letter a token
+    assert vocab.chars_scored(text) == len(text) - 1
+    assert vocab.tokens_per_char(ids) == (len(ids) - 1) / (len(text) - 1)
+    assert Vocabulary.build(text, "char")[0].tokens_per_char(ids) is None
+    assert Vocabulary.from_meta({"level": "jamo", "vocab": vocab.to_meta()}).tokens == vocab.tokens
