@@ -77,7 +77,8 @@ def load_data(argv):
             f"--seq-length {T}: each of the {B} streams needs at least T + 1 = {T + 1}, so at "
             f"least {B * (T + 1)} {unit}; use a longer text or smaller values")
     V, S = len(vocab), len(train) // B  # B streams of S tokens each, cut from B offsets
-    run = training.Run(args, vocab.unit, meta)  # checks --out and --log before any training
+    # checks --out and --log before any training; the history's smoothed loss is smooth_loss / T
+    run = training.Run(args, vocab.unit, meta, smooth_factor=0.999)
     training.print_start(f"data has {len(ids)} {unit}, {V} unique ({len(train)} train, "
                          f"{len(val)} validation); {num_params(V, args.hidden_size)} parameters.",
                          args, GistModel)
@@ -158,7 +159,8 @@ def main(argv=None):
         smooth_loss = smooth_loss * 0.999 + loss * 0.001
         if print_now:
             tqdm.write(f"iter {n}, loss: {smooth_loss:f}")  # print progress
-        run.report.trained(n, loss / T, loss=loss, loss_per_char=loss / T, smooth_loss=smooth_loss)
+        run.report.trained(n, loss / T, smooth=smooth_loss / T, loss=loss, loss_per_char=loss / T,
+                           smooth_loss=smooth_loss)
         adagrad(params, grads, mem, args.learning_rate, step)  # perform parameter update
         run.check(float(params.flat.max()) + float(params.flat.min()), "the weights", n)  # NaN, inf
         p += T  # move data pointer

@@ -22,7 +22,7 @@ import numpy as np
 from common.checkpoint import check_not_read, check_output_file, same_file, write_atomic
 from common.cli import UserError, float_range, nonnegative_int, positive_int, run
 from common.interface import NOT_FINITE, load_model
-from common.page import Page, with_losses
+from common.page import HISTORY_ROW, Page, history_rows, with_losses
 from common.vocabulary import read_corpus, read_text, shown, split_ids
 
 GATES = ("f", "i", "o", "z", "r")  # sigmoids in 0..1: LSTM forget/input/output, GRU update/reset
@@ -73,7 +73,7 @@ def validation_text(model):
 
 
 def loss_history(meta, path):
-    """The checkpoint's loss history, checked on load -> [{iter, loss, val_loss, seconds}] (None
+    """The checkpoint's loss history, checked on load -> [{iter, loss, val_loss, seconds, smooth}] (None
     when it has none): iterations are integers, losses and seconds finite numbers or null, so the
     page and the JSON only ever hold numbers there; otherwise a UserError naming the first bad
     record."""
@@ -85,12 +85,12 @@ def loss_history(meta, path):
         raise UserError(f"{path} is damaged: its history holds no list of records")
     history = []
     for i, r in enumerate(records):
-        row = {k: r.get(k) for k in ("iter", "loss", "val_loss", "seconds")} \
-            if isinstance(r, dict) else {}
+        row = {k: r.get(k) for k in HISTORY_ROW} if isinstance(r, dict) else {}
         if not (row and is_count(row["iter"]) and all(
-                v is None or is_number(v) for v in (row["loss"], row["val_loss"], row["seconds"]))):
+                row[k] is None or is_number(row[k]) for k in HISTORY_ROW[1:])):
             raise UserError(f"{path} is damaged: history record {i} is not an iteration, two "
-                            f"losses and seconds (numbers or null): {str(r)[:60]}")
+                            f"losses, seconds and a smoothed loss (numbers or null): "
+                            f"{str(r)[:60]}")
         history.append(row)
     return history
 
@@ -268,8 +268,7 @@ def page_data(a, model, title, K):
             "surprisal": np.round(-a["logprob"] / math.log(2), 3).tolist(),  # bits
             "interpretable": a["interpretable"], "constant": a["constant"],
             "saturation": {k: np.round(s, 4).tolist() for k, s in a["saturation"].items()},
-            "history": [[h["iter"], h["loss"], h["val_loss"], h.get("seconds")]
-                        for h in a["history"] or []],
+            "history": history_rows(a["history"]), "smooth_factor": smooth_factor(model.meta),
             "samples": a.get("samples", [])}
 
 
@@ -428,7 +427,7 @@ def compare_page_data(models, names, runs, histories, args, note):
             "bits_per_char": -r["log_prob"] / r["chars"] / math.log(2),
             "perplexity": math.exp(nats) if nats < 700 else None,
             "options": model.meta.get("options") or {}, "sample": r["sample"],
-            "history": [[h["iter"], h["loss"], h["val_loss"], h["seconds"]] for h in history or []],
+            "history": history_rows(history), "smooth_factor": smooth_factor(model.meta),
             "logprob": [] if note else np.round(r["logprob"][:len(r["top_ids"])], 4).tolist(),
             "top_ids": r["top_ids"].tolist(), "top_p": np.round(r["top_p"], 4).tolist()})
     shown_ids = runs[0]["ids"][:args.max_chars]
@@ -437,6 +436,14 @@ def compare_page_data(models, names, runs, histories, args, note):
             "ids": [] if note else shown_ids.tolist(),
             "vocab": [] if note else models[0].tokens, "seed": args.seed,
             "temperature": args.temperature, "palette": PALETTE_SIZE, "top": TOP_DIFFERENCES}
+
+
+def smooth_factor(meta):
+    """The weight of a history's smoothed training loss on the value before (None: older
+    checkpoints keep no smoothed loss, or a damaged one)."""
+    history = meta.get("history")
+    f = history.get("smooth_factor") if isinstance(history, dict) else None
+    return f if is_number(f) and 0 < f < 1 else None
 
 
 def trained_seconds(meta):
@@ -745,7 +752,7 @@ function init() {
   surprisalRow();
   featureList();
   saturationPlots();
-  lossPlots($("curves"), D.history, D.unit);
+  lossPlots($("curves"), D.history, D.unit, D.smooth_factor);
   sampleList($("samples"), D.samples, D.unit);
   $("layer").onchange = () => {
     fillNames();
@@ -846,8 +853,7 @@ function curves() {
   for (const [x, name, tag] of [[0, "iteration", "i"], [3, "training seconds", "s"]]) {
     const series = [];
     R.forEach((r, i) => {
-      series.push({ points: points(r.history, x, 1), colour: colourOf(i), faint: true,
-                    id: `train-${tag}-${i}` });
+      series.push(...trainingSeries(r.history, x, colourOf(i), `-${tag}-${i}`));
       series.push({ points: points(r.history, x, 2), colour: colourOf(i), width: 2,
                     id: `val-${tag}-${i}` });
     });
@@ -858,7 +864,8 @@ function curves() {
     $("curves").append(el("p", { class: "note" }, ["No run has a training history."]));
     return;
   }
-  const key = el("div", { class: "note" }, ["thick: validation loss, faint: training loss; "]);
+  const key = el("div", { class: "note" }, ["thick: validation loss; thin: training loss " +
+    "smoothed (an exponential average), over each iteration's, faint; "]);
   R.forEach((r, i) => key.append(named(i), i + 1 < R.length ? ", " : ""));
   $("curves").append(row, key);
 }

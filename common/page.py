@@ -101,22 +101,37 @@ function plot(series, xname, yname, W = 520, Hh = 240) {
   return svg;
 }
 
-// The history records [iter, loss, val_loss, seconds] as the points of one quantity (j: 1
-// training loss, 2 validation loss) against x (0: iteration, 3: training seconds)
-const points = (H, x, j) => H.filter((h) => h[j] !== null).map((h) => [h[x], h[j]]);
+// The history rows [iter, loss, val_loss, seconds, smooth] (page.py HISTORY_ROW) as the points
+// of one quantity (j: 1 training loss, 2 validation loss, 4 smoothed training loss) against x
+// (0: iteration, 3: training seconds)
+const points = (H, x, j) => H.filter((h) => h[j] !== null && h[j] !== undefined)
+  .map((h) => [h[x], h[j]]);
 
-// The training and validation loss of a run (history records [iter, loss, val_loss, seconds]) by
-// iteration and, where the records hold them, by training seconds; the first plot's lines have
-// the ids train-curve and val-curve, the second's train-curve-s and val-curve-s
-function lossPlots(box, H, unit) {
+// The training loss of a run as plot() series: smoothed (solid) over the per-iteration values
+// (a faint band), or the per-iteration values alone where the history has no smoothed loss
+// (checkpoints written before it was kept); ids train-curve (and train-raw) + suffix
+function trainingSeries(H, x, colour, suffix) {
+  const smooth = points(H, x, 4), raw = points(H, x, 1);
+  if (!smooth.length) return [{ points: raw, colour, id: "train-curve" + suffix }];
+  return [{ points: raw, colour, faint: true, id: "train-raw" + suffix },
+          { points: smooth, colour, width: 1.5, id: "train-curve" + suffix }];
+}
+
+// How a page names the smoothed training loss: factor f, its weight on the value before
+const smoothedName = (f) => f ? `smoothed (exponential average, ${f} \u00d7 the last value ` +
+  `+ ${+(1 - f).toFixed(6)} \u00d7 each new one)` : "";
+
+// The training and validation loss of a run (history rows, see points) by iteration and, where
+// the records hold them, by training seconds; the first plot's lines have the ids train-curve,
+// train-raw and val-curve, the second's the same with -s; f: the smoothing factor, if any
+function lossPlots(box, H, unit, f) {
   if (!H.length) {
     box.append(el("p", { class: "note" }, ["This run has no training history."]));
     return;
   }
   const row = el("div", { class: "plots" });
   for (const [x, name, suffix] of [[0, "iteration", ""], [3, "training seconds", "-s"]]) {
-    const svg = plot([
-      { points: points(H, x, 1), colour: "#1f77b4", id: "train-curve" + suffix },
+    const svg = plot([...trainingSeries(H, x, "#1f77b4", suffix),
       { points: points(H, x, 2), colour: "#d62728", width: 2, id: "val-curve" + suffix }],
       name, `nats/${unit}`);
     if (svg) row.append(svg);
@@ -126,8 +141,10 @@ function lossPlots(box, H, unit) {
     s.style.color = colour;
     return s;
   };
+  const smoothed = points(H, 0, 4).length;
   box.append(row, el("div", { class: "note" }, [
-    key("\u2014 training loss", "#1f77b4"), ", ", key("\u2014 validation loss", "#d62728"),
+    key("\u2014 training loss" + (smoothed ? ` ${smoothedName(f)}, faint: each iteration's` : ""),
+        "#1f77b4"), ", ", key("\u2014 validation loss", "#d62728"),
     `; ${H.length} records, iterations ${H[0][0]} to ${H[H.length - 1][0]}`]));
 }
 
@@ -266,7 +283,7 @@ function init() {
     `Written at ${D.written}; reloads every ${D.reload_seconds} s while the run lives.` :
     `Written at ${D.written}, when the run ended: this page no longer changes.`;
   facts();
-  lossPlots($("curves"), D.history, D.unit);
+  lossPlots($("curves"), D.history, D.unit, D.smooth_factor);
   sampleList($("samples"), D.samples, D.unit);
   options();
   keepState();
@@ -294,6 +311,16 @@ LIVE_BODY = """
 """
 
 LIVE = Page("min-char-rnn: a training run", LIVE_BODY, LIVE_SCRIPT, LIVE_STYLE)
+
+
+# What a page's history row holds, by index: the scripts read h[0] .. h[4] (see points below)
+HISTORY_ROW = ("iter", "loss", "val_loss", "seconds", "smooth")
+
+
+def history_rows(records):
+    """History records [{iter, loss, val_loss, seconds, smooth}] as the pages' rows, HISTORY_ROW's
+    fields in order (None where a record lacks one: older checkpoints have no smooth)."""
+    return [[r.get(k) for k in HISTORY_ROW] for r in records or []]
 
 
 def with_losses(samples, records):

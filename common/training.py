@@ -29,6 +29,10 @@ from common.vocabulary import Vocabulary, corpus_paths, counts_key, input_files,
 
 HISTORY_RECORDS = 1000  # at most about this many loss-history records per checkpoint
 SAMPLE_RECORDS = 50  # at most this many printed samples per checkpoint, the first and last kept
+# The smoothed training loss of the history and the pages: an exponential average with this
+# weight on the value before (the gist's smooth_loss has 0.999 at one stream a step; rnnlm.py's
+# iterations read N streams, so fewer of them make a curve)
+SMOOTH_FACTOR = 0.99
 # Printing follows the clock by default: at the gist's settings this code runs hundreds of
 # iterations a second, so a sample every 100 iterations would be tens of lines a second.
 PRINT_SECONDS = 5.0  # a sample and a loss line about this often, unless --sample-every N
@@ -330,27 +334,38 @@ def check_paths(args):
 
 class History:
     """The run's record kept in the checkpoint. records: the loss curve, {iter, loss, val_loss,
-    seconds} (nats per token, None where not measured; seconds: training seconds, see Reporter).
+    seconds, smooth} (nats per token, None where not measured; seconds: training seconds, see
+    Reporter; smooth: the training loss smoothed, an exponential average with weight
+    smooth_factor on the value before, whose latest value is `smooth`).
     Training losses are kept every `stride` iterations; past HISTORY_RECORDS records the stride
     doubles and the records off it are dropped, so the history stays small for any run length
     (validation records are kept while they fit). samples: the samples printed, {iter, text},
     thinned to SAMPLE_RECORDS. to_meta adds the training seconds at the save."""
 
-    def __init__(self, stored=None):
+    def __init__(self, stored=None, smooth_factor=SMOOTH_FACTOR):
         stored = stored or {}
         self.stride = int(stored.get("stride", 1))
         self.records = list(stored.get("records", []))
         self.samples = list(stored.get("samples", []))
+        self.smooth, self.smooth_factor = stored.get("smooth"), stored.get("smooth_factor",
+                                                                           smooth_factor)
 
-    def add(self, k, loss=None, val_loss=None, seconds=None):
+    def add(self, k, loss=None, val_loss=None, seconds=None, smooth=None):
+        """Iteration k's figures. A training loss moves the smoothed one: to `smooth` when
+        given (the gist's smooth_loss), else by the exponential average."""
+        if loss is not None:
+            f = self.smooth_factor
+            self.smooth = smooth if smooth is not None else \
+                loss if self.smooth is None else f * self.smooth + (1 - f) * loss
         last = self.records[-1] if self.records else None
         if last is not None and last["iter"] == k:  # the same iteration: one record
             if loss is not None:
-                last["loss"] = loss
+                last["loss"], last["smooth"] = loss, self.smooth
             if val_loss is not None:
                 last["val_loss"] = val_loss
         elif val_loss is not None or k % self.stride == 0:
-            self.records.append({"iter": k, "loss": loss, "val_loss": val_loss, "seconds": seconds})
+            self.records.append({"iter": k, "loss": loss, "val_loss": val_loss, "seconds": seconds,
+                                 "smooth": self.smooth if loss is not None else None})
         if len(self.records) > HISTORY_RECORDS:
             self.stride *= 2
             kept = [r for r in self.records
@@ -367,7 +382,7 @@ class History:
     def to_meta(self, seconds):
         """The record as the checkpoint stores it, `seconds` the training seconds now."""
         return {"stride": self.stride, "records": self.records, "samples": self.samples,
-                "seconds": seconds}
+                "seconds": seconds, "smooth": self.smooth, "smooth_factor": self.smooth_factor}
 
 
 def thin(samples, cap):
@@ -511,14 +526,15 @@ class Reporter:
     """What a run shows and keeps of itself: a sample and a loss line now and then (print_due),
     the validation lines, the --log lines, the history stored in the checkpoint (losses and
     samples), the progress bar with the training speed (a plain line now and then without a
-    terminal), the training clock (train_seconds) and the --page. best: the run's Best."""
+    terminal), the training clock (train_seconds) and the --page. best: the run's Best;
+    smooth_factor: the history's smoothing (see History)."""
 
-    def __init__(self, args, unit, meta, best=None):
+    def __init__(self, args, unit, meta, best=None, smooth_factor=SMOOTH_FACTOR):
         self.args, self.unit, self.best = args, unit, best
         self.page = LivePage(args.page) if getattr(args, "page", None) else None
         self.log_file, self.log_path, self.log_every = open_log(args.log), args.log, args.log_every
         self.sample_every = args.sample_every
-        self.history = History(meta.get("history"))
+        self.history = History(meta.get("history"), smooth_factor)
         self.page_samples = list(self.history.samples)  # more of them than the checkpoint keeps
         self.page_seconds = 0.0  # spent writing the page so far
         self.eval_seconds = None  # the last validation took
@@ -612,9 +628,11 @@ class Reporter:
                 tqdm.write(f"warning: cannot write --log {self.log_path}: {e.strerror}; logging "
                            "stopped, training goes on", file=sys.stderr)
 
-    def trained(self, k, loss_per_token, **log_fields):
-        """Iteration k's training loss: into the history, and a --log line every log_every."""
-        self.history.add(k, loss=loss_per_token, seconds=round(self.train_seconds(), 3))
+    def trained(self, k, loss_per_token, smooth=None, **log_fields):
+        """Iteration k's training loss (smooth: the trainer's own smoothed loss per token, else
+        the history's average): into the history, and a --log line every log_every."""
+        self.history.add(k, loss=loss_per_token, seconds=round(self.train_seconds(), 3),
+                         smooth=smooth)
         self.window[0] += loss_per_token
         self.window[1] += 1
         if self.log_every and k % self.log_every == 0:
@@ -683,8 +701,8 @@ class Reporter:
                 "best": None if best is None or best.loss is None else
                 {"loss": best.loss, "iter": best.iter, "path": best.path},
                 "options": dict(vars(self.args)),
-                "history": [[r["iter"], r["loss"], r["val_loss"], r.get("seconds")]
-                            for r in records],
+                "history": page.history_rows(records),
+                "smooth_factor": self.history.smooth_factor,
                 "samples": page.with_losses(self.page_samples, records)}
 
     def time_left(self, k):
@@ -759,14 +777,16 @@ class Run:
     """One training run around a trainer's loop: its checkpoint files (files), what it prints
     and logs (report), the best validation loss and early stopping (best), the stop signals, the
     divergence check, and when to validate and save. resumed_meta: the meta record of the run
-    being resumed, or None for a fresh one. unit: "char" or "word"; hint: the divergence advice."""
+    being resumed, or None for a fresh one. unit: "char", "jamo" or "word"; hint: the divergence
+    advice; smooth_factor: the history's smoothing (see History)."""
 
-    def __init__(self, args, unit, resumed_meta=None, hint="try a smaller --learning-rate"):
+    def __init__(self, args, unit, resumed_meta=None, hint="try a smaller --learning-rate",
+                 smooth_factor=SMOOTH_FACTOR):
         meta = resumed_meta or {}
         self.args, self.hint = args, hint
         self.files = Checkpoints(args, fresh=resumed_meta is None)
         self.best = Best(self.files.best, unit, args.patience, meta)
-        self.report = Reporter(args, unit, meta, self.best)
+        self.report = Reporter(args, unit, meta, self.best, smooth_factor)
         self.eval_clock = Clock(EVAL_SECONDS, EVAL_SHARE, at_start=False)
         self.train_clock = EvalClock(getattr(args, "eval_every_seconds", 0))
         self.stop, self.total = None, None  # the StopFlag and the iterations of a loop begun

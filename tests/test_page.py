@@ -143,6 +143,12 @@ def test_browser_live_page_during_a_real_run(browser, tmp_path):
         ready, live, status, shown = page_state(browser)
         assert live and status == "running" and proc.poll() is None
         assert js_points(browser, "train-curve") >= 2 and js_points(browser, "train-curve-s") >= 2
+        # the training loss smoothed, over each iteration's as a faint band
+        assert js_points(browser, "train-raw") == js_points(browser, "train-curve")
+        assert browser.execute_script("return document.getElementById('train-raw')"
+                                      ".getAttribute('stroke-opacity')") == "0.25"
+        assert "training loss smoothed" in browser.execute_script(
+            "return document.getElementById('curves').textContent")
         assert js_points(browser, "val-curve-s") >= 2
         iters = browser.execute_script("return [...document.querySelectorAll("
                                        "'#samples .sample .note')].map(e => e.textContent)")

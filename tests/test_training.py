@@ -189,8 +189,26 @@ def test_history_thins_training_records_by_doubling_the_stride(monkeypatch, n):
         history.add(k, loss=k / 10)
     s = expected_stride(n, 8)
     assert history.stride == s
-    assert history.records == [{"iter": k, "loss": k / 10, "val_loss": None, "seconds": None}
-                               for k in range(0, n, s)]
+    assert [{k: v for k, v in r.items() if k != "smooth"} for r in history.records] == \
+        [{"iter": k, "loss": k / 10, "val_loss": None, "seconds": None} for k in range(0, n, s)]
+
+
+def test_history_smooths_the_training_loss_by_an_exponential_average():
+    # a loss of 1 for 10 iterations, then 3: the average starts at the first value and after m
+    # iterations at 3 stands at 3 - 2 f^m (f = SMOOTH_FACTOR, the weight on the value before)
+    history = training.History()
+    f = training.SMOOTH_FACTOR
+    for k in range(40):
+        history.add(k, loss=1.0 if k < 10 else 3.0, seconds=float(k))
+    smooth = {r["iter"]: r["smooth"] for r in history.records}
+    assert smooth[9] == 1.0
+    for m in (1, 5, 30):
+        assert smooth[9 + m] == pytest.approx(3 - 2 * f ** m, rel=1e-12)
+    # a validation record alone keeps no smoothed loss; a trainer's own smoothed value is taken
+    history.add(40, val_loss=2.0)
+    assert history.records[-1]["smooth"] is None
+    history.add(41, loss=5.0, smooth=4.5)
+    assert history.records[-1]["smooth"] == 4.5 == history.to_meta(1.0)["smooth"]
 
 
 def test_history_at_its_real_size_and_validation_records_kept():

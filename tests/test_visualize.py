@@ -17,7 +17,7 @@ import pytest
 import visualize
 from common.vocabulary import Vocabulary
 from common.cli import run
-from conftest import browser_errors, options_as_read, page_payload
+from conftest import GOOD_TEXT, browser_errors, options_as_read, page_payload, run_ok, write_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "v1")
@@ -976,4 +976,35 @@ def test_browser_compare_page_builds_no_markup_from_its_data(browser, tmp_path):
     assert browser.execute_script("return document.querySelectorAll('img').length") == 0
     for box in ("title", "scores", "options", "compare-samples", "compare-guesses", "diff-text"):
         assert HOSTILE in browser.find_element("id", box).text, box
+    assert browser_errors(browser) == []
+
+
+def test_browser_pages_draw_the_smoothed_training_loss_over_a_faint_band(browser, tmp_path):
+    """A model's page and a comparison: the training loss as the trainers smoothed it (the
+    gist's smooth_loss, rnnlm.py's exponential average) over each iteration's, faint."""
+    write_text(tmp_path / "t.txt", GOOD_TEXT * 2)
+    for trainer, name in (("min_char_rnn.py", "g"), ("rnnlm.py", "r")):
+        run_ok(trainer, ["t.txt", "--hidden-size", "8", "--max-iters", "60", "--eval-every", "20",
+                         "--sample-every", "0", "--seed", "2", "--out", f"{name}.npz"], tmp_path)
+    run_ok("visualize.py", ["g.npz", "t.txt", "--out", "g.html"], tmp_path)
+    run_ok("visualize.py", ["--compare", "g.npz", "r.npz", "--text", GOOD_TEXT[:80], "--out",
+                            "c.html"], tmp_path)
+
+    def curve(curve_id, attr="points"):
+        return browser.execute_script("const c = document.getElementById(arguments[0]); "
+                                      "return c && c.getAttribute(arguments[1])", curve_id, attr)
+
+    browser_errors(browser)
+    assert open_ready_page(browser, tmp_path / "g.html")
+    assert len(curve("train-curve").split()) == len(curve("train-raw").split()) == 60
+    assert curve("train-raw", "stroke-opacity") == "0.25" and curve("train-curve", "stroke-opacity") is None
+    assert "smoothed (exponential average, 0.999" in browser.execute_script(
+        "return document.getElementById('curves').textContent")
+    from selenium.webdriver.support.ui import WebDriverWait
+    browser.get((tmp_path / "c.html").as_uri())
+    WebDriverWait(browser, BROWSER_WAIT).until(
+        lambda d: d.execute_script("return document.body.dataset.ready") == "1")
+    for i in (0, 1):
+        assert curve(f"train-raw-i-{i}", "stroke-opacity") == "0.25"
+        assert len(curve(f"train-curve-i-{i}").split()) == 60
     assert browser_errors(browser) == []
