@@ -180,6 +180,24 @@ def load_checkpoint(path, kinds=None):
     return arrays, meta
 
 
+MAX_META_BYTES = 1 << 26  # a meta record larger than this (64 MiB) is damage, not a run's record
+
+
+def peek_meta(path):
+    """The meta record of the checkpoint at path, read alone (no array is inflated) -> dict, or
+    None when path holds no readable checkpoint (missing, not a zip, no or a damaged record)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo("meta.npy")
+            if info.file_size > MAX_META_BYTES:
+                return None
+            with z.open(info) as f:
+                meta = json.loads(str(np.lib.format.read_array(f, allow_pickle=False)))
+        return meta if isinstance(meta, dict) else None
+    except Exception:  # any damage at all: not a checkpoint to keep track of, only a file
+        return None
+
+
 # ----------------------------------------------------------------------------- the meta record
 # Checks of meta fields: each kind lists the fields it writes with these (common/interface.py),
 # so a checkpoint is refused unless its record is one a trainer could have written.

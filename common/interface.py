@@ -31,7 +31,7 @@ DATA_OPTIONS = {"dtype": ("float64", one_of("float64", "float32")),
 # What the run contract (common/training.py) records in every kind's meta: the best validation
 # loss (None until a validation), and the rest checked where present (older checkpoints lack them).
 BEST_VAL_LOSS = {"best_val_loss": optional(is_num())}
-RUN_RECORD = {"level": one_of(*LEVELS), "best_val_iter": optional(is_int()),
+RUN_RECORD = {"level": one_of(*LEVELS), "best_val_iter": optional(is_int()), "run_id": is_str,
               "validations_since_best": is_int(), "overfit_noticed": one_of(True, False),
               "history": is_history, "train_seconds": is_num(0)}
 

@@ -7,20 +7,26 @@ holds them with the stop signals, the divergence check and the training clock. E
 visible in its script and asks Run a few things.
 """
 import argparse
+import atexit
 import contextlib
+import fcntl
 import math
 import os
 import shlex
+import shutil
 import signal
+import stat
 import sys
 import time
+import uuid
 
 import numpy as np
 from tqdm import tqdm
 
 from common import page
-from common.checkpoint import (FORMAT_VERSION, check_output_file, prepare_output, same_file,
-                               save_checkpoint, sibling, write_atomic)
+from common.checkpoint import (FORMAT_VERSION, check_output_file, peek_meta, prepare_output,
+                               same_file, save_checkpoint, sibling, sweep_temporaries,
+                               write_atomic)
 from common.cli import (UserError, finite_or_none, fraction, json_line, nonnegative_float,
                         nonnegative_int, positive_int)
 from common.cli import given_options as cli_given, new_seed
@@ -439,42 +445,145 @@ class EvalClock:
 
 
 class Checkpoints:
-    """--out and the files beside it, checked before any training: none may be the input or
-    another of them, and the folder must take a file. A fresh run keeps the run an earlier one
-    left at --out (and its best) as .prev (.prev.best), at its first save of each, unless the
-    run already kept there is longer: the longer of the two is kept, never silently lost."""
+    """--out and its best, checked before any training: none may be the input or another output,
+    the folder must take a file, and no other run may be writing them (a lock beside --out,
+    held while this process lives). --out and its best are one pair, a run's: each checkpoint
+    carries its run's id (meta run_id: drawn when a fresh run begins, kept by --resume). At this
+    run's first save, whatever stands at --out and at its best that is not this run's own is
+    kept, each run's files together, under the first free pair of names beside --out
+    (m.prev.npz and m.prev.best.npz, then m.prev2.npz ...), and said in one line naming the run."""
 
-    def __init__(self, args, fresh):
+    def __init__(self, args, run_id, resumed=None):
         self.out, self.best = args.out, sibling(args.out, "best")
         check_paths(args)
-        prepare_output(self.out)
-        self.keep_old = {}
-        if fresh and os.path.exists(self.out):
-            prev = sibling(self.out, "prev")
-            now, before = iterations_in(self.out), iterations_in(prev)
-            if before is not None and before > (now or 0):
-                print(f"{self.out} ({now or 0} iterations) will be replaced by this run; the "
-                      f"longer run kept before it ({before} iterations) stays in {prev}")
-            else:
-                self.keep_old = {self.out: prev, self.best: sibling(self.out, "prev.best")}
+        prepare_output(self.out)  # the folder made, a killed writer's temporary files removed
+        for path, what in ((self.out, "--out"), (self.best, "the best checkpoint")):
+            check_checkpoint_output(path, what)  # and the best's temporary files removed
+        self.lock = hold_lock(self.out)
+        self.run_id, self.resumed = run_id, resumed
+        self.kept = False  # the files of other runs are put aside (at the first save)
         self.saved = set()  # paths written by this run
 
+    def own(self, role, path, meta):
+        """Whether the file at --out or its best (role "out" or "best"; meta: its record, or
+        None) is this run's to replace: at --out, the very checkpoint this run resumes; at the
+        best, this run's best (its id; one written before run ids, beside the resumed --out)."""
+        if self.resumed is None:
+            return False
+        if role == "out":
+            return same_file(path, self.resumed)
+        if meta is not None and meta.get("run_id") is not None:
+            return meta["run_id"] == self.run_id
+        return meta is not None and same_file(self.out, self.resumed)
+
+    def keep_others(self):
+        """Put aside the files at --out and its best that belong to other runs (see above)."""
+        runs = {}  # run id (or the path, for a file without one) -> {"out"/"best": (path, meta)}
+        for role, path in (("out", self.out), ("best", self.best)):
+            if not os.path.isfile(path):  # devices are written in place, never moved
+                continue
+            meta = peek_meta(path)
+            if self.own(role, path, meta):
+                continue
+            key = (meta or {}).get("run_id") or ("legacy" if meta is not None else path)
+            runs.setdefault(key, {})[role] = (path, meta)
+        for files in runs.values():
+            k = 1
+            while any(os.path.lexists(p) for p in kept_names(self.out, k)):
+                k += 1
+            said = []
+            for role, name in zip(("out", "best"), kept_names(self.out, k)):
+                if role in files:
+                    path, meta = files[role]
+                    keep_file(path, name)
+                    said.append(f"{path} as {name}")
+            path, meta = next(iter(files.values()))
+            tqdm.write(f"kept the earlier run {describe_run(meta)}: " + " and ".join(said))
+
     def save(self, path, arrays, meta):
-        old = self.keep_old.pop(path, None)
-        if old and os.path.exists(path):
-            os.replace(path, old)
-            tqdm.write(f"kept the previous {path} as {old}")
+        if not self.kept:
+            self.keep_others()
+            self.kept = True
         save_checkpoint(path, arrays, meta)
         self.saved.add(path)
 
 
-def iterations_in(path):
-    """The iterations trained in the checkpoint at path, or None where there is none readable."""
-    try:
-        _, meta, cls = read_checkpoint(path)
-    except UserError:
-        return None
-    return meta[cls.iteration_key]
+def kept_names(out, k):
+    """The k-th pair of names (1, 2, ...) under which an earlier run's --out and best are kept."""
+    tag = "prev" if k == 1 else f"prev{k}"
+    return sibling(out, tag), sibling(out, tag + ".best")
+
+
+def keep_file(path, name):
+    """Keep the file at path under name (in the same folder): renamed, or for a symlink its
+    target's bytes copied there (the link and its target stay; the next save writes through)."""
+    if not os.path.islink(path):
+        os.replace(path, name)
+        return
+    with open(path, "rb") as src:
+        write_atomic(name, lambda f: shutil.copyfileobj(src, f))
+
+
+def describe_run(meta):
+    """A kept run as the message names it: (N iterations, seed S), or (not a readable
+    checkpoint)."""
+    if meta is None:
+        return "(not a readable checkpoint)"
+    iters = meta.get("n", meta.get("k"))
+    seed = (meta.get("options") or {}).get("seed") if isinstance(meta.get("options"), dict) else None
+    return f"({iters} iterations, seed {seed})"
+
+
+def check_checkpoint_output(path, what):
+    """A checkpoint is written to a regular file (or a new name, a symlink to one, a character
+    device): a FIFO would block at the first save, a socket or a folder cannot take it; each
+    refused here, before any work."""
+    check_output_file(path, what)
+    with contextlib.suppress(OSError):
+        if stat.S_ISFIFO(os.stat(path).st_mode):
+            raise UserError(f"{what} {path} is a FIFO: a checkpoint goes to a file; choose "
+                            "another --out")
+
+
+HELD_LOCKS = {}  # lock file path -> the open file holding its lock, in this process
+
+
+def hold_lock(out):
+    """Lock the hidden file .NAME.lock beside --out for this process's life: the kernel releases
+    it when the process ends, kill -9 included, and a normal exit removes the file. A one-line
+    UserError when another live run holds it."""
+    folder, name = os.path.split(os.path.abspath(out))
+    lock_path = os.path.join(folder, f".{name}.lock")
+    if lock_path in HELD_LOCKS:  # this process holds it already (one run after another)
+        return HELD_LOCKS[lock_path]
+    while True:
+        try:
+            f = open(lock_path, "a+")
+        except OSError as e:
+            raise UserError(f"cannot lock --out {out}: {e.strerror}; choose another --out") from None
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise UserError(f"another run is writing --out {out} now (it holds {lock_path}): "
+                            "let it finish or stop it, or choose another --out") from None
+        # the file locked must still be the one at lock_path: an exiting holder removes it
+        with contextlib.suppress(OSError):
+            if os.stat(lock_path).st_ino == os.fstat(f.fileno()).st_ino:
+                break
+        f.close()
+    atexit.register(release_lock, f, lock_path)
+    HELD_LOCKS[lock_path] = f  # kept open: closing it would release the lock
+    return f
+
+
+def release_lock(f, lock_path):
+    """Remove the lock file while still holding it (a run that opens it then finds it gone and
+    tries again), then let it go."""
+    with contextlib.suppress(OSError):
+        if os.stat(lock_path).st_ino == os.fstat(f.fileno()).st_ino:
+            os.unlink(lock_path)
+    f.close()
 
 
 class LivePage:
@@ -784,7 +893,9 @@ class Run:
                  smooth_factor=SMOOTH_FACTOR):
         meta = resumed_meta or {}
         self.args, self.hint = args, hint
-        self.files = Checkpoints(args, fresh=resumed_meta is None)
+        # the run's id, in every checkpoint it writes: drawn now, or the resumed run's own
+        self.run_id = meta.get("run_id") or uuid.uuid4().hex
+        self.files = Checkpoints(args, self.run_id, getattr(args, "resume", None))
         self.best = Best(self.files.best, unit, args.patience, meta)
         self.report = Reporter(args, unit, meta, self.best, smooth_factor)
         self.eval_clock = Clock(EVAL_SECONDS, EVAL_SHARE, at_start=False)
@@ -869,7 +980,7 @@ class Run:
     def meta(self):
         """The run's part of the checkpoint's meta record."""
         history = self.report.history.to_meta(round(self.report.train_seconds(), 3))
-        return {**self.best.meta(), "history": history,
+        return {**self.best.meta(), "history": history, "run_id": self.run_id,
                 "train_seconds": self.seconds_before + time.perf_counter() - self.began}
 
     def save(self, path, arrays, meta, k):

@@ -458,7 +458,9 @@ def test_kill_9_at_random_moments_leaves_a_complete_checkpoint(tmp_path):
                 proc.kill()
                 proc.wait()
         names = set(os.listdir(work))
-        strays = {p for p in names if p != "crash.npz" and not tmp_pattern.match(p)}
+        # the lock file a killed run leaves stays behind, unlocked (hold_lock)
+        strays = {p for p in names
+                  if p not in ("crash.npz", ".crash.npz.lock") and not tmp_pattern.match(p)}
         assert not strays, f"round {k}: unexpected files {strays}"
         new_tmps = {p for p in names if tmp_pattern.match(p)} - tmps_before
         assert len(new_tmps) <= 1, f"round {k}: more than one temporary file left: {new_tmps}"
@@ -1090,20 +1092,25 @@ def test_validation_follows_the_clock_unless_eval_every(make_run, clock):
 
 
 @pytest.mark.parametrize("trainer", sorted(TRAINERS))
-def test_a_longer_earlier_run_survives_quick_reruns(trainer, tmp_path):
-    """A 12-iteration run, then two 2-iteration reruns at the same --out without --resume: the
-    first rerun keeps the long run as model.prev.npz; the second replaces only the short one
-    and says the long run stays in model.prev.npz."""
+def test_quick_reruns_keep_every_earlier_run_under_its_own_name(trainer, tmp_path):
+    """A 12-iteration run, then two 2-iteration reruns at the same --out without --resume: each
+    rerun keeps the run before it, model and best together, under the next free name, and says
+    which run (iterations, seed) went where."""
     write_text(tmp_path / "corpus.txt", GOOD_TEXT)
-    opts = ["corpus.txt", *TRAINERS[trainer], "--eval-every", "0", "--out", "model.npz"]
-    run_ok(trainer, [*opts, "--max-iters", "12"], cwd=tmp_path)
-    long_run = (tmp_path / "model.npz").read_bytes()
-    run_ok(trainer, [*opts, "--max-iters", "2"], cwd=tmp_path)
-    assert (tmp_path / "model.prev.npz").read_bytes() == long_run
+    opts = ["corpus.txt", *TRAINERS[trainer], "--eval-every", "4", "--out", "model.npz"]
+    run_ok(trainer, [*opts, "--max-iters", "12", "--seed", "1"], cwd=tmp_path)
+    long_run = {n: (tmp_path / n).read_bytes() for n in ("model.npz", "model.best.npz")}
+    first = run_ok(trainer, [*opts, "--max-iters", "2", "--seed", "2"], cwd=tmp_path).stdout
+    short_run = {n: (tmp_path / n).read_bytes() for n in ("model.npz", "model.best.npz")}
     second = run_ok(trainer, [*opts, "--max-iters", "2", "--seed", "3"], cwd=tmp_path).stdout
-    assert (tmp_path / "model.prev.npz").read_bytes() == long_run
+    assert (tmp_path / "model.prev.npz").read_bytes() == long_run["model.npz"]
+    assert (tmp_path / "model.prev.best.npz").read_bytes() == long_run["model.best.npz"]
+    assert (tmp_path / "model.prev2.npz").read_bytes() == short_run["model.npz"]
+    assert (tmp_path / "model.prev2.best.npz").read_bytes() == short_run["model.best.npz"]
     assert read_npz(tmp_path / "model.npz")[1]["options"]["seed"] == 3
-    assert "the longer run kept before it (12 iterations) stays in model.prev.npz" in second
+    assert "kept the earlier run (12 iterations, seed 1): model.npz as model.prev.npz and " \
+           "model.best.npz as model.prev.best.npz" in first
+    assert "kept the earlier run (2 iterations, seed 2): model.npz as model.prev2.npz" in second
 
 
 @pytest.mark.parametrize("trainer", sorted(TRAINERS))
