@@ -19,7 +19,8 @@ import sys
 
 import numpy as np
 
-from common.checkpoint import check_not_read, check_output_file, same_file, write_atomic
+from common.checkpoint import (check_not_read, check_output_file, check_replaceable, same_file,
+                               write_atomic)
 from common.cli import UserError, float_range, nonnegative_int, positive_int, run
 from common.interface import NOT_FINITE, load_model
 from common.page import HISTORY_ROW, Page, history_rows, with_losses
@@ -277,15 +278,18 @@ def render_page(data):
     return PAGE.render(data)
 
 
-def check_outputs(out, json_path, reads):
+def check_outputs(out, json_path, reads, force=False):
     """--out and --json (or None), checked before any work: files we may write, none of them one
-    this run reads (reads: [(option, path or None)]), nor both the same file."""
+    this run reads (reads: [(option, path or None)]), nor both the same file; an existing file
+    only if it is this output's own earlier version or with force (check_replaceable)."""
     in_place = check_output_file(out, "--out")
     check_not_read(out, "--out", reads)
+    check_replaceable(out, "--out", "page", force)
     if json_path:
         check_output_file(json_path, "--json")
         # the page would replace the JSON; a device or a FIFO takes both, one after the other
         check_not_read(json_path, "--json", reads + ([] if in_place else [("--out", out)]))
+        check_replaceable(json_path, "--json", "json", force)
 
 
 def write_text(path, text, what):
@@ -466,7 +470,7 @@ def compare(args):
     text = given_text(args, text_file)
     if text is None:  # the first model's validation text: its training files are read
         reads += [("the training text", f["name"]) for f in models[0].input_files or []]
-    check_outputs(out, args.json, reads)
+    check_outputs(out, args.json, reads, args.force)
     if text is None:
         text = models[0].vocab.decode(validation_text(models[0]))
     names = run_names(paths)
@@ -503,6 +507,9 @@ def build_parser():
     ap.add_argument("--out", default=None,
                     help="the page to write (default: beside the checkpoint, same name, .html)")
     ap.add_argument("--json", default=None, help="also write the numbers behind the page here")
+    ap.add_argument("--force", action="store_true",
+                    help="replace an --out or --json that exists but is not a page or JSON this "
+                         "tool wrote (a checkpoint is never replaced)")
     ap.add_argument("--max-chars", type=positive_int, default=2000,
                     help="show at most this many tokens (characters, or words at word level) "
                          "from the start of the text (default 2000)")
@@ -550,7 +557,7 @@ def main(argv=None):
     reads = [("CHECKPOINT", args.checkpoint), ("TEXT_FILE", args.text_file)]
     if args.text is None and args.text_file is None:  # the validation text: the training files
         reads += [("the training text", f["name"]) for f in model.input_files or []]
-    check_outputs(out, args.json, reads)
+    check_outputs(out, args.json, reads, args.force)
     text = given_text(args, args.text_file)
     if text is not None:
         ids = model.encode(text, "the text")

@@ -349,6 +349,35 @@ def check_output_file(path, what):
     return False
 
 
+# What the start of a file says about whose it is: a page's (common/page.py TEMPLATE's first
+# lines), a --log's JSON lines, a --json object
+OURS = {"page": lambda head: head.startswith(b'<!DOCTYPE html>\n<html lang="en">\n<head>\n'
+                                              b'<meta charset="utf-8">\n<meta http-equiv='
+                                              b'"Content-Security-Policy"'),
+        "log": lambda head: head == b"" or head.startswith(b'{"'),
+        "json": lambda head: head.startswith(b"{")}
+
+
+def check_replaceable(path, what, kind, force=False):
+    """An output of kind "page", "log" or "json" that may exist already: a checkpoint there is
+    never replaced (nor appended to), --force or not; any other regular file only when it is
+    this kind's own earlier output (its first bytes, OURS) or with --force. A one-line UserError
+    otherwise, before any work."""
+    if not os.path.isfile(path) or leads_to_descriptor(path):
+        return
+    if peek_meta(path) is not None:
+        raise UserError(f"{what} {path} is a checkpoint: it is never written over by another "
+                        f"output; choose another {what}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return  # unreadable: the write itself will say why
+    if not force and not OURS[kind](head):
+        raise UserError(f"{what} {path} exists and is not a {kind} this tool wrote: pass --force "
+                        f"to replace it, or choose another {what}")
+
+
 def _alive(pid):
     """Whether a process with this id is running (on this machine)."""
     try:

@@ -24,9 +24,9 @@ import numpy as np
 from tqdm import tqdm
 
 from common import page
-from common.checkpoint import (FORMAT_VERSION, check_output_file, peek_meta, prepare_output,
-                               same_file, save_checkpoint, sibling, sweep_temporaries,
-                               write_atomic)
+from common.checkpoint import (FORMAT_VERSION, check_output_file, check_replaceable, peek_meta,
+                               prepare_output, same_file, save_checkpoint, sibling,
+                               sweep_temporaries, write_atomic)
 from common.cli import (UserError, finite_or_none, fraction, json_line, nonnegative_float,
                         nonnegative_int, positive_int)
 from common.cli import given_options as cli_given, new_seed
@@ -75,10 +75,12 @@ class StopFlag:
         return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
 
 
-def open_log(path):
-    """Open a JSON-lines log for appending (line-buffered), failing before training if it can't."""
+def open_log(path, force=False):
+    """Open a JSON-lines log for appending (line-buffered), failing before training if it can't
+    or if the file there is not a log (check_replaceable; force: --force)."""
     if path is None:
         return None
+    check_replaceable(path, "--log", "log", force)
     try:
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
@@ -141,6 +143,9 @@ def add_run_options(run):
                           "training began (validation, saving and --page included), then "
                           "validate and save once more (default 0: no limit)")
     run.add_argument("--log", default=None, help="append JSON lines of training figures here")
+    run.add_argument("--force", action="store_true",
+                     help="replace a --page, or append to a --log, that exists but is not one "
+                          "this tool wrote (a checkpoint is never replaced)")
     run.add_argument("--page", default=None,
                      help="write a live HTML page of the run here: the loss curves, the samples, "
                           "speed and time; rewritten at the first validation, then about every "
@@ -593,7 +598,7 @@ class LivePage:
     write(data) writes the page of data() atomically and returns the seconds both took; a page
     that cannot be written (a full disk) is said once and training goes on."""
 
-    def __init__(self, path):
+    def __init__(self, path, force=False):
         self.path = path
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(path):  # a folder is refused by check_output_file, naming --page
@@ -602,7 +607,10 @@ class LivePage:
             except OSError as e:
                 raise UserError(f"cannot write --page {path}: {e.strerror} (making {folder}); "
                                 "choose another --page") from None
-        check_output_file(path, "--page")
+        if check_output_file(path, "--page"):
+            raise UserError(f"--page {path} is not a regular file (a FIFO or a device): a page "
+                            "is a file to open in a browser; give a file name")
+        check_replaceable(path, "--page", "page", force)
         self.t_next = time.perf_counter() + PAGE_SECONDS
         self.written = False
 
@@ -640,8 +648,10 @@ class Reporter:
 
     def __init__(self, args, unit, meta, best=None, smooth_factor=SMOOTH_FACTOR):
         self.args, self.unit, self.best = args, unit, best
-        self.page = LivePage(args.page) if getattr(args, "page", None) else None
-        self.log_file, self.log_path, self.log_every = open_log(args.log), args.log, args.log_every
+        force = getattr(args, "force", False)
+        self.page = LivePage(args.page, force) if getattr(args, "page", None) else None
+        self.log_file, self.log_path = open_log(args.log, force), args.log
+        self.log_every = args.log_every
         self.sample_every = args.sample_every
         self.history = History(meta.get("history"), smooth_factor)
         self.page_samples = list(self.history.samples)  # more of them than the checkpoint keeps
