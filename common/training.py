@@ -475,8 +475,8 @@ class Checkpoints:
         best, this run's best (its id; one written before run ids, beside the resumed --out)."""
         if self.resumed is None:
             return False
-        if role == "out":
-            return same_file(path, self.resumed)
+        if role == "out" or same_file(path, self.resumed):  # the resumed file only at --out
+            return role == "out" and same_file(path, self.resumed)
         if meta is not None and meta.get("run_id") is not None:
             return meta["run_id"] == self.run_id
         return meta is not None and same_file(self.out, self.resumed)

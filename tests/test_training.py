@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -23,7 +24,8 @@ from common.interface import load_model
 from common.vocabulary import Vocabulary
 from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, ROOT, TINY, TRAIN, assert_error,
                       assert_finite_checkpoint, assert_nothing_changed, page_payload, read_log,
-                      read_npz, run, run_ok, snapshot, tail_int, train_fails, write_text)
+                      read_npz, run, run_ok, snapshot, start, tail_int, train_fails, wait_for,
+                      write_text)
 
 # Only 8 of those symbols: a text --init-from can encode in GOOD_TEXT's vocabulary
 KNOWN_TEXT = "".join(f"{a}*{b}={a + b};" for a in range(4) for b in range(4)) * 3
@@ -1313,3 +1315,207 @@ def test_full_disk_for_the_page_warns_once_and_training_goes_on(trained, small_d
     assert len(warnings) == 1 and warnings[0].startswith("warning: cannot save disk/p.html"), \
         r.stderr
     assert read_npz(small_disk.parent / "m.npz")[1][ITER_KEY[trainer]] == 6
+
+
+# ----------------------------------------------------------------------------- run retention
+# --out and its best are one pair, a run's; nothing a finished save wrote is lost to another run
+
+G = "min_char_rnn.py"
+
+
+def gist_run(tmp_path, seed, *extra, out="m.npz", iters=4):
+    """A tiny min_char_rnn.py run on corpus.txt (validating every 2 iterations) -> its stdout."""
+    if not (tmp_path / "corpus.txt").exists():
+        write_text(tmp_path / "corpus.txt", GOOD_TEXT)
+    return run_ok(G, ["corpus.txt", *TRAINERS[G][:-2], "--seed", str(seed), "--eval-every", "2",
+                      "--max-iters", str(iters), "--out", out, *extra], cwd=tmp_path).stdout
+
+
+def seed_of(path):
+    return read_npz(path)[1]["options"]["seed"]
+
+
+def test_a_best_without_its_out_is_kept_when_a_fresh_run_saves(tmp_path):
+    gist_run(tmp_path, 1)
+    best_a = (tmp_path / "m.best.npz").read_bytes()
+    os.replace(tmp_path / "m.npz", tmp_path / "elsewhere.npz")  # A's model moved away by hand
+    out = gist_run(tmp_path, 2)
+    assert (tmp_path / "m.prev.best.npz").read_bytes() == best_a
+    assert "kept the earlier run (" in out and "seed 1): m.best.npz as m.prev.best.npz" in out
+    assert seed_of(tmp_path / "m.best.npz") == 2
+
+
+def test_a_run_that_never_validates_keeps_the_earlier_pair_together(tmp_path):
+    gist_run(tmp_path, 1)
+    a = {n: (tmp_path / n).read_bytes() for n in ("m.npz", "m.best.npz")}
+    gist_run(tmp_path, 2, "--val-fraction", "0")  # B saves m.npz, never a best
+    assert not (tmp_path / "m.best.npz").exists()
+    assert (tmp_path / "m.prev.npz").read_bytes() == a["m.npz"]
+    assert (tmp_path / "m.prev.best.npz").read_bytes() == a["m.best.npz"]
+    b = (tmp_path / "m.npz").read_bytes()
+    out = gist_run(tmp_path, 3)  # C: B's model goes to the next free names, A's pair stays
+    assert (tmp_path / "m.prev2.npz").read_bytes() == b
+    assert not (tmp_path / "m.prev2.best.npz").exists()
+    assert (tmp_path / "m.prev.npz").read_bytes() == a["m.npz"]
+    assert (tmp_path / "m.prev.best.npz").read_bytes() == a["m.best.npz"]
+    assert "(4 iterations, seed 2): m.npz as m.prev2.npz" in out
+
+
+def test_a_best_left_by_a_killed_run_goes_to_free_names_not_over_the_earlier_pair(tmp_path):
+    # what B leaves when it dies after its best's save: A's pair put aside, B's best alone
+    gist_run(tmp_path, 1)
+    a = {n: (tmp_path / n).read_bytes() for n in ("m.npz", "m.best.npz")}
+    gist_run(tmp_path, 2, out="b.npz")
+    os.replace(tmp_path / "m.npz", tmp_path / "m.prev.npz")
+    os.replace(tmp_path / "m.best.npz", tmp_path / "m.prev.best.npz")
+    shutil.copy(tmp_path / "b.best.npz", tmp_path / "m.best.npz")
+    out = gist_run(tmp_path, 3)
+    assert (tmp_path / "m.prev.npz").read_bytes() == a["m.npz"]
+    assert (tmp_path / "m.prev.best.npz").read_bytes() == a["m.best.npz"]
+    assert (tmp_path / "m.prev2.best.npz").read_bytes() == (tmp_path / "b.best.npz").read_bytes()
+    assert "seed 2): m.best.npz as m.prev2.best.npz" in out
+
+
+def test_resume_into_another_runs_out_keeps_that_run(tmp_path):
+    gist_run(tmp_path, 1)
+    y = {n: (tmp_path / n).read_bytes() for n in ("m.npz", "m.best.npz")}
+    gist_run(tmp_path, 2, out="x.npz")
+    out = run_ok(G, ["--resume", "x.npz", "--max-iters", "6", "--out", "m.npz"], tmp_path).stdout
+    assert (tmp_path / "m.prev.npz").read_bytes() == y["m.npz"]
+    assert (tmp_path / "m.prev.best.npz").read_bytes() == y["m.best.npz"]
+    assert "seed 1): m.npz as m.prev.npz and m.best.npz as m.prev.best.npz" in out
+    # --out onto the resumed run's own best: that best is kept too
+    best = (tmp_path / "x.best.npz").read_bytes()
+    run_ok(G, ["--resume", "x.npz", "--max-iters", "8", "--out", "x.best.npz"], tmp_path)
+    assert (tmp_path / "x.best.prev.npz").read_bytes() == best
+    # resuming in place replaces the run's own files, as ever
+    run_ok(G, ["--resume", "m.npz", "--max-iters", "10"], tmp_path)
+    assert not (tmp_path / "m.prev2.npz").exists() and read_npz(tmp_path / "m.npz")[1]["n"] == 10
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_lives(tmp_path):
+    write_text(tmp_path / "corpus.txt", GOOD_TEXT)
+    first = start(G, ["corpus.txt", *TINY, "--seed", "1", "--out", "m.npz"], tmp_path)  # no limit
+    try:
+        wait_for(lambda: (tmp_path / "m.npz").exists(), first)
+        r = run(G, ["corpus.txt", *TINY, "--seed", "2", "--max-iters", "2", "--out", "m.npz"],
+                tmp_path)
+        assert_error(r, 2, "another run is writing --out m.npz")
+    finally:
+        first.kill()  # kill -9: the kernel lets the lock go
+        first.wait()
+    gist_run(tmp_path, 3)  # the lock is free again; the killed run's model is kept
+    assert seed_of(tmp_path / "m.prev.npz") == 1
+
+
+def test_a_fifo_page_or_out_is_refused_before_any_work(tmp_path):
+    gist_run(tmp_path, 1)
+    os.mkfifo(tmp_path / "p.html")
+    os.mkfifo(tmp_path / "f.npz")
+    r = run(G, ["corpus.txt", *TINY, "--max-iters", "2", "--page", "p.html", "--out", "n.npz"],
+            tmp_path)
+    assert_error(r, 2, "--page p.html is not a regular file")
+    r = run(G, ["--resume", "m.npz", "--max-iters", "6", "--out", "f.npz"], tmp_path)
+    assert_error(r, 2, "--out f.npz is a FIFO")
+
+
+def test_a_symlinked_out_keeps_its_targets_run_and_the_link_stays(tmp_path):
+    gist_run(tmp_path, 1, out="real.npz")
+    a = (tmp_path / "real.npz").read_bytes()
+    os.symlink("real.npz", tmp_path / "m.npz")
+    gist_run(tmp_path, 2)
+    assert (tmp_path / "m.prev.npz").read_bytes() == a
+    assert os.path.islink(tmp_path / "m.npz") and seed_of(tmp_path / "real.npz") == 2
+
+
+def test_a_socket_out_is_refused_before_training_on_resume(tmp_path):
+    import socket
+    gist_run(tmp_path, 1)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(tmp_path / "sock.npz"))
+        r = run(G, ["--resume", "m.npz", "--max-iters", "6", "--out", "sock.npz"], tmp_path)
+    assert_error(r, 2, "--out sock.npz is neither a regular file")
+    assert "iter" not in r.stdout  # no training happened
+
+
+def test_a_folder_at_the_prev_name_is_passed_over(tmp_path):
+    gist_run(tmp_path, 1)
+    (tmp_path / "m.prev.npz").mkdir()
+    out = gist_run(tmp_path, 2)
+    assert seed_of(tmp_path / "m.prev2.npz") == 1 and (tmp_path / "m.prev.npz").is_dir()
+    assert "m.npz as m.prev2.npz" in out
+
+
+def test_a_killed_writers_temporary_files_of_the_best_are_swept(tmp_path):
+    stale = tmp_path / ".m.best.npz.999999999.abc.tmp"  # no process has this id
+    stale.write_bytes(b"half a checkpoint")
+    gist_run(tmp_path, 1)
+    assert not stale.exists()
+
+
+# The property: random sequences of fresh runs, resumes (in place or onto another run's names),
+# runs killed at random moments (before a save, or between the moves of a first save), and
+# files moved away by hand. Afterwards the last save each run finished at each path is on disk:
+# there, or under a name a message gave (or where the person moved it).
+RETENTION_SEQUENCES = 200
+
+
+def test_every_finished_save_survives_random_sequences_of_runs(tmp_path, monkeypatch, capsys):
+    rng = random.Random(12)
+    kills = 0
+    monkeypatch.setattr(training, "tqdm", types.SimpleNamespace(write=print))
+    for seq in range(RETENTION_SEQUENCES):
+        folder = tmp_path / f"s{seq}"
+        folder.mkdir()
+        write_text(folder / "corpus.txt", "ab")
+        latest = {}  # (run id, role) -> bytes of its last finished save
+        moved_away = []  # files a person moved elsewhere: still on disk
+        for step in range(rng.randint(2, 6)):
+            out = str(folder / rng.choice(["m.npz", "m.npz", "m.npz", "x.npz", "m.best.npz"]))
+            if rng.random() < 0.15 and os.path.exists(folder / "m.npz"):
+                moved_away.append(str(folder / f"away{step}.npz"))
+                os.replace(folder / "m.npz", moved_away[-1])
+            resumable = [p for p in glob.glob(str(folder / "*.npz")) if os.path.isfile(p)]
+            resume = rng.choice(resumable) if resumable and rng.random() < 0.4 else None
+            args = argparse.Namespace(input=[str(folder / "corpus.txt")], out=out, resume=resume,
+                                      init_from=None, log=None, page=None)
+            meta = read_npz(resume)[1] if resume else None
+            files = training.Checkpoints(args, (meta or {}).get("run_id") or f"run{seq}.{step}",
+                                         resume)
+            run_id = files.run_id
+            n_saves = rng.randint(0, 4)
+            die_at = rng.randint(0, n_saves + 1) if rng.random() < 0.3 else None
+            for i in range(n_saves):
+                path = rng.choice([files.out, files.best])
+                body = {"format_version": 2, "kind": "min_char_rnn", "vocab": "ab", "n": i,
+                        "options": {"seed": step}, "run_id": run_id, "save": f"{seq}.{step}.{i}"}
+                if i == die_at and (files.kept or rng.random() < 0.5):
+                    kills += 1  # kill -9 before this save
+                    break
+                if i == die_at:  # kill -9 inside the first save, after its first move
+                    kills += 1
+                    real_keep, calls = training.keep_file, []
+
+                    def dying_keep(p, n):
+                        if calls:
+                            raise KeyboardInterrupt  # dead before the second move
+                        calls.append(p)
+                        real_keep(p, n)
+
+                    monkeypatch.setattr(training, "keep_file", dying_keep)
+                    try:
+                        files.save(path, {"w": np.zeros(1)}, body)  # only one file to move
+                    except KeyboardInterrupt:
+                        break
+                    finally:
+                        monkeypatch.setattr(training, "keep_file", real_keep)
+                else:
+                    files.save(path, {"w": np.zeros(1)}, body)
+                latest[(run_id, path)] = body["save"]  # a run's later save there replaces it
+        on_disk = set()
+        for p in glob.glob(str(folder / "*.npz")) + moved_away:
+            if os.path.isfile(p):
+                on_disk.add(read_npz(p)[1].get("save"))
+        for (run_id, path), save in latest.items():
+            assert save in on_disk, f"sequence {seq}: {run_id}'s last save to {path} is lost"
+    print(f"\nretention property: {RETENTION_SEQUENCES} sequences, {kills} runs killed")
