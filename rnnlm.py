@@ -170,8 +170,13 @@ def scheduled_lr(args, k, lr_now, budget_seconds=0.0):
 
 
 def iteration_limit(args, iters_per_epoch):
-    """The last iteration (None: run until interrupted); fills in --decay-iters for cosine."""
+    """The last iteration (None: run until interrupted); fills in --decay-iters for cosine. A
+    resumed cosine decay over the time budget is refused: its schedule cannot go on."""
     max_iters = args.max_iters
+    if args.resume and args.lr_decay == "cosine" and args.decay_iters is None:
+        raise UserError(f"{args.resume} decays its learning rate over its --time-budget (--lr-decay "
+                        "cosine without --decay-iters), a schedule a resumed run cannot continue: "
+                        f"start a new run from its weights with --init-from {args.resume}")
     if args.max_epochs is not None:
         max_iters = min(x for x in (max_iters, args.max_epochs * iters_per_epoch) if x is not None)
     if args.lr_decay == "cosine" and args.decay_iters is None and not args.time_budget:

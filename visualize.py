@@ -54,7 +54,7 @@ def validation_text(model):
                         f"(val_fraction 0): {hint}")
     files = model.input_files or []
     for f in files:
-        if not os.path.isfile(f["name"]):
+        if "\0" in f["name"] or not os.path.isfile(f["name"]):
             raise UserError(f"no text given and the training text {f['name']} is no longer "
                             f"there: {hint}")
     if not files:

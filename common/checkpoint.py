@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 
 from common.cli import UserError
-from common.vocabulary import check_file, counts_key
+from common.vocabulary import SURROGATE, check_file, counts_key
 
 # Version 2 added the loss history (meta["history"], whose samples and seconds are optional);
 # version 1 files still load (no history).
@@ -142,6 +142,22 @@ def _umask():
     return mask
 
 
+def check_stored(path):
+    """Every member of the checkpoint's zip stored as save_checkpoint writes it: uncompressed, so
+    no member inflates beyond the file's own size (a small deflated array could ask for
+    gigabytes). A UserError naming the first that is not, before anything is read."""
+    size = os.path.getsize(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # np.load says what is wrong
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size > size:
+            raise UserError(f"{path} is damaged: its member {info.filename} is compressed "
+                            f"({info.file_size} bytes unpacked), which no trainer writes")
+
+
 def load_checkpoint(path, kinds=None):
     """Read a checkpoint written by save_checkpoint -> (arrays dict, meta dict).
     Never unpickles (allow_pickle=False); checks the format version and, if given, the kind.
@@ -151,6 +167,7 @@ def load_checkpoint(path, kinds=None):
         raise UserError(f"checkpoint is empty: {path}")
     if not zipfile.is_zipfile(path):  # np.load would otherwise try other formats, pickle included
         raise UserError(f"{path} is not a checkpoint: not an .npz (zip) file")
+    check_stored(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -254,7 +271,7 @@ def is_history(v):
                 and number(r.get("val_loss")) and seconds(r.get("seconds"))
                 and number(r.get("smooth")) for r in v["records"])
             and all(isinstance(s, dict) and is_int()(s.get("iter")) and is_str(s.get("text"))
-                    for s in v.get("samples", [])))
+                    and not SURROGATE.search(s["text"]) for s in v.get("samples", [])))
 
 
 def check_fields(path, record, checks, where="", required=True):
@@ -396,7 +413,10 @@ def sibling(path, tag):
 
 
 def same_file(a, b):
-    """a and b name one file: the same real path, or one existing file under two names."""
+    """a and b name one file: the same real path, or one existing file under two names (a
+    name holding a NUL names no file)."""
+    if "\0" in a or "\0" in b:
+        return False
     if os.path.realpath(a) == os.path.realpath(b):
         return True
     try:

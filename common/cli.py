@@ -21,7 +21,11 @@ class UserError(Exception):
 
 def run(main, memory_hint="a smaller --batch-size, --seq-length or --hidden-size"):
     """Call main() and turn UserError, Ctrl-C and a closed pipe into one line and an exit status.
-    memory_hint names the options of the calling script that would use less memory."""
+    memory_hint names the options of the calling script that would use less memory. Text that
+    cannot be written as it is (a file name's undecodable bytes) is printed escaped."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     try:
         status = main()
     except UserError as e:

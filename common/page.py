@@ -11,6 +11,8 @@ import base64
 import hashlib
 import json
 
+from common.vocabulary import SURROGATE
+
 # What every page's script starts with: its data, and the helpers the pages share.
 LIB = r"""
 "use strict";
@@ -217,9 +219,11 @@ class Page:
 
     def render(self, data):
         """The HTML with data inline as JSON: '<', '>' and '&' escaped, so no text can close the
-        script element; NaN and infinities are refused (JSON has none)."""
+        script element, and a lone surrogate (from a file name that is not UTF-8) as its JSON
+        escape, so the page is always UTF-8; NaN and infinities are refused (JSON has none)."""
         blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        blob = SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", blob)
         return self.head + blob + self.tail
 
 

@@ -626,10 +626,10 @@ class LivePage:
         if self.path is None:  # it could not be written before
             return 0.0
         t0 = time.perf_counter()
-        html = page.LIVE.render(data()).encode("utf-8")
         try:
+            html = page.LIVE.render(data()).encode("utf-8")
             write_atomic(self.path, lambda f: f.write(html), "--page")
-        except UserError as e:
+        except (UserError, ValueError) as e:  # ValueError: data no page can hold, never fatal
             tqdm.write(f"warning: {e}; the page is no longer written, training goes on",
                        file=sys.stderr)
             self.path = None
@@ -1016,8 +1016,13 @@ class Run:
         return self.stop.exit_status
 
     def finish(self, k, figures=""):
-        """After the last iteration: close the bar and say how the run ended; returns 0."""
-        self.report.close(k, f"finished after {k} iterations")
+        """After the last iteration: close the bar and say how the run ended (on the page too,
+        early stopping with its reason); returns 0."""
+        best = self.best
+        ended = (f"stopped early after {k} iterations: {best.stale} validations without a new "
+                 f"best (--patience {best.patience})") if best.out_of_patience else \
+            f"finished after {k} iterations"
+        self.report.close(k, ended)
         where = f"saved to {self.files.out}" if self.files.out in self.files.saved else "nothing saved"
         print(f"done: {k} iterations{figures}; {where}")
         return 0

@@ -34,8 +34,11 @@ def check_file(path, what="input file", regular=False):
 
 def read_bytes(path, what="input file", max_bytes=None):
     """The file's bytes, or a UserError naming what is wrong with the path. With max_bytes, a
-    file holding more is a UserError too, after reading only max_bytes + 1 (/dev/zero ends)."""
-    check_file(path, what)
+    file holding more is a UserError too, after reading only max_bytes + 1 (/dev/zero ends);
+    without, only a regular file is read (a device could be endless)."""
+    if "\0" in path:  # a name no file has (from a damaged record): os.stat would raise
+        raise UserError(f"{what} {path!r} is not a file name (it holds a NUL character)")
+    check_file(path, what, regular=max_bytes is None)
     try:
         with open(path, "rb") as f:
             data = f.read() if max_bytes is None else f.read(max_bytes + 1)
@@ -155,13 +158,18 @@ def counts_key(level):
 
 
 def split_words(text):
-    """Whitespace-separated words, with an EOS token for every line end."""
+    """Whitespace-separated words, with an EOS token for every line end; a literal EOS word in
+    the text is a UserError (it would read as a line end)."""
     lines = text.split("\n")
     words = []
     for line in lines[:-1]:
         words += line.split()
         words.append(EOS)
-    return words + lines[-1].split()
+    words += lines[-1].split()
+    if words.count(EOS) > len(lines) - 1:  # more than the line ends: one stood in the text
+        raise UserError(f"the text holds the word {EOS}, which stands for a line end at word "
+                        f"level: replace it (for example with <EOS>) or train at char level")
+    return words
 
 
 LEVELS = ("char", "jamo", "word")
@@ -323,7 +331,7 @@ def corpus_paths(inputs):
     paths = set()
     for path in inputs:
         if not os.path.isdir(path):
-            check_file(path)
+            check_file(path, regular=True)
             paths.add(os.path.abspath(path))
             continue
         found = [os.path.join(path, name) for name in os.listdir(path)

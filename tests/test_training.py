@@ -1519,3 +1519,94 @@ def test_every_finished_save_survives_random_sequences_of_runs(tmp_path, monkeyp
         for (run_id, path), save in latest.items():
             assert save in on_disk, f"sequence {seq}: {run_id}'s last save to {path} is lost"
     print(f"\nretention property: {RETENTION_SEQUENCES} sequences, {kills} runs killed")
+
+
+# ----------------------------------------------------------------------------- hostile inputs
+
+def crafted(tmp_path, name, change):
+    """A copy of a tiny trained checkpoint as `name`, its meta record changed by change(meta)."""
+    if not (tmp_path / "m.npz").exists():
+        gist_run(tmp_path, 1)
+    arrays, meta = read_npz(tmp_path / "m.npz")
+    change(meta)
+    write_npz(tmp_path / name, arrays, meta)
+    return name
+
+
+def test_a_lone_surrogate_never_breaks_a_page_or_a_printed_line(tmp_path):
+    # in the page's data: its JSON escape, so the page is UTF-8
+    html = page.LIVE.render({"title": "a\udcffb", "history": []})
+    assert "a\\udcffb" in html and html.encode("utf-8")
+    # in a sample text a checkpoint carries: refused on load, as in the vocabulary
+    bad = crafted(tmp_path, "bad.npz", lambda m: m["history"]["samples"].append(
+        {"iter": 1, "text": "x\ud800"}))
+    assert_error(run("sample.py", [bad, "--length", "5"], tmp_path), 2, "is damaged", "history")
+    # in file names that are not UTF-8: the run trains, prints them escaped, writes its page
+    out, page_name = os.fsdecode(b"\xff.npz"), os.fsdecode(b"\xfe.html")
+    r = subprocess.run([sys.executable, TRAIN, "corpus.txt", *TINY, "--max-iters", "4",
+                        "--eval-every", "2", "--out", out, "--page", page_name], cwd=tmp_path,
+                       capture_output=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr
+    assert b"out=\\udcff.npz" in r.stdout
+    assert page_payload((tmp_path / page_name).read_text(encoding="utf-8"))["title"] == out
+
+
+def test_visualize_with_a_nul_in_the_stored_input_name_is_one_line(tmp_path):
+    def nul(meta):
+        meta["input_files"][0]["name"] = "a\x00b.txt"
+        meta["input"] = "a\x00b.txt"
+    bad = crafted(tmp_path, "nul.npz", nul)
+    assert_error(run("visualize.py", [bad], tmp_path), 2, "no text given")
+
+
+def test_a_character_device_is_refused_as_a_text_to_read_whole(tmp_path):
+    gist_run(tmp_path, 1)
+    assert_error(run(G, ["/dev/zero", *TINY, "--max-iters", "2", "--out", "z.npz"], tmp_path),
+                 2, "/dev/zero is not a regular file")
+    assert_error(run("visualize.py", ["m.npz", "/dev/zero"], tmp_path), 2, "not a regular file")
+
+
+def test_a_compressed_array_is_refused_before_it_is_inflated(tmp_path):
+    gist_run(tmp_path, 1)
+    arrays, meta = read_npz(tmp_path / "m.npz")
+    with open(tmp_path / "bomb.npz", "wb") as f:  # 80 MB of zeros deflate to about 80 kB
+        np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays,
+                            extra=np.zeros(10 ** 7))
+    assert os.path.getsize(tmp_path / "bomb.npz") < 10 ** 6
+    assert_error(run("sample.py", ["bomb.npz", "--length", "5"], tmp_path), 2,
+                 "bomb.npz is damaged", "compressed")
+
+
+def test_a_literal_eos_word_is_refused_at_word_level(tmp_path):
+    write_text(tmp_path / "w.txt", "a b c <eos> d\n" * 50)
+    assert_error(run("rnnlm.py", ["w.txt", "--level", "word", "--max-iters", "2", "--out",
+                                  "w.npz"], tmp_path), 2, "the text holds the word <eos>")
+
+
+def test_early_stopping_says_why_on_the_final_page(tmp_path):
+    write_text(tmp_path / "abc.txt", TRAIN_PART + VAL_PART)
+    run_ok(G, ["abc.txt", *PATIENCE_RUNS[G], "--eval-every", "10", "--max-iters", "200",
+               "--patience", "2", "--out", "p.npz", "--page", "p.html"], tmp_path)
+    status = page_payload((tmp_path / "p.html").read_text(encoding="utf-8"))["status"]
+    assert status == "stopped early after 30 iterations: 2 validations without a new best " \
+                     "(--patience 2)"
+
+
+@pytest.mark.parametrize("trainer", sorted(TRAINERS))
+def test_a_resumed_run_gets_its_own_time_budget(trainer, tmp_path):
+    write_text(tmp_path / "corpus.txt", GOOD_TEXT)
+    opts = [*TRAINERS[trainer], "--eval-every", "0", "--time-budget", "0.5"]
+    run_ok(trainer, ["corpus.txt", *opts, "--out", "m.npz"], tmp_path)
+    before = read_npz(tmp_path / "m.npz")[1][ITER_KEY[trainer]]
+    run_ok(trainer, ["--resume", "m.npz", *opts[-2:]], tmp_path)
+    assert read_npz(tmp_path / "m.npz")[1][ITER_KEY[trainer]] > before > 0
+
+
+def test_resuming_a_cosine_decay_over_the_time_budget_is_refused(tmp_path):
+    write_text(tmp_path / "corpus.txt", GOOD_TEXT)
+    run_ok("rnnlm.py", ["corpus.txt", *TRAINERS["rnnlm.py"], "--lr-decay", "cosine",
+                        "--time-budget", "0.3", "--out", "c.npz"], tmp_path)
+    before = (tmp_path / "c.npz").read_bytes()
+    r = run("rnnlm.py", ["--resume", "c.npz", "--max-iters", "500"], tmp_path)
+    assert_error(r, 2, "cannot continue", "--init-from c.npz")
+    assert (tmp_path / "c.npz").read_bytes() == before
