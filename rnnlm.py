@@ -25,7 +25,7 @@ from common.models import BOOK_MODELS, book_class
 from common.optimizer import OPTIMIZERS, Adam, clip_grads
 from common.cells import CELLS
 from common.training import perplexity
-from common.vocabulary import EOS, LEVELS, split_ids
+from common.vocabulary import EOS, LEVELS, read_corpus, split_ids
 
 DEFAULTS = LayerModel.defaults()  # ch.5's batch 10, wordvec 100, hidden 100, time 5, lr 0.1
 DIVERGED_HINT = "try a smaller --learning-rate or --max-grad-norm"  # when the loss is not finite
@@ -58,6 +58,9 @@ def build_parser():
     model.add_argument("--embed-std", type=positive_float, default=d["embed_std"],
                        help="standard deviation of the embedding's initial weights (default "
                             "0.01, the book's randn / 100; about 0.5 learns faster with Adam)")
+    model.add_argument("--val-file", default=d["val_file"],
+                       help="validate on this text instead of the end of INPUT (all of which then "
+                            "trains), read in the training vocabulary: e.g. PTB's ptb.valid.txt")
     model.add_argument("--dropout", type=fraction, default=d["dropout"],
                        help="dropout ratio after the embedding and every layer (default 0: none)")
     model.add_argument("--tie-weights", action="store_true", default=d["tie_weights"],
@@ -123,7 +126,11 @@ def load_data(argv):
         args.out = os.path.join("out", f"rnnlm-{training.input_stem(args.input)}.npz")
     meta = resumed and resumed[1]
     vocab, ids, counts, files = training.load_corpus(args, args.level, meta, init and init[1])
-    train, val = split_ids(ids, args.val_fraction, vocab.unit_name)
+    if args.val_file:  # all of INPUT trains; the validation text is read in its vocabulary
+        train = ids
+        val = read_corpus([args.val_file], args.encoding, args.level, vocab, " (--val-file)")[1]
+    else:
+        train, val = split_ids(ids, args.val_fraction, vocab.unit_name)
     N, T, unit = args.batch_size, args.seq_length, vocab.unit_name + "s"
     if (len(train) - 1) // N < T:
         raise UserError(

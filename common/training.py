@@ -321,6 +321,11 @@ def check_paths(args):
                ("the previous best", sibling(args.out, "prev.best")), ("--log", args.log),
                ("--page", getattr(args, "page", None))]
     outputs = [(what, path) for what, path in outputs if path]
+    val_file = getattr(args, "val_file", None)
+    for what, path in outputs:  # an output onto the validation text would destroy it
+        if val_file and same_file(path, val_file):
+            raise UserError(f"{what} {path} is the same file as --val-file {val_file}: choose "
+                            f"another {what}")
     for folder in (p for p in args.input if os.path.isdir(p)):
         for what, path in outputs:  # written there, it would be read as text by the next run
             if same_file(os.path.dirname(os.path.abspath(path)), folder):

@@ -40,7 +40,7 @@ def is_expected(data):
 def write_atomically(path, data):
     """Write bytes to path through a temporary file in the same folder, then rename it."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tinyshakespeare-", suffix=".tmp")
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

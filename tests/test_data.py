@@ -1,12 +1,22 @@
-"""Tests for data/: the bundled corpus and its generator, and the tiny Shakespeare downloader.
+"""Tests for data/: the bundled corpus and its generator, the Korean text, and the tiny
+Shakespeare and Penn Treebank downloaders.
 
-No network: the downloader's fetch() is replaced in every test that runs it.
+No network: the Shakespeare downloader's fetch() is replaced in every test that runs it; PTB's
+is served by a server on 127.0.0.1 or copied from a folder.
 """
+import contextlib
+import functools
 import hashlib
+import http.server
 import importlib.util
 import os
+import socket
 import string
+import sys
+import threading
 import urllib.error
+
+import pytest
 
 # The SHA-256 of the committed data/corpus.txt. If make_corpus.py changes on purpose, re-run
 # `python data/make_corpus.py` and paste the printed sha256 here.
@@ -29,12 +39,14 @@ def load(name):
     """Import data/<name>.py as a module (data/ is a folder of scripts, not a package)."""
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "data", name + ".py"))
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as running data/ scripts would: one imports another
     spec.loader.exec_module(module)
     return module
 
 
 make_corpus = load("make_corpus")
 download_shakespeare = load("download_shakespeare")
+download_ptb = load("download_ptb")
 
 
 def read_corpus():
@@ -166,3 +178,92 @@ def test_korean_text_is_the_constitution_as_shipped_with_lf_line_ends():
     text = data.decode("utf-8")
     assert text.startswith("대한민국헌법\n")
     assert sum("가" <= c <= "힣" for c in text) > 0.6 * len(text)  # mostly Hangul syllables
+
+
+
+# ---------------------------------------------------------------------------------------------
+# PTB's downloader: stand-in files served from 127.0.0.1, or copied from a folder; never the
+# network. The expected SHA-256s are set to the stand-ins' own.
+
+STAND_INS = {"ptb.train.txt": b" the cat sat \n a dog ran \n", "ptb.valid.txt": b" a cat ran \n",
+             "ptb.test.txt": b" the dog sat \n"}
+
+
+@pytest.fixture
+def stand_ins(tmp_path, monkeypatch):
+    """A folder holding the stand-in files; FILES expects their bytes."""
+    monkeypatch.setattr(download_ptb, "FILES", {n: hashlib.sha256(b).hexdigest()
+                                                for n, b in STAND_INS.items()})
+    folder = tmp_path / "served"
+    folder.mkdir()
+    for name, data in STAND_INS.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def local_server(folder):
+    """An HTTP server on 127.0.0.1 serving folder -> its base URL; shut down after."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def one_line(capsys):
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_ptb_from_a_local_server_is_checked_and_written(stand_ins, tmp_path):
+    out = tmp_path / "ptb"
+    with local_server(stand_ins) as url:
+        assert download_ptb.main(["--to", str(out), "--base-url", url]) == 0
+    assert {n: (out / n).read_bytes() for n in STAND_INS} == STAND_INS
+    assert sorted(os.listdir(out)) == sorted(STAND_INS)  # no temporary file left
+    # verified copies in place are kept, the server gone
+    assert download_ptb.main(["--to", str(out), "--base-url", "http://127.0.0.1:9/"]) == 0
+
+
+def test_ptb_that_is_not_the_standard_file_writes_nothing_of_it(stand_ins, tmp_path, capsys):
+    (stand_ins / "ptb.valid.txt").write_bytes(b"<html>a page, not the file</html>")
+    out = tmp_path / "ptb"
+    with local_server(stand_ins) as url:
+        assert download_ptb.main(["--to", str(out), "--base-url", url]) == 1
+    assert "ptb.valid.txt from" in one_line(capsys)
+    assert os.listdir(out) == ["ptb.train.txt"]  # the one checked before it; nothing partial
+
+
+def test_ptb_offline_is_one_line(stand_ins, tmp_path, capsys):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ptb"
+    assert download_ptb.main(["--to", str(out), "--base-url", f"http://127.0.0.1:{port}/"]) == 1
+    assert "cannot download ptb.train.txt" in one_line(capsys)
+    assert os.listdir(out) == []
+
+
+def test_ptb_from_local_copies_is_checked_the_same_way(stand_ins, tmp_path, capsys):
+    out = tmp_path / "ptb"
+    assert download_ptb.main(["--to", str(out), "--from", str(stand_ins)]) == 0
+    assert {n: (out / n).read_bytes() for n in STAND_INS} == STAND_INS
+    (stand_ins / "ptb.test.txt").write_bytes(b" changed \n")
+    os.unlink(out / "ptb.test.txt")
+    assert download_ptb.main(["--to", str(out), "--from", str(stand_ins)]) == 1
+    assert "is not the standard file" in one_line(capsys)
+    os.unlink(stand_ins / "ptb.test.txt")
+    assert download_ptb.main(["--to", str(out), "--from", str(stand_ins)]) == 1
+    assert "cannot read ptb.test.txt" in one_line(capsys)
+    assert not (out / "ptb.test.txt").exists()

@@ -205,3 +205,22 @@ def test_word_level_keeps_nul_characters_inside_words(tmp_path):
     r = run("sample.py", ["w.npz", "--score-file", "nul.txt", "--json"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["tokens_scored"] == len(text.split()) + text.count("\n") - 1
+
+
+def test_val_file_validates_on_another_text_in_the_training_vocabulary(tmp_path):
+    write_text(tmp_path / "train.txt", "the cat sat on the mat\na dog ran\n" * 40)
+    write_text(tmp_path / "valid.txt", "the dog sat\n")  # 4 words with the line end
+    out = run_ok(SCRIPT, ["train.txt", "--level", "word", "--val-file", "valid.txt",
+                          "--max-iters", "8", "--seed", "1", "--out", "w.npz"], tmp_path).stdout
+    assert "(440 train, 4 validation)" in out  # all of INPUT trains
+    meta = read_npz(tmp_path / "w.npz")[1]
+    assert meta["options"]["val_file"] == "valid.txt" and meta["best_val_loss"] is not None
+    # the same loss as sample.py's score of that text, one stream from a zero state
+    score = json.loads(run_ok("sample.py", ["w.npz", "--score-file", "valid.txt", "--json"],
+                              tmp_path).stdout)
+    assert abs(meta["best_val_loss"] - score["nats_per_token"]) < 1e-9
+    # a word the training text lacks: one line with the word and how many
+    write_text(tmp_path / "bad.txt", "the bird sat\n")
+    r = run(SCRIPT, ["train.txt", "--level", "word", "--val-file", "bad.txt", "--max-iters", "8",
+                     "--out", "x.npz"], tmp_path)
+    assert_error(r, 2, "1 word(s) not in the model's vocabulary", "'bird'")
