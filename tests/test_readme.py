@@ -30,7 +30,7 @@ PAGES = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in
                                glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
 SHELL_LANGUAGES = {"sh", "bash", "shell", "console"}
 # The documented flags that bound a run's length, and the value each is lowered to (never raised)
-SHORTER = {"--max-iters": 10, "--max-epochs": 1, "--time-budget": 5, "--budget-seconds": 5}
+SHORTER = {"--max-iters": 10, "--max-epochs": 1, "--time-budget": 3, "--budget-seconds": 5}
 # (pattern, reason): the parts of a command (split at &&) that are not run. The reader's setup is
 # stood in for by the test's own interpreter and environment. A `pip install` is not run either:
 # when what it names is installed, the command goes on; when not, the rest of it is left out.
