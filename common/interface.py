@@ -15,6 +15,7 @@ from common.cli import UserError
 from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
 from common.fast_model import FastRnnlm
 from common.models import book_model, weight_shapes
+from common.optimizer import OPTIMIZERS
 from common.cells import CELLS
 from common.vocabulary import LEVELS, Vocabulary, counts_key, input_files
 
@@ -51,6 +52,10 @@ def read_checkpoint(path, kinds=None):
     if cls is None:
         raise UserError(f"{path} is damaged: unknown model kind {meta.get('kind')!r}")
     cls.check_meta(path, meta)
+    extra = sorted(set(arrays) - cls.array_names(meta["options"]))
+    if extra:
+        raise UserError(f"{path} is damaged: it holds array {extra[0]!r}, which no trainer of "
+                        f"{meta['kind']} checkpoints writes")
     return arrays, meta, cls
 
 
@@ -87,6 +92,7 @@ def log_softmax_rows(y):
 class LanguageModel:
     """What every kind shares. A kind sets `kind`, OPTIONS, SHAPE_OPTIONS and RUN_FIELDS
     (iteration_key names the one counting iterations) and implements weight_shapes(options, V),
+    array_names(options) (every array its trainer writes),
     from_checkpoint, and initial_state(K), evaluate(ids, state), generate(state, seed_ix, rng,
     temperature, top_k), step(state, ids), trace(ids), book_layers(), num_params and
     architecture(). States hold the K streams on axis 1."""
@@ -235,6 +241,11 @@ class GistModel(LanguageModel):
     def weight_shapes(cls, options, V):
         return gist.param_shapes(V, options["hidden_size"])
 
+    @classmethod
+    def array_names(cls, options):
+        """Every array min_char_rnn.py writes: the weights, their Adagrad memories, hprev."""
+        return {*gist.PARAM_NAMES, *("m" + n for n in gist.PARAM_NAMES), "hprev"}
+
     def __init__(self, params, vocab, meta=None):
         super().__init__(vocab, meta)
         self.params = params
@@ -319,6 +330,14 @@ class LayerModel(LanguageModel):
     }
     META_FIELDS = {"level": one_of(*LEVELS)}  # the vocabulary's
     iteration_key = "k"
+
+    @classmethod
+    def array_names(cls, options):
+        """Every array rnnlm.py writes: the weights, the optimizer's memory of each
+        (opt_<slot>_<name>) and the carried state."""
+        names = list(cls.weight_shapes(options, 1))  # the names; their shapes are not asked
+        slots = OPTIMIZERS[options["optimizer"]](lr=1.0).slots()
+        return {*names, *(f"opt_{s}_{n}" for s in slots for n in names), "state"}
 
     @classmethod
     def weight_shapes(cls, options, V):

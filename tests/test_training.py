@@ -1610,3 +1610,50 @@ def test_resuming_a_cosine_decay_over_the_time_budget_is_refused(tmp_path):
     r = run("rnnlm.py", ["--resume", "c.npz", "--max-iters", "500"], tmp_path)
     assert_error(r, 2, "cannot continue", "--init-from c.npz")
     assert (tmp_path / "c.npz").read_bytes() == before
+
+
+def test_a_checkpoint_is_never_an_output_of_another_kind_even_with_force(tmp_path):
+    gist_run(tmp_path, 1)
+    shutil.copy(tmp_path / "m.npz", tmp_path / "other.npz")
+    before = (tmp_path / "other.npz").read_bytes()
+    common = ["corpus.txt", *TINY, "--max-iters", "2", "--out", "n.npz"]
+    for option in ("--page", "--log"):
+        for force in ([], ["--force"]):
+            r = run(G, [*common, option, "other.npz", *force], tmp_path)
+            assert_error(r, 2, f"{option} other.npz is a checkpoint")
+    for option in ("--out", "--json"):
+        r = run("visualize.py", ["m.npz", "--text", "1*2=2;", option, "other.npz", "--force",
+                                 *(["--out", "v.html"] if option == "--json" else [])], tmp_path)
+        assert_error(r, 2, f"{option} other.npz is a checkpoint")
+    assert (tmp_path / "other.npz").read_bytes() == before
+
+
+def test_an_existing_file_not_this_outputs_own_is_kept_unless_force(tmp_path):
+    gist_run(tmp_path, 1)
+    write_text(tmp_path / "notes.html", "my notes\n")
+    write_text(tmp_path / "notes.log", "my notes\n")
+    common = ["corpus.txt", *TINY, "--max-iters", "2", "--eval-every", "1", "--out", "n.npz"]
+    assert_error(run(G, [*common, "--page", "notes.html"], tmp_path), 2,
+                 "--page notes.html exists and is not a page this tool wrote", "--force")
+    assert_error(run(G, [*common, "--log", "notes.log"], tmp_path), 2, "is not a log")
+    assert_error(run("visualize.py", ["m.npz", "--text", "1*2=2;", "--out", "notes.html"],
+                     tmp_path), 2, "--out notes.html exists and is not a page")
+    assert (tmp_path / "notes.html").read_text() == "my notes\n"
+    # this output's own earlier version is replaced (a page) or appended to (a log) as ever
+    run_ok(G, [*common, "--page", "p.html", "--log", "run.log"], tmp_path)
+    run_ok(G, [*common, "--page", "p.html", "--log", "run.log"], tmp_path)
+    assert len(read_log(tmp_path / "run.log")) >= 4
+    run_ok("visualize.py", ["m.npz", "--text", "1*2=2;", "--out", "p.html"], tmp_path)
+    # --force replaces another file
+    run_ok(G, [*common, "--page", "notes.html", "--force"], tmp_path)
+    assert page_payload((tmp_path / "notes.html").read_text(encoding="utf-8"))["iter"] == 2
+
+
+def test_an_array_the_kind_does_not_declare_is_refused(tmp_path):
+    gist_run(tmp_path, 1)
+    arrays, meta = read_npz(tmp_path / "m.npz")
+    write_npz(tmp_path / "extra.npz", {**arrays, "payload": np.zeros(3)}, meta)
+    assert_error(run("sample.py", ["extra.npz", "--length", "5"], tmp_path), 2,
+                 "extra.npz is damaged", "'payload'")
+    write_npz(tmp_path / "ok.npz", arrays, meta)  # the same arrays without it load
+    run_ok("sample.py", ["ok.npz", "--length", "5", "--seed", "1"], tmp_path)
