@@ -505,7 +505,12 @@ class Checkpoints:
             for role, name in zip(("out", "best"), kept_names(self.out, k)):
                 if role in files:
                     path, meta = files[role]
-                    keep_file(path, name)
+                    try:
+                        keep_file(path, name)
+                    except OSError as e:
+                        raise UserError(f"cannot keep the earlier run's {path} as {name}: "
+                                        f"{e.strerror}; nothing was replaced; choose another "
+                                        "--out", 1) from None
                     said.append(f"{path} as {name}")
             path, meta = next(iter(files.values()))
             tqdm.write(f"kept the earlier run {describe_run(meta)}: " + " and ".join(said))
