@@ -40,6 +40,8 @@ NOT_RUN = [
     (r"^(python3? -m )?pytest( -q)?$", "the whole suite, which runs this test"),
     (r"^python3? bench\.py(?! (quality )?--help$)", "a benchmark of minutes; timing is no test"),
     (r"download_shakespeare\.py|tinyshakespeare\.txt", "needs the network for tiny Shakespeare"),
+    (r"download_ptb\.py|data/ptb/", "needs the Penn Treebank (the network, or a copy) and runs "
+                                     "for minutes: docs/ptb.md gives each one's time"),
 ]
 # Lines of a page's output blocks that no shortening changes: each must be printed by a command
 # of that page (the data-size line and T ln V at iteration 0)
