@@ -256,13 +256,9 @@ class Sample:
             piece = from_jamo(letters[:len(letters) - len(self.held)])
         else:
             piece = self.vocab.decode(block, after=self.last)
-        window = self.tail + piece
-        at = window.find(self.stop) if self.stop else -1
-        if at >= 0:  # window's tail is shorter than stop: a match ends in the new piece
-            cut = at + len(self.stop) - len(self.tail)  # characters of piece kept
-            piece, block, self.done = piece[:cut], block[:self.tokens_in(block, cut, held)], True
-            self.held = ""
-        self.tail = self.keep_tail(window)
+        cut = self.stop_cut(piece)
+        if cut is not None:
+            piece, block, self.held = piece[:cut], block[:self.tokens_in(block, cut, held)], ""
         if predicted:
             self.ids.append(block)
         if len(block):
@@ -275,13 +271,20 @@ class Sample:
         if self.done or not self.held:
             return ""
         piece, self.held = from_jamo(self.held), ""
+        cut = self.stop_cut(piece)
+        self.parts.append(piece[:cut])
+        return piece[:cut]
+
+    def stop_cut(self, piece):
+        """The characters of the next piece to keep: None for all, or up to the end of the first
+        stop that ends in it (the sample is then done)."""
         window = self.tail + piece
         at = window.find(self.stop) if self.stop else -1
-        if at >= 0:
-            piece, self.done = piece[:at + len(self.stop) - len(self.tail)], True
+        # window's tail is shorter than stop: a match ends in the new piece
+        cut = None if at < 0 else at + len(self.stop) - len(self.tail)
         self.tail = self.keep_tail(window)
-        self.parts.append(piece)
-        return piece
+        self.done = self.done or cut is not None
+        return cut
 
     def tokens_in(self, block, cut, held=""):
         """How many tokens of block it takes to produce the first `cut` characters of its text

@@ -1060,3 +1060,23 @@ def test_jamo_level_trains_samples_syllables_and_scores_per_character(tmp_path):
     assert [r["level"] for r in compared["runs"]] == ["jamo", "char"]
     assert [r["chars"] for r in compared["runs"]] == [16, 16]  # the characters after the first
     assert [r["count"] for r in compared["runs"]] == [36, 16]  # 37 letters, 17 characters
+
+
+def test_jamo_samples_join_syllables_split_across_blocks_and_stop_in_them():
+    from common.vocabulary import Vocabulary
+    text = "국민은 법 앞에 평등하다.\n"
+    vocab, ids, _ = Vocabulary.build(text, "jamo")
+    for size in (1, 2, 3, 5, 7):  # blocks that cut syllables anywhere
+        s = sample.Sample(vocab, "", ids[0], None)
+        for i in range(1, len(ids), size):
+            s.add(ids[i:i + size])
+        s.finish()
+        whole = vocab.decode(ids[1:])  # the first syllable's other letters, then whole ones
+        assert s.text == whole and whole.endswith("평등하다.\n"), (size, s.text)
+        # a stop that ends in a syllable's letters: the text ends right after it, the ids with it
+        s = sample.Sample(vocab, "", ids[0], "앞에")
+        for i in range(1, len(ids), size):
+            s.add(ids[i:i + size])
+        s.finish()
+        assert s.text == whole[:whole.index("앞에") + 2], (size, s.text)
+        assert vocab.decode(s.kept_ids()) == s.text
