@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 
 from common.cli import UserError
+from common.page import PAGE_START
 from common.vocabulary import SURROGATE, check_file, counts_key
 
 # Version 2 added the loss history (meta["history"], whose samples and seconds are optional);
@@ -366,11 +367,9 @@ def check_output_file(path, what):
     return False
 
 
-# What the start of a file says about whose it is: a page's (common/page.py TEMPLATE's first
-# lines), a --log's JSON lines, a --json object
-OURS = {"page": lambda head: head.startswith(b'<!DOCTYPE html>\n<html lang="en">\n<head>\n'
-                                              b'<meta charset="utf-8">\n<meta http-equiv='
-                                              b'"Content-Security-Policy"'),
+# What the start of a file says about whose it is: a page's (TEMPLATE's text before its CSP), a
+# --log's JSON lines, a --json object
+OURS = {"page": lambda head: head.startswith(PAGE_START),
         "log": lambda head: head == b"" or head.startswith(b'{"'),
         "json": lambda head: head.startswith(b"{")}
 

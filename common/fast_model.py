@@ -12,7 +12,7 @@ import numpy as np
 
 from common.cells import CELLS
 from common.fast_layers import TimeEmbedding, TimeEmbedProjection
-from common.models import StateAsArray, book_weights, layer_prefixes, weight_shapes
+from common.models import StateAsArray, book_weights, grads_of, layer_prefixes, weight_shapes
 from common.time_layers import TimeAffine, TimeDropout, TimeSoftmaxWithLoss
 
 
@@ -47,12 +47,7 @@ class FastRnnlm(StateAsArray):
         # no dropout between the embedding and the first layer: fuse embed_W with its Wx (the
         # layers' own arrays); a small vocabulary skips the N*T x D x GH products on embedded rows
         self.embed_proj = None if self.dropouts else TimeEmbedProjection(self.embed, self.rnns[0])
-        # grads in the order of params: the layers write into these very arrays
-        by_id = {}
-        for layer in [self.embed, *self.rnns, self.affine]:
-            for p, g in zip(layer.params, layer.grads):
-                by_id.setdefault(id(p), g)
-        self.grads = [by_id[id(p)] for p in self.params]
+        self.grads = grads_of([self.embed, *self.rnns, self.affine], self.params)
 
     def _drop(self, l, hs, train):
         if not self.dropouts:

@@ -57,6 +57,16 @@ def book_weights(shapes, seed, dtype, embed_std=0.01):
     return weights
 
 
+def grads_of(layers, params):
+    """The layers' gradient arrays in the order of params: the very arrays each layer's backward
+    writes (a tied weight, held by two layers, takes the first layer's)."""
+    by_id = {}
+    for layer in layers:
+        for p, g in zip(layer.params, layer.grads):
+            by_id.setdefault(id(p), g)
+    return [by_id[id(p)] for p in params]
+
+
 class StateAsArray:
     """What sample.py, validation and checkpoints need of any of these models beside the book's
     methods: the carried state of self.rnns as one array, so it can be saved or repeated over K
@@ -103,11 +113,7 @@ class BookModel(StateAsArray):
         """The names, params and grads lists in shapes' order: the layers write these very arrays."""
         self.names = list(shapes)
         self.params = [weights[name] for name in self.names]
-        by_id = {}
-        for layer in self.layers:
-            for p, g in zip(layer.params, layer.grads):
-                by_id.setdefault(id(p), g)
-        self.grads = [by_id[id(p)] for p in self.params]
+        self.grads = grads_of(self.layers, self.params)
 
     def predict(self, xs, train=False, frozen=None):
         """xs (N, T) ids -> scores (N, T, V); train switches dropout on. Carries the state."""

@@ -195,6 +195,9 @@ __BODY__
 </body>
 </html>
 """
+# How every page this tool writes begins: what tells an earlier page of ours from another file
+PAGE_START = TEMPLATE[:TEMPLATE.index("__CSP__")].encode("utf-8")
+
 
 
 def csp_hash(text):

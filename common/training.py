@@ -25,8 +25,7 @@ from tqdm import tqdm
 
 from common import page
 from common.checkpoint import (FORMAT_VERSION, check_output_file, check_replaceable, peek_meta,
-                               prepare_output, same_file, save_checkpoint, sibling,
-                               sweep_temporaries, write_atomic)
+                               prepare_output, same_file, save_checkpoint, sibling, write_atomic)
 from common.cli import (UserError, finite_or_none, fraction, json_line, nonnegative_float,
                         nonnegative_int, positive_int)
 from common.cli import given_options as cli_given, new_seed
@@ -468,8 +467,8 @@ class Checkpoints:
         check_paths(args)
         prepare_output(self.out)  # the folder made, a killed writer's temporary files removed
         for path, what in ((self.out, "--out"), (self.best, "the best checkpoint")):
-            check_checkpoint_output(path, what)  # and the best's temporary files removed
-        self.lock = hold_lock(self.out)
+            check_checkpoint_output(path, what)  # the best's temporary files removed too
+        hold_lock(self.out)  # for this process's life
         self.run_id, self.resumed = run_id, resumed
         self.kept = False  # the files of other runs are put aside (at the first save)
         self.saved = set()  # paths written by this run
