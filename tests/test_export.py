@@ -435,8 +435,8 @@ def test_trained_tied_model_comes_back_untied(redrawn, tmp_path, capsys):
     # the brought-home checkpoint starts a new rnnlm.py run, untied
     (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
     r = run("rnnlm.py", "text.txt", "--init-from", tmp_path / "back.npz", "--max-iters", "1",
-            "--batch-size", "2", "--seq-length", "4", "--val-fraction", "0", "--out",
-            tmp_path / "next.npz", cwd=tmp_path)
+            "--batch-size", "2", "--seq-length", "4", "--val-fraction", "0", "--seed", "0",
+            "--out", tmp_path / "next.npz", cwd=tmp_path)
     assert r.returncode == 0 and "starting from the weights of" in r.stdout, r.stderr
     assert load_checkpoint(str(tmp_path / "next.npz"))[1]["options"]["tie_weights"] is False
     r = run("visualize.py", tmp_path / "back.npz", "--text", SCORED, "--out",
@@ -463,7 +463,8 @@ def test_gist_with_trained_weight_ih_is_folded(redrawn, tmp_path, capsys):
     # the brought-home checkpoint starts a new min_char_rnn.py run
     (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
     r = run("min_char_rnn.py", "text.txt", "--init-from", out, "--max-iters", "1", "--out",
-            tmp_path / "next.npz", "--sample-every", "0", "--val-fraction", "0", cwd=tmp_path)
+            tmp_path / "next.npz", "--sample-every", "0", "--val-fraction", "0", "--seed", "0",
+            cwd=tmp_path)
     assert r.returncode == 0 and "starting from the weights of" in r.stdout, r.stderr
     r = run("visualize.py", out, "--text", SCORED, "--out", tmp_path / "page.html", cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path / "page.html").exists(), r.stderr

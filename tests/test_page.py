@@ -23,7 +23,7 @@ HOSTILE = '<img src=x onerror="alert(document.title)">'
 # A tiny gist model on GOOD_TEXT, validating and sampling often, until it is stopped
 LIVE_RUN = ["corpus.txt", "--hidden-size", "7", "--seq-length", "6", "--eval-every", "100",
             "--sample-every", "300", "--sample-length", "40", "--max-iters", "100000000",
-            "--page", "live.html", "--out", "m.npz"]
+            "--seed", "0", "--page", "live.html", "--out", "m.npz"]
 
 
 def live_data(**changes):
@@ -73,7 +73,7 @@ def test_no_page_unless_asked_and_the_final_page_of_a_finished_run(tmp_path):
     write_text(tmp_path / "corpus.txt", GOOD_TEXT * 3)
     common = ["corpus.txt", "--hidden-size", "7", "--wordvec-size", "5", "--seq-length", "6",
               "--batch-size", "2", "--max-iters", "40", "--eval-every", "10", "--sample-every",
-              "10", "--sample-length", "12"]
+              "10", "--sample-length", "12", "--seed", "0"]
     run_ok("rnnlm.py", [*common, "--out", "plain.npz"], cwd=tmp_path)
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".html")]
     run_ok("rnnlm.py", [*common, "--out", "m.npz", "--page", "run.html"], cwd=tmp_path)

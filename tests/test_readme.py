@@ -31,6 +31,10 @@ PAGES = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in
 SHELL_LANGUAGES = {"sh", "bash", "shell", "console"}
 # The documented flags that bound a run's length, and the value each is lowered to (never raised)
 SHORTER = {"--max-iters": 10, "--max-epochs": 1, "--time-budget": 3, "--budget-seconds": 5}
+# A new training run a page leaves to a drawn seed gets this one, so that the test runs the same
+# commands the same way every time (a resumed run keeps the seed stored with it)
+PAGE_SEED = 0
+TRAINERS = re.compile(r"\bpython3? (\S*/)?(min_char_rnn|rnnlm)\.py\b")
 # (pattern, reason): the parts of a command (split at &&) that are not run. The reader's setup is
 # stood in for by the test's own interpreter and environment. A `pip install` is not run either:
 # when what it names is installed, the command goes on; when not, the rest of it is left out.
@@ -186,6 +190,16 @@ def shortened(command):
     return re.sub(r"(" + "|".join(map(re.escape, SHORTER)) + r")[ =]([0-9.]+)", lower, command)
 
 
+def seeded(command):
+    """command with `--seed PAGE_SEED` after each trainer of a new run (no --resume, no --help)
+    that gives no --seed of its own."""
+    parts = re.split(r"(\s+&&\s+|\s*\|\s*|\s*;\s*)", command)
+    for i, part in enumerate(parts):
+        if TRAINERS.search(part) and not re.search(r"\s--(seed|resume|help)\b|\s-h\b", part):
+            parts[i] = TRAINERS.sub(lambda m: f"{m.group(0)} --seed {PAGE_SEED}", part, count=1)
+    return "".join(parts)
+
+
 def fresh_copy(dest):
     """The repository's tracked files (as they are in the working tree) copied into dest; without
     git, every file but out/, caches and .git."""
@@ -309,6 +323,11 @@ def test_parser_finds_commands_leaves_out_setup_and_shortens():
     assert shortened(kept).startswith("python a.py --max-iters 10 ")
     assert shortened("python b.py --max-epochs 20 --max-iters 5") == \
         "python b.py --max-epochs 1 --max-iters 5"
+    assert seeded("cd x && python min_char_rnn.py a.txt --max-iters 10 | head -3") == \
+        "cd x && python min_char_rnn.py --seed 0 a.txt --max-iters 10 | head -3"
+    for kept in ("python3 rnnlm.py a.txt --seed 4", "python min_char_rnn.py --resume m.npz",
+                 "python rnnlm.py --help", "python sample.py m.npz"):
+        assert seeded(kept) == kept
 
 
 def test_pages_speak_to_readers():
@@ -347,7 +366,7 @@ def test_every_command_of_a_page_runs_on_a_fresh_copy(page, tmp_path):
                 ran += 1
             elif kind == "sh":
                 for command in commands(lines):
-                    command = shortened(to_run(command, repo)[0])
+                    command = seeded(shortened(to_run(command, repo)[0]))
                     if not command:
                         continue
                     r = subprocess.run(["bash", "-c", command], cwd=repo, env=env,

@@ -39,8 +39,8 @@ def test_get_batch_offsets_and_wrap():
 def test_word_level_toy_corpus_reaches_perplexity_below_1_2(tmp_path):
     (tmp_path / "toy.txt").write_text(" ".join([TOY] * 100), encoding="utf-8")
     result = run(SCRIPT, ["toy.txt", "--level", "word", "--max-epochs", "40", "--optimizer",
-                          "adam", "--learning-rate", "0.01", "--eval-every", "200", "--out",
-                          "toy.npz", "--log", "log.jsonl"], tmp_path)
+                          "adam", "--learning-rate", "0.01", "--eval-every", "200", "--seed", "0",
+                          "--out", "toy.npz", "--log", "log.jsonl"], tmp_path)
     assert result.returncode == 0, result.stderr
     records = read_log(tmp_path / "log.jsonl")
     last = [r for r in records if "val_perplexity" in r][-1]
@@ -57,7 +57,8 @@ def test_char_level_scores_goodbye_above_good_die(tmp_path):
     (tmp_path / "toy.txt").write_text(" ".join([TOY] * 60), encoding="utf-8")
     result = run(SCRIPT, ["toy.txt", "--cell", "lstm", "--hidden-size", "32", "--wordvec-size",
                           "16", "--batch-size", "8", "--seq-length", "20", "--optimizer", "adam",
-                          "--learning-rate", "0.01", "--max-iters", "300", "--out", "c.npz"],
+                          "--learning-rate", "0.01", "--max-iters", "300", "--seed", "0",
+                          "--out", "c.npz"],
                  tmp_path)
     assert result.returncode == 0, result.stderr
     scores = {}
@@ -66,7 +67,7 @@ def test_char_level_scores_goodbye_above_good_die(tmp_path):
         assert out.returncode == 0, out.stderr
         scores[text] = json.loads(out.stdout)["log_prob"]
     assert scores["you say goodbye"] > scores["you say good die"], scores
-    gen = run(SAMPLE, ["c.npz", "--length", "40", "--start", "you say"], tmp_path)
+    gen = run(SAMPLE, ["c.npz", "--length", "40", "--start", "you say", "--seed", "0"], tmp_path)
     assert gen.returncode == 0 and gen.stdout.startswith("you say"), gen.stderr
 
 
@@ -103,7 +104,8 @@ def test_embed_std_draws_the_embedding_and_is_kept_with_the_run(tmp_path):
     written before the option existed reads as the default."""
     write_text(tmp_path / "t.txt", TOY * 40)
     run_ok(SCRIPT, ["t.txt", "--level", "word", "--wordvec-size", "300", "--embed-std", "0.5",
-                    "--max-iters", "1", "--val-fraction", "0", "--out", "m.npz"], tmp_path)
+                    "--max-iters", "1", "--val-fraction", "0", "--seed", "0", "--out", "m.npz"],
+           tmp_path)
     arrays, meta = read_npz(tmp_path / "m.npz")
     assert meta["options"]["embed_std"] == 0.5
     # 7 words x 300 = 2100 draws of N(0, 0.25), then one SGD step of 0.1 x gradients below 0.01:
@@ -124,7 +126,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
                  ["t.txt", "--tie-weights", "--wordvec-size", "8", "--hidden-size", "9"],
                  ["t.txt", "--batch-size", "100", "--seq-length", "50"],
                  ["t.txt", "--lr-decay", "cosine"]):
-        result = run(SCRIPT, [*args, "--out", "x.npz"], tmp_path)
+        result = run(SCRIPT, [*args, "--seed", "0", "--out", "x.npz"], tmp_path)
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, \
             result.stderr
@@ -157,7 +159,7 @@ def test_book_layers_log_the_same_losses_as_the_fast_layers(tmp_path, options):
 def test_book_layers_name_the_books_models_for_other_options(tmp_path):
     write_text(tmp_path / "t.txt", GOOD_TEXT)
     result = run(SCRIPT, ["t.txt", "--book-layers", "--cell", "rnn", "--num-layers", "2",
-                          "--out", "x.npz"], tmp_path)
+                          "--seed", "0", "--out", "x.npz"], tmp_path)
     assert_error(result, 2, "--book-layers", "SimpleRnnlm", "BetterRnnlm")
     assert not (tmp_path / "x.npz").exists()
 
@@ -186,8 +188,8 @@ def test_word_level_memory_is_near_the_text_size_for_one_long_word(tmp_path):
     # a fresh interpreter runs the trainer, so the peak is the trainer's alone
     r = subprocess.run([sys.executable, "-c", RSS_PROBE, sys.executable, script(SCRIPT),
                         "long.txt", "--level", "word", "--hidden-size", "8", "--wordvec-size", "8",
-                        "--max-iters", "3", "--out", "w.npz"], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=CLI_TIMEOUT)
+                        "--max-iters", "3", "--seed", "0", "--out", "w.npz"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=CLI_TIMEOUT)
     assert r.returncode == 0, r.stderr
     peak_mb = int(r.stdout.split()[-1]) / 1024
     assert peak_mb < WORD_RSS_BOUND_MB, f"peak RSS {peak_mb:.0f} MB"
@@ -199,7 +201,7 @@ def test_word_level_keeps_nul_characters_inside_words(tmp_path):
     text = "c\x00 c d\x00e c\n\x00 d c\x00\n" * 20
     write_text(tmp_path / "nul.txt", text)
     run_ok(SCRIPT, ["nul.txt", "--level", "word", "--hidden-size", "5", "--wordvec-size", "4",
-                    "--max-iters", "2", "--out", "w.npz"], cwd=tmp_path)
+                    "--max-iters", "2", "--seed", "0", "--out", "w.npz"], cwd=tmp_path)
     vocab = read_npz(tmp_path / "w.npz")[1]["vocab"].split(" ")
     assert vocab == sorted({"c\x00", "c", "d\x00e", "\x00", "d", "<eos>"})
     r = run("sample.py", ["w.npz", "--score-file", "nul.txt", "--json"], cwd=tmp_path)
@@ -222,5 +224,5 @@ def test_val_file_validates_on_another_text_in_the_training_vocabulary(tmp_path)
     # a word the training text lacks: one line with the word and how many
     write_text(tmp_path / "bad.txt", "the bird sat\n")
     r = run(SCRIPT, ["train.txt", "--level", "word", "--val-file", "bad.txt", "--max-iters", "8",
-                     "--out", "x.npz"], tmp_path)
+                     "--seed", "1", "--out", "x.npz"], tmp_path)
     assert_error(r, 2, "1 word(s) not in the model's vocabulary", "'bird'")

@@ -176,7 +176,7 @@ TEXT_CASES = {"surrogate": ("unicode_escape", ["surrogate", "U+D800", "offset 30
 SCRIPT_CASES = {  # script -> its arguments, the text file being t.txt
     "min_char_rnn.py": ["t.txt", *TINY, "--max-iters", "2", "--out", "m.npz"],
     "rnnlm.py": ["t.txt", "--hidden-size", "5", "--wordvec-size", "4", "--max-iters", "2",
-                 "--out", "m.npz"],
+                 "--seed", "0", "--out", "m.npz"],
     "sample.py --score-file": ["CKPT", "--score-file", "t.txt"],
     "sample.py --start FILE:": ["CKPT", "--start", "FILE:t.txt", "--length", "3"],
     "visualize.py": ["CKPT", "t.txt", "--out", "page.html"],
