@@ -27,7 +27,7 @@ REF_RTOL = 1e-8        # the reference losses below are given to 10 decimals (~1
 # T = 25, lr 0.1, np.random.seed(0) before drawing Wxh, Whh, Why, no validation split), on three
 # corpora built by the expressions below; the loss lossFun returned at iteration n, as the
 # project recorded them when it began. They check gist_reference.py and, through the
-# command line, common/gist.py.
+# command line, common/gist.py; tests/fixtures/gist_reference_losses.py prints them again.
 CORPORA = {
     "A": " ".join(str(i) for i in range(1000)),
     "B": "\n".join(f"{a} x {b} = {a*b}" for a in range(1, 13) for b in range(1, 13)) + "\n",
