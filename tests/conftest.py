@@ -1,7 +1,8 @@
 """pytest setup and the helpers every test file shares: the scripts made importable however
 pytest is started (`python -m pytest` adds the current folder to sys.path, a bare `pytest` does
-not), one subprocess runner, one one-line-error assertion, one central difference, small corpus
-writers and checkpoint readers, and for the pages: their embedded data and a headless Chromium."""
+not), the `slow` marker, one subprocess runner, one one-line-error assertion, one central
+difference, small corpus writers and checkpoint readers, and for the pages: their embedded data
+and a headless Chromium."""
 import json
 import os
 import re
@@ -29,6 +30,20 @@ GRAD_STEP = 1e-5   # central-difference step in float64: the O(h^2) truncation (
 EXTRAS_INSTALL = "pip install -r requirements-test.txt"  # onnx, safetensors, onnxruntime, selenium
 TORCH_INSTALL = "pip install torch --index-url https://download.pytorch.org/whl/cpu"  # CPU build
 BROWSER_INSTALL = "apt-get install chromium chromium-driver"  # Debian's headless browser
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: a test of a second or more: a real browser, the pages' commands, a "
+                   "long training run or several runs one after another "
+                   "(`python -m pytest -q -m \"not slow\"` leaves them out)")
+
+
+def pytest_collection_modifyitems(items):
+    """Every test in a real browser is slow: Chromium's start and page loads take seconds."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 def script(name):
@@ -216,9 +231,10 @@ TINY = ["--hidden-size", "7", "--seq-length", "6", "--sample-every", "0", "--eva
         "--seed", "0"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def good(tmp_path_factory):
-    """A small corpus and a good min_char_rnn checkpoint trained on it (H = 7, 4 iterations)."""
+    """A small corpus and a good min_char_rnn checkpoint trained on it (H = 7, 4 iterations),
+    trained once for the whole session: tests only read or copy it."""
     folder = tmp_path_factory.mktemp("good")
     corpus = write_text(folder / "corpus.txt", GOOD_TEXT)
     run_ok("min_char_rnn.py", ["corpus.txt", *TINY, "--max-iters", "4", "--out", "good.npz"],

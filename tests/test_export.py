@@ -417,6 +417,7 @@ def test_round_trip_is_bit_exact(name, redrawn, tmp_path):
         sample_logprobs(redrawn[name], text)[1].tolist()
 
 
+@pytest.mark.slow
 def test_trained_tied_model_comes_back_untied(redrawn, tmp_path, capsys):
     path = export_file(redrawn["tied"], "torch", tmp_path / "tied.safetensors")
     tensors, meta = read_safetensors(path)
@@ -444,6 +445,7 @@ def test_trained_tied_model_comes_back_untied(redrawn, tmp_path, capsys):
     assert r.returncode == 0 and (tmp_path / "page.html").exists(), r.stderr
 
 
+@pytest.mark.slow
 def test_gist_with_trained_weight_ih_is_folded(redrawn, tmp_path, capsys):
     path = export_file(redrawn["gist"], "torch", tmp_path / "gist.safetensors")
     tensors, meta = read_safetensors(path)
@@ -648,6 +650,7 @@ def page_folder(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_page_snippets_export_and_onnx_runtime(tmp_path, monkeypatch, capsys):
     for module in ("safetensors.numpy", "onnx", "onnxruntime"):
         need(module)
@@ -663,6 +666,7 @@ def test_page_snippets_export_and_onnx_runtime(tmp_path, monkeypatch, capsys):
                                rtol=0, atol=ONNX_TOL)
 
 
+@pytest.mark.slow
 def test_page_snippets_torch_step_and_the_way_back(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch", reason=f"needs torch: {TORCH_INSTALL}")
     for module in ("safetensors.numpy", "onnx"):

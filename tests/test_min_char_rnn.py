@@ -99,6 +99,7 @@ def test_smoke_run_on_default_corpus(tmp_path):
     assert arrays["Wxh"].shape == (100, len(meta["vocab"]))
 
 
+@pytest.mark.slow
 def test_resume_is_bitwise_exact(tmp_path):
     write_text(tmp_path / "small.txt", SMALL_TEXT)
     N = 30
@@ -130,6 +131,7 @@ def assert_same_run(path_a, path_b, n):
         assert meta_a[key] == meta_b[key], key
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_is_bitwise_exact(tmp_path):
     write_text(tmp_path / "small.txt", SMALL_TEXT)
     out = tmp_path / "killed.npz"
@@ -213,6 +215,7 @@ sys.exit(status)
 """
 
 
+@pytest.mark.slow
 def test_many_thousand_symbols_train_in_bounded_memory(tmp_path):
     rng = random.Random(12)
     symbols = [chr(0x4E00 + i) for i in range(CJK_VOCAB_SIZE)] * 2  # CJK unified ideographs

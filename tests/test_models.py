@@ -253,6 +253,7 @@ def copy_corpus(rng, segments, keys=8, lag=20):
     return np.concatenate([rng.integers(0, keys, 1), seg.reshape(-1)])
 
 
+@pytest.mark.slow
 def test_two_layer_lstm_copies_a_key_from_20_steps_back():
     # Recipe, measured: windows of T = 21 aligned to the period, so each holds the key and its
     # copy, state reset per window; the loss only on the copied characters (label -1 elsewhere);

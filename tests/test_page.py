@@ -69,6 +69,7 @@ def test_page_data_stays_data():
         page.LIVE.render(live_data(speed=float("nan")))
 
 
+@pytest.mark.slow
 def test_no_page_unless_asked_and_the_final_page_of_a_finished_run(tmp_path):
     write_text(tmp_path / "corpus.txt", GOOD_TEXT * 3)
     common = ["corpus.txt", "--hidden-size", "7", "--wordvec-size", "5", "--seq-length", "6",

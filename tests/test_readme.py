@@ -338,6 +338,7 @@ def test_pages_speak_to_readers():
 
 
 @pytest.mark.parametrize("page", PAGES)
+@pytest.mark.slow
 def test_every_command_of_a_page_runs_on_a_fresh_copy(page, tmp_path):
     blocks = page_blocks(read_page(page))
     repo, bin_dir = tmp_path / "repo", tmp_path / "bin"

@@ -36,6 +36,7 @@ def test_get_batch_offsets_and_wrap():
 
 # ----------------------------------------------------------------------------- command line
 
+@pytest.mark.slow
 def test_word_level_toy_corpus_reaches_perplexity_below_1_2(tmp_path):
     (tmp_path / "toy.txt").write_text(" ".join([TOY] * 100), encoding="utf-8")
     result = run(SCRIPT, ["toy.txt", "--level", "word", "--max-epochs", "40", "--optimizer",
@@ -53,6 +54,7 @@ def test_word_level_toy_corpus_reaches_perplexity_below_1_2(tmp_path):
     assert figures["tokens_scored"] == 6 and figures["perplexity"] < TOY_PERPLEXITY
 
 
+@pytest.mark.slow
 def test_char_level_scores_goodbye_above_good_die(tmp_path):
     (tmp_path / "toy.txt").write_text(" ".join([TOY] * 60), encoding="utf-8")
     result = run(SCRIPT, ["toy.txt", "--cell", "lstm", "--hidden-size", "32", "--wordvec-size",
@@ -71,6 +73,7 @@ def test_char_level_scores_goodbye_above_good_die(tmp_path):
     assert gen.returncode == 0 and gen.stdout.startswith("you say"), gen.stderr
 
 
+@pytest.mark.slow
 def test_resume_is_bitwise_exact(tmp_path):
     (tmp_path / "t.txt").write_text("".join(chr(97 + (i * i) % 11) for i in range(3000)),
                                     encoding="utf-8")
@@ -98,6 +101,7 @@ def test_resume_is_bitwise_exact(tmp_path):
     assert refused.returncode == 2 and "--cell" in refused.stderr
 
 
+@pytest.mark.slow
 def test_embed_std_draws_the_embedding_and_is_kept_with_the_run(tmp_path):
     """--embed-std S draws the embedding as randn * S (the default 0.01 is the book's randn / 100,
     bit for bit: test_models.py); it is recorded, refused if changed on --resume, and a checkpoint
@@ -119,6 +123,7 @@ def test_embed_std_draws_the_embedding_and_is_kept_with_the_run(tmp_path):
     assert read_checkpoint(old)[1]["options"]["embed_std"] == 0.01
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "t.txt").write_text("abc " * 100, encoding="utf-8")
@@ -143,6 +148,7 @@ BOOK_LAYERS_TOL = 1e-9
     ["--cell", "lstm", "--num-layers", "2", "--wordvec-size", "32", "--hidden-size", "32",
      "--tie-weights", "--dropout", "0.5"],
     ["--cell", "gru"]])
+@pytest.mark.slow
 def test_book_layers_log_the_same_losses_as_the_fast_layers(tmp_path, options):
     write_text(tmp_path / "t.txt", GOOD_TEXT * 3)
     losses = {}
@@ -209,6 +215,7 @@ def test_word_level_keeps_nul_characters_inside_words(tmp_path):
     assert json.loads(r.stdout)["tokens_scored"] == len(text.split()) + text.count("\n") - 1
 
 
+@pytest.mark.slow
 def test_val_file_validates_on_another_text_in_the_training_vocabulary(tmp_path):
     write_text(tmp_path / "train.txt", "the cat sat on the mat\na dog ran\n" * 40)
     write_text(tmp_path / "valid.txt", "the dog sat\n")  # 4 words with the line end

@@ -173,6 +173,7 @@ def periodic(tmp_path_factory):
 
 # ----------------------------------------------------------------------------- generation
 
+@pytest.mark.slow
 def test_same_seed_same_text_different_seeds_different_text(model):
     folder, ckpt, _, vocab = model
     a = sample_ok(ckpt, "--length", 200, "--seed", 5, cwd=folder)
@@ -539,6 +540,7 @@ def test_errors_from_a_real_process_are_one_line(model):
 
 # ----------------------------------------------------------- on conftest's small gist model
 
+@pytest.mark.slow
 def test_sample_top_k_zero_and_above_V_both_mean_all(tmp_path, good):
     V = len(good["vocab"])
     outputs = []
@@ -553,6 +555,7 @@ def test_sample_top_k_zero_and_above_V_both_mean_all(tmp_path, good):
         f"--top-k 0, {V + 1} and 1000 should all sample from every character: {outputs}"
 
 
+@pytest.mark.slow
 def test_sample_length_zero_prints_only_the_start(tmp_path, good):
     result = run("sample.py", [good["ckpt"], "--start", "12*", "--length", "0"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -997,6 +1000,7 @@ def test_out_of_memory_names_sample_options(good, tmp_path):
 
 
 @pytest.mark.parametrize("scale", [1e300, 1e306])
+@pytest.mark.slow
 def test_finite_but_huge_weights_give_one_line_not_a_nan_score(good, tmp_path, scale):
     """Weights that load (all finite) but overflow when scored: 1e300 makes the perplexity
     exp(nats) overflow (once an OverflowError traceback), 1e306 the log-probability itself
@@ -1012,6 +1016,7 @@ def test_finite_but_huge_weights_give_one_line_not_a_nan_score(good, tmp_path, s
         assert r.stdout == ""
 
 
+@pytest.mark.slow
 def test_word_model_with_a_whitespace_only_start_is_one_line(tmp_path):
     """A --start of spaces and tabs holds no words (a line break would be one: <eos>)."""
     write_text(tmp_path / "words.txt", "the cat sat on the mat\nthe dog sat\n" * 20)
@@ -1033,6 +1038,7 @@ HANGUL = re.compile("[\uac00-\ud7a3]")  # a precomposed syllable
 LOOSE_LETTERS = re.compile("[\u1100-\u1112][\u1161-\u1175]")  # a syllable left in pieces
 
 
+@pytest.mark.slow
 def test_jamo_level_trains_samples_syllables_and_scores_per_character(tmp_path):
     write_text(tmp_path / "ko.txt", KOREAN)
     small = ["--hidden-size", "32", "--seed", "5", "--sample-every", "10000"]  # at 0 and the end

@@ -66,6 +66,7 @@ def copy_of(trained, tmp_path, *names):
 
 # ----------------------------------------------------------------------------- earlier files
 
+@pytest.mark.slow
 def test_fresh_run_keeps_the_earlier_model_and_best_as_prev(trained, tmp_path):
     """A new run at an --out where an earlier run left model.npz and model.best.npz keeps both,
     byte for byte, as model.prev.npz and model.prev.best.npz (rnnlm.py once overwrote the best
@@ -300,6 +301,7 @@ def without_seconds(history):
             "records": [{k: v for k, v in r.items() if k != "seconds"} for r in history["records"]]}
 
 
+@pytest.mark.slow
 def test_history_of_a_resumed_run_equals_the_uninterrupted_run(trained, tmp_path):
     trainer = copy_of(trained, tmp_path)
     opts = ["corpus.txt", *TRAINERS[trainer], "--eval-every", "2", "--sample-every", "3",
@@ -354,6 +356,7 @@ def test_validation_split_too_small(tmp_path, good):
                 "--val-fraction")
 
 
+@pytest.mark.slow
 def test_divergence_exits_1_and_keeps_the_earlier_model(tmp_path):
     write_text(tmp_path / "small.txt", GOOD_TEXT)
     first = run(TRAIN, ["small.txt", *TINY, "--max-iters", "3", "--out", "m.npz"], cwd=tmp_path)
@@ -410,6 +413,7 @@ def test_signal_saves_says_where_and_exits(tmp_path, signum, status):
     assert tail_int(r"iteration (\d+)", stderr) == done, stderr
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_leaves_a_complete_checkpoint(tmp_path):
     """Kill training with SIGKILL again and again; each restart resumes from what is left.
     H = 256 makes a checkpoint 1.9 MB, so a good share of the time is spent saving."""
@@ -571,6 +575,7 @@ def file_record(path):
             "sha256": hashlib.sha256(data).hexdigest()}
 
 
+@pytest.mark.slow
 def test_several_files_or_a_folder_train_as_their_concatenation(tmp_path):
     a, b = write_parts(tmp_path / "corpus")
     write_text(tmp_path / "joined.txt", PART_A + PART_B)
@@ -590,6 +595,7 @@ def test_several_files_or_a_folder_train_as_their_concatenation(tmp_path):
         assert meta["vocab"] == "".join(sorted(set(PART_A + PART_B)))
 
 
+@pytest.mark.slow
 def test_resume_checks_every_file(tmp_path):
     a, b = write_parts(tmp_path / "corpus")
     assert run_cli(["corpus", *FILES_RUN, "--out", "m.npz"], cwd=tmp_path).returncode == 0
@@ -609,6 +615,7 @@ def test_resume_checks_every_file(tmp_path):
     assert (tmp_path / "m.npz").read_bytes() == saved
 
 
+@pytest.mark.slow
 def test_resume_reads_a_single_input_checkpoint(tmp_path):
     """A version-1 checkpoint records input, input_bytes and input_sha256 only."""
     fixtures = os.path.join(ROOT, "tests", "fixtures", "v1")
@@ -627,6 +634,7 @@ def test_resume_reads_a_single_input_checkpoint(tmp_path):
     assert "other.txt" in line and "SHA-256" in line, line
 
 
+@pytest.mark.slow
 def test_folder_without_texts_and_undecodable_file_are_named(tmp_path):
     (tmp_path / "none").mkdir()
     (tmp_path / "none" / ".keep").write_text("x", encoding="utf-8")
@@ -640,6 +648,7 @@ def test_folder_without_texts_and_undecodable_file_are_named(tmp_path):
     assert not (tmp_path / "x.npz").exists()
 
 
+@pytest.mark.slow
 def test_init_from_encodes_every_file_and_names_the_one_with_unknown_characters(tmp_path):
     """--init-from's vocabulary (the v1 gist fixture's: no 'z', no '@') must hold every file."""
     init = os.path.join(ROOT, "tests", "fixtures", "v1", "gist.npz")
@@ -656,6 +665,7 @@ def test_init_from_encodes_every_file_and_names_the_one_with_unknown_characters(
     assert "c.txt" in line and "'z'" in line and "'@'" in line, line
 
 
+@pytest.mark.slow
 def test_out_inside_an_input_folder_or_onto_an_input_file_is_refused(tmp_path):
     """Everything directly in an INPUT folder is read as text: a checkpoint or log written there
     would be read by the next run."""
@@ -671,6 +681,7 @@ def test_out_inside_an_input_folder_or_onto_an_input_file_is_refused(tmp_path):
     assert b.read_text(encoding="utf-8") == PART_B
 
 
+@pytest.mark.slow
 def test_resume_with_a_damaged_input_record_is_one_line(tmp_path):
     write_parts(tmp_path / "corpus")
     assert run_cli(["corpus", *FILES_RUN, "--out", "m.npz"], cwd=tmp_path).returncode == 0
@@ -693,6 +704,7 @@ def test_resume_with_a_damaged_input_record_is_one_line(tmp_path):
 WORD_PARTS = {"b.txt": "t\n" + "the dog ran to the mat\n" * 3, "a.txt": "the cat sat on the ma"}
 
 
+@pytest.mark.slow
 def test_word_level_files_join_with_nothing_between(tmp_path):
     (tmp_path / "corpus").mkdir()
     for name, text in WORD_PARTS.items():
@@ -754,6 +766,7 @@ def fill(disk, leave=0):
             pass
 
 
+@pytest.mark.slow
 def test_full_disk_while_saving_is_one_line_and_keeps_the_checkpoint(trained, small_disk):
     """A run saved to a small disk, the disk filled, then resumed with a save every iteration:
     exit 1, one line naming the file and that the previous one is intact, which it is; no
@@ -1027,6 +1040,7 @@ def test_patience_stops_after_n_validations_without_a_new_best(make_run, capsys)
 
 
 @pytest.mark.parametrize("trainer", sorted(PATIENCE_RUNS))
+@pytest.mark.slow
 def test_patience_through_the_trainers(trainer, tmp_path):
     """Both trainers stop at the validation that exhausts --patience, save, and say where the
     best is kept; without --patience they run to --max-iters and say so once."""
@@ -1094,6 +1108,7 @@ def test_validation_follows_the_clock_unless_eval_every(make_run, clock):
 
 
 @pytest.mark.parametrize("trainer", sorted(TRAINERS))
+@pytest.mark.slow
 def test_quick_reruns_keep_every_earlier_run_under_its_own_name(trainer, tmp_path):
     """A 12-iteration run, then two 2-iteration reruns at the same --out without --resume: each
     rerun keeps the run before it, model and best together, under the next free name, and says
@@ -1116,6 +1131,7 @@ def test_quick_reruns_keep_every_earlier_run_under_its_own_name(trainer, tmp_pat
 
 
 @pytest.mark.parametrize("trainer", sorted(TRAINERS))
+@pytest.mark.slow
 def test_time_budget_ends_a_run_without_max_iters(trainer, tmp_path):
     """--time-budget 1 and no iteration limit: the run stops by itself after about a second of
     training, validates and saves (not a timing test: only that it ends and says so)."""
@@ -1126,6 +1142,7 @@ def test_time_budget_ends_a_run_without_max_iters(trainer, tmp_path):
     assert read_npz(tmp_path / "m.npz")[1][ITER_KEY[trainer]] > 0
 
 
+@pytest.mark.slow
 def test_a_run_without_seed_draws_one_and_prints_how_to_repeat_it(tmp_path):
     """Two runs without --seed get their own seeds (weights differ); the printed --seed N
     repeats the first run's weights exactly."""
@@ -1335,6 +1352,7 @@ def seed_of(path):
     return read_npz(path)[1]["options"]["seed"]
 
 
+@pytest.mark.slow
 def test_a_best_without_its_out_is_kept_when_a_fresh_run_saves(tmp_path):
     gist_run(tmp_path, 1)
     best_a = (tmp_path / "m.best.npz").read_bytes()
@@ -1345,6 +1363,7 @@ def test_a_best_without_its_out_is_kept_when_a_fresh_run_saves(tmp_path):
     assert seed_of(tmp_path / "m.best.npz") == 2
 
 
+@pytest.mark.slow
 def test_a_run_that_never_validates_keeps_the_earlier_pair_together(tmp_path):
     gist_run(tmp_path, 1)
     a = {n: (tmp_path / n).read_bytes() for n in ("m.npz", "m.best.npz")}
@@ -1361,6 +1380,7 @@ def test_a_run_that_never_validates_keeps_the_earlier_pair_together(tmp_path):
     assert "(4 iterations, seed 2): m.npz as m.prev2.npz" in out
 
 
+@pytest.mark.slow
 def test_a_best_left_by_a_killed_run_goes_to_free_names_not_over_the_earlier_pair(tmp_path):
     # what B leaves when it dies after its best's save: A's pair put aside, B's best alone
     gist_run(tmp_path, 1)
@@ -1376,6 +1396,7 @@ def test_a_best_left_by_a_killed_run_goes_to_free_names_not_over_the_earlier_pai
     assert "seed 2): m.best.npz as m.prev2.best.npz" in out
 
 
+@pytest.mark.slow
 def test_resume_into_another_runs_out_keeps_that_run(tmp_path):
     gist_run(tmp_path, 1)
     y = {n: (tmp_path / n).read_bytes() for n in ("m.npz", "m.best.npz")}
@@ -1393,6 +1414,7 @@ def test_resume_into_another_runs_out_keeps_that_run(tmp_path):
     assert not (tmp_path / "m.prev2.npz").exists() and read_npz(tmp_path / "m.npz")[1]["n"] == 10
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_out_is_refused_while_the_first_lives(tmp_path):
     write_text(tmp_path / "corpus.txt", GOOD_TEXT)
     first = start(G, ["corpus.txt", *TINY, "--seed", "1", "--out", "m.npz"], tmp_path)  # no limit
@@ -1408,6 +1430,7 @@ def test_a_second_run_on_the_same_out_is_refused_while_the_first_lives(tmp_path)
     assert seed_of(tmp_path / "m.prev.npz") == 1
 
 
+@pytest.mark.slow
 def test_a_fifo_page_or_out_is_refused_before_any_work(tmp_path):
     gist_run(tmp_path, 1)
     os.mkfifo(tmp_path / "p.html")
@@ -1419,6 +1442,7 @@ def test_a_fifo_page_or_out_is_refused_before_any_work(tmp_path):
     assert_error(r, 2, "--out f.npz is a FIFO")
 
 
+@pytest.mark.slow
 def test_a_symlinked_out_keeps_its_targets_run_and_the_link_stays(tmp_path):
     gist_run(tmp_path, 1, out="real.npz")
     a = (tmp_path / "real.npz").read_bytes()
@@ -1428,6 +1452,7 @@ def test_a_symlinked_out_keeps_its_targets_run_and_the_link_stays(tmp_path):
     assert os.path.islink(tmp_path / "m.npz") and seed_of(tmp_path / "real.npz") == 2
 
 
+@pytest.mark.slow
 def test_a_socket_out_is_refused_before_training_on_resume(tmp_path):
     import socket
     gist_run(tmp_path, 1)
@@ -1438,6 +1463,7 @@ def test_a_socket_out_is_refused_before_training_on_resume(tmp_path):
     assert "iter" not in r.stdout  # no training happened
 
 
+@pytest.mark.slow
 def test_a_folder_at_the_prev_name_is_passed_over(tmp_path):
     gist_run(tmp_path, 1)
     (tmp_path / "m.prev.npz").mkdir()
@@ -1460,6 +1486,7 @@ def test_a_killed_writers_temporary_files_of_the_best_are_swept(tmp_path):
 RETENTION_SEQUENCES = 200
 
 
+@pytest.mark.slow
 def test_every_finished_save_survives_random_sequences_of_runs(tmp_path, monkeypatch, capsys):
     rng = random.Random(12)
     kills = 0
@@ -1533,6 +1560,7 @@ def crafted(tmp_path, name, change):
     return name
 
 
+@pytest.mark.slow
 def test_a_lone_surrogate_never_breaks_a_page_or_a_printed_line(tmp_path):
     # in the page's data: its JSON escape, so the page is UTF-8
     html = page.LIVE.render({"title": "a\udcffb", "history": []})
@@ -1551,6 +1579,7 @@ def test_a_lone_surrogate_never_breaks_a_page_or_a_printed_line(tmp_path):
     assert page_payload((tmp_path / page_name).read_text(encoding="utf-8"))["title"] == out
 
 
+@pytest.mark.slow
 def test_visualize_with_a_nul_in_the_stored_input_name_is_one_line(tmp_path):
     def nul(meta):
         meta["input_files"][0]["name"] = "a\x00b.txt"
@@ -1559,6 +1588,7 @@ def test_visualize_with_a_nul_in_the_stored_input_name_is_one_line(tmp_path):
     assert_error(run("visualize.py", [bad], tmp_path), 2, "no text given")
 
 
+@pytest.mark.slow
 def test_a_character_device_is_refused_as_a_text_to_read_whole(tmp_path):
     gist_run(tmp_path, 1)
     assert_error(run(G, ["/dev/zero", *TINY, "--max-iters", "2", "--out", "z.npz"], tmp_path),
@@ -1566,6 +1596,7 @@ def test_a_character_device_is_refused_as_a_text_to_read_whole(tmp_path):
     assert_error(run("visualize.py", ["m.npz", "/dev/zero"], tmp_path), 2, "not a regular file")
 
 
+@pytest.mark.slow
 def test_a_compressed_array_is_refused_before_it_is_inflated(tmp_path):
     gist_run(tmp_path, 1)
     arrays, meta = read_npz(tmp_path / "m.npz")
@@ -1593,6 +1624,7 @@ def test_early_stopping_says_why_on_the_final_page(tmp_path):
 
 
 @pytest.mark.parametrize("trainer", sorted(TRAINERS))
+@pytest.mark.slow
 def test_a_resumed_run_gets_its_own_time_budget(trainer, tmp_path):
     write_text(tmp_path / "corpus.txt", GOOD_TEXT)
     opts = [*TRAINERS[trainer], "--eval-every", "0", "--time-budget", "0.5"]
@@ -1602,6 +1634,7 @@ def test_a_resumed_run_gets_its_own_time_budget(trainer, tmp_path):
     assert read_npz(tmp_path / "m.npz")[1][ITER_KEY[trainer]] > before > 0
 
 
+@pytest.mark.slow
 def test_resuming_a_cosine_decay_over_the_time_budget_is_refused(tmp_path):
     write_text(tmp_path / "corpus.txt", GOOD_TEXT)
     run_ok("rnnlm.py", ["corpus.txt", *TRAINERS["rnnlm.py"], "--lr-decay", "cosine",
@@ -1612,6 +1645,7 @@ def test_resuming_a_cosine_decay_over_the_time_budget_is_refused(tmp_path):
     assert (tmp_path / "c.npz").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_checkpoint_is_never_an_output_of_another_kind_even_with_force(tmp_path):
     gist_run(tmp_path, 1)
     shutil.copy(tmp_path / "m.npz", tmp_path / "other.npz")
@@ -1628,6 +1662,7 @@ def test_a_checkpoint_is_never_an_output_of_another_kind_even_with_force(tmp_pat
     assert (tmp_path / "other.npz").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_an_existing_file_not_this_outputs_own_is_kept_unless_force(tmp_path):
     gist_run(tmp_path, 1)
     write_text(tmp_path / "notes.html", "my notes\n")
@@ -1649,6 +1684,7 @@ def test_an_existing_file_not_this_outputs_own_is_kept_unless_force(tmp_path):
     assert page_payload((tmp_path / "notes.html").read_text(encoding="utf-8"))["iter"] == 2
 
 
+@pytest.mark.slow
 def test_an_array_the_kind_does_not_declare_is_refused(tmp_path):
     gist_run(tmp_path, 1)
     arrays, meta = read_npz(tmp_path / "m.npz")

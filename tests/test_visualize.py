@@ -207,6 +207,7 @@ def test_json_states_top_and_logprob_match_a_forward_pass(name, tmp_path, fixtur
 
 
 @pytest.mark.parametrize("name", KINDS)
+@pytest.mark.slow
 def test_logprob_sums_to_sample_py_score(name, tmp_path):
     """expected.json holds what sample.py --score printed for text.txt with each fixture."""
     expected = load_json(os.path.join(FIXTURES, "expected.json"))["figures"][name]["score"]
@@ -452,6 +453,7 @@ def overflowing(arrays, case):
 
 
 @pytest.mark.parametrize("case", ["one score 1.7e308", "scores overflow"])
+@pytest.mark.slow
 def test_non_finite_model_output_is_refused_as_sample_py_refuses_it(case, tmp_path):
     from conftest import assert_error, run
     arrays, meta = read_raw("gist")
@@ -463,6 +465,7 @@ def test_non_finite_model_output_is_refused_as_sample_py_refuses_it(case, tmp_pa
     assert r.stdout == "" and sorted(os.listdir(tmp_path)) == ["huge.npz"]
 
 
+@pytest.mark.slow
 def test_memory_stays_near_tokens_times_top_k_and_units(tmp_path):
     """A 12,000-character vocabulary: the page needs each token's top K and one log-probability,
     so the peak stays far below even one (T, V) float64 array of probabilities."""
@@ -799,6 +802,7 @@ def compare_files(tmp_path, *names, text=TEXT):
     return load_json(js), page_payload(out.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_compare_json_matches_sample_py_and_a_forward_pass(tmp_path, fixture_text):
     """The gist's model against a 2-layer LSTM on one text: every token's log-probability, their
     sums, sample.py --score's log_prob and the differences."""
@@ -823,6 +827,7 @@ def test_compare_json_matches_sample_py_and_a_forward_pass(tmp_path, fixture_tex
     assert data["delta"] == [b - a for a, b in zip(*data["logprob"])]
 
 
+@pytest.mark.slow
 def test_compare_page_data_scores_guesses_and_samples(tmp_path, fixture_text):
     """The page's rows: each model's score, its guesses at the first --max-chars positions (from
     the forward pass), and a sample equal to sample.py --start at the same seed and temperature."""
@@ -845,6 +850,7 @@ def test_compare_page_data_scores_guesses_and_samples(tmp_path, fixture_text):
         assert r["sample"] == drawn["text"] and len(r["sample"]) == 31
 
 
+@pytest.mark.slow
 def test_compare_of_different_vocabularies_gives_curves_and_scores(tmp_path, capsys):
     data, page = compare_files(tmp_path, "gist", "lstm_word")
     note = capsys.readouterr().out.strip().splitlines()[-1]
@@ -863,6 +869,7 @@ def test_compare_of_different_vocabularies_gives_curves_and_scores(tmp_path, cap
     assert "b.npz and a.npz know different characters (1 in only one of them: 'd')" in note
 
 
+@pytest.mark.slow
 def test_compare_curves_come_from_each_history(tmp_path):
     data, page = compare_files(tmp_path, "gist", "rnn_char")
     for i, name in enumerate(["gist", "rnn_char"]):

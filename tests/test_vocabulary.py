@@ -64,6 +64,7 @@ def test_input_empty(tmp_path, good):
     train_fails(tmp_path, good, ["empty.txt", *TINY], 2, "empty")
 
 
+@pytest.mark.slow
 def test_non_utf8_names_offset_and_encoding_then_latin1_trains(tmp_path, good):
     data = GOOD_TEXT[:50].encode() + b"\xe9" + GOOD_TEXT[50:].encode()  # bad byte at offset 50
     write_bytes(tmp_path / "latin.txt", data)
@@ -94,6 +95,7 @@ def test_leading_bom_is_dropped(tmp_path):
     assert f"data has {len(GOOD_TEXT)} characters" in result.stdout, result.stdout
 
 
+@pytest.mark.slow
 def test_one_distinct_character_trains(tmp_path):
     write_text(tmp_path / "aaa.txt", "a" * 300)
     result = run(TRAIN, ["aaa.txt", *TINY, "--max-iters", "3", "--out", "a.npz"], cwd=tmp_path)
