@@ -22,7 +22,7 @@ from common.checkpoint import READABLE_VERSIONS
 from common.cli import UserError
 
 from conftest import (FIXTURES, SAMPLE, TRAIN, assert_error, assert_nothing_changed, read_npz, run,
-                      run_ok, snapshot, write_bytes, write_npz, write_text)
+                      run_here, run_ok, snapshot, write_bytes, write_npz, write_text)
 
 FIFO_WAIT = 10  # seconds for a FIFO's reader to see the end of what was written (not timing)
 
@@ -98,7 +98,7 @@ def test_damaged_checkpoint_in_resume(tmp_path, good, case):
     # --out defaults to the --resume file: the damaged file must not be overwritten either
     make_damaged(good["ckpt"], case, tmp_path / "bad.npz")
     before = snapshot(tmp_path)
-    result = run(TRAIN, ["--resume", "bad.npz", "--max-iters", "8"], cwd=tmp_path)
+    result = run_here(TRAIN, ["--resume", "bad.npz", "--max-iters", "8"], cwd=tmp_path)
     assert_error(result, 2, "bad.npz", *DAMAGE[case])
     assert_nothing_changed(tmp_path, before)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import export
-from conftest import CLI_TIMEOUT, EXTRAS_INSTALL, ROOT, TORCH_INSTALL, assert_error
+from conftest import CLI_TIMEOUT, EXTRAS_INSTALL, ROOT, TORCH_INSTALL, assert_error, run_here
 from conftest import run as conftest_run
 from common.checkpoint import load_checkpoint, save_checkpoint
 from common.cli import UserError
@@ -80,16 +80,13 @@ def run(script, *args, cwd):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Every model of MODELS trained for 3 iterations by its trainer's CLI, the runs side by
-    side: name -> checkpoint path."""
+    """Every model of MODELS trained for 3 iterations by its trainer's command line, in this
+    process: name -> checkpoint path."""
     folder = tmp_path_factory.mktemp("trained")
     (folder / "text.txt").write_text(TEXT, encoding="utf-8")
-    procs = {name: subprocess.Popen([sys.executable, os.path.join(ROOT, script), "text.txt",
-                                     "--out", f"{name}.npz", *flags], cwd=folder,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for name, (script, flags) in MODELS.items()}
-    for name, proc in procs.items():
-        assert proc.wait(CLI_TIMEOUT) == 0, proc.stderr.read()
+    for name, (script, flags) in MODELS.items():
+        r = run_here(script, ["text.txt", "--out", f"{name}.npz", *flags], cwd=folder)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     return {name: folder / f"{name}.npz" for name in MODELS}
 
 

@@ -14,7 +14,7 @@ import pytest
 from common.checkpoint import FORMAT_VERSION, load_checkpoint
 from common.fast_model import FastRnnlm
 from common.interface import GistModel, LayerModel, load_model
-from conftest import FIXTURES, read_log, run_ok
+from conftest import FIXTURES, read_log, run_here, run_ok
 
 V1 = os.path.join(FIXTURES, "v1")
 VERSIONS = ("v1", "v2")
@@ -109,9 +109,10 @@ def test_kept_checkpoint_resumes_to_the_old_losses(version, name, tmp_path):
     rtol = RESUME_RTOL_F32 if meta["options"]["dtype"] == "float32" else RESUME_RTOL_F64
     script, extra = ("min_char_rnn.py", ["--sample-every", "0"]) if kind == "min_char_rnn" \
         else ("rnnlm.py", [])
-    run_ok(script, ["--resume", ckpt, expected_json["score_file"],
-                    "--max-iters", expected_json["resume_max_iters"], "--log", "resume.log",
-                    "--log-every", "1", "--eval-every", "0", *extra], cwd=folder)
+    r = run_here(script, ["--resume", ckpt, expected_json["score_file"],
+                          "--max-iters", expected_json["resume_max_iters"], "--log", "resume.log",
+                          "--log-every", "1", "--eval-every", "0", *extra], cwd=folder)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     got = {r["iter"]: r for r in read_log(folder / "resume.log") if "loss" in r}
     expected = {r["iter"]: r for r in expected_json["figures"][name]["resume_log"] if "loss" in r}
     assert sorted(got) == sorted(expected) and expected

@@ -24,8 +24,8 @@ from common.interface import load_model
 from common.vocabulary import Vocabulary
 from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, ROOT, TINY, TRAIN, assert_error,
                       assert_finite_checkpoint, assert_nothing_changed, page_payload, read_log,
-                      read_npz, run, run_ok, snapshot, start, tail_int, train_fails, wait_for,
-                      write_text)
+                      read_npz, run, run_here, run_ok, snapshot, start, tail_int, train_fails,
+                      wait_for, write_text)
 
 # Only 8 of those symbols: a text --init-from can encode in GOOD_TEXT's vocabulary
 KNOWN_TEXT = "".join(f"{a}*{b}={a + b};" for a in range(4) for b in range(4)) * 3
@@ -874,8 +874,8 @@ def test_outputs_never_the_input_a_read_checkpoint_or_each_other(trained, tmp_pa
     trainer = copy_of(trained, tmp_path)
     args, needles = same_file_setup(tmp_path, case)
     before = snapshot(tmp_path)
-    r = run(trainer, [*args, *TRAINERS[trainer], "--max-iters", "2"] if "--resume" not in args
-            else args, cwd=tmp_path)
+    r = run_here(trainer, [*args, *TRAINERS[trainer], "--max-iters", "2"]
+                 if "--resume" not in args else args, cwd=tmp_path)
     assert_error(r, 2, *needles)
     assert_nothing_changed(tmp_path, before)
 
