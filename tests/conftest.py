@@ -68,8 +68,7 @@ def run(name, args, cwd, timeout=CLI_TIMEOUT):
 
 
 def run_here(name, args, cwd):
-    """run() without a new interpreter, for a run refused before it starts or a short one that
-    prints through print() (sample.py's generated text does not: see test_sample.py): the
+    """run() without a new interpreter, for a run refused before it starts or a short one: the
     script's main()
     under common.cli.run, as `python NAME` calls it, with sys.argv, the folder, the signal
     handlers and numpy's error state put back afterwards, and the lock file of --out removed as

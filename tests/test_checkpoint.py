@@ -87,7 +87,7 @@ DAMAGE = {  # case: what the message must name besides the file
 def test_damaged_checkpoint_in_sample(tmp_path, good, case):
     make_damaged(good["ckpt"], case, tmp_path / "bad.npz")
     before = snapshot(tmp_path)
-    result = run(SAMPLE, ["bad.npz", "--length", "10"], cwd=tmp_path)
+    result = run_here(SAMPLE, ["bad.npz", "--length", "10"], cwd=tmp_path)
     assert_error(result, 2, "bad.npz", *DAMAGE[case])
     assert result.stdout == "", f"nothing may be generated: {result.stdout!r}"
     assert_nothing_changed(tmp_path, before)
@@ -150,9 +150,9 @@ def test_pickled_checkpoint_is_refused_without_unpickling(tmp_path, good, member
     marker = tmp_path / "MARKER"
     make_pickled(good["ckpt"], member, tmp_path / "evil.npz", marker)
     if script == "sample":
-        result = run(SAMPLE, ["evil.npz", "--length", "10"], cwd=tmp_path)
+        result = run_here(SAMPLE, ["evil.npz", "--length", "10"], cwd=tmp_path)
     else:
-        result = run(TRAIN, ["--resume", "evil.npz", "--max-iters", "8"], cwd=tmp_path)
+        result = run_here(TRAIN, ["--resume", "evil.npz", "--max-iters", "8"], cwd=tmp_path)
     assert not marker.exists(), "the checkpoint was unpickled: the marker file was created"
     message = assert_error(result, 2, "evil.npz")
     if member is not None:

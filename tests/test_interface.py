@@ -14,7 +14,7 @@ import pytest
 from common.checkpoint import FORMAT_VERSION, load_checkpoint
 from common.fast_model import FastRnnlm
 from common.interface import GistModel, LayerModel, load_model
-from conftest import FIXTURES, read_log, run_here, run_ok
+from conftest import FIXTURES, read_log, run_here
 
 V1 = os.path.join(FIXTURES, "v1")
 VERSIONS = ("v1", "v2")
@@ -80,8 +80,9 @@ def test_kept_checkpoint_loads_and_scores_the_old_figure(version, name):
 
 @pytest.mark.parametrize("version,name", KEPT)
 def test_kept_checkpoint_greedy_text_is_unchanged(version, name, tmp_path):
-    r = run_ok("sample.py", [f"{name}.npz", "--start", "The", "--temperature", "0",
-                             "--length", "40"], cwd=kept_copy(tmp_path, version))
+    r = run_here("sample.py", [f"{name}.npz", "--start", "The", "--temperature", "0",
+                               "--length", "40"], cwd=kept_copy(tmp_path, version))
+    assert r.returncode == 0, r.stderr
     assert r.stdout == EXPECTED[version]["figures"][name]["greedy"]
 
 
@@ -92,8 +93,9 @@ def test_kept_checkpoint_greedy_text_is_unchanged(version, name, tmp_path):
 @pytest.mark.parametrize("version,name", [(v, n) for v, n in KEPT
                                           if v != "v1" or n in GIST_NAMES])
 def test_kept_checkpoint_seeded_samples_are_unchanged(version, name, tmp_path):
-    r = run_ok("sample.py", [f"{name}.npz", "--seed", "3", "--length", "40", "--num-samples", "2"],
-               cwd=kept_copy(tmp_path, version))
+    r = run_here("sample.py", [f"{name}.npz", "--seed", "3", "--length", "40", "--num-samples",
+                               "2"], cwd=kept_copy(tmp_path, version))
+    assert r.returncode == 0, r.stderr
     assert r.stdout == EXPECTED[version]["figures"][name]["sampled"]
 
 

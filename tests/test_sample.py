@@ -54,9 +54,7 @@ def run_sampler(*args, cwd):
 
 def cli(capsys, *args):
     """sample.py's command line run in this process (the same main() and error handling as
-    `python sample.py`, without the ~0.4 s interpreter start): returncode, stdout, stderr.
-    Only for runs that print through print(): generated text goes through write_live, whose
-    default `out` is bound to the sys.stdout of import time, so capsys cannot see it."""
+    `python sample.py`, without the ~0.4 s interpreter start): returncode, stdout, stderr."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         common_cli.run(lambda: sample.main([str(a) for a in args]))

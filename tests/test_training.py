@@ -152,8 +152,8 @@ def test_init_from_lists_the_unknown_characters(trained, tmp_path):
     trainer = copy_of(trained, tmp_path)
     write_text(tmp_path / "other.txt", KNOWN_TEXT + "xyz")
     before = snapshot(tmp_path)
-    r = run(trainer, ["other.txt", "--init-from", "good.npz", *TRAINERS[trainer],
-                      "--max-iters", "1", "--out", "new.npz"], cwd=tmp_path)
+    r = run_here(trainer, ["other.txt", "--init-from", "good.npz", *TRAINERS[trainer],
+                           "--max-iters", "1", "--out", "new.npz"], cwd=tmp_path)
     assert_error(r, 2, "'x'", "'y'", "'z'", "other.txt")
     assert_nothing_changed(tmp_path, before)
 
@@ -168,7 +168,7 @@ def test_init_from_refusals(trained, tmp_path, case):
     else:
         args, needles = [*args, "--hidden-size", "9"], ("--hidden-size 9", "7", "good.npz")
     before = snapshot(tmp_path)
-    assert_error(run(trainer, args, cwd=tmp_path), 2, *needles)
+    assert_error(run_here(trainer, args, cwd=tmp_path), 2, *needles)
     assert_nothing_changed(tmp_path, before)
 
 
