@@ -20,7 +20,7 @@ from common import cli as common_cli
 from common import gist
 import sample
 from conftest import (CLI_TIMEOUT, FIXTURES, GOOD_TEXT, PARAM_NAMES, assert_error,
-                      options_as_read, read_npz, run, run_ok, script, write_text)
+                      options_as_read, read_npz, run, run_here, run_ok, script, write_text)
 
 SAMPLER = script("sample.py")
 
@@ -65,8 +65,8 @@ def cli(capsys, *args):
 
 
 def sample_ok(*args, cwd):
-    """stdout of a run that must succeed."""
-    r = run_sampler(*args, cwd=cwd)
+    """stdout of a run that must succeed, run in this process (conftest.run_here)."""
+    r = run_here("sample.py", args, cwd)
     assert r.returncode == 0, f"sample.py {' '.join(map(str, args))} failed:\n{r.stderr}"
     assert "Traceback" not in r.stderr, r.stderr
     return r.stdout
@@ -77,8 +77,9 @@ def train(folder, text, *options):
     return the checkpoint path."""
     corpus = write_text(Path(folder) / "corpus.txt", text)
     out = os.path.join(folder, "model.npz")
-    run_ok("min_char_rnn.py", [corpus, "--out", out, "--sample-every", "0", "--seed", "0",
-                               *options], cwd=folder)
+    r = run_here("min_char_rnn.py", [corpus, "--out", out, "--sample-every", "0", "--seed", "0",
+                                     *options], cwd=folder)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     return out
 
 
