@@ -423,8 +423,8 @@ def test_kill_9_at_random_moments_leaves_a_complete_checkpoint(tmp_path):
     out = work / "crash.npz"
     control = ["--save-every", "1", "--sample-every", "0", "--eval-every", "0",
                "--max-iters", "1000000000"]
-    fresh = [DEFAULT_CORPUS, "--hidden-size", "256", "--val-fraction", "0", *control,
-             "--out", "crash.npz"]
+    fresh = [DEFAULT_CORPUS, "--hidden-size", "256", "--val-fraction", "0", "--seed", "0",
+             *control, "--out", "crash.npz"]
     resume = ["--resume", "crash.npz", *control]
     tmp_pattern = re.compile(r"^\.crash\.npz\..+\.tmp$")
     rng = random.Random(KILL_SEED)
