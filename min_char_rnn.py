@@ -13,11 +13,12 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from common import cli, training
+from common import cli, options
 from common.checkpoint import check_arrays
 from common.cli import UserError, nonnegative_int, positive_float, positive_int
 from common.gist import PARAM_NAMES, Params, evaluate, init_params, lossFun, num_params, sample
 from common.interface import GistModel, generator
+from common.run import Run
 from common.vocabulary import split_ids
 
 DEFAULT_INPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "corpus.txt")
@@ -25,19 +26,19 @@ DEFAULTS = GistModel.defaults()  # the gist's hidden_size 100, seq_length 25, le
 
 
 def build_parser():
-    ap, model = training.trainer_parser(
+    ap, model = options.trainer_parser(
         "Train Karpathy's min-char-rnn (tanh RNN, Adagrad) on a text file.",
         "default: the bundled data/corpus.txt, or the input stored in the --resume checkpoint",
         "  python min_char_rnn.py                       # the bundled corpus, until Ctrl-C\n"
         "  python min_char_rnn.py mytext.txt --time-budget 60 --seed 1\n"
         "  python min_char_rnn.py --resume out/min_char_rnn-mytext.npz --max-iters 20000\n"
         "  python min_char_rnn.py data/ko-constitution.txt --level jamo --max-iters 5000")
-    training.add_sizes(model, DEFAULTS, (
+    options.add_sizes(model, DEFAULTS, (
         ("--hidden-size", positive_int, "hidden units H"),
         ("--seq-length", positive_int, "characters per stream per iteration, T"),
         ("--learning-rate", positive_float, "Adagrad learning rate"),
         ("--batch-size", positive_int, "streams B trained side by side, cut from B offsets")))
-    training.add_data_options(model, "the initial weights and the samples", DEFAULTS)
+    options.add_data_options(model, "the initial weights and the samples", DEFAULTS)
     model.add_argument("--level", choices=("char", "jamo"), default=DEFAULTS["level"],
                        help="tokens: characters (default, as the gist), or jamo: characters with "
                             "every Hangul syllable taken apart into its letters, put together "
@@ -49,11 +50,11 @@ def build_parser():
     run_group.add_argument("--out", default=None, help="checkpoint file (default: "
                            "out/min_char_rnn-<input name>.npz, or the --resume file); the best by "
                            "validation loss is kept beside it as <name>.best.npz")
-    training.add_print_options(run_group, "a sample and the loss")
+    options.add_print_options(run_group, "a sample and the loss")
     run_group.add_argument("--eval-max-chars", type=nonnegative_int, default=0,
                            help="evaluate on at most this many validation characters (default 0: "
                                 "all)")
-    training.add_run_options(run_group)
+    options.add_run_options(run_group)
     return ap
 
 
@@ -61,13 +62,13 @@ def load_data(argv):
     """Parse the options, start or resume the run, read the corpus, check the outputs and say
     what the corpus holds -> (args, run, resumed, init, vocab, counts, streams (B, S) of the
     training ids, the validation ids to evaluate, files)."""
-    args, resumed, init = training.start_options(build_parser(), argv, GistModel)
+    args, resumed, init = options.start_options(build_parser(), argv, GistModel)
     if not args.input:
         args.input = [DEFAULT_INPUT]
     if args.out is None:
-        args.out = os.path.join("out", f"min_char_rnn-{training.input_stem(args.input)}.npz")
+        args.out = os.path.join("out", f"min_char_rnn-{options.input_stem(args.input)}.npz")
     meta = resumed and resumed[1]
-    vocab, ids, counts, files = training.load_corpus(args, args.level, meta, init and init[1])
+    vocab, ids, counts, files = options.load_corpus(args, args.level, meta, init and init[1])
     unit = vocab.unit_name + "s"
     train, val = split_ids(ids, args.val_fraction, vocab.unit_name)
     B, T = args.batch_size, args.seq_length
@@ -78,8 +79,8 @@ def load_data(argv):
             f"least {B * (T + 1)} {unit}; use a longer text or smaller values")
     V, S = len(vocab), len(train) // B  # B streams of S tokens each, cut from B offsets
     # checks --out and --log before any training; the history's smoothed loss is smooth_loss / T
-    run = training.Run(args, vocab.unit, meta, smooth_factor=0.999)
-    training.print_start(f"data has {len(ids)} {unit}, {V} unique ({len(train)} train, "
+    run = Run(args, vocab.unit, meta, smooth_factor=0.999)
+    options.print_start(f"data has {len(ids)} {unit}, {V} unique ({len(train)} train, "
                          f"{len(val)} validation); {num_params(V, args.hidden_size)} parameters.",
                          args, GistModel)
     eval_ids = val[:args.eval_max_chars or len(val)]  # what each validation reads
@@ -131,7 +132,7 @@ def main(argv=None):
 
     def save(path):
         arrays = {**params, **{"m" + k: v for k, v in mem.items()}, "hprev": hprev}
-        run.save(path, arrays, {**training.data_meta(GistModel, vocab, counts, args, files),
+        run.save(path, arrays, {**options.data_meta(GistModel, vocab, counts, args, files),
                                 "n": n, "p": p, "smooth_loss": smooth_loss,
                                 "rng_state": rng.bit_generator.state, **run.meta()}, n)
 

@@ -48,7 +48,6 @@ MAX_LENGTH = 10 ** 12
 # changes nothing; far larger, the Gumbel noise (temperature x g, |g| < 40) overflows to infinity,
 # and argmax over ties is no uniform draw.
 MAX_TEMPERATURE = 1e6
-MAX_NATS = math.log(sys.float_info.max)  # exp() of more than this is not a float: ~709.8
 
 
 def read_argument_text(value, encoding, what):
@@ -175,11 +174,11 @@ def score_text(model, text, unknown="error"):
     nats = -log_prob / count
     # finite weights can still overflow (weights near 1e300): every figure printed, perplexity
     # = exp(nats) included, must be a finite number
-    if not (math.isfinite(log_prob) and nats < MAX_NATS):
+    if not (math.isfinite(log_prob) and math.isfinite(cli.perplexity(nats))):
         raise cli.UserError(NOT_FINITE, 1)
     tok = "char" if model.level == "char" else "token"
     figures = {"log_prob": log_prob, f"{tok}s_scored": count, f"nats_per_{tok}": nats,
-               f"bits_per_{tok}": nats / math.log(2), "perplexity": math.exp(nats)}
+               f"bits_per_{tok}": nats / math.log(2), "perplexity": cli.perplexity(nats)}
     if tok != "char":  # rates per character of the text too, comparable across levels
         chars = model.vocab.chars_scored(text, skipped)
         figures.update({"chars_scored": chars, "nats_per_char": -log_prob / chars,
@@ -375,7 +374,7 @@ def generate(model, args, out):
         prefix = ""  # not even the drawn first token
     samples = [Sample(model.vocab, prefix, seed_ix[k], args.stop) for k in range(K)]
     fed = fed_text(samples, token_blocks(model, args, state, seed_ix, rng, n))
-    live = K == 1 and not args.json and not args.beam  # one sampled stream: print as it comes
+    live = is_live(args)
     if live:
         write_live(itertools.chain([samples[0].text], fed), out)
     else:

@@ -21,7 +21,8 @@ import numpy as np
 
 from common.checkpoint import (check_not_read, check_output_file, check_replaceable, same_file,
                                write_atomic)
-from common.cli import UserError, float_range, nonnegative_int, positive_int, run
+from common.cli import (UserError, finite_or_none, float_range, nonnegative_int, perplexity,
+                        positive_int, run)
 from common.interface import NOT_FINITE, load_model
 from common.page import HISTORY_ROW, Page, history_rows, with_losses
 from common.vocabulary import read_corpus, read_text, shown, split_ids
@@ -429,7 +430,7 @@ def compare_page_data(models, names, runs, histories, args, note):
             "iters": model.meta.get(model.iteration_key), "log_prob": r["log_prob"],
             "count": r["count"], "nats": nats, "bits": nats / math.log(2),
             "bits_per_char": -r["log_prob"] / r["chars"] / math.log(2),
-            "perplexity": math.exp(nats) if nats < 700 else None,
+            "perplexity": finite_or_none(perplexity(nats)),
             "options": model.meta.get("options") or {}, "sample": r["sample"],
             "history": history_rows(history), "smooth_factor": smooth_factor(model.meta),
             "logprob": [] if note else np.round(r["logprob"][:len(r["top_ids"])], 4).tolist(),

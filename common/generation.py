@@ -1,5 +1,5 @@
 """
-What both model kinds share for evaluating and sampling: the evaluation chunk size, Gumbel-max
+What both model kinds share for evaluating and sampling: a long text evaluated in chunks, Gumbel-max
 noise for drawing from softmax(y / temperature) and the top-k cut.
 
 References:
@@ -11,6 +11,17 @@ import numpy as np
 def eval_chunk(V):
     """Positions evaluated per call: keeps the (chunk, V) softmax near 32 MB."""
     return max(64, min(8192, 2 ** 22 // V))
+
+
+def chunked_nats(ids, chunk, nats_of):
+    """Total cross-entropy of ids[1:] given ids[:-1], `chunk` positions a call: nats_of(x, t)
+    returns the nats of predicting t from x, the model's state carried from call to call ->
+    (nats, count)."""
+    nats = 0.0
+    for s in range(0, len(ids) - 1, chunk):
+        x = ids[s:min(s + chunk, len(ids) - 1)]  # (chunk,)
+        nats += nats_of(x, ids[s + 1:s + 1 + len(x)])  # the next token of each
+    return nats, max(len(ids) - 1, 0)
 
 
 def gumbel_noise(rng, shape, temperature, dtype):

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
+from common.generation import chunked_nats, eval_chunk, gumbel_noise, keep_top_k, noise_block
 from common.fast_layers import scatter_add_rows
 
 PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
@@ -191,9 +191,10 @@ def evaluate(params, ids, h=None, chunk=None):
     if h is None:
         h = np.zeros((H, 1), dtype=params["Wxh"].dtype)  # (H, 1)
     grads = Params(V, H, params["Wxh"].dtype)  # written by every chunk, never read
-    nats = 0.0
-    for s in range(0, len(ids) - 1, chunk):
-        inputs = ids[s:min(s + chunk, len(ids) - 1)]
-        loss, *_, h = lossFun(inputs, ids[s + 1:s + 1 + len(inputs)], h, params, None, grads)
-        nats += loss
-    return nats, len(ids) - 1, h
+
+    def nats_of(inputs, targets):
+        nonlocal h
+        loss, *_, h = lossFun(inputs, targets, h, params, None, grads)
+        return loss
+    nats, count = chunked_nats(ids, chunk, nats_of)
+    return nats, count, h

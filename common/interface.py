@@ -12,9 +12,9 @@ from common import gist
 from common.checkpoint import (check_arrays, check_counts, check_fields, is_history, is_int,
                                is_num, is_rng_state, is_str, load_checkpoint, one_of, optional)
 from common.cli import UserError
-from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
+from common.generation import chunked_nats, eval_chunk, gumbel_noise, keep_top_k, noise_block
 from common.fast_model import FastRnnlm
-from common.models import book_model, weight_shapes
+from common.models import EMBED_STD, book_model, weight_shapes
 from common.optimizer import OPTIMIZERS
 from common.cells import CELLS
 from common.vocabulary import LEVELS, Vocabulary, counts_key, input_files
@@ -29,7 +29,7 @@ NOT_FINITE = ("the model's scores are not finite: its weights are damaged or div
 DATA_OPTIONS = {"dtype": ("float64", one_of("float64", "float32")),
                 "val_fraction": (0.1, is_num(0, 1)), "seed": (0, is_int()),
                 "encoding": ("utf-8", is_str)}
-# What the run contract (common/training.py) records in every kind's meta: the best validation
+# What the run contract (common/run.py) records in every kind's meta: the best validation
 # loss (None until a validation), and the rest checked where present (older checkpoints lack them).
 BEST_VAL_LOSS = {"best_val_loss": optional(is_num())}
 RUN_RECORD = {"level": one_of(*LEVELS), "best_val_iter": optional(is_int()), "run_id": is_str,
@@ -312,7 +312,7 @@ class LayerModel(LanguageModel):
                "learning_rate": (0.1, is_num(0, lo_open=True)),
                "lr_decay": ("none", one_of("none", "cosine", "plateau")),
                "decay_iters": (None, optional(is_int(1))), "max_grad_norm": (0.0, is_num(0)),
-               "embed_std": (0.01, is_num(0, lo_open=True)), "val_file": (None, optional(is_str)),
+               "embed_std": (EMBED_STD, is_num(0, lo_open=True)), "val_file": (None, optional(is_str)),
                **DATA_OPTIONS}
     LATER_OPTIONS = ("embed_std", "val_file")
     SHAPE_OPTIONS = ("level", "cell", "num_layers", "wordvec_size", "hidden_size", "tie_weights")
@@ -406,14 +406,10 @@ class LayerModel(LanguageModel):
         """Total cross-entropy (nats) of ids[1:] given ids[:-1], one stream from `state` (None:
         zeros), carried across chunks, dropout off -> (nats, count, state after ids[:-1])."""
         model = self.model
-        chunk = eval_chunk(model.vocab_size)
         model.set_state(state)
-        nats = 0.0
-        for s in range(0, len(ids) - 1, chunk):
-            x = ids[s:min(s + chunk, len(ids) - 1)]  # (chunk,)
-            t = ids[s + 1:s + 1 + len(x)]            # (chunk,) the next token of each
-            nats += float(model.forward(x[None], t[None], train=False)) * len(x)  # mean -> sum
-        return nats, max(len(ids) - 1, 0), model.get_state()
+        nats, count = chunked_nats(ids, eval_chunk(model.vocab_size), lambda x, t: float(
+            model.forward(x[None], t[None], train=False)) * len(x))  # the mean -> the sum
+        return nats, count, model.get_state()
 
     def generate(self, state, seed_ix, rng, temperature=1.0, top_k=0):
         """K streams side by side from state (S, K, H) and K first inputs seed_ix; yields a (K,)

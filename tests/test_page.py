@@ -10,14 +10,14 @@ import signal
 
 import pytest
 
-from common import page, training
+from common import page, reporter
 from conftest import (CLI_TIMEOUT, GOOD_TEXT, browser_errors, page_payload, read_npz, run_ok,
                       start, wait_for, write_text)
 
 BROWSER_WAIT = 10  # seconds a person would wait for the page to show
 # The page reloads every RELOAD_SECONDS and is rewritten about every PAGE_SECONDS of training:
 # a change in the run reaches the browser within their sum, plus a start-up second
-SHOWN_WITHIN = training.RELOAD_SECONDS + training.PAGE_SECONDS + 1
+SHOWN_WITHIN = reporter.RELOAD_SECONDS + reporter.PAGE_SECONDS + 1
 SCROLL_TOL = 2  # pixels: a scroll position restored after a reload (rounding of the layout)
 HOSTILE = '<img src=x onerror="alert(document.title)">'
 # A tiny gist model on GOOD_TEXT, validating and sampling often, until it is stopped
@@ -160,7 +160,7 @@ def test_browser_live_page_during_a_real_run(browser, tmp_path):
         scroll_y = browser.execute_script("window.scrollTo(0, document.body.scrollHeight); "
                                           "return window.scrollY")
         assert scroll_y > 100
-        assert reloads_within(browser, training.RELOAD_SECONDS + BROWSER_WAIT)
+        assert reloads_within(browser, reporter.RELOAD_SECONDS + BROWSER_WAIT)
         wait_until(browser, lambda: page_state(browser) is not None, BROWSER_WAIT)
         assert browser.execute_script("return document.getElementById('options-box').open")
         assert abs(browser.execute_script("return window.scrollY") - scroll_y) <= SCROLL_TOL
@@ -171,11 +171,11 @@ def test_browser_live_page_during_a_real_run(browser, tmp_path):
             proc.kill()
     # the browser, reloading, comes to the final page, which stays
     wait_until(browser, lambda: (page_state(browser) or [0, True])[1] is False,
-               training.RELOAD_SECONDS + BROWSER_WAIT)
+               reporter.RELOAD_SECONDS + BROWSER_WAIT)
     ready, live, status, shown = page_state(browser)
     assert status.startswith("interrupted at iteration ") and shown >= 2
     assert "no longer changes" in browser.find_element("id", "written").text
-    assert not reloads_within(browser, 3 * training.RELOAD_SECONDS)
+    assert not reloads_within(browser, 3 * reporter.RELOAD_SECONDS)
     assert browser_errors(browser) == []
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
     data = page_payload((tmp_path / "live.html").read_text(encoding="utf-8"))
