@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
-from common.checkpoint import (FORMAT_VERSION, MAX_INT, check_fields, check_output, is_int,
-                               save_checkpoint, write_atomic)
+from common.checkpoint import (FORMAT_VERSION, array_problem, check_fields, check_output,
+                               is_counts, is_int, save_checkpoint, write_atomic)
 from common.cli import UserError, run
 from common.interface import KINDS, GistModel, LayerModel, load_model
 from common.models import layer_prefixes
@@ -190,8 +190,7 @@ def layers_from_torch(path, tensors, meta):
     counts = meta.get("token_counts")
     if counts is None:
         counts = [1] * V  # a file without counts: the first sampled token is drawn uniformly
-    elif not (isinstance(counts, list) and len(counts) == V and all(is_int()(c) for c in counts)
-              and 0 < sum(counts) <= MAX_INT):
+    elif not is_counts(counts, V):
         raise UserError(f"{path}: metadata token_counts must be a list of {V} counts (integers "
                         ">= 0), one per token; or leave it out")
     order, notes = TORCH_GATES[cell], []
@@ -301,11 +300,9 @@ def check_tensors(path, tensors, shapes):
         raise UserError(f"{path} holds {' and '.join(sorted(dtypes))} tensors: save them all "
                         "as float32 or all as float64 (model.float() or model.double())")
     for name, shape in shapes.items():
-        if tensors[name].shape != shape:
-            raise UserError(f"{path}: {name} has shape {tensors[name].shape}, expected "
-                            f"{shape} from the metadata's sizes and vocabulary")
-        if not np.isfinite(tensors[name]).all():
-            raise UserError(f"{path}: {name} holds NaN or infinite values")
+        problem = array_problem(name, tensors[name], shape)
+        if problem:
+            raise UserError(f"{path}: {problem}")
 
 
 # ----------------------------------------------------------------------------- ONNX

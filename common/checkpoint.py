@@ -290,30 +290,40 @@ def check_fields(path, record, checks, where="", required=True):
                             "trainer writes")
 
 
+def is_counts(counts, V):
+    """Whether counts are V non-negative integer counts of a vocabulary's tokens, not all zero."""
+    return isinstance(counts, list) and len(counts) == V and \
+        all(is_int()(c) for c in counts) and 0 < sum(counts) <= MAX_INT
+
+
 def check_counts(path, meta, V):
-    """The token counts of the record: V non-negative integers, not all zero."""
+    """The token counts of the record (is_counts)."""
     key = counts_key(meta.get("level", "char"))
-    counts = meta.get(key)
-    if not (isinstance(counts, list) and len(counts) == V and all(is_int()(c) for c in counts)
-            and 0 < sum(counts) <= MAX_INT):
+    if not is_counts(meta.get(key), V):
         raise UserError(f"{path} is damaged: {key} is not {V} non-negative counts of the "
                         "vocabulary's tokens")
 
 
+def array_problem(name, a, shape):
+    """What is wrong with the array `name` (its shape not `shape`, not float32 or float64, a
+    value not finite), or None."""
+    if a.shape != tuple(shape):
+        return f"{name} has shape {a.shape}, expected {tuple(shape)} from the sizes and the " \
+            "vocabulary"
+    if a.dtype not in (np.float32, np.float64):
+        return f"{name} has dtype {a.dtype}, expected float32 or float64"
+    if not np.isfinite(a).all():
+        return f"{name} holds NaN or infinite values"
+    return None
+
+
 def check_arrays(path, arrays, shapes):
-    """Every named array present, with the expected shape, a float dtype and finite values."""
+    """Every named array present and as expected (array_problem)."""
     for name, shape in shapes.items():
         a = arrays.get(name)
-        if a is None:
-            raise UserError(f"{path} is damaged: array {name!r} is missing")
-        if a.shape != tuple(shape):
-            raise UserError(f"{path} is damaged: {name} has shape {a.shape}, expected "
-                            f"{tuple(shape)} (does the vocabulary match the weights?)")
-        if a.dtype not in (np.float32, np.float64):
-            raise UserError(f"{path} is damaged: {name} has dtype {a.dtype}, expected float32 "
-                            "or float64")
-        if not np.isfinite(a).all():
-            raise UserError(f"{path} is damaged: {name} holds NaN or infinite values")
+        problem = f"array {name!r} is missing" if a is None else array_problem(name, a, shape)
+        if problem:
+            raise UserError(f"{path} is damaged: {problem}")
 
 
 def prepare_output(path):

@@ -139,6 +139,13 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, grads=None):
     return loss, d["Wxh"], d["Whh"], d["Why"], d["bh"], d["by"], hlast
 
 
+def hidden_step(params, h, ids):
+    """One step of the gist's RNN for K streams, plainly: h (H, K) and inputs ids (K,) -> h after
+    ids (H, K)."""
+    Wxh, Whh, bh = params["Wxh"], params["Whh"], params["bh"]
+    return np.tanh(Wxh[:, ids] + Whh @ h + bh)  # (H, K) h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
+
+
 def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
     """Generate characters for K streams side by side, one step at a time; yields a (K,) int
     array per step, for as long as the caller takes them.

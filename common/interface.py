@@ -269,9 +269,8 @@ class GistModel(LanguageModel):
 
     def step(self, h, ids):
         """h (H, K), ids (K,) -> scores y (K, V) of the next tokens, h after ids (H, K)."""
-        Wxh, Whh, Why, bh, by = (self.params[n] for n in gist.PARAM_NAMES)
-        h = np.tanh(Wxh[:, ids] + Whh @ h + bh)  # (H, K) h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
-        return (Why @ h + by).T, h  # (K, V) y_t = Why h_t + by
+        h = gist.hidden_step(self.params, h, ids)  # (H, K)
+        return (self.params["Why"] @ h + self.params["by"]).T, h  # (K, V) y_t = Why h_t + by
 
     def evaluate(self, ids, state):
         return gist.evaluate(self.params, ids, state)
@@ -280,13 +279,14 @@ class GistModel(LanguageModel):
         return gist.sample(self.params, state, seed_ix, rng, temperature, top_k)
 
     def trace(self, ids):
-        Wxh, Whh, Why, bh, by = (self.params[n].astype(np.float64) for n in gist.PARAM_NAMES)
+        params = {n: p.astype(np.float64) for n, p in self.params.items()}
         hs = np.empty((len(ids), self.hidden_size))  # (T, H) h_t as rows
-        h = np.zeros(self.hidden_size)  # (H,)
+        h = np.zeros((self.hidden_size, 1))  # (H, 1)
         for t, ix in enumerate(ids):
-            h = np.tanh(Wxh[:, ix] + Whh @ h + bh[:, 0])  # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
-            hs[t] = h
-        return Trace({"0/h": hs}, hs, Why.T, by[:, 0])  # p_t = softmax(Why h_t + by)
+            h = gist.hidden_step(params, h, [ix])
+            hs[t] = h[:, 0]
+        # p_t = softmax(Why h_t + by)
+        return Trace({"0/h": hs}, hs, params["Why"].T, params["by"][:, 0])
 
     def book_layers(self):
         """The model as the book's layers -> (cell, embed_W (V, D), [(Wx, Wh, b)], head_W (H, V),
