@@ -45,7 +45,7 @@ GRU_NO_TORCH = ("PyTorch's nn.GRU applies the reset gate after the hidden produc
 REQUIRED_META = ("kind", "level", "vocab", "cell", "num_layers", "wordvec_size", "hidden_size")
 
 
-def optional(module):
+def import_optional(module):
     """Import an optional dependency, or a UserError naming the install line."""
     try:
         return importlib.import_module(module)
@@ -59,7 +59,7 @@ def optional(module):
 class Layers:
     """Any checkpoint in the book's row-vector layout: embed (V, D), per layer Wx (D or H, GH),
     Wh (H, GH) and b (GH,), head_W (H, V), head_b (V,); plus what the file's metadata carries.
-    The gist's model is the book's with D = H, embed = Wxh^T and Wx = I (see read_checkpoint)."""
+    The gist's model is the book's with D = H, embed = Wxh^T and Wx = I (see checkpoint_layers)."""
 
     def __init__(self, kind, level, tokens, counts, cell, embed, layers, head_W, head_b, tied,
                  options):
@@ -80,7 +80,7 @@ class Layers:
             "options": self.options}.items()}
 
 
-def read_checkpoint(path):
+def checkpoint_layers(path):
     """A checkpoint of either kind, loaded and checked by the model interface -> Layers."""
     model = load_model(path)
     counts = [int(c) for c in model.meta[counts_key(model.level)]]
@@ -128,8 +128,8 @@ def torch_tensors(m):
 def read_torch_file(path):
     """A safetensors file -> ({name: array}, metadata parsed from JSON), with one-line errors."""
     check_file(path, "safetensors file", regular=True)
-    st = optional("safetensors")
-    optional("safetensors.numpy")
+    st = import_optional("safetensors")
+    import_optional("safetensors.numpy")
     try:
         with st.safe_open(path, framework="np") as f:
             raw = f.metadata()
@@ -310,7 +310,7 @@ def check_tensors(path, tensors, shapes):
 def onnx_model(m):
     """Layers -> an ONNX ModelProto: tokens int64 (N, T), h0 (L, N, H) [, c0] -> logits
     (N, T, V), hT [, cT], float32, N and T dynamic; one RNN/LSTM/GRU operator per layer."""
-    onnx = optional("onnx")
+    onnx = import_optional("onnx")
     helper, numpy_helper, f32 = onnx.helper, onnx.numpy_helper, np.float32
     H, lstm = m.H, "c" in CELLS[m.cell].states  # an LSTM carries c beside h
     order, op = ONNX_GATES[m.cell], m.cell.upper()
@@ -431,10 +431,10 @@ def main(argv=None):
         raise UserError("give --to torch or --to onnx")
     suffix = ".safetensors" if args.to == "torch" else ".onnx"
     out = output_path(args, os.path.splitext(args.checkpoint)[0] + suffix, args.checkpoint)
-    m = read_checkpoint(args.checkpoint)
+    m = checkpoint_layers(args.checkpoint)
     if args.to == "torch":
         tensors = torch_tensors(m)  # refuses a GRU before anything is written
-        data = optional("safetensors.numpy").save(tensors, metadata=m.metadata())
+        data = import_optional("safetensors.numpy").save(tensors, metadata=m.metadata())
         write_atomic(out, lambda f: f.write(data))
         print(f"wrote {out}: {len(tensors)} tensors, {m.dtype}, for nn.Embedding({m.V}, {m.D}), "
               f"nn.{m.cell.upper()}({m.D}, {m.H}, num_layers="

@@ -58,17 +58,22 @@ def build_parser():
     return ap
 
 
-def load_data(argv):
-    """Parse the options, start or resume the run, read the corpus, check the outputs and say
-    what the corpus holds -> (args, run, resumed, init, vocab, counts, streams (B, S) of the
-    training ids, the validation ids to evaluate, files)."""
+def start(argv):
+    """Parse the options and start the run (options.start_options), INPUT defaulting to the
+    bundled corpus and --out to a name made from INPUT -> (args, resumed, init)."""
     args, resumed, init = options.start_options(build_parser(), argv, GistModel)
     if not args.input:
         args.input = [DEFAULT_INPUT]
     if args.out is None:
         args.out = os.path.join("out", f"min_char_rnn-{options.input_stem(args.input)}.npz")
-    meta = resumed and resumed[1]
-    vocab, ids, counts, files = options.load_corpus(args, args.level, meta, init and init[1])
+    return args, resumed, init
+
+
+def load_data(args, resumed, init):
+    """Read the corpus (the very files of the run being resumed; or encoded in the vocabulary of
+    --init-from's checkpoint, init) and cut it -> Corpus: the vocabulary, token counts and input files, the training ids as B
+    streams (B, S), the validation ids each validation reads, and the line that says so."""
+    vocab, ids, counts, files = options.load_corpus(args, resumed, init)
     unit = vocab.unit_name + "s"
     train, val = split_ids(ids, args.val_fraction, vocab.unit_name)
     B, T = args.batch_size, args.seq_length
@@ -77,14 +82,11 @@ def load_data(argv):
             f"the training text has {len(train)} {unit}, too few for --batch-size {B} and "
             f"--seq-length {T}: each of the {B} streams needs at least T + 1 = {T + 1}, so at "
             f"least {B * (T + 1)} {unit}; use a longer text or smaller values")
-    V, S = len(vocab), len(train) // B  # B streams of S tokens each, cut from B offsets
-    # checks --out and --log before any training; the history's smoothed loss is smooth_loss / T
-    run = Run(args, vocab.unit, meta, smooth_factor=0.999)
-    options.print_start(f"data has {len(ids)} {unit}, {V} unique ({len(train)} train, "
-                         f"{len(val)} validation); {num_params(V, args.hidden_size)} parameters.",
-                         args, GistModel)
+    S = len(train) // B  # B streams of S tokens each, cut from B offsets
+    summary = (f"data has {len(ids)} {unit}, {len(vocab)} unique ({len(train)} train, "
+               f"{len(val)} validation); {num_params(len(vocab), args.hidden_size)} parameters.")
     eval_ids = val[:args.eval_max_chars or len(val)]  # what each validation reads
-    return args, run, resumed, init, vocab, counts, train[:B * S].reshape(B, S), eval_ids, files
+    return options.Corpus(vocab, counts, files, train[:B * S].reshape(B, S), eval_ids, summary)
 
 
 def start_params(args, V, resumed, init):
@@ -107,7 +109,7 @@ def start_params(args, V, resumed, init):
         for name in PARAM_NAMES:
             params[name][...] = init[0][name]
         print(f"starting from the weights of {args.init_from}")
-    return params, mem, hprev, GistModel.run_state(vars(args), V, resumed and resumed[1])
+    return params, mem, hprev, GistModel.run_state(vars(args), V, resumed[1] if resumed else None)
 
 
 def adagrad(params, grads, mem, learning_rate, step):
@@ -124,7 +126,11 @@ def adagrad(params, grads, mem, learning_rate, step):
 
 def main(argv=None):
     np.seterr(all="ignore")  # overflow is checked explicitly (run.check below), not warned about
-    args, run, resumed, init, vocab, counts, streams, eval_ids, files = load_data(argv)
+    args, resumed, init = start(argv)
+    vocab, counts, files, streams, eval_ids, summary = load_data(args, resumed, init)
+    # --out and --log checked before any training; the history's smoothed loss is smooth_loss / T
+    run = Run(args, vocab.unit, resumed[1] if resumed else None, smooth_factor=0.999)
+    options.print_start(summary, args, GistModel)
     (B, S), H, T, V = streams.shape, args.hidden_size, args.seq_length, len(vocab)
     params, mem, hprev, state = start_params(args, V, resumed, init)
     n, p, smooth_loss, rng = state["n"], state["p"], state["smooth_loss"], generator(state["rng_state"])
@@ -136,9 +142,7 @@ def main(argv=None):
                                 "n": n, "p": p, "smooth_loss": smooth_loss,
                                 "rng_state": rng.bit_generator.state, **run.meta()}, n)
 
-    def sample_text(first):
-        """--sample-length tokens from the first stream's state, first (1,) its next input, as
-        text (at level jamo, the letters put together into syllables)."""
+    def sample_text(first):  # --sample-length tokens after first (1,), from stream 0's state
         sample_ix = sample(params, hprev[:, :1], first, rng)
         return vocab.decode([ix[0] for ix in itertools.islice(sample_ix, args.sample_length)])
 

@@ -107,10 +107,9 @@ def add_run_control(run):
     options.add_run_options(run)
 
 
-def load_data(argv):
-    """Parse the options, start or resume the run, read, tokenize and split the corpus, check
-    the outputs and say what the corpus holds -> (args, run, resumed, init, vocab, counts, train
-    ids, val ids, files)."""
+def start(argv):
+    """Parse the options and start the run (options.start_options), the options checked
+    together and --out defaulting to a name made from INPUT -> (args, resumed, init)."""
     args, resumed, init = options.start_options(build_parser(), argv, LayerModel)
     if not args.input:
         raise UserError("give an INPUT text file (or --resume CHECKPOINT)")
@@ -124,8 +123,13 @@ def load_data(argv):
             raise UserError(f"--book-layers: {e}; drop --book-layers for these options") from None
     if args.out is None:
         args.out = os.path.join("out", f"rnnlm-{options.input_stem(args.input)}.npz")
-    meta = resumed and resumed[1]
-    vocab, ids, counts, files = options.load_corpus(args, args.level, meta, init and init[1])
+    return args, resumed, init
+
+
+def load_data(args, resumed, init):
+    """Read, tokenize and split the corpus (the very files of the run being resumed; or encoded
+    in the vocabulary of --init-from's checkpoint, init) -> options.Corpus."""
+    vocab, ids, counts, files = options.load_corpus(args, resumed, init)
     if args.val_file:  # all of INPUT trains; the validation text is read in its vocabulary
         train = ids
         val = read_corpus([args.val_file], args.encoding, args.level, vocab, " (--val-file)")[1]
@@ -138,12 +142,10 @@ def load_data(argv):
             f"--seq-length {T}: each of the {N} rows needs at least T = {T} inputs and their "
             f"targets, so at least {N * T + 1} {unit}; use a longer text or smaller values")
     shapes = LayerModel.weight_shapes(vars(args), len(vocab))
-    run = Run(args, vocab.unit, meta, DIVERGED_HINT)  # checks --out and --log now
-    options.print_start(
-        f"data has {len(ids)} {unit}, {len(vocab)} unique ({len(train)} train, "
-        f"{len(val)} validation); {iterations_per_epoch(args, train)} iterations per epoch; "
-        f"{sum(math.prod(s) for s in shapes.values())} parameters.", args, LayerModel)
-    return args, run, resumed, init, vocab, counts, train, val, files
+    summary = (f"data has {len(ids)} {unit}, {len(vocab)} unique ({len(train)} train, "
+               f"{len(val)} validation); {iterations_per_epoch(args, train)} iterations per "
+               f"epoch; {sum(math.prod(s) for s in shapes.values())} parameters.")
+    return options.Corpus(vocab, counts, files, train, val, summary)
 
 
 def iterations_per_epoch(args, train):
@@ -198,7 +200,7 @@ def build(args, V, resumed, init):
     """The model, its optimizer and where the run stands (LayerModel.RUN_FIELDS): fresh, from
     --init-from's weights, or restored from --resume -> (model, optimizer, state, dropout
     generator, sample generator)."""
-    state = LayerModel.run_state(vars(args), V, resumed and resumed[1])
+    state = LayerModel.run_state(vars(args), V, resumed[1] if resumed else None)
     # three generators from --seed: the weights (inside the model), dropout masks, samples
     drop_rng, sample_rng = generator(state["dropout_rng_state"]), generator(state["sample_rng_state"])
     model = LayerModel.build(vars(args), V, seed=args.seed, rng=drop_rng, book_layers=args.book_layers)
@@ -267,7 +269,10 @@ def update(model, optimizer, args, lr):
 
 def main(argv=None):
     np.seterr(all="ignore")  # a diverging run is caught by run.check, not warned about
-    args, run, resumed, init, vocab, counts, train, val, files = load_data(argv)
+    args, resumed, init = start(argv)
+    vocab, counts, files, train, val, summary = load_data(args, resumed, init)
+    run = Run(args, vocab.unit, resumed[1] if resumed else None, DIVERGED_HINT)  # checks --out, --log
+    options.print_start(summary, args, LayerModel)
     N, T, iters_per_epoch = args.batch_size, args.seq_length, iterations_per_epoch(args, train)
     xs, ts = train[:-1], train[1:]  # the book's inputs and their next tokens
     model, optimizer, state, drop_rng, sample_rng = build(args, len(vocab), resumed, init)

@@ -4,6 +4,7 @@ How a training run starts: the options both trainers share, fresh or --resume or
 and the first lines printed.
 """
 import argparse
+import collections
 import os
 
 from common.checkpoint import FORMAT_VERSION
@@ -13,6 +14,11 @@ from common.interface import read_checkpoint
 from common.reporter import PAGE_SECONDS, PRINT_SECONDS
 from common.run import EVAL_SECONDS, STALE_NOTICE
 from common.vocabulary import Vocabulary, counts_key, input_files, read_corpus
+
+
+# What a trainer reads: the vocabulary, token counts and input files, the training and validation
+# ids, and the line that says what they hold
+Corpus = collections.namedtuple("Corpus", "vocab counts files train val summary")
 
 
 def trainer_parser(description, input_help, examples):
@@ -181,13 +187,14 @@ def input_meta(files):
     return meta
 
 
-def load_corpus(args, level="char", meta=None, init_meta=None):
-    """Read INPUT (a list of files and folders) and make its token ids -> (vocab, ids, counts,
-    files). With `meta` (a run to resume) they must be the very files trained on; with
-    `init_meta` (--init-from) they are encoded in that checkpoint's vocabulary."""
-    vocab = Vocabulary.from_meta(init_meta) if init_meta is not None else None
-    what = f" (for --init-from {args.init_from})" if init_meta is not None else ""
-    vocab, ids, counts, files = read_corpus(args.input, args.encoding, level, vocab, what)
+def load_corpus(args, resumed=None, init=None):
+    """Read INPUT (a list of files and folders) at --level and make its token ids -> (vocab,
+    ids, counts, files). With `resumed` (the (arrays, meta) of a run to resume) they must be the
+    very files trained on; with `init` (--init-from's) they are encoded in its vocabulary."""
+    meta = resumed[1] if resumed else None
+    vocab = Vocabulary.from_meta(init[1]) if init else None
+    what = f" (for --init-from {args.init_from})" if init else ""
+    vocab, ids, counts, files = read_corpus(args.input, args.encoding, args.level, vocab, what)
     if meta is not None:
         check_same_input(files, meta, args.resume)
     names = ", ".join(args.input)

@@ -144,6 +144,19 @@ def write_bytes(path, data):
     return path
 
 
+def reference_vocabulary(text, level="char"):
+    """The vocabulary of one text made the plain way, to check the reader against: its tokens
+    (characters, jamo letters or words with <eos> for line ends) sorted -> (Vocabulary, ids,
+    counts)."""
+    from common.vocabulary import Vocabulary, split_words, to_jamo
+    tokens = split_words(text) if level == "word" else list(to_jamo(text) if level == "jamo"
+                                                          else text)
+    vocab = Vocabulary(sorted(set(tokens)), level)
+    index = {t: i for i, t in enumerate(vocab.tokens)}
+    ids = np.array([index[t] for t in tokens])
+    return vocab, ids, np.bincount(ids, minlength=len(vocab))
+
+
 def read_log(path):
     """A --log JSON-lines file -> list of records."""
     with open(path, encoding="utf-8") as f:

@@ -28,8 +28,8 @@ from common.run import EVAL_SECONDS, EVAL_SHARE, STALE_NOTICE, Run
 from common.vocabulary import Vocabulary
 from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, ROOT, TINY, TRAIN, assert_error,
                       assert_finite_checkpoint, assert_nothing_changed, page_payload, read_log,
-                      read_npz, run, run_ok, snapshot, start, tail_int, train_fails, wait_for,
-                      write_text)
+                      read_npz, reference_vocabulary, run, run_ok, snapshot, start, tail_int,
+                      train_fails, wait_for, write_text)
 
 # Only 8 of those symbols: a text --init-from can encode in GOOD_TEXT's vocabulary
 KNOWN_TEXT = "".join(f"{a}*{b}={a + b};" for a in range(4) for b in range(4)) * 3
@@ -141,7 +141,7 @@ def test_init_from_takes_weights_and_vocabulary_with_a_fresh_optimizer(trained, 
                      "--max-iters", "1", "--val-fraction", "0", "--out", "new.npz"], cwd=tmp_path)
     arrays, meta = read_npz(tmp_path / "new.npz")
     good_arrays, good_meta = read_npz(tmp_path / "good.npz")
-    assert meta["vocab"] == good_meta["vocab"] != Vocabulary.build(KNOWN_TEXT, "char")[0].to_meta()
+    assert meta["vocab"] == good_meta["vocab"] != reference_vocabulary(KNOWN_TEXT, "char")[0].to_meta()
     assert meta[ITER_KEY[trainer]] == 1 and good_meta[ITER_KEY[trainer]] == 3
     memory = "m{}" if trainer == "min_char_rnn.py" else "opt_h_{}"
     grads = first_gradients(trainer, tmp_path / "good.npz", KNOWN_TEXT)
