@@ -2,7 +2,7 @@
 The run contract both trainers keep around their loops, in parts: the options and how a run
 starts (fresh, --resume, --init-from), the corpus, the checkpoint files (Checkpoints: --out, the
 best, the earlier run's kept as .prev), the reporter that prints, logs, keeps the history of losses
-and samples and writes the live page (Reporter, LivePage), early stopping (Best), and Run, which
+and samples and writes the live page (Reporter; live_page.py), early stopping (Best), and Run, which
 holds them with the stop signals, the divergence check and the training clock. Each loop stays
 visible in its script and asks Run a few things.
 """
@@ -23,13 +23,13 @@ import uuid
 import numpy as np
 from tqdm import tqdm
 
-from common import page
 from common.checkpoint import (FORMAT_VERSION, check_output_file, check_replaceable, peek_meta,
                                prepare_output, same_file, save_checkpoint, sibling, write_atomic)
-from common.cli import (UserError, finite_or_none, fraction, json_line, nonnegative_float,
-                        nonnegative_int, positive_int)
+from common.cli import (UserError, fraction, json_line, nonnegative_float, nonnegative_int,
+                        positive_int)
 from common.cli import given_options as cli_given, new_seed
 from common.interface import read_checkpoint
+from common.live_page import PAGE_SECONDS, LivePage, live_data
 from common.vocabulary import Vocabulary, corpus_paths, counts_key, input_files, read_corpus
 
 HISTORY_RECORDS = 1000  # at most about this many loss-history records per checkpoint
@@ -47,13 +47,7 @@ EVAL_SHARE = 10  # ... or less often, so that validating takes at most about 1/1
 MAX_EVAL_SHARE = 0.5  # an explicit --eval-every validating over this share of --time-budget is noted
 PLAIN_PROGRESS_SECONDS = 30.0  # with no terminal (no bar), a plain progress line about this often
 STALE_NOTICE = 3  # validations in a row without a new best before the one overfitting notice
-# --page: written at the first validation, then about every PAGE_SECONDS, or less often so
-# that writing it takes at most 1/PAGE_SHARE of the time; it reloads every
-# RELOAD_SECONDS while the run lives and shows up to PAGE_SAMPLES samples (thinned like the
-# checkpoint's)
-PAGE_SECONDS = 10.0
-PAGE_SHARE = 50
-RELOAD_SECONDS = 3
+# --page shows up to PAGE_SAMPLES samples (thinned like the checkpoint's)
 PAGE_SAMPLES = 1000
 
 
@@ -600,54 +594,6 @@ def release_lock(f, lock_path):
     f.close()
 
 
-class LivePage:
-    """--page: the run's page (common/page.py LIVE), its folder made now if missing. due(now):
-    whether to rewrite it, about every PAGE_SECONDS after the last write (PAGE_SHARE times as
-    long as that write took, if longer), and at once after the first validation (validated()).
-    write(data) writes the page of data() atomically and returns the seconds both took; a page
-    that cannot be written (a full disk) is said once and training goes on."""
-
-    def __init__(self, path, force=False):
-        self.path = path
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(path):  # a folder is refused by check_output_file, naming --page
-            try:
-                os.makedirs(folder, exist_ok=True)
-            except OSError as e:
-                raise UserError(f"cannot write --page {path}: {e.strerror} (making {folder}); "
-                                "choose another --page") from None
-        if check_output_file(path, "--page"):
-            raise UserError(f"--page {path} is not a regular file (a FIFO or a device): a page "
-                            "is a file to open in a browser; give a file name")
-        check_replaceable(path, "--page", "page", force)
-        self.t_next = time.perf_counter() + PAGE_SECONDS
-        self.written = False
-
-    def due(self, now):
-        return self.path is not None and now >= self.t_next
-
-    def validated(self):
-        """A validation: the page is due at once, the first time."""
-        if not self.written:
-            self.t_next = 0.0
-
-    def write(self, data):
-        if self.path is None:  # it could not be written before
-            return 0.0
-        t0 = time.perf_counter()
-        try:
-            html = page.LIVE.render(data()).encode("utf-8")
-            write_atomic(self.path, lambda f: f.write(html), "--page")
-        except (UserError, ValueError) as e:  # ValueError: data no page can hold, never fatal
-            tqdm.write(f"warning: {e}; the page is no longer written, training goes on",
-                       file=sys.stderr)
-            self.path = None
-        spent = time.perf_counter() - t0
-        self.t_next = time.perf_counter() + max(PAGE_SECONDS, PAGE_SHARE * spent)
-        self.written = True
-        return spent
-
-
 class Reporter:
     """What a run shows and keeps of itself: a sample and a loss line now and then (print_due),
     the validation lines, the --log lines, the history stored in the checkpoint (losses and
@@ -816,22 +762,8 @@ class Reporter:
             self.page_seconds += spent
 
     def page_data(self, k, ended=None):
-        """What the page shows (common/page.py LIVE)."""
-        records = self.history.records
-        best = self.best
-        return {"live": ended is None, "status": ended or "running", "title": self.args.out,
-                "written": time.strftime("%H:%M:%S"), "reload_seconds": RELOAD_SECONDS,
-                "unit": self.unit, "iter": k, "total": self.total,
-                "speed": finite_or_none(self.rate),
-                "wall_seconds": self.run_seconds(),
-                "train_seconds": self.train_seconds(), "page_seconds": self.page_seconds,
-                "left": None if ended else self.time_left(k),
-                "best": None if best is None or best.loss is None else
-                {"loss": best.loss, "iter": best.iter, "path": best.path},
-                "options": dict(vars(self.args)),
-                "history": page.history_rows(records),
-                "smooth_factor": self.history.smooth_factor,
-                "samples": page.with_losses(self.page_samples, records)}
+        """What the page shows (common/live_page.py)."""
+        return live_data(self, k, ended)
 
     def time_left(self, k):
         """{seconds, by}: the time the run has left after k iterations, by --max-iters (at this
