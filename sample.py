@@ -18,8 +18,8 @@ import time
 import unicodedata
 
 # One step is a few products of at most (K, H) x (H, H + V): too small for BLAS threads to help,
-# and threads that wait for a busy core make them many times slower (35x measured at H = 512,
-# K = 8, with the other core loaded). Set before numpy loads; an explicit setting wins.
+# and threads that wait for a busy core make them many times slower (docs/speed.md). Set before
+# numpy loads; an explicit setting wins.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 

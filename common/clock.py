@@ -1,6 +1,7 @@
 """
 A run's clocks: when a recurring thing (a printed sample, a validation, the live page) is due,
-when the next multiple of N training seconds is passed, and how many seconds a run has trained.
+when the next multiple of N training seconds is passed, how many seconds a run has trained and
+how many it has left.
 """
 import time
 
@@ -76,3 +77,24 @@ class RunClock:
 
     def wall_seconds(self):
         return time.perf_counter() - self.t_begin
+
+
+def budget_seconds(args, clock):
+    """This run's seconds as --time-budget counts them: its wall time, or (--budget-clock
+    training) its training time with validation, saving and --page left out."""
+    if getattr(args, "budget_clock", "wall") == "training":
+        return clock.train_seconds() - clock.seconds_before
+    return clock.wall_seconds()
+
+
+def time_left(args, clock, k, k_begin, total):
+    """{seconds, by}: the time a run has left after k iterations (k_begin of them done before
+    it began), by --max-iters (total, at this run's pace so far) or --time-budget, whichever ends
+    it first; None without either."""
+    left = []
+    if getattr(args, "time_budget", 0):
+        left.append((max(args.time_budget - budget_seconds(args, clock), 0.0), "--time-budget"))
+    if total is not None and k > k_begin:
+        pace = clock.wall_seconds() / (k - k_begin)  # seconds per iteration
+        left.append((max(total - k, 0) * pace, f"{total - k} more iterations at this run's pace"))
+    return None if not left else dict(zip(("seconds", "by"), min(left)))

@@ -89,7 +89,7 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, grads=None):
     # as vectors (H,), so numpy asks BLAS for a matrix-vector product and reads Whh^T as a view.
     if B == 1:
         h_steps, a_steps, Whh_T = hs[:, 0], hraw[:, 0], Whh.T  # (T+1, H), (T, H), (H, H) view
-    else:  # rows (B, H) times a contiguous Whh^T: BLAS's matrix product is up to 2x slower on a view
+    else:  # rows (B, H) times a contiguous Whh^T: BLAS's matrix product is slower on a view
         h_steps, a_steps, Whh_T = hs, hraw, Whh.T.copy()   # (T+1, B, H), (T, B, H), (H, H)
     hWhh = np.empty_like(h_steps[0])       # (H,) or (B, H) scratch for (Whh h_{t-1})^T
     for h_prev, a, h in zip(h_steps[:-1], a_steps, h_steps[1:]):
@@ -159,8 +159,8 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
     # Rows again: hr is h^T, (K, H). h_t is needed twice, for y_t = Why h_t + by and for
     # Whh h_t in the next step, so one product with [Whh^T | Why^T] gives both.
     x_rows = (Wxh + bh).T.copy()             # (V, H) row i is (Wxh x + bh)^T for x = onehot(i)
-    # C order: concatenating the transposed views would give Fortran order, which BLAS's
-    # few-row kernels multiply about 2x slower
+    # C order: concatenating the transposed views would give Fortran order, which BLAS
+    # multiplies more slowly by few rows
     W_next = np.concatenate([Whh, Why]).T.copy()  # (H, H+V) [Whh^T | Why^T]
     z = np.empty((K, H + V), dtype=dtype)   # (K, H+V) [Whh h, Why h] of the last step
     rec, y = z[:, :H], z[:, H:]              # (K, H), (K, V) views

@@ -11,7 +11,8 @@ from common.checkpoint import FORMAT_VERSION
 from common.cli import UserError, fraction, nonnegative_float, nonnegative_int, positive_int
 from common.cli import given_options as cli_given, new_seed
 from common.interface import read_checkpoint
-from common.reporter import PAGE_SECONDS, PRINT_SECONDS
+from common.live_page import PAGE_SECONDS
+from common.reporter import PRINT_SECONDS
 from common.run import EVAL_SECONDS, STALE_NOTICE
 from common.vocabulary import Vocabulary, counts_key, input_files, read_corpus
 

@@ -1,7 +1,7 @@
 """
 What a training run shows and keeps of itself, in small parts: the progress bar with the speed
-(Progress), the --log lines (Log), the live --page (LivePage), and the Reporter that holds them
-with the history, the printing clock and the loss lines.
+(Progress), the --log lines (Log), and the Reporter that holds them with the history, the
+printing clock, the loss lines and the live --page (common/live_page.py).
 """
 import contextlib
 import math
@@ -11,25 +11,18 @@ import time
 
 from tqdm import tqdm
 
-from common import page
-from common.checkpoint import check_output_file, check_replaceable, write_atomic
-from common.cli import UserError, finite_or_none, json_line, perplexity
+from common.checkpoint import check_replaceable
+from common.cli import UserError, json_line, perplexity
 from common.clock import Clock
 from common.history import SMOOTH_FACTOR, History, thin
+from common.live_page import LivePage, live_data
 
 # Printing follows the clock by default: at the gist's settings this code runs hundreds of
 # iterations a second, so a sample every 100 iterations would be tens of lines a second.
 PRINT_SECONDS = 5.0  # a sample and a loss line about this often, unless --sample-every N
 PRINT_SHARE = 10  # ... or less often, so that printing takes at most about 1/10 of the time
 PLAIN_PROGRESS_SECONDS = 30.0  # with no terminal (no bar), a plain progress line about this often
-# --page: written at the first validation, then about every PAGE_SECONDS, or less often so
-# that writing it takes at most 1/PAGE_SHARE of the time; it reloads every
-# RELOAD_SECONDS while the run lives and shows up to PAGE_SAMPLES samples (thinned like the
-# checkpoint's)
-PAGE_SECONDS = 10.0
-PAGE_SHARE = 50
-RELOAD_SECONDS = 3
-PAGE_SAMPLES = 1000
+PAGE_SAMPLES = 1000  # samples kept for --page (thinned like the checkpoint's)
 
 
 class Log:
@@ -104,56 +97,6 @@ class Progress:
                 speed = f", {self.speed}" if self.speed else ""
                 self.bar.set_postfix_str(self.describe() + speed, refresh=False)
             self.bar.close()
-
-
-class LivePage:
-    """--page: the run's page (common/page.py LIVE), its folder made now if missing. due():
-    whether to rewrite it, about every PAGE_SECONDS after the last write (PAGE_SHARE times as
-    long as that write took, if longer), and at once after the first validation (validated()).
-    write(data) writes the page of data() atomically and returns the seconds both took; a page
-    that cannot be written (a full disk) is said once and training goes on."""
-
-    def __init__(self, path, force=False):
-        self.path = path
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(path):  # a folder is refused by check_output_file, naming --page
-            try:
-                os.makedirs(folder, exist_ok=True)
-            except OSError as e:
-                raise UserError(f"cannot write --page {path}: {e.strerror} (making {folder}); "
-                                "choose another --page") from None
-        if check_output_file(path, "--page"):
-            raise UserError(f"--page {path} is not a regular file (a FIFO or a device): a page "
-                            "is a file to open in a browser; give a file name")
-        check_replaceable(path, "--page", "page", force)
-        self.clock = Clock(PAGE_SECONDS, PAGE_SHARE, at_start=False)
-        self.written = False
-        self.seconds = 0.0  # spent writing it so far
-
-    def due(self):
-        return self.path is not None and self.clock.due()
-
-    def validated(self):
-        """A validation: the page is due at once, the first time."""
-        if not self.written:
-            self.clock.due_now()
-
-    def write(self, data):
-        if self.path is None:  # it could not be written before
-            return 0.0
-        t0 = time.perf_counter()
-        try:
-            html = page.LIVE.render(data()).encode("utf-8")
-            write_atomic(self.path, lambda f: f.write(html), "--page")
-        except (UserError, ValueError) as e:  # ValueError: data no page can hold, never fatal
-            tqdm.write(f"warning: {e}; the page is no longer written, training goes on",
-                       file=sys.stderr)
-            self.path = None
-        spent = time.perf_counter() - t0
-        self.clock.done(spent)
-        self.written = True
-        self.seconds += spent
-        return spent
 
 
 class Reporter:
@@ -274,25 +217,7 @@ class Reporter:
         """Write --page after k iterations: live, or the final page of a run that `ended` (how,
         e.g. "finished after 500 iterations"), which no longer reloads."""
         if self.page:
-            self.pause(self.page.write(lambda: self.page_data(k, ended)))
-
-    def page_data(self, k, ended=None):
-        """What the page shows (common/page.py LIVE)."""
-        records, best = self.history.records, self.best
-        return {"live": ended is None, "status": ended or "running", "title": self.args.out,
-                "written": time.strftime("%H:%M:%S"), "reload_seconds": RELOAD_SECONDS,
-                "unit": self.unit, "iter": k, "total": self.total,
-                "speed": finite_or_none(self.progress_bar.rate),
-                "wall_seconds": self.clock.wall_seconds(),
-                "train_seconds": self.clock.train_seconds(), "page_seconds": self.page.seconds,
-                "left": None if ended else time_left(self.args, self.clock, k, self.k_begin,
-                                                       self.total),
-                "best": None if best is None or best.loss is None else
-                {"loss": best.loss, "iter": best.iter, "path": best.path},
-                "options": dict(vars(self.args)),
-                "history": page.history_rows(records),
-                "smooth_factor": self.history.smooth_factor,
-                "samples": page.with_losses(self.page_samples, records)}
+            self.pause(self.page.write(lambda: live_data(self, k, ended)))
 
     def close(self, k=None, ended=None):
         """Close the bar; with `ended` (how the run ended, after k iterations) write the final
@@ -300,24 +225,3 @@ class Reporter:
         self.progress_bar.close()
         if ended is not None:
             self.write_page(k, ended)
-
-
-def budget_seconds(args, clock):
-    """This run's seconds as --time-budget counts them: its wall time, or (--budget-clock
-    training) its training time with validation, saving and --page left out."""
-    if getattr(args, "budget_clock", "wall") == "training":
-        return clock.train_seconds() - clock.seconds_before
-    return clock.wall_seconds()
-
-
-def time_left(args, clock, k, k_begin, total):
-    """{seconds, by}: the time a run has left after k iterations (k_begin of them done before
-    it began), by --max-iters (total, at this run's pace so far) or --time-budget, whichever ends
-    it first; None without either."""
-    left = []
-    if getattr(args, "time_budget", 0):
-        left.append((max(args.time_budget - budget_seconds(args, clock), 0.0), "--time-budget"))
-    if total is not None and k > k_begin:
-        pace = clock.wall_seconds() / (k - k_begin)  # seconds per iteration
-        left.append((max(total - k, 0) * pace, f"{total - k} more iterations at this run's pace"))
-    return None if not left else dict(zip(("seconds", "by"), min(left)))

@@ -14,9 +14,9 @@ import numpy as np
 from tqdm import tqdm
 
 from common.cli import UserError
-from common.clock import Clock, EverySeconds, RunClock
+from common.clock import Clock, EverySeconds, RunClock, budget_seconds
 from common.history import SMOOTH_FACTOR
-from common.reporter import Reporter, budget_seconds
+from common.reporter import Reporter
 from common.run_files import Checkpoints
 
 EVAL_SECONDS = 5.0  # a validation about this often, unless --eval-every N ...
@@ -133,7 +133,7 @@ class Run:
             bool(budget and self.budget_seconds() >= budget)
 
     def budget_seconds(self):
-        """This run's seconds as --time-budget counts them (reporter.budget_seconds)."""
+        """This run's seconds as --time-budget counts them (clock.budget_seconds)."""
         return budget_seconds(self.args, self.clock)
 
     def check(self, value, what, k):

@@ -291,6 +291,12 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
+def page_ready(browser):
+    """Whether the page now in the browser has run its own script to the end (which marks the
+    body data-ready="1")."""
+    return bool(browser.find_elements("css selector", "body[data-ready='1']"))
+
+
 def browser_errors(browser):
     """The console's SEVERE entries since the last call."""
     return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

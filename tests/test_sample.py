@@ -1063,9 +1063,9 @@ def test_jamo_level_trains_samples_syllables_and_scores_per_character(tmp_path):
 
 
 def test_jamo_samples_join_syllables_split_across_blocks_and_stop_in_them():
-    from common.vocabulary import Vocabulary
+    from conftest import reference_vocabulary
     text = "국민은 법 앞에 평등하다.\n"
-    vocab, ids, _ = Vocabulary.build(text, "jamo")
+    vocab, ids, _ = reference_vocabulary(text, "jamo")
     for size in (1, 2, 3, 5, 7):  # blocks that cut syllables anywhere
         s = sample.Sample(vocab, "", ids[0], None)
         for i in range(1, len(ids), size):

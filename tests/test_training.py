@@ -1,7 +1,7 @@
 """Tests for the run contract both trainers share (common/options.py, run.py, run_files.py,
-reporter.py, history.py, clock.py) (earlier files kept as .prev,
-divergence, --init-from, the loss history), exercised through both trainers' command lines, and
-the History class on its own; printing by the clock, the overfitting notice and --patience."""
+reporter.py, live_page.py, history.py, clock.py): earlier files kept as .prev, divergence,
+--init-from, the loss history, exercised through both trainers' command lines, and the History
+class on its own; printing by the clock, the overfitting notice and --patience."""
 import argparse
 import glob
 import io
@@ -21,7 +21,7 @@ import pytest
 
 import rnnlm
 import common.history
-from common import cli, gist_reference, page, reporter, run_files
+from common import cli, gist_reference, live_page, page, reporter, run_files
 from common.history import SMOOTH_FACTOR, History
 from common.interface import load_model
 from common.run import EVAL_SECONDS, EVAL_SHARE, STALE_NOTICE, Run
@@ -1168,7 +1168,7 @@ def page_writes(monkeypatch, clock):
         clock.now += writes.slow
         writes.append((clock.now, page_payload(buf.getvalue().decode("utf-8"))))
 
-    monkeypatch.setattr(reporter, "write_atomic", write_atomic)
+    monkeypatch.setattr(live_page, "write_atomic", write_atomic)
     return writes
 
 
@@ -1190,7 +1190,7 @@ def test_page_at_the_first_validation_then_every_page_seconds_and_at_the_end(mak
     run.begin(0, 60)
     train_for(run, clock, 60, validate={5, 20, 40})
     run.finish(60)
-    assert reporter.PAGE_SECONDS == 10.0
+    assert live_page.PAGE_SECONDS == 10.0
     # after the first validation (5 iterations of 1 s) at the next iteration's end; then 10 s
     # after each write; the last when the run ends
     assert [d["iter"] for _, d in page_writes] == [6, 16, 26, 36, 46, 56, 60]
@@ -1216,12 +1216,12 @@ def test_slow_page_writes_take_at_most_a_fiftieth_of_the_time(make_run, clock, p
     run = make_run(page="p.html")
     run.begin(0, None)
     train_for(run, clock, 200, validate={100}, eval_seconds=7.0)
-    assert reporter.PAGE_SHARE == 50
+    assert live_page.PAGE_SHARE == 50
     times = [when for when, _ in page_writes]
     # at 10 s, then 50 s after each write ended: iterations 10, 60 and (after the validation's
     # 7 s, which the clock leaves out) 103, 153
     assert [d["iter"] for _, d in page_writes] == [10, 60, 103, 153]
-    assert all(b - a >= reporter.PAGE_SHARE * 1.0 for a, b in zip(times, times[1:]))
+    assert all(b - a >= live_page.PAGE_SHARE * 1.0 for a, b in zip(times, times[1:]))
     # 200 iterations of 1 s: the writes and the validation are not training time
     assert run.clock.train_seconds() == pytest.approx(200.0)
     assert [d["page_seconds"] for _, d in page_writes] == [0.0, 1.0, 2.0, 3.0]
@@ -1539,7 +1539,7 @@ def crafted(tmp_path, name, change):
 
 def test_a_lone_surrogate_never_breaks_a_page_or_a_printed_line(tmp_path):
     # in the page's data: its JSON escape, so the page is UTF-8
-    html = page.LIVE.render({"title": "a\udcffb", "history": []})
+    html = live_page.LIVE.render({"title": "a\udcffb", "history": []})
     assert "a\\udcffb" in html and html.encode("utf-8")
     # in a sample text a checkpoint carries: refused on load, as in the vocabulary
     bad = crafted(tmp_path, "bad.npz", lambda m: m["history"]["samples"].append(
