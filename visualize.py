@@ -24,7 +24,9 @@ from common.checkpoint import (check_not_read, check_output_file, check_replacea
 from common.cli import (UserError, finite_or_none, float_range, nonnegative_int, perplexity,
                         positive_int, run)
 from common.interface import NOT_FINITE, load_model
-from common.page import HISTORY_ROW, Page, history_rows, with_losses
+from common.history import (history_rows, stored_records, stored_samples, stored_smooth_factor,
+                            trained_seconds, with_losses)
+from common.page import Page
 from common.vocabulary import read_corpus, read_text, shown, split_ids
 
 GATES = ("f", "i", "o", "z", "r")  # sigmoids in 0..1: LSTM forget/input/output, GRU update/reset
@@ -75,53 +77,6 @@ def validation_text(model):
         raise UserError(f"no text given and the training text has changed since training "
                         f"(size or SHA-256 differs): {hint}")
     return split_ids(ids, fraction, "token")[1]  # the trainers' own split
-
-
-def loss_history(meta, path):
-    """The checkpoint's loss history, checked on load -> [{iter, loss, val_loss, seconds, smooth}] (None
-    when it has none): iterations are integers, losses and seconds finite numbers or null, so the
-    page and the JSON only ever hold numbers there; otherwise a UserError naming the first bad
-    record."""
-    stored = meta.get("history")
-    if stored is None:  # format version 1
-        return None
-    records = stored.get("records") if isinstance(stored, dict) else None
-    if not isinstance(records, list):
-        raise UserError(f"{path} is damaged: its history holds no list of records")
-    history = []
-    for i, r in enumerate(records):
-        row = {k: r.get(k) for k in HISTORY_ROW} if isinstance(r, dict) else {}
-        if not (row and is_count(row["iter"]) and all(
-                row[k] is None or is_number(row[k]) for k in HISTORY_ROW[1:])):
-            raise UserError(f"{path} is damaged: history record {i} is not an iteration, two "
-                            f"losses, seconds and a smoothed loss (numbers or null): "
-                            f"{str(r)[:60]}")
-        history.append(row)
-    return history
-
-
-def training_samples(meta, path):
-    """The samples printed during training that the checkpoint keeps -> [{iter, text}] (empty
-    when it has none); a UserError naming the first that is not an iteration and a text."""
-    stored = meta.get("history")
-    samples = stored.get("samples", []) if isinstance(stored, dict) else []
-    if not isinstance(samples, list):
-        raise UserError(f"{path} is damaged: its history's samples are not a list")
-    for i, s in enumerate(samples):
-        if not (isinstance(s, dict) and is_count(s.get("iter")) and isinstance(s.get("text"), str)):
-            raise UserError(f"{path} is damaged: history sample {i} is not an iteration and a "
-                            f"text: {str(s)[:60]}")
-    return [{"iter": s["iter"], "text": s["text"]} for s in samples]
-
-
-def is_count(v):
-    """An integer from 0 to 2^53 (JavaScript reads integers exactly up to there)."""
-    return type(v) is int and 0 <= v <= 2 ** 53
-
-
-def is_number(v):
-    """A finite float, or an integer JavaScript reads exactly."""
-    return type(v) is float and math.isfinite(v) or type(v) is int and abs(v) <= 2 ** 53
 
 
 def text_features(pieces):
@@ -206,7 +161,7 @@ def next_tokens(trace, ids, K):
 
 def analyse(model, ids, K, history, samples=()):
     """Everything the page and the JSON show, at full precision (numpy arrays inside); history:
-    loss_history's records; samples: training_samples'."""
+    the stored records (history.stored_records); samples: the stored samples."""
     with np.errstate(over="ignore", invalid="ignore"):  # judged just below
         tr = model.trace(ids)
     if not all(np.isfinite(X).all() for X in tr.states.values()):
@@ -273,7 +228,7 @@ def page_data(a, model, title, K):
             "surprisal": np.round(-a["logprob"] / math.log(2), 3).tolist(),  # bits
             "interpretable": a["interpretable"], "constant": a["constant"],
             "saturation": {k: np.round(s, 4).tolist() for k, s in a["saturation"].items()},
-            "history": history_rows(a["history"]), "smooth_factor": smooth_factor(model.meta),
+            "history": history_rows(a["history"]), "smooth_factor": stored_smooth_factor(model.meta),
             "samples": a.get("samples", [])}
 
 
@@ -435,7 +390,7 @@ def compare_page_data(models, names, runs, histories, args, note):
             "bits_per_char": -r["log_prob"] / r["chars"] / math.log(2),
             "perplexity": finite_or_none(perplexity(nats)),
             "options": model.meta.get("options") or {}, "sample": r["sample"],
-            "history": history_rows(history), "smooth_factor": smooth_factor(model.meta),
+            "history": history_rows(history), "smooth_factor": stored_smooth_factor(model.meta),
             "logprob": [] if note else np.round(r["logprob"][:len(r["top_ids"])], 4).tolist(),
             "top_ids": r["top_ids"].tolist(), "top_p": np.round(r["top_p"], 4).tolist()})
     shown_ids = runs[0]["ids"][:args.max_chars]
@@ -446,29 +401,13 @@ def compare_page_data(models, names, runs, histories, args, note):
             "temperature": args.temperature, "palette": PALETTE_SIZE, "top": TOP_DIFFERENCES}
 
 
-def smooth_factor(meta):
-    """The weight of a history's smoothed training loss on the value before (None: older
-    checkpoints keep no smoothed loss, or a damaged one)."""
-    history = meta.get("history")
-    f = history.get("smooth_factor") if isinstance(history, dict) else None
-    return f if is_number(f) and 0 < f < 1 else None
-
-
-def trained_seconds(meta):
-    """The seconds a checkpoint was trained: its history's clock (validation and saving left out),
-    else the wall-clock seconds older checkpoints record, or None."""
-    history = meta.get("history")
-    stored = history.get("seconds") if isinstance(history, dict) else None
-    return stored if stored is not None else meta.get("train_seconds")
-
-
 def compare(args):
     """--compare: two or more checkpoints on one text -> one page (and --json); prints the page's
     name and one line per model with its score."""
     paths, text_file = compared_paths(args)
     models = [load_model(p) for p in paths]  # a missing or damaged one: its own line
-    histories = [loss_history(m.meta, p) for m, p in zip(models, paths)]
-    kept = [training_samples(m.meta, p) for m, p in zip(models, paths)]
+    histories = [stored_records(m.meta) for m in models]
+    kept = [stored_samples(m.meta) for m in models]
     out = args.out or os.path.splitext(paths[0])[0] + "-compare.html"
     reads = [("CHECKPOINT", p) for p in paths] + [("TEXT_FILE", text_file)]
     text = given_text(args, text_file)
@@ -555,8 +494,8 @@ def main(argv=None):
     if args.text is not None and args.text_file is not None:
         raise UserError("give a TEXT_FILE or --text, not both")
     model = load_model(args.checkpoint)
-    history = loss_history(model.meta, args.checkpoint)
-    samples = training_samples(model.meta, args.checkpoint)
+    history = stored_records(model.meta)
+    samples = stored_samples(model.meta)
     out = args.out or os.path.splitext(args.checkpoint)[0] + ".html"
     reads = [("CHECKPOINT", args.checkpoint), ("TEXT_FILE", args.text_file)]
     if args.text is None and args.text_file is None:  # the validation text: the training files

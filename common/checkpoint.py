@@ -16,7 +16,7 @@ import numpy as np
 
 from common.cli import UserError
 from common.page import PAGE_START
-from common.vocabulary import SURROGATE, check_file, counts_key
+from common.vocabulary import check_file, counts_key
 
 # Version 2 added the loss history (meta["history"], whose samples and seconds are optional);
 # version 1 files still load (no history).
@@ -256,23 +256,6 @@ def is_rng_state(v):
     except (ValueError, TypeError, KeyError, OverflowError):
         return False
     return True
-
-
-def is_history(v):
-    """The run's history: {stride, records: [{iter, loss, val_loss, seconds, smooth}], samples:
-    [{iter, text}], seconds, smooth, smooth_factor}, numbers where measured. Older checkpoints
-    have no samples, seconds or smoothed losses."""
-    number, seconds = optional(is_num()), optional(is_num(0))
-    if not (isinstance(v, dict) and is_int(1)(v.get("stride"))
-            and isinstance(v.get("records"), list) and isinstance(v.get("samples", []), list)
-            and seconds(v.get("seconds")) and number(v.get("smooth"))
-            and is_num(0, 1)(v.get("smooth_factor", 0.5))):
-        return False
-    return (all(isinstance(r, dict) and is_int()(r.get("iter")) and number(r.get("loss"))
-                and number(r.get("val_loss")) and seconds(r.get("seconds"))
-                and number(r.get("smooth")) for r in v["records"])
-            and all(isinstance(s, dict) and is_int()(s.get("iter")) and is_str(s.get("text"))
-                    and not SURROGATE.search(s["text"]) for s in v.get("samples", [])))
 
 
 def check_fields(path, record, checks, where="", required=True):

@@ -9,11 +9,12 @@ sample.py, visualize.py and export.py use only this; a new kind is one class and
 import numpy as np
 
 from common import gist
-from common.checkpoint import (check_arrays, check_counts, check_fields, is_history, is_int,
-                               is_num, is_rng_state, is_str, load_checkpoint, one_of, optional)
+from common.checkpoint import (check_arrays, check_counts, check_fields, is_int, is_num,
+                               is_rng_state, is_str, load_checkpoint, one_of, optional)
 from common.cli import UserError
 from common.generation import chunked_nats, eval_chunk, gumbel_noise, keep_top_k, noise_block
 from common.fast_model import FastRnnlm
+from common.history import is_history, stored_records
 from common.models import EMBED_STD, book_model, weight_shapes
 from common.optimizer import OPTIMIZERS
 from common.cells import CELLS
@@ -156,8 +157,7 @@ class LanguageModel:
     def history(self):
         """The training curve stored in the checkpoint (list of {iter, loss, val_loss}, nats per
         token), or None for checkpoints without one (format version 1)."""
-        stored = self.meta.get("history")
-        return None if stored is None else stored["records"]
+        return stored_records(self.meta)
 
     @property
     def input_files(self):

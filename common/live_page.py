@@ -11,7 +11,8 @@ from tqdm import tqdm
 from common.checkpoint import check_output_file, check_replaceable, write_atomic
 from common.cli import UserError, finite_or_none
 from common.clock import Clock, time_left
-from common.page import Page, history_rows, with_losses
+from common.history import history_rows, with_losses
+from common.page import Page
 
 # --page: written at the first validation, then about every PAGE_SECONDS, or less often so that
 # writing it takes at most 1/PAGE_SHARE of the time; it reloads every RELOAD_SECONDS while the

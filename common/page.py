@@ -66,29 +66,3 @@ class Page:
         blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
         blob = SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", blob)
         return self.head + blob + self.tail
-
-
-# What a page's history row holds, by index: the scripts read h[0] .. h[4] (lib.js points)
-HISTORY_ROW = ("iter", "loss", "val_loss", "seconds", "smooth")
-
-
-def history_rows(records):
-    """History records [{iter, loss, val_loss, seconds, smooth}] as the pages' rows, HISTORY_ROW's
-    fields in order (None where a record lacks one: older checkpoints have no smooth)."""
-    return [[r.get(k) for k in HISTORY_ROW] for r in records or []]
-
-
-def with_losses(samples, records):
-    """The samples [{iter, text}], each with `loss`: the mean training loss per token of the
-    history records after the previous sample's iteration up to its own (None without any)."""
-    train = [(r["iter"], r["loss"]) for r in records if r.get("loss") is not None]
-    out, j, prev = [], 0, -1
-    for s in samples:
-        total, count = 0.0, 0
-        while j < len(train) and train[j][0] <= s["iter"]:
-            if train[j][0] > prev:
-                total, count = total + train[j][1], count + 1
-            j += 1
-        out.append({"iter": s["iter"], "text": s["text"], "loss": total / count if count else None})
-        prev = s["iter"]
-    return out

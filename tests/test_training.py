@@ -21,7 +21,7 @@ import pytest
 
 import rnnlm
 import common.history
-from common import cli, gist_reference, live_page, page, reporter, run_files
+from common import cli, gist_reference, live_page, reporter, run_files
 from common.history import SMOOTH_FACTOR, History
 from common.interface import load_model
 from common.run import EVAL_SECONDS, EVAL_SHARE, STALE_NOTICE, Run
@@ -291,7 +291,7 @@ def test_sample_loss_is_the_mean_training_loss_since_the_previous_sample():
     records.insert(2, {"iter": 3, "loss": None, "val_loss": 9.0})  # a validation record
     samples = [{"iter": 0, "text": "a"}, {"iter": 5, "text": "b"}, {"iter": 6, "text": "c"},
                {"iter": 7, "text": "d"}]
-    got = page.with_losses(samples, records)
+    got = common.history.with_losses(samples, records)
     # training losses recorded at 0, 2, 4, 6, 8, 10: sample 0 gets iteration 0's; sample 5 the
     # mean of 2 and 4; sample 6 iteration 6's; sample 7 none (nothing recorded in 7..7)
     assert got == [{"iter": 0, "text": "a", "loss": 0.0}, {"iter": 5, "text": "b", "loss": 3.0},

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import visualize
+from common.history import stored_records, stored_samples
 from common.vocabulary import Vocabulary
 from common.cli import run
 from conftest import (GOOD_TEXT, browser_errors, options_as_read, page_payload, page_ready, run_ok,
@@ -597,8 +598,7 @@ def page(tmp_path_factory, fixture_text):
         for k in range(0, 201, 10)], "samples": [{"iter": k, "text": f"sample at {k}"}
                                                    for k in (0, 100, 200)]}
     ids = model.encode(fixture_text[:400], "text")
-    a = visualize.analyse(model, ids, 3, visualize.loss_history(model.meta, "lstm2"),
-                          visualize.training_samples(model.meta, "lstm2"))
+    a = visualize.analyse(model, ids, 3, stored_records(model.meta), stored_samples(model.meta))
     path = folder / "page.html"
     path.write_text(visualize.render_page(visualize.page_data(a, model, "lstm2", 3)),
                     encoding="utf-8")
