@@ -142,6 +142,10 @@ def main(argv=None):
                                 "n": n, "p": p, "smooth_loss": smooth_loss,
                                 "rng_state": rng.bit_generator.state, **run.meta()}, n)
 
+    def validate():
+        nats, count, _ = evaluate(params, eval_ids)
+        run.validated(n, nats / count, save, val_bits_per_char=nats / count / math.log(2))
+
     def sample_text(first):  # --sample-length tokens after first (1,), from stream 0's state
         sample_ix = sample(params, hprev[:, :1], first, rng)
         return vocab.decode([ix[0] for ix in itertools.islice(sample_ix, args.sample_length)])
@@ -171,13 +175,9 @@ def main(argv=None):
         p += T  # move data pointer
         n += 1  # iteration counter
         run.report.progress(n, B * T, lambda: f"loss {smooth_loss:.3f}")
-        finished = run.finished(n)  # --max-iters or --time-budget
-        if len(eval_ids) and (finished or run.eval_due(n)):
-            nats, count, _ = evaluate(params, eval_ids)
-            run.validated(n, nats / count, save, val_bits_per_char=nats / count / math.log(2))
-            finished = finished or run.out_of_patience  # --patience: no new best for a while
-        if finished or run.save_due(n):
-            save(args.out)
+        # validate and save when due; --max-iters, --time-budget or --patience
+        finished = run.end_iteration(n, validate if len(eval_ids) else None,
+                                     lambda: save(args.out))
         if run.stop_requested:
             return run.interrupted(n)
     if run.report.final_sample_due(n):  # what the model writes now, after the last save

@@ -289,6 +289,10 @@ def main(argv=None):
             "dropout_rng_state": drop_rng.bit_generator.state,
             "sample_rng_state": sample_rng.bit_generator.state, **run.meta()}, k)
 
+    def validate_now():  # the plateau schedule may lower the learning rate
+        nonlocal lr_now
+        lr_now = validate(run, lm, val, k, save, lr_now)
+
     # True when a resumed run is at its limit already
     finished = run.begin(k, iteration_limit(args, iters_per_epoch))
     while not finished:
@@ -309,12 +313,9 @@ def main(argv=None):
         run.report.progress(k, N * T, lambda: f"loss {loss:.3f}, ppl {perplexity(loss):.2f}")
         if k % iters_per_epoch == 0:  # the book's per-epoch line: perplexity = exp(mean loss)
             total_loss, loss_count = print_epoch(k, iters_per_epoch, total_loss, loss_count)
-        finished = run.finished(k)  # the iteration limit or --time-budget
-        if len(val) and (finished or run.eval_due(k)):
-            lr_now = validate(run, lm, val, k, save, lr_now)
-            finished = finished or run.out_of_patience  # --patience: no new best for a while
-        if finished or run.save_due(k):
-            save(args.out)
+        # validate and save when due; the iteration limit, --time-budget or --patience
+        finished = run.end_iteration(k, validate_now if len(val) else None,
+                                     lambda: save(args.out))
         if run.stop_requested:
             return run.interrupted(k)
     if run.report.final_sample_due(k):  # what the model writes now, after the last save

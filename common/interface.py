@@ -323,10 +323,8 @@ class LayerModel(LanguageModel):
         "opt_iter": (is_int(), lambda o, V: 0),
         "epoch_loss_sum": (is_num(), lambda o, V: 0.0),
         "epoch_loss_count": (is_int(), lambda o, V: 0),
-        "dropout_rng_state": (is_rng_state,
-                              lambda o, V: np.random.default_rng([o["seed"], 1]).bit_generator.state),
-        "sample_rng_state": (is_rng_state,
-                             lambda o, V: np.random.default_rng([o["seed"], 2]).bit_generator.state),
+        "dropout_rng_state": (is_rng_state, lambda o, V: seeded_state(o["seed"], 1)),
+        "sample_rng_state": (is_rng_state, lambda o, V: seeded_state(o["seed"], 2)),
     }
     META_FIELDS = {"level": one_of(*LEVELS)}  # the vocabulary's
     iteration_key = "k"
@@ -428,19 +426,11 @@ class LayerModel(LanguageModel):
 
     def trace(self, ids):
         """Every layer's quantities along ids, from the single-step layers (RNN, LSTM, GRU)."""
-        m, cell = self.model, CELLS[self.model.cell]
+        m = self.model
         xs = m.embed.params[0][np.asarray(ids)].astype(np.float64)  # (T, D) embedded inputs
-        T, H = len(ids), m.hidden_size
         states = {}
         for l, rnn in enumerate(m.rnns):
-            step = cell.step(*(p.astype(np.float64) for p in rnn.params))
-            out = {n: np.empty((T, H)) for n in cell.quantities}  # each (T, H)
-            carried = [np.zeros((1, H)) for _ in cell.states]  # (1, H) each: h (and c)
-            for t in range(T):
-                carried = step.forward(xs[t:t + 1], *carried)  # x (1, D or H)
-                carried = carried if len(cell.states) > 1 else [carried]
-                for n, value in step.quantities().items():
-                    out[n][t] = value[0]
+            out = layer_trace(CELLS[m.cell], [p.astype(np.float64) for p in rnn.params], xs)
             states.update({f"{l}/{n}": v for n, v in out.items()})
             xs = out["h"]  # (T, H) the next layer's inputs
         W, b = (p.astype(np.float64) for p in m.affine.params)
@@ -453,6 +443,26 @@ class LayerModel(LanguageModel):
         head_W, head_b = m.affine.params
         return (m.cell, m.embed.params[0], [tuple(rnn.params) for rnn in m.rnns], head_W, head_b,
                 m.tied)
+
+
+def seeded_state(seed, stream):
+    """The state of a generator seeded by (seed, stream): one stream of draws per use."""
+    return np.random.default_rng([seed, stream]).bit_generator.state
+
+
+def layer_trace(cell, params, xs):
+    """One recurrent layer's quantities (h, and c or the gates) along its inputs xs (T, D),
+    one step layer of the cell's (weights params) at a time from zeros -> name -> (T, H)."""
+    step = cell.step(*params)
+    T, H = len(xs), params[1].shape[0]
+    out = {n: np.empty((T, H)) for n in cell.quantities}  # each (T, H)
+    carried = [np.zeros((1, H)) for _ in cell.states]  # (1, H) each: h (and c)
+    for t in range(T):
+        carried = step.forward(xs[t:t + 1], *carried)  # x (1, D or H)
+        carried = carried if len(cell.states) > 1 else [carried]
+        for n, value in step.quantities().items():
+            out[n][t] = value[0]
+    return out
 
 
 KINDS = {GistModel.kind: GistModel, LayerModel.kind: LayerModel}

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from common.cli import UserError
 from common.clock import Clock, EverySeconds, RunClock, budget_seconds
-from common.history import SMOOTH_FACTOR
+from common.history import SMOOTH_FACTOR, trained_seconds
 from common.reporter import Reporter
 from common.run_files import Checkpoints
 
@@ -106,9 +106,7 @@ class Run:
         self.run_id = meta.get("run_id") or uuid.uuid4().hex
         self.files = Checkpoints(args, self.run_id, getattr(args, "resume", None))
         self.best = Best(self.files.best, unit, args.patience, meta)
-        # training seconds of the runs it continues (older checkpoints: their wall seconds)
-        stored = meta.get("history") or {}
-        self.clock = RunClock(stored.get("seconds", meta.get("train_seconds") or 0.0))
+        self.clock = RunClock(trained_seconds(meta) or 0.0)  # counting on from the runs before
         self.report = Reporter(args, unit, meta, self.clock, self.best, smooth_factor)
         self.eval_clock = Clock(EVAL_SECONDS, EVAL_SHARE, at_start=False)
         self.eval_seconds_clock = EverySeconds(getattr(args, "eval_every_seconds", 0))
@@ -135,6 +133,18 @@ class Run:
     def budget_seconds(self):
         """This run's seconds as --time-budget counts them (clock.budget_seconds)."""
         return budget_seconds(self.args, self.clock)
+
+    def end_iteration(self, k, validate, save):
+        """After iteration k: validate() when due (None: no validation text), then save() when
+        due -> whether the run is finished (the iteration limit, --time-budget or --patience).
+        A finished run validates and saves once more."""
+        finished = self.finished(k)
+        if validate is not None and (finished or self.eval_due(k)):
+            validate()
+            finished = finished or self.out_of_patience  # no new best for --patience validations
+        if finished or self.save_due(k):
+            save()
+        return finished
 
     def check(self, value, what, k):
         """Stop with the divergence error when value (a loss) is NaN or infinite."""
