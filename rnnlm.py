@@ -61,6 +61,10 @@ def build_parser():
     model.add_argument("--val-file", default=d["val_file"],
                        help="validate on this text instead of the end of INPUT (all of which then "
                             "trains), read in the training vocabulary: e.g. PTB's ptb.valid.txt")
+    model.add_argument("--first-tokens", type=positive_int, default=d["first_tokens"],
+                       help="train and validate on the first N tokens of INPUT only, in the "
+                            "vocabulary of those (default: all); the book's ch. 5 takes PTB's "
+                            "first 1000 words")
     model.add_argument("--dropout", type=fraction, default=d["dropout"],
                        help="dropout ratio after the embedding and every layer (default 0: none)")
     model.add_argument("--tie-weights", action="store_true", default=d["tie_weights"],

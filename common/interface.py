@@ -313,8 +313,9 @@ class LayerModel(LanguageModel):
                "lr_decay": ("none", one_of("none", "cosine", "plateau")),
                "decay_iters": (None, optional(is_int(1))), "max_grad_norm": (0.0, is_num(0)),
                "embed_std": (EMBED_STD, is_num(0, lo_open=True)), "val_file": (None, optional(is_str)),
+               "first_tokens": (None, optional(is_int(1))),
                **DATA_OPTIONS}
-    LATER_OPTIONS = ("embed_std", "val_file")
+    LATER_OPTIONS = ("embed_std", "val_file", "first_tokens")
     SHAPE_OPTIONS = ("level", "cell", "num_layers", "wordvec_size", "hidden_size", "tie_weights")
     RUN_FIELDS = {  # the book's iteration k, the learning rate now, Adam's step count, the epoch's
         # running loss, and the generators of the dropout masks and the samples

@@ -7,6 +7,8 @@ import argparse
 import collections
 import os
 
+import numpy as np
+
 from common.checkpoint import FORMAT_VERSION
 from common.cli import UserError, fraction, nonnegative_float, nonnegative_int, positive_int
 from common.cli import given_options as cli_given, new_seed
@@ -196,6 +198,8 @@ def load_corpus(args, resumed=None, init=None):
     vocab = Vocabulary.from_meta(init[1]) if init else None
     what = f" (for --init-from {args.init_from})" if init else ""
     vocab, ids, counts, files = read_corpus(args.input, args.encoding, args.level, vocab, what)
+    if getattr(args, "first_tokens", None):
+        vocab, ids, counts = take_first(vocab, ids, args.first_tokens, keep_vocabulary=bool(init))
     if meta is not None:
         check_same_input(files, meta, args.resume)
     names = ", ".join(args.input)
@@ -205,6 +209,18 @@ def load_corpus(args, resumed=None, init=None):
         raise UserError(f"{args.resume} is damaged: its vocabulary is not that of {names} "
                         f"({len(vocab)} {vocab.unit_name}s)")
     return vocab, ids, counts, files
+
+
+def take_first(vocab, ids, n, keep_vocabulary=False):
+    """The first n token ids, in the vocabulary of the tokens among them (renumbered, sorted as
+    every vocabulary is), or still in vocab (keep_vocabulary: --init-from's) -> (vocab, ids,
+    counts (V,))."""
+    ids = ids[:n]
+    if not keep_vocabulary:
+        present = np.unique(ids)  # (V,) the ids that occur, sorted
+        vocab = Vocabulary([vocab.tokens[i] for i in present], vocab.level)
+        ids = np.searchsorted(present, ids).astype(ids.dtype)  # (n,) renumbered
+    return vocab, ids, np.bincount(ids, minlength=len(vocab))
 
 
 def input_stem(inputs):
