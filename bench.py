@@ -414,7 +414,6 @@ def main(argv=None):
     return 0
 
 
-
 def training_rows(path, V, peak, scale):
     """Training speed of the whole min_char_rnn.py process at a few sizes, against the gist's
     work, the matrix-multiply peak (raised where a run beats it) and PyTorch's nn.RNN."""

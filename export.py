@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
-from common.checkpoint import (FORMAT_VERSION, MAX_INT, check_fields, check_output, is_int,
-                               save_checkpoint, write_atomic)
+from common.checkpoint import (FORMAT_VERSION, array_problem, check_fields, check_output,
+                               is_counts, is_int, save_checkpoint, write_atomic)
 from common.cli import UserError, run
 from common.interface import KINDS, GistModel, LayerModel, load_model
 from common.models import layer_prefixes
@@ -45,7 +45,7 @@ GRU_NO_TORCH = ("PyTorch's nn.GRU applies the reset gate after the hidden produc
 REQUIRED_META = ("kind", "level", "vocab", "cell", "num_layers", "wordvec_size", "hidden_size")
 
 
-def optional(module):
+def import_optional(module):
     """Import an optional dependency, or a UserError naming the install line."""
     try:
         return importlib.import_module(module)
@@ -59,7 +59,7 @@ def optional(module):
 class Layers:
     """Any checkpoint in the book's row-vector layout: embed (V, D), per layer Wx (D or H, GH),
     Wh (H, GH) and b (GH,), head_W (H, V), head_b (V,); plus what the file's metadata carries.
-    The gist's model is the book's with D = H, embed = Wxh^T and Wx = I (see read_checkpoint)."""
+    The gist's model is the book's with D = H, embed = Wxh^T and Wx = I (see checkpoint_layers)."""
 
     def __init__(self, kind, level, tokens, counts, cell, embed, layers, head_W, head_b, tied,
                  options):
@@ -80,7 +80,7 @@ class Layers:
             "options": self.options}.items()}
 
 
-def read_checkpoint(path):
+def checkpoint_layers(path):
     """A checkpoint of either kind, loaded and checked by the model interface -> Layers."""
     model = load_model(path)
     counts = [int(c) for c in model.meta[counts_key(model.level)]]
@@ -128,8 +128,8 @@ def torch_tensors(m):
 def read_torch_file(path):
     """A safetensors file -> ({name: array}, metadata parsed from JSON), with one-line errors."""
     check_file(path, "safetensors file", regular=True)
-    st = optional("safetensors")
-    optional("safetensors.numpy")
+    st = import_optional("safetensors")
+    import_optional("safetensors.numpy")
     try:
         with st.safe_open(path, framework="np") as f:
             raw = f.metadata()
@@ -190,8 +190,7 @@ def layers_from_torch(path, tensors, meta):
     counts = meta.get("token_counts")
     if counts is None:
         counts = [1] * V  # a file without counts: the first sampled token is drawn uniformly
-    elif not (isinstance(counts, list) and len(counts) == V and all(is_int()(c) for c in counts)
-              and 0 < sum(counts) <= MAX_INT):
+    elif not is_counts(counts, V):
         raise UserError(f"{path}: metadata token_counts must be a list of {V} counts (integers "
                         ">= 0), one per token; or leave it out")
     order, notes = TORCH_GATES[cell], []
@@ -301,11 +300,9 @@ def check_tensors(path, tensors, shapes):
         raise UserError(f"{path} holds {' and '.join(sorted(dtypes))} tensors: save them all "
                         "as float32 or all as float64 (model.float() or model.double())")
     for name, shape in shapes.items():
-        if tensors[name].shape != shape:
-            raise UserError(f"{path}: {name} has shape {tensors[name].shape}, expected "
-                            f"{shape} from the metadata's sizes and vocabulary")
-        if not np.isfinite(tensors[name]).all():
-            raise UserError(f"{path}: {name} holds NaN or infinite values")
+        problem = array_problem(name, tensors[name], shape)
+        if problem:
+            raise UserError(f"{path}: {problem}")
 
 
 # ----------------------------------------------------------------------------- ONNX
@@ -313,7 +310,7 @@ def check_tensors(path, tensors, shapes):
 def onnx_model(m):
     """Layers -> an ONNX ModelProto: tokens int64 (N, T), h0 (L, N, H) [, c0] -> logits
     (N, T, V), hT [, cT], float32, N and T dynamic; one RNN/LSTM/GRU operator per layer."""
-    onnx = optional("onnx")
+    onnx = import_optional("onnx")
     helper, numpy_helper, f32 = onnx.helper, onnx.numpy_helper, np.float32
     H, lstm = m.H, "c" in CELLS[m.cell].states  # an LSTM carries c beside h
     order, op = ONNX_GATES[m.cell], m.cell.upper()
@@ -434,10 +431,10 @@ def main(argv=None):
         raise UserError("give --to torch or --to onnx")
     suffix = ".safetensors" if args.to == "torch" else ".onnx"
     out = output_path(args, os.path.splitext(args.checkpoint)[0] + suffix, args.checkpoint)
-    m = read_checkpoint(args.checkpoint)
+    m = checkpoint_layers(args.checkpoint)
     if args.to == "torch":
         tensors = torch_tensors(m)  # refuses a GRU before anything is written
-        data = optional("safetensors.numpy").save(tensors, metadata=m.metadata())
+        data = import_optional("safetensors.numpy").save(tensors, metadata=m.metadata())
         write_atomic(out, lambda f: f.write(data))
         print(f"wrote {out}: {len(tensors)} tensors, {m.dtype}, for nn.Embedding({m.V}, {m.D}), "
               f"nn.{m.cell.upper()}({m.D}, {m.H}, num_layers="

@@ -13,11 +13,12 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from common import cli, training
+from common import cli, options
 from common.checkpoint import check_arrays
 from common.cli import UserError, nonnegative_int, positive_float, positive_int
 from common.gist import PARAM_NAMES, Params, evaluate, init_params, lossFun, num_params, sample
 from common.interface import GistModel, generator
+from common.run import Run
 from common.vocabulary import split_ids
 
 DEFAULT_INPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "corpus.txt")
@@ -25,19 +26,19 @@ DEFAULTS = GistModel.defaults()  # the gist's hidden_size 100, seq_length 25, le
 
 
 def build_parser():
-    ap, model = training.trainer_parser(
+    ap, model = options.trainer_parser(
         "Train Karpathy's min-char-rnn (tanh RNN, Adagrad) on a text file.",
         "default: the bundled data/corpus.txt, or the input stored in the --resume checkpoint",
         "  python min_char_rnn.py                       # the bundled corpus, until Ctrl-C\n"
         "  python min_char_rnn.py mytext.txt --time-budget 60 --seed 1\n"
         "  python min_char_rnn.py --resume out/min_char_rnn-mytext.npz --max-iters 20000\n"
         "  python min_char_rnn.py data/ko-constitution.txt --level jamo --max-iters 5000")
-    training.add_sizes(model, DEFAULTS, (
+    options.add_sizes(model, DEFAULTS, (
         ("--hidden-size", positive_int, "hidden units H"),
         ("--seq-length", positive_int, "characters per stream per iteration, T"),
         ("--learning-rate", positive_float, "Adagrad learning rate"),
         ("--batch-size", positive_int, "streams B trained side by side, cut from B offsets")))
-    training.add_data_options(model, "the initial weights and the samples", DEFAULTS)
+    options.add_data_options(model, "the initial weights and the samples", DEFAULTS)
     model.add_argument("--level", choices=("char", "jamo"), default=DEFAULTS["level"],
                        help="tokens: characters (default, as the gist), or jamo: characters with "
                             "every Hangul syllable taken apart into its letters, put together "
@@ -49,25 +50,30 @@ def build_parser():
     run_group.add_argument("--out", default=None, help="checkpoint file (default: "
                            "out/min_char_rnn-<input name>.npz, or the --resume file); the best by "
                            "validation loss is kept beside it as <name>.best.npz")
-    training.add_print_options(run_group, "a sample and the loss")
+    options.add_print_options(run_group, "a sample and the loss")
     run_group.add_argument("--eval-max-chars", type=nonnegative_int, default=0,
                            help="evaluate on at most this many validation characters (default 0: "
                                 "all)")
-    training.add_run_options(run_group)
+    options.add_run_options(run_group)
     return ap
 
 
-def load_data(argv):
-    """Parse the options, start or resume the run, read the corpus, check the outputs and say
-    what the corpus holds -> (args, run, resumed, init, vocab, counts, streams (B, S) of the
-    training ids, the validation ids to evaluate, files)."""
-    args, resumed, init = training.start_options(build_parser(), argv, GistModel)
+def start(argv):
+    """Parse the options and start the run (options.start_options), INPUT defaulting to the
+    bundled corpus and --out to a name made from INPUT -> (args, resumed, init)."""
+    args, resumed, init = options.start_options(build_parser(), argv, GistModel)
     if not args.input:
         args.input = [DEFAULT_INPUT]
     if args.out is None:
-        args.out = os.path.join("out", f"min_char_rnn-{training.input_stem(args.input)}.npz")
-    meta = resumed and resumed[1]
-    vocab, ids, counts, files = training.load_corpus(args, args.level, meta, init and init[1])
+        args.out = os.path.join("out", f"min_char_rnn-{options.input_stem(args.input)}.npz")
+    return args, resumed, init
+
+
+def load_data(args, resumed, init):
+    """Read the corpus (the very files of the run being resumed; or encoded in the vocabulary of
+    --init-from's checkpoint, init) and cut it -> Corpus: the vocabulary, token counts and input files, the training ids as B
+    streams (B, S), the validation ids each validation reads, and the line that says so."""
+    vocab, ids, counts, files = options.load_corpus(args, resumed, init)
     unit = vocab.unit_name + "s"
     train, val = split_ids(ids, args.val_fraction, vocab.unit_name)
     B, T = args.batch_size, args.seq_length
@@ -76,14 +82,11 @@ def load_data(argv):
             f"the training text has {len(train)} {unit}, too few for --batch-size {B} and "
             f"--seq-length {T}: each of the {B} streams needs at least T + 1 = {T + 1}, so at "
             f"least {B * (T + 1)} {unit}; use a longer text or smaller values")
-    V, S = len(vocab), len(train) // B  # B streams of S tokens each, cut from B offsets
-    # checks --out and --log before any training; the history's smoothed loss is smooth_loss / T
-    run = training.Run(args, vocab.unit, meta, smooth_factor=0.999)
-    training.print_start(f"data has {len(ids)} {unit}, {V} unique ({len(train)} train, "
-                         f"{len(val)} validation); {num_params(V, args.hidden_size)} parameters.",
-                         args, GistModel)
+    S = len(train) // B  # B streams of S tokens each, cut from B offsets
+    summary = (f"data has {len(ids)} {unit}, {len(vocab)} unique ({len(train)} train, "
+               f"{len(val)} validation); {num_params(len(vocab), args.hidden_size)} parameters.")
     eval_ids = val[:args.eval_max_chars or len(val)]  # what each validation reads
-    return args, run, resumed, init, vocab, counts, train[:B * S].reshape(B, S), eval_ids, files
+    return options.Corpus(vocab, counts, files, train[:B * S].reshape(B, S), eval_ids, summary)
 
 
 def start_params(args, V, resumed, init):
@@ -106,7 +109,7 @@ def start_params(args, V, resumed, init):
         for name in PARAM_NAMES:
             params[name][...] = init[0][name]
         print(f"starting from the weights of {args.init_from}")
-    return params, mem, hprev, GistModel.run_state(vars(args), V, resumed and resumed[1])
+    return params, mem, hprev, GistModel.run_state(vars(args), V, resumed[1] if resumed else None)
 
 
 def adagrad(params, grads, mem, learning_rate, step):
@@ -123,7 +126,11 @@ def adagrad(params, grads, mem, learning_rate, step):
 
 def main(argv=None):
     np.seterr(all="ignore")  # overflow is checked explicitly (run.check below), not warned about
-    args, run, resumed, init, vocab, counts, streams, eval_ids, files = load_data(argv)
+    args, resumed, init = start(argv)
+    vocab, counts, files, streams, eval_ids, summary = load_data(args, resumed, init)
+    # --out and --log checked before any training; the history's smoothed loss is smooth_loss / T
+    run = Run(args, vocab.unit, resumed[1] if resumed else None, smooth_factor=0.999)
+    options.print_start(summary, args, GistModel)
     (B, S), H, T, V = streams.shape, args.hidden_size, args.seq_length, len(vocab)
     params, mem, hprev, state = start_params(args, V, resumed, init)
     n, p, smooth_loss, rng = state["n"], state["p"], state["smooth_loss"], generator(state["rng_state"])
@@ -131,13 +138,15 @@ def main(argv=None):
 
     def save(path):
         arrays = {**params, **{"m" + k: v for k, v in mem.items()}, "hprev": hprev}
-        run.save(path, arrays, {**training.data_meta(GistModel, vocab, counts, args, files),
+        run.save(path, arrays, {**options.data_meta(GistModel, vocab, counts, args, files),
                                 "n": n, "p": p, "smooth_loss": smooth_loss,
                                 "rng_state": rng.bit_generator.state, **run.meta()}, n)
 
-    def sample_text(first):
-        """--sample-length tokens from the first stream's state, first (1,) its next input, as
-        text (at level jamo, the letters put together into syllables)."""
+    def validate():
+        nats, count, _ = evaluate(params, eval_ids)
+        run.validated(n, nats / count, save, val_bits_per_char=nats / count / math.log(2))
+
+    def sample_text(first):  # --sample-length tokens after first (1,), from stream 0's state
         sample_ix = sample(params, hprev[:, :1], first, rng)
         return vocab.decode([ix[0] for ix in itertools.islice(sample_ix, args.sample_length)])
 
@@ -166,13 +175,9 @@ def main(argv=None):
         p += T  # move data pointer
         n += 1  # iteration counter
         run.report.progress(n, B * T, lambda: f"loss {smooth_loss:.3f}")
-        finished = run.finished(n)  # --max-iters or --time-budget
-        if len(eval_ids) and (finished or run.eval_due(n)):
-            nats, count, _ = evaluate(params, eval_ids)
-            run.validated(n, nats / count, save, val_bits_per_char=nats / count / math.log(2))
-            finished = finished or run.out_of_patience  # --patience: no new best for a while
-        if finished or run.save_due(n):
-            save(args.out)
+        # validate and save when due; --max-iters, --time-budget or --patience
+        finished = run.end_iteration(n, validate if len(eval_ids) else None,
+                                     lambda: save(args.out))
         if run.stop_requested:
             return run.interrupted(n)
     if run.report.final_sample_due(n):  # what the model writes now, after the last save

@@ -16,15 +16,15 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from common import cli, training
+from common import cli, options
 from common.checkpoint import check_arrays
 from common.cli import UserError, fraction, nonnegative_float, nonnegative_int, positive_float
-from common.cli import positive_int
+from common.cli import perplexity, positive_int
 from common.interface import LayerModel, generator
 from common.models import BOOK_MODELS, book_class
 from common.optimizer import OPTIMIZERS, Adam, clip_grads
+from common.run import Run
 from common.cells import CELLS
-from common.training import perplexity
 from common.vocabulary import EOS, LEVELS, read_corpus, split_ids
 
 DEFAULTS = LayerModel.defaults()  # ch.5's batch 10, wordvec 100, hidden 100, time 5, lr 0.1
@@ -33,7 +33,7 @@ DIVERGED_HINT = "try a smaller --learning-rate or --max-grad-norm"  # when the l
 
 def build_parser():
     """The command line: every option with a type, a default and its unit."""
-    ap, model = training.trainer_parser(
+    ap, model = options.trainer_parser(
         "Train the book's RNN language model (DLFS2 ch.5-6) on a text file.",
         "required unless --resume, which reuses the stored input",
         "  python rnnlm.py data/corpus.txt --max-iters 3000        # chapter 5's model and loop\n"
@@ -48,7 +48,7 @@ def build_parser():
                             f"samples); or whitespace-separated words with {EOS} for line ends")
     model.add_argument("--cell", choices=tuple(CELLS), default=d["cell"],
                        help="recurrent layer: rnn (default, tanh, ch.5), lstm or gru")
-    training.add_sizes(model, d, (
+    options.add_sizes(model, d, (
         ("--num-layers", positive_int, "stacked recurrent layers"),
         ("--wordvec-size", positive_int, "embedding width D"),
         ("--hidden-size", positive_int, "hidden units H"),
@@ -61,6 +61,10 @@ def build_parser():
     model.add_argument("--val-file", default=d["val_file"],
                        help="validate on this text instead of the end of INPUT (all of which then "
                             "trains), read in the training vocabulary: e.g. PTB's ptb.valid.txt")
+    model.add_argument("--first-tokens", type=positive_int, default=d["first_tokens"],
+                       help="train and validate on the first N tokens of INPUT only, in the "
+                            "vocabulary of those (default: all); the book's ch. 5 takes PTB's "
+                            "first 1000 words")
     model.add_argument("--dropout", type=fraction, default=d["dropout"],
                        help="dropout ratio after the embedding and every layer (default 0: none)")
     model.add_argument("--tie-weights", action="store_true", default=d["tie_weights"],
@@ -78,7 +82,7 @@ def build_parser():
     model.add_argument("--max-grad-norm", type=nonnegative_float, default=d["max_grad_norm"],
                        help="clip the gradients' global L2 norm to this (default 0: no clipping, "
                             "as ch.5; ch.6 uses 0.25)")
-    training.add_data_options(model, "the weights, the dropout masks and the samples", d)
+    options.add_data_options(model, "the weights, the dropout masks and the samples", d)
     add_run_control(ap.add_argument_group("run control (may change on --resume)"))
     return ap
 
@@ -103,15 +107,14 @@ def add_run_control(run):
     run.add_argument("--out", default=None, help="checkpoint file (default: out/rnnlm-<input "
                      "name>.npz, or the --resume file); the best by validation loss is kept "
                      "beside it as <name>.best.npz")
-    training.add_print_options(run, "a sample and the mean loss since the last one")
-    training.add_run_options(run)
+    options.add_print_options(run, "a sample and the mean loss since the last one")
+    options.add_run_options(run)
 
 
-def load_data(argv):
-    """Parse the options, start or resume the run, read, tokenize and split the corpus, check
-    the outputs and say what the corpus holds -> (args, run, resumed, init, vocab, counts, train
-    ids, val ids, files)."""
-    args, resumed, init = training.start_options(build_parser(), argv, LayerModel)
+def start(argv):
+    """Parse the options and start the run (options.start_options), the options checked
+    together and --out defaulting to a name made from INPUT -> (args, resumed, init)."""
+    args, resumed, init = options.start_options(build_parser(), argv, LayerModel)
     if not args.input:
         raise UserError("give an INPUT text file (or --resume CHECKPOINT)")
     if args.tie_weights and args.wordvec_size != args.hidden_size:
@@ -123,9 +126,14 @@ def load_data(argv):
         except ValueError as e:
             raise UserError(f"--book-layers: {e}; drop --book-layers for these options") from None
     if args.out is None:
-        args.out = os.path.join("out", f"rnnlm-{training.input_stem(args.input)}.npz")
-    meta = resumed and resumed[1]
-    vocab, ids, counts, files = training.load_corpus(args, args.level, meta, init and init[1])
+        args.out = os.path.join("out", f"rnnlm-{options.input_stem(args.input)}.npz")
+    return args, resumed, init
+
+
+def load_data(args, resumed, init):
+    """Read, tokenize and split the corpus (the very files of the run being resumed; or encoded
+    in the vocabulary of --init-from's checkpoint, init) -> options.Corpus."""
+    vocab, ids, counts, files = options.load_corpus(args, resumed, init)
     if args.val_file:  # all of INPUT trains; the validation text is read in its vocabulary
         train = ids
         val = read_corpus([args.val_file], args.encoding, args.level, vocab, " (--val-file)")[1]
@@ -138,12 +146,10 @@ def load_data(argv):
             f"--seq-length {T}: each of the {N} rows needs at least T = {T} inputs and their "
             f"targets, so at least {N * T + 1} {unit}; use a longer text or smaller values")
     shapes = LayerModel.weight_shapes(vars(args), len(vocab))
-    run = training.Run(args, vocab.unit, meta, DIVERGED_HINT)  # checks --out and --log now
-    training.print_start(
-        f"data has {len(ids)} {unit}, {len(vocab)} unique ({len(train)} train, "
-        f"{len(val)} validation); {iterations_per_epoch(args, train)} iterations per epoch; "
-        f"{sum(math.prod(s) for s in shapes.values())} parameters.", args, LayerModel)
-    return args, run, resumed, init, vocab, counts, train, val, files
+    summary = (f"data has {len(ids)} {unit}, {len(vocab)} unique ({len(train)} train, "
+               f"{len(val)} validation); {iterations_per_epoch(args, train)} iterations per "
+               f"epoch; {sum(math.prod(s) for s in shapes.values())} parameters.")
+    return options.Corpus(vocab, counts, files, train, val, summary)
 
 
 def iterations_per_epoch(args, train):
@@ -198,7 +204,7 @@ def build(args, V, resumed, init):
     """The model, its optimizer and where the run stands (LayerModel.RUN_FIELDS): fresh, from
     --init-from's weights, or restored from --resume -> (model, optimizer, state, dropout
     generator, sample generator)."""
-    state = LayerModel.run_state(vars(args), V, resumed and resumed[1])
+    state = LayerModel.run_state(vars(args), V, resumed[1] if resumed else None)
     # three generators from --seed: the weights (inside the model), dropout masks, samples
     drop_rng, sample_rng = generator(state["dropout_rng_state"]), generator(state["sample_rng_state"])
     model = LayerModel.build(vars(args), V, seed=args.seed, rng=drop_rng, book_layers=args.book_layers)
@@ -267,7 +273,10 @@ def update(model, optimizer, args, lr):
 
 def main(argv=None):
     np.seterr(all="ignore")  # a diverging run is caught by run.check, not warned about
-    args, run, resumed, init, vocab, counts, train, val, files = load_data(argv)
+    args, resumed, init = start(argv)
+    vocab, counts, files, train, val, summary = load_data(args, resumed, init)
+    run = Run(args, vocab.unit, resumed[1] if resumed else None, DIVERGED_HINT)  # checks --out, --log
+    options.print_start(summary, args, LayerModel)
     N, T, iters_per_epoch = args.batch_size, args.seq_length, iterations_per_epoch(args, train)
     xs, ts = train[:-1], train[1:]  # the book's inputs and their next tokens
     model, optimizer, state, drop_rng, sample_rng = build(args, len(vocab), resumed, init)
@@ -278,11 +287,15 @@ def main(argv=None):
 
     def save(path):
         run.save(path, checkpoint_arrays(model, optimizer, N), {
-            **training.data_meta(LayerModel, vocab, counts, args, files),
+            **options.data_meta(LayerModel, vocab, counts, args, files),
             "k": k, "lr": lr_now, "opt_iter": getattr(optimizer, "iter", 0),
             "epoch_loss_sum": total_loss, "epoch_loss_count": loss_count,
             "dropout_rng_state": drop_rng.bit_generator.state,
             "sample_rng_state": sample_rng.bit_generator.state, **run.meta()}, k)
+
+    def validate_now():  # the plateau schedule may lower the learning rate
+        nonlocal lr_now
+        lr_now = validate(run, lm, val, k, save, lr_now)
 
     # True when a resumed run is at its limit already
     finished = run.begin(k, iteration_limit(args, iters_per_epoch))
@@ -294,7 +307,7 @@ def main(argv=None):
         loss = float(model.forward(x, t))
         run.check(loss, "the loss", k)
         model.backward()
-        lr_now = scheduled_lr(args, k, lr_now, run.report.budget_seconds())
+        lr_now = scheduled_lr(args, k, lr_now, run.budget_seconds())
         update(model, optimizer, args, lr_now)
         total_loss, loss_count = total_loss + loss, loss_count + 1
         run.report.trained(k, loss, loss=loss, perplexity=perplexity(loss), lr=lr_now)
@@ -304,12 +317,9 @@ def main(argv=None):
         run.report.progress(k, N * T, lambda: f"loss {loss:.3f}, ppl {perplexity(loss):.2f}")
         if k % iters_per_epoch == 0:  # the book's per-epoch line: perplexity = exp(mean loss)
             total_loss, loss_count = print_epoch(k, iters_per_epoch, total_loss, loss_count)
-        finished = run.finished(k)  # the iteration limit or --time-budget
-        if len(val) and (finished or run.eval_due(k)):
-            lr_now = validate(run, lm, val, k, save, lr_now)
-            finished = finished or run.out_of_patience  # --patience: no new best for a while
-        if finished or run.save_due(k):
-            save(args.out)
+        # validate and save when due; the iteration limit, --time-budget or --patience
+        finished = run.end_iteration(k, validate_now if len(val) else None,
+                                     lambda: save(args.out))
         if run.stop_requested:
             return run.interrupted(k)
     if run.report.final_sample_due(k):  # what the model writes now, after the last save

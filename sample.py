@@ -18,8 +18,8 @@ import time
 import unicodedata
 
 # One step is a few products of at most (K, H) x (H, H + V): too small for BLAS threads to help,
-# and threads that wait for a busy core make them many times slower (35x measured at H = 512,
-# K = 8, with the other core loaded). Set before numpy loads; an explicit setting wins.
+# and threads that wait for a busy core make them many times slower (docs/speed.md). Set before
+# numpy loads; an explicit setting wins.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402 (after the thread settings)
 from common import cli  # noqa: E402
 from common.checkpoint import check_output, write_atomic  # noqa: E402
 from common.interface import NOT_FINITE, load_model  # noqa: E402
-from common.vocabulary import from_jamo, jamo_tail, read_text, shown, to_jamo  # noqa: E402
+from common.generation import Sample  # noqa: E402
+from common.vocabulary import read_text, shown  # noqa: E402
 
 # What is not printed as it comes (several samples, --json, --beam, --output) is held until the
 # end: its tokens, --num-samples x --length, are bounded by this (about 0.2 GB of ids and text
@@ -48,7 +49,6 @@ MAX_LENGTH = 10 ** 12
 # changes nothing; far larger, the Gumbel noise (temperature x g, |g| < 40) overflows to infinity,
 # and argmax over ties is no uniform draw.
 MAX_TEMPERATURE = 1e6
-MAX_NATS = math.log(sys.float_info.max)  # exp() of more than this is not a float: ~709.8
 
 
 def read_argument_text(value, encoding, what):
@@ -175,11 +175,11 @@ def score_text(model, text, unknown="error"):
     nats = -log_prob / count
     # finite weights can still overflow (weights near 1e300): every figure printed, perplexity
     # = exp(nats) included, must be a finite number
-    if not (math.isfinite(log_prob) and nats < MAX_NATS):
+    if not (math.isfinite(log_prob) and math.isfinite(cli.perplexity(nats))):
         raise cli.UserError(NOT_FINITE, 1)
     tok = "char" if model.level == "char" else "token"
     figures = {"log_prob": log_prob, f"{tok}s_scored": count, f"nats_per_{tok}": nats,
-               f"bits_per_{tok}": nats / math.log(2), "perplexity": math.exp(nats)}
+               f"bits_per_{tok}": nats / math.log(2), "perplexity": cli.perplexity(nats)}
     if tok != "char":  # rates per character of the text too, comparable across levels
         chars = model.vocab.chars_scored(text, skipped)
         figures.update({"chars_scored": chars, "nats_per_char": -log_prob / chars,
@@ -221,90 +221,6 @@ def write_live(pieces, out=None, interval=0.05, block=64):
                 last = now
     out.write("".join(buf))
     out.flush()
-
-
-class Sample:
-    """One sample's text as it grows: the start text (or, without one, the drawn first token),
-    then generated tokens, ended right after the first `stop` that ends in generated text.
-    ids: the generated tokens kept (the first input excluded), for their log-probability. At
-    level jamo the letters of a syllable that may still grow are held back (held) until the
-    next block or finish()."""
-
-    def __init__(self, vocab, prefix, first, stop):
-        self.vocab, self.stop, self.done = vocab, stop, False
-        self.parts, self.ids, self.tail, self.held = [], [], "", ""
-        if prefix is None:  # the drawn first token is generated text, though not predicted
-            self.last = None
-            self.add(np.array([first]), predicted=False)
-        else:
-            self.parts.append(prefix)
-            self.tail = self.keep_tail(prefix)  # a stop may begin in the start text
-        self.last = first
-
-    def keep_tail(self, text):
-        """The end of text a stop string could still complete: its last len(stop) - 1 chars."""
-        return text[max(0, len(text) - len(self.stop) + 1):] if self.stop else ""
-
-    def add(self, block, predicted=True):
-        """Take the next generated ids (n,) -> the text they add, cut right after a stop."""
-        if self.done:
-            return ""
-        held = self.held
-        if self.vocab.level == "jamo":  # the letters put together; a growing syllable held back
-            letters = held + "".join([self.vocab.tokens[i] for i in block])
-            self.held = letters[len(letters) - jamo_tail(letters):]
-            piece = from_jamo(letters[:len(letters) - len(self.held)])
-        else:
-            piece = self.vocab.decode(block, after=self.last)
-        cut = self.stop_cut(piece)
-        if cut is not None:
-            piece, block, self.held = piece[:cut], block[:self.tokens_in(block, cut, held)], ""
-        if predicted:
-            self.ids.append(block)
-        if len(block):
-            self.last = block[-1]
-        self.parts.append(piece)
-        return piece
-
-    def finish(self):
-        """The end of generation: the text of the letters still held back (jamo), as add gives."""
-        if self.done or not self.held:
-            return ""
-        piece, self.held = from_jamo(self.held), ""
-        cut = self.stop_cut(piece)
-        self.parts.append(piece[:cut])
-        return piece[:cut]
-
-    def stop_cut(self, piece):
-        """The characters of the next piece to keep: None for all, or up to the end of the first
-        stop that ends in it (the sample is then done)."""
-        window = self.tail + piece
-        at = window.find(self.stop) if self.stop else -1
-        # window's tail is shorter than stop: a match ends in the new piece
-        cut = None if at < 0 else at + len(self.stop) - len(self.tail)
-        self.tail = self.keep_tail(window)
-        self.done = self.done or cut is not None
-        return cut
-
-    def tokens_in(self, block, cut, held=""):
-        """How many tokens of block it takes to produce the first `cut` characters of its text
-        (held: the letters held back before block, at level jamo)."""
-        if self.vocab.level == "jamo":
-            piece = from_jamo(held + "".join([self.vocab.tokens[i] for i in block]))
-            return max(len(to_jamo(piece[:cut])) - len(held), 0)
-        size = 0
-        for n, piece in enumerate(self.vocab.pieces(block, after=self.last), 1):
-            size += len(piece)
-            if size >= cut:
-                return n
-        return len(block)
-
-    @property
-    def text(self):
-        return "".join(self.parts)
-
-    def kept_ids(self):
-        return np.concatenate(self.ids) if self.ids else np.zeros(0, dtype=np.int64)  # (n,)
 
 
 def start_state(model, args, rng):
@@ -375,7 +291,7 @@ def generate(model, args, out):
         prefix = ""  # not even the drawn first token
     samples = [Sample(model.vocab, prefix, seed_ix[k], args.stop) for k in range(K)]
     fed = fed_text(samples, token_blocks(model, args, state, seed_ix, rng, n))
-    live = K == 1 and not args.json and not args.beam  # one sampled stream: print as it comes
+    live = is_live(args)
     if live:
         write_live(itertools.chain([samples[0].text], fed), out)
     else:

@@ -21,9 +21,12 @@ import numpy as np
 
 from common.checkpoint import (check_not_read, check_output_file, check_replaceable, same_file,
                                write_atomic)
-from common.cli import UserError, float_range, nonnegative_int, positive_int, run
+from common.cli import (UserError, finite_or_none, float_range, nonnegative_int, perplexity,
+                        positive_int, run)
 from common.interface import NOT_FINITE, load_model
-from common.page import HISTORY_ROW, Page, history_rows, with_losses
+from common.history import (history_rows, stored_records, stored_samples, stored_smooth_factor,
+                            trained_seconds, with_losses)
+from common.page import Page
 from common.vocabulary import read_corpus, read_text, shown, split_ids
 
 GATES = ("f", "i", "o", "z", "r")  # sigmoids in 0..1: LSTM forget/input/output, GRU update/reset
@@ -40,6 +43,9 @@ PROB_CELLS = 2 ** 18
 # The page shows -log2 p: a log-probability (nats) below this has no finite value in bits.
 MIN_LOG_PROB = -sys.float_info.max * math.log(2)
 OPENING, CLOSING = "([{", ")]}"
+# The two pages, written in pages/: model.html, .js, .css and compare.html, .js, .css
+PAGE = Page("model", "min-char-rnn: what the model learned")
+COMPARE_PAGE = Page("compare", "min-char-rnn: models compared")
 
 
 # ----------------------------------------------------------------------------- the text
@@ -71,53 +77,6 @@ def validation_text(model):
         raise UserError(f"no text given and the training text has changed since training "
                         f"(size or SHA-256 differs): {hint}")
     return split_ids(ids, fraction, "token")[1]  # the trainers' own split
-
-
-def loss_history(meta, path):
-    """The checkpoint's loss history, checked on load -> [{iter, loss, val_loss, seconds, smooth}] (None
-    when it has none): iterations are integers, losses and seconds finite numbers or null, so the
-    page and the JSON only ever hold numbers there; otherwise a UserError naming the first bad
-    record."""
-    stored = meta.get("history")
-    if stored is None:  # format version 1
-        return None
-    records = stored.get("records") if isinstance(stored, dict) else None
-    if not isinstance(records, list):
-        raise UserError(f"{path} is damaged: its history holds no list of records")
-    history = []
-    for i, r in enumerate(records):
-        row = {k: r.get(k) for k in HISTORY_ROW} if isinstance(r, dict) else {}
-        if not (row and is_count(row["iter"]) and all(
-                row[k] is None or is_number(row[k]) for k in HISTORY_ROW[1:])):
-            raise UserError(f"{path} is damaged: history record {i} is not an iteration, two "
-                            f"losses, seconds and a smoothed loss (numbers or null): "
-                            f"{str(r)[:60]}")
-        history.append(row)
-    return history
-
-
-def training_samples(meta, path):
-    """The samples printed during training that the checkpoint keeps -> [{iter, text}] (empty
-    when it has none); a UserError naming the first that is not an iteration and a text."""
-    stored = meta.get("history")
-    samples = stored.get("samples", []) if isinstance(stored, dict) else []
-    if not isinstance(samples, list):
-        raise UserError(f"{path} is damaged: its history's samples are not a list")
-    for i, s in enumerate(samples):
-        if not (isinstance(s, dict) and is_count(s.get("iter")) and isinstance(s.get("text"), str)):
-            raise UserError(f"{path} is damaged: history sample {i} is not an iteration and a "
-                            f"text: {str(s)[:60]}")
-    return [{"iter": s["iter"], "text": s["text"]} for s in samples]
-
-
-def is_count(v):
-    """An integer from 0 to 2^53 (JavaScript reads integers exactly up to there)."""
-    return type(v) is int and 0 <= v <= 2 ** 53
-
-
-def is_number(v):
-    """A finite float, or an integer JavaScript reads exactly."""
-    return type(v) is float and math.isfinite(v) or type(v) is int and abs(v) <= 2 ** 53
 
 
 def text_features(pieces):
@@ -202,7 +161,7 @@ def next_tokens(trace, ids, K):
 
 def analyse(model, ids, K, history, samples=()):
     """Everything the page and the JSON show, at full precision (numpy arrays inside); history:
-    loss_history's records; samples: training_samples'."""
+    the stored records (history.stored_records); samples: the stored samples."""
     with np.errstate(over="ignore", invalid="ignore"):  # judged just below
         tr = model.trace(ids)
     if not all(np.isfinite(X).all() for X in tr.states.values()):
@@ -269,7 +228,7 @@ def page_data(a, model, title, K):
             "surprisal": np.round(-a["logprob"] / math.log(2), 3).tolist(),  # bits
             "interpretable": a["interpretable"], "constant": a["constant"],
             "saturation": {k: np.round(s, 4).tolist() for k, s in a["saturation"].items()},
-            "history": history_rows(a["history"]), "smooth_factor": smooth_factor(model.meta),
+            "history": history_rows(a["history"]), "smooth_factor": stored_smooth_factor(model.meta),
             "samples": a.get("samples", [])}
 
 
@@ -429,9 +388,9 @@ def compare_page_data(models, names, runs, histories, args, note):
             "iters": model.meta.get(model.iteration_key), "log_prob": r["log_prob"],
             "count": r["count"], "nats": nats, "bits": nats / math.log(2),
             "bits_per_char": -r["log_prob"] / r["chars"] / math.log(2),
-            "perplexity": math.exp(nats) if nats < 700 else None,
+            "perplexity": finite_or_none(perplexity(nats)),
             "options": model.meta.get("options") or {}, "sample": r["sample"],
-            "history": history_rows(history), "smooth_factor": smooth_factor(model.meta),
+            "history": history_rows(history), "smooth_factor": stored_smooth_factor(model.meta),
             "logprob": [] if note else np.round(r["logprob"][:len(r["top_ids"])], 4).tolist(),
             "top_ids": r["top_ids"].tolist(), "top_p": np.round(r["top_p"], 4).tolist()})
     shown_ids = runs[0]["ids"][:args.max_chars]
@@ -442,29 +401,13 @@ def compare_page_data(models, names, runs, histories, args, note):
             "temperature": args.temperature, "palette": PALETTE_SIZE, "top": TOP_DIFFERENCES}
 
 
-def smooth_factor(meta):
-    """The weight of a history's smoothed training loss on the value before (None: older
-    checkpoints keep no smoothed loss, or a damaged one)."""
-    history = meta.get("history")
-    f = history.get("smooth_factor") if isinstance(history, dict) else None
-    return f if is_number(f) and 0 < f < 1 else None
-
-
-def trained_seconds(meta):
-    """The seconds a checkpoint was trained: its history's clock (validation and saving left out),
-    else the wall-clock seconds older checkpoints record, or None."""
-    history = meta.get("history")
-    stored = history.get("seconds") if isinstance(history, dict) else None
-    return stored if stored is not None else meta.get("train_seconds")
-
-
 def compare(args):
     """--compare: two or more checkpoints on one text -> one page (and --json); prints the page's
     name and one line per model with its score."""
     paths, text_file = compared_paths(args)
     models = [load_model(p) for p in paths]  # a missing or damaged one: its own line
-    histories = [loss_history(m.meta, p) for m, p in zip(models, paths)]
-    kept = [training_samples(m.meta, p) for m, p in zip(models, paths)]
+    histories = [stored_records(m.meta) for m in models]
+    kept = [stored_samples(m.meta) for m in models]
     out = args.out or os.path.splitext(paths[0])[0] + "-compare.html"
     reads = [("CHECKPOINT", p) for p in paths] + [("TEXT_FILE", text_file)]
     text = given_text(args, text_file)
@@ -551,8 +494,8 @@ def main(argv=None):
     if args.text is not None and args.text_file is not None:
         raise UserError("give a TEXT_FILE or --text, not both")
     model = load_model(args.checkpoint)
-    history = loss_history(model.meta, args.checkpoint)
-    samples = training_samples(model.meta, args.checkpoint)
+    history = stored_records(model.meta)
+    samples = stored_samples(model.meta)
     out = args.out or os.path.splitext(args.checkpoint)[0] + ".html"
     reads = [("CHECKPOINT", args.checkpoint), ("TEXT_FILE", args.text_file)]
     if args.text is None and args.text_file is None:  # the validation text: the training files
@@ -582,458 +525,6 @@ def main(argv=None):
     print(f"{len(ids)} tokens; best unit per feature: {summary or 'none (text too short)'}")
     return 0
 
-
-# ----------------------------------------------------------------------------- the page itself
-
-STYLE = """
-.text { font: 15px/1.9 ui-monospace, monospace; white-space: pre-wrap; word-break: break-all;
-        border: 1px solid #ccc; padding: .5em; max-height: 24em; overflow-y: auto; }
-.text span { cursor: pointer; }
-.text span.sel { outline: 2px solid #000; }
-.nl { color: #aaa; }
-#controls label { margin-right: 1em; }
-#unit { width: 5em; }
-#guesses { min-height: 8em; font: 13px ui-monospace, monospace; }
-.bar { display: inline-block; height: .8em; background: #4a7; vertical-align: middle; }
-#features button { font: 12px ui-monospace, monospace; margin: 2px; }
-.layer { display: inline-block; margin-right: 2em; }
-"""
-
-SCRIPT = r"""
-const T = D.pieces.length;
-const decoded = {};  // key -> Uint8Array (T * U), decoded from base64 on first use
-let cur = D.keys[0], unit = 0, pinned = -1;
-
-function values(k) {
-  if (!decoded[k.key]) {
-    const bin = atob(k.b64), a = new Uint8Array(bin.length);
-    for (let j = 0; j < bin.length; j++) a[j] = bin.charCodeAt(j);
-    decoded[k.key] = a;
-  }
-  return decoded[k.key];
-}
-
-// a byte 0..255 -> background colour: gates white -> green (0..1); the rest diverging,
-// blue below zero, white at zero, red above. The deepest shades stay light enough that black
-// text on them keeps a contrast ratio of 6:1 or more (WCAG asks 4.5:1)
-function colour(q, gate) {
-  if (gate) {
-    const s = q / 255, rb = 255 - 130 * s | 0;
-    return `rgb(${rb},${255 - 50 * s | 0},${rb})`;
-  }
-  const s = (q - 127.5) / 127.5;  // -1..1
-  const w = 255 - 130 * Math.abs(s) | 0;
-  return s >= 0 ? `rgb(255,${w},${w})` : `rgb(${w},${w},255)`;
-}
-
-// what a token looks like in the text: a line break shows a faint return sign before it
-function fill(div) {
-  const frag = document.createDocumentFragment();
-  for (let t = 0; t < T; t++) {
-    const s = el("span", { "data-t": t });
-    if (D.pieces[t] === "\n") s.append(el("span", { class: "nl" }, ["\u21b5"]), "\n");
-    else s.textContent = D.pieces[t];
-    frag.appendChild(s);
-  }
-  div.appendChild(frag);
-}
-
-function paint() {
-  const a = values(cur), U = cur.units, spans = $("text").children;
-  for (let t = 0; t < T; t++) spans[t].style.backgroundColor = colour(a[t * U + unit], cur.gate);
-  $("unit").value = unit; $("units").textContent = U;
-  const lo = +cur.lo[unit].toPrecision(3), hi = +cur.hi[unit].toPrecision(3);
-  $("legend").textContent = `layer ${cur.layer}, ${cur.name}, unit ${unit}: ` +
-    (cur.gate ? `white = 0, green = 1` : `blue = ${lo}, white = 0, red = ${hi}`);
-}
-
-function select(key, u) {
-  cur = D.keys.find((k) => k.key === key);
-  $("layer").value = cur.layer;
-  fillNames();
-  $("name").value = cur.name;
-  unit = Math.max(0, Math.min(u, cur.units - 1));
-  paint();
-}
-
-function fillNames() {
-  const names = D.keys.filter((k) => k.layer === +$("layer").value).map((k) => k.name);
-  $("name").replaceChildren();
-  for (const n of names) $("name").append(el("option", {}, [n]));
-}
-
-// a vocabulary token as shown in the guesses: line breaks and spaces made visible
-const shown = (tok) => tok === "\n" || tok === "<eos>" ? "\u21b5" : tok === " " ? "\u2423" : tok;
-
-function guesses(t) {
-  const next = t + 1 < T ? ` next is ${shown(D.pieces[t + 1].trim() || D.pieces[t + 1])}` +
-    ` (${D.surprisal[t].toFixed(2)} bits)` : " (the last token)";
-  const box = $("guesses");
-  box.replaceChildren(el("div", {}, [
-    `after ${shown(D.pieces[t].trim() || D.pieces[t])} (position ${t}):${next}`]));
-  D.top_ids[t].forEach((id, j) => {
-    const p = D.top_p[t][j], bar = el("span", { class: "bar" });
-    bar.style.width = `${(p * 200).toFixed(1)}px`;
-    box.append(el("div", {}, [bar, ` ${(100 * p).toFixed(1).padStart(5)}% ${shown(D.vocab[id])}`]));
-  });
-}
-
-function onPoint(ev, click) {
-  const s = ev.target.closest("[data-t]");
-  if (!s) return;
-  const t = +s.dataset.t;
-  if (click) {
-    for (const div of [$("text"), $("surprisal")]) {
-      if (pinned >= 0) div.children[pinned].classList.remove("sel");
-      if (pinned !== t) div.children[t].classList.add("sel");
-    }
-    pinned = pinned === t ? -1 : t;
-  }
-  if (click || pinned < 0) guesses(pinned >= 0 ? pinned : t);
-}
-
-function surprisalRow() {
-  fill($("surprisal"));
-  const spans = $("surprisal").children, top = range(D.surprisal, 1e-9, 1e-9)[1];
-  for (let t = 1; t < T; t++) {  // token t is predicted from tokens 0..t-1; token 0 is not
-    const w = 255 - 130 * D.surprisal[t - 1] / top | 0;  // light enough for black text, as colour()
-    spans[t].style.backgroundColor = `rgb(255,${w},${w})`;
-  }
-}
-
-function featureList() {
-  const by = new Map(), box = $("features");
-  for (const it of D.interpretable) {
-    if (!by.has(it.feature)) by.set(it.feature, []);
-    by.get(it.feature).push(it);
-  }
-  for (const [f, items] of by) {
-    const row = el("div", {}, [el("b", {}, [f]), " "]);
-    for (const it of items)
-      row.append(el("button", { "data-key": it.key, "data-unit": it.unit },
-        [`${it.key} unit ${it.unit}: r = ${it.r >= 0 ? "+" : ""}${it.r.toFixed(2)}`]));
-    box.append(row);
-  }
-  if (D.constant.length)
-    box.append(el("p", { class: "note" },
-      [`Left out, constant on this text: ${D.constant.join(", ")}.`]));
-  if (!box.children.length)
-    box.append(el("p", { class: "note" }, ["No feature varies on this text."]));
-}
-
-// a scatter per layer: fraction of positions below 0.1 (x) against above 0.9 (y), per gate unit
-function saturationPlots() {
-  const keys = Object.keys(D.saturation), box = $("saturation");
-  if (!keys.length) {
-    box.append(el("p", { class: "note" }, ["Only LSTM and GRU layers have gates."]));
-    return;
-  }
-  const palette = { f: "#d62728", i: "#2ca02c", o: "#1f77b4", z: "#9467bd", r: "#ff7f0e" };
-  const layers = Array.from(new Set(keys.map((k) => k.split("/")[0])));
-  const S = 200, m = 30;
-  for (const l of layers) {
-    const g = el("svg:svg", { class: "sat", width: S + m + 70, height: S + m + 10 }, [
-      el("svg:rect", { x: m, y: 5, width: S, height: S, fill: "none", stroke: "#999" }),
-      el("svg:line", { x1: m, y1: 5, x2: m + S, y2: S + 5, stroke: "#ddd" }),
-      label(m, S + 20, "0"), label(m + S - 60, S + 20, "left-saturated 1"),
-      label(2, 14, "1"), label(2, S + 5, "0")]);
-    let ly = 20;
-    for (const k of keys.filter((k) => k.split("/")[0] === l)) {
-      const name = k.split("/")[1];
-      for (const [lo, hi] of D.saturation[k])
-        g.append(el("svg:circle", { cx: m + lo * S, cy: 5 + S - hi * S, r: 2.5,
-                                    fill: palette[name], "fill-opacity": 0.6 }));
-      g.append(label(m + S + 8, ly, name, palette[name]));
-      ly += 14;
-    }
-    box.append(el("div", { class: "layer" },
-      [`layer ${l} (y: right-saturated, fraction > 0.9)`, el("br"), g]));
-  }
-}
-
-function init() {
-  $("title").textContent = D.title;
-  for (const l of new Set(D.keys.map((k) => k.layer)))
-    $("layer").append(el("option", { value: l }, [String(l)]));
-  fill($("text"));
-  surprisalRow();
-  featureList();
-  saturationPlots();
-  lossPlots($("curves"), D.history, D.unit, D.smooth_factor);
-  sampleList($("samples"), D.samples, D.unit);
-  $("layer").onchange = () => {
-    fillNames();
-    select(`${$("layer").value}/${$("name").value}`, unit);
-  };
-  $("name").onchange = () => select(`${$("layer").value}/${$("name").value}`, unit);
-  $("unit").onchange = () => select(cur.key, +$("unit").value || 0);
-  $("features").onclick = (ev) => {  // a listed unit: show it
-    const b = ev.target.closest("button");
-    if (b) select(b.dataset.key, +b.dataset.unit);
-  };
-  for (const div of [$("text"), $("surprisal")]) {
-    div.onmouseover = (ev) => onPoint(ev, false);
-    div.onclick = (ev) => onPoint(ev, true);
-  }
-  document.onkeydown = (ev) => {
-    if (ev.target.tagName === "INPUT" || ev.target.tagName === "SELECT") return;
-    const step = { ArrowRight: 1, ArrowLeft: -1 }[ev.key];
-    if (!step) return;
-    ev.preventDefault();
-    select(cur.key, (unit + step + cur.units) % cur.units);
-  };
-  select(cur.key, 0);
-  document.body.dataset.ready = "1";
-}
-init();
-"""
-
-
-BODY = """
-<h1>What <span id="title"></span> learned</h1>
-<div id="controls">
-  <label>layer <select id="layer"></select></label>
-  <label>quantity <select id="name"></select></label>
-  <label>unit <input id="unit" type="number" min="0" value="0"> of <span id="units"></span></label>
-  <span class="note">&larr; / &rarr; step through units</span>
-</div>
-<div id="legend" class="note"></div>
-<div id="text" class="text"></div>
-<h2>The model's guesses</h2>
-<div id="guesses" class="note">Point at (or click) a character to see the next-token guesses.</div>
-<h2>Surprisal: each token shaded by -log2 p(token | what precedes it)</h2>
-<div id="surprisal" class="text"></div>
-<h2>Units that track features of the text (Pearson r, top 5 per feature)</h2>
-<div id="features"></div>
-<h2>Gate saturation</h2>
-<div id="saturation"></div>
-<h2>Training curves</h2>
-<div id="curves"></div>
-<h2>Samples printed during training, newest first</h2>
-<div id="samples"></div>
-"""
-
-PAGE = Page("min-char-rnn: what the model learned", BODY, SCRIPT, STYLE)
-
-# ----------------------------------------------------------------------------- the compare page
-
-COMPARE_SCRIPT = r"""
-// Several checkpoints on one text: scores, curves overlaid, options side by side, a sample from
-// each; with one vocabulary also the text shaded by the difference in log-probability between a
-// chosen run and the first, the largest differences, and each model's guesses at a token.
-const R = D.runs, T = D.pieces.length;
-const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
-const colourOf = (i) => COLOURS[i % COLOURS.length];
-let against = 1, pinned = -1;
-
-// a run's name in its colour
-function named(i) {
-  const s = el("b", {}, [R[i].name]);
-  s.style.color = colourOf(i);
-  return s;
-}
-
-// a vocabulary token or a piece of text as shown in lists: line breaks and spaces made visible
-const shown = (tok) => tok === "\n" || tok === "<eos>" ? "\u21b5" : tok === " " ? "\u2423" :
-  tok.trim() || tok;
-
-function scores() {
-  const head = ["model", "kind", "level", "architecture", "parameters", "iterations",
-                "training seconds", "tokens predicted", "log-probability", "per token",
-                "bits per token", "perplexity", "bits per character"];
-  $("scores").append(el("tr", {}, head.map((h) => el("th", {}, [h]))));
-  R.forEach((r, i) => {
-    const td = (text) => el("td", {}, [text]);
-    $("scores").append(el("tr", {}, [el("td", {}, [named(i)]), td(r.kind), td(r.level),
-      td(r.arch), td(String(r.params)), td(r.iters == null ? "?" : String(r.iters)),
-      td(typeof r.seconds === "number" ? r.seconds.toFixed(1) : "?"), td(String(r.count)),
-      td(`${r.log_prob.toFixed(4)} nats`), td(`${r.nats.toFixed(4)} nats/${r.unit}`),
-      td(`${r.bits.toFixed(4)} bits/${r.unit}`),
-      td(r.perplexity === null ? "overflows" : r.perplexity.toFixed(3)),
-      td(`${r.bits_per_char.toFixed(4)} bits/char`)]));
-  });
-}
-
-// each run's validation loss (thick) and training loss (faint), by iteration and by seconds
-function curves() {
-  const row = el("div", { class: "plots" });
-  for (const [x, name, tag] of [[0, "iteration", "i"], [3, "training seconds", "s"]]) {
-    const series = [];
-    R.forEach((r, i) => {
-      series.push(...trainingSeries(r.history, x, colourOf(i), `-${tag}-${i}`));
-      series.push({ points: points(r.history, x, 2), colour: colourOf(i), width: 2,
-                    id: `val-${tag}-${i}` });
-    });
-    const svg = plot(series, name, "nats/token");
-    if (svg) row.append(svg);
-  }
-  if (!row.children.length) {
-    $("curves").append(el("p", { class: "note" }, ["No run has a training history."]));
-    return;
-  }
-  const key = el("div", { class: "note" }, ["thick: validation loss; thin: training loss " +
-    "smoothed (an exponential average), over each iteration's, faint; "]);
-  R.forEach((r, i) => key.append(named(i), i + 1 < R.length ? ", " : ""));
-  $("curves").append(row, key);
-}
-
-function options() {
-  const names = [];
-  for (const r of R) for (const k of Object.keys(r.options)) if (!names.includes(k)) names.push(k);
-  $("options").append(el("tr", {}, [el("th", {}, ["option"]),
-    ...R.map((r, i) => el("th", {}, [named(i)])), el("th", {}, [""])]));
-  for (const k of names) {
-    const values = R.map((r) => k in r.options ? JSON.stringify(r.options[k]) : "\u2014");
-    const differs = new Set(values).size > 1;
-    $("options").append(el("tr", differs ? { class: "diff" } : {}, [el("th", {}, [k]),
-      ...values.map((v) => el("td", {}, [v])), el("td", {}, [differs ? "\u2260 differs" : ""])]));
-  }
-}
-
-function samples() {
-  R.forEach((r, i) => $("compare-samples").append(el("div", { class: "sample" }, [
-    el("div", { class: "note" }, [named(i), ` at seed ${D.seed}, temperature ${D.temperature},` +
-                                            " after the text's first token"]),
-    el("pre", {}, [r.sample])])));
-}
-
-// token t's difference in log-probability (nats), the chosen run's minus the first's; t >= 1
-const delta = (t) => R[against].logprob[t - 1] - R[0].logprob[t - 1];
-
-function shade() {
-  const spans = $("diff-text").children, n = Math.min(T, R[0].logprob.length + 1);
-  let top = 1e-9;
-  for (let t = 1; t < n; t++) top = Math.max(top, Math.abs(delta(t)));
-  for (let t = 1; t < n; t++) {
-    const d = delta(t) / top, w = 255 - 130 * Math.abs(d) | 0;  // light enough for black text
-    spans[t].style.backgroundColor = d >= 0 ? `rgb(${w},255,${w})` : `rgb(255,${w},${w})`;
-  }
-  $("legend").replaceChildren("green: ", named(against), " gave the token a higher probability" +
-    " than ", named(0), "; red: lower; the deepest colour is a difference of " +
-    `${top.toFixed(2)} nats. Click a token for each model's guesses there.`);
-  const order = [];
-  for (let t = 1; t < n; t++) order.push(t);
-  order.sort((a, b) => Math.abs(delta(b)) - Math.abs(delta(a)) || a - b);
-  $("top-diffs").replaceChildren();
-  for (const t of order.slice(0, D.top)) {
-    const d = delta(t);
-    $("top-diffs").append(el("button", { "data-t": t }, [
-      `${shown(D.pieces[t])} at ${t}: ${(d >= 0 ? R[against] : R[0]).name} by ` +
-      `${Math.abs(d).toFixed(2)} nats`]));
-  }
-}
-
-// each model's guesses for token t (after tokens 0..t-1), side by side
-function guesses(t) {
-  const box = $("compare-guesses");
-  box.replaceChildren();
-  if (t === 0 || t > R[0].top_ids.length) {
-    box.append(t === 0 ? "The first token is every model's first input: nothing predicts it." :
-      "Guesses are kept for the first tokens only (--max-chars).");
-    return;
-  }
-  const actual = D.vocab[D.ids[t]];
-  box.append(el("div", {}, [`token ${t}, ${shown(actual)}: what each model expected there`]));
-  const cols = el("div", { class: "cols" });
-  R.forEach((r, i) => {
-    const col = el("div", { class: "col" }, [named(i), el("div", {},
-      [`p(${shown(actual)}) = ${(100 * Math.exp(r.logprob[t - 1])).toFixed(2)}%`])]);
-    r.top_ids[t - 1].forEach((id, j) => {
-      const p = r.top_p[t - 1][j], bar = el("span", { class: "bar" });
-      bar.style.width = `${(p * 120).toFixed(1)}px`;
-      bar.style.background = colourOf(i);
-      const line = el("div", {}, [bar,
-                                  ` ${(100 * p).toFixed(1).padStart(5)}% ${shown(D.vocab[id])}`]);
-      if (id === D.ids[t]) line.classList.add("hit");
-      col.append(line);
-    });
-    cols.append(col);
-  });
-  box.append(cols);
-}
-
-function pin(t) {
-  const spans = $("diff-text").children;
-  if (pinned >= 0) spans[pinned].classList.remove("sel");
-  pinned = t;
-  spans[t].classList.add("sel");
-  guesses(t);
-}
-
-function init() {
-  $("title").textContent = D.title;
-  scores();
-  curves();
-  options();
-  if (D.note) {
-    $("note").textContent = D.note;
-    $("per-token").style.display = "none";
-    document.body.dataset.ready = "1";
-    return;
-  }
-  $("first").append(named(0));
-  R.forEach((r, i) => { if (i) $("against").append(el("option", { value: i }, [r.name])); });
-  const frag = document.createDocumentFragment();
-  D.pieces.forEach((piece, t) => {
-    const s = el("span", { "data-t": t });
-    if (piece === "\n") s.append(el("span", { class: "nl" }, ["\u21b5"]), "\n");
-    else s.textContent = piece;
-    frag.appendChild(s);
-  });
-  $("diff-text").appendChild(frag);
-  shade();
-  samples();
-  $("against").onchange = () => { against = +$("against").value; shade(); };
-  $("diff-text").onclick = (ev) => {
-    const s = ev.target.closest("[data-t]");
-    if (s) pin(+s.dataset.t);
-  };
-  $("top-diffs").onclick = (ev) => {
-    const b = ev.target.closest("button");
-    if (!b) return;
-    pin(+b.dataset.t);
-    $("diff-text").children[+b.dataset.t].scrollIntoView({ block: "center" });
-  };
-  document.body.dataset.ready = "1";
-}
-init();
-"""
-
-COMPARE_STYLE = """
-#scores td, #scores th { font-size: 13px; }
-#options tr.diff { background: #fff3cd; }
-#options td, #options th { font: 12px ui-monospace, monospace; }
-#top-diffs button { font: 12px ui-monospace, monospace; margin: 2px; }
-.cols { display: flex; gap: 2em; font: 13px ui-monospace, monospace; }
-.col .hit { font-weight: bold; }
-#compare-guesses { min-height: 8em; }
-#against { font-size: 1em; }
-"""
-
-COMPARE_BODY = """
-<h1>Comparing <span id="title"></span></h1>
-<p id="note" class="note"></p>
-<h2>Scores on the text</h2>
-<table id="scores"></table>
-<h2>Loss during training</h2>
-<div id="curves"></div>
-<div id="per-token">
-<h2>The text shaded by where <select id="against"></select> beats <span id="first"></span></h2>
-<div id="legend" class="note"></div>
-<div id="diff-text" class="text"></div>
-<h2>The largest differences</h2>
-<div id="top-diffs"></div>
-<h2>What each model expected</h2>
-<div id="compare-guesses" class="note">Click a token of the text, or one listed above.</div>
-<h2>A sample from each</h2>
-<div id="compare-samples"></div>
-</div>
-<h2>Options, those that differ marked</h2>
-<table id="options"></table>
-"""
-
-COMPARE_PAGE = Page("min-char-rnn: models compared", COMPARE_BODY, COMPARE_SCRIPT,
-                    STYLE + COMPARE_STYLE)
 
 if __name__ == "__main__":
     run(main, memory_hint="a smaller --max-chars or --top-k")

@@ -16,7 +16,7 @@ import numpy as np
 
 from common.cli import UserError
 from common.page import PAGE_START
-from common.vocabulary import SURROGATE, check_file, counts_key
+from common.vocabulary import check_file, counts_key
 
 # Version 2 added the loss history (meta["history"], whose samples and seconds are optional);
 # version 1 files still load (no history).
@@ -258,23 +258,6 @@ def is_rng_state(v):
     return True
 
 
-def is_history(v):
-    """The run's history: {stride, records: [{iter, loss, val_loss, seconds, smooth}], samples:
-    [{iter, text}], seconds, smooth, smooth_factor}, numbers where measured. Older checkpoints
-    have no samples, seconds or smoothed losses."""
-    number, seconds = optional(is_num()), optional(is_num(0))
-    if not (isinstance(v, dict) and is_int(1)(v.get("stride"))
-            and isinstance(v.get("records"), list) and isinstance(v.get("samples", []), list)
-            and seconds(v.get("seconds")) and number(v.get("smooth"))
-            and is_num(0, 1)(v.get("smooth_factor", 0.5))):
-        return False
-    return (all(isinstance(r, dict) and is_int()(r.get("iter")) and number(r.get("loss"))
-                and number(r.get("val_loss")) and seconds(r.get("seconds"))
-                and number(r.get("smooth")) for r in v["records"])
-            and all(isinstance(s, dict) and is_int()(s.get("iter")) and is_str(s.get("text"))
-                    and not SURROGATE.search(s["text"]) for s in v.get("samples", [])))
-
-
 def check_fields(path, record, checks, where="", required=True):
     """Every field of `checks` (name -> check) in record and passing its check (required=False:
     checked only where present); a one-line UserError naming the first that is not."""
@@ -290,30 +273,40 @@ def check_fields(path, record, checks, where="", required=True):
                             "trainer writes")
 
 
+def is_counts(counts, V):
+    """Whether counts are V non-negative integer counts of a vocabulary's tokens, not all zero."""
+    return isinstance(counts, list) and len(counts) == V and \
+        all(is_int()(c) for c in counts) and 0 < sum(counts) <= MAX_INT
+
+
 def check_counts(path, meta, V):
-    """The token counts of the record: V non-negative integers, not all zero."""
+    """The token counts of the record (is_counts)."""
     key = counts_key(meta.get("level", "char"))
-    counts = meta.get(key)
-    if not (isinstance(counts, list) and len(counts) == V and all(is_int()(c) for c in counts)
-            and 0 < sum(counts) <= MAX_INT):
+    if not is_counts(meta.get(key), V):
         raise UserError(f"{path} is damaged: {key} is not {V} non-negative counts of the "
                         "vocabulary's tokens")
 
 
+def array_problem(name, a, shape):
+    """What is wrong with the array `name` (its shape not `shape`, not float32 or float64, a
+    value not finite), or None."""
+    if a.shape != tuple(shape):
+        return f"{name} has shape {a.shape}, expected {tuple(shape)} from the sizes and the " \
+            "vocabulary"
+    if a.dtype not in (np.float32, np.float64):
+        return f"{name} has dtype {a.dtype}, expected float32 or float64"
+    if not np.isfinite(a).all():
+        return f"{name} holds NaN or infinite values"
+    return None
+
+
 def check_arrays(path, arrays, shapes):
-    """Every named array present, with the expected shape, a float dtype and finite values."""
+    """Every named array present and as expected (array_problem)."""
     for name, shape in shapes.items():
         a = arrays.get(name)
-        if a is None:
-            raise UserError(f"{path} is damaged: array {name!r} is missing")
-        if a.shape != tuple(shape):
-            raise UserError(f"{path} is damaged: {name} has shape {a.shape}, expected "
-                            f"{tuple(shape)} (does the vocabulary match the weights?)")
-        if a.dtype not in (np.float32, np.float64):
-            raise UserError(f"{path} is damaged: {name} has dtype {a.dtype}, expected float32 "
-                            "or float64")
-        if not np.isfinite(a).all():
-            raise UserError(f"{path} is damaged: {name} holds NaN or infinite values")
+        problem = f"array {name!r} is missing" if a is None else array_problem(name, a, shape)
+        if problem:
+            raise UserError(f"{path} is damaged: {problem}")
 
 
 def prepare_output(path):

@@ -94,6 +94,15 @@ def given_options(parser, argv, names):
     return {n: getattr(parsed, n) for n in names if getattr(parsed, n) is not unset}
 
 
+MAX_NATS = math.log(sys.float_info.max)  # exp() of more than this is not a float: ~709.8
+
+
+def perplexity(nats):
+    """exp(nats), the perplexity of a mean loss in nats per token; inf where that overflows (a
+    diverging run, or weights near the float's limits)."""
+    return math.exp(nats) if nats < MAX_NATS else math.inf
+
+
 def finite_or_none(x):
     """x, or None where x is a float NaN or infinity (strict JSON has neither)."""
     return None if isinstance(x, float) and not math.isfinite(x) else x

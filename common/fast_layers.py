@@ -48,7 +48,6 @@ def _to_batch_major(ys):
     return np.ascontiguousarray(ys.transpose(1, 0, 2))  # (N, T, K)
 
 
-
 class _TimeCell:
     """What the fast TimeRNN, TimeLSTM and TimeGRU share: the weights Wx (D, GH), Wh (H, GH) and b (GH,)
     holding G blocks of H columns (G = 1, 4, 3), the carried state h (TimeLSTM adds c), forward

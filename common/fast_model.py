@@ -12,7 +12,8 @@ import numpy as np
 
 from common.cells import CELLS
 from common.fast_layers import TimeEmbedding, TimeEmbedProjection
-from common.models import StateAsArray, book_weights, grads_of, layer_prefixes, weight_shapes
+from common.models import (EMBED_STD, StateAsArray, book_weights, grads_of, layer_prefixes,
+                           weight_shapes)
 from common.time_layers import TimeAffine, TimeDropout, TimeSoftmaxWithLoss
 
 
@@ -26,7 +27,7 @@ class FastRnnlm(StateAsArray):
 
     def __init__(self, vocab_size, wordvec_size, hidden_size, cell="rnn", num_layers=1,
                  dropout=0.0, tie_weights=False, seed=None, dtype=np.float64, rng=None,
-                 embed_std=0.01):
+                 embed_std=EMBED_STD):
         V, D, H, L = vocab_size, wordvec_size, hidden_size, num_layers
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")

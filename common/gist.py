@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
+from common.generation import chunked_nats, eval_chunk, gumbel_noise, keep_top_k, noise_block
 from common.fast_layers import scatter_add_rows
 
 PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
@@ -89,7 +89,7 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, grads=None):
     # as vectors (H,), so numpy asks BLAS for a matrix-vector product and reads Whh^T as a view.
     if B == 1:
         h_steps, a_steps, Whh_T = hs[:, 0], hraw[:, 0], Whh.T  # (T+1, H), (T, H), (H, H) view
-    else:  # rows (B, H) times a contiguous Whh^T: BLAS's matrix product is up to 2x slower on a view
+    else:  # rows (B, H) times a contiguous Whh^T: BLAS's matrix product is slower on a view
         h_steps, a_steps, Whh_T = hs, hraw, Whh.T.copy()   # (T+1, B, H), (T, B, H), (H, H)
     hWhh = np.empty_like(h_steps[0])       # (H,) or (B, H) scratch for (Whh h_{t-1})^T
     for h_prev, a, h in zip(h_steps[:-1], a_steps, h_steps[1:]):
@@ -139,6 +139,13 @@ def lossFun(inputs, targets, hprev, params, clip=5.0, grads=None):
     return loss, d["Wxh"], d["Whh"], d["Why"], d["bh"], d["by"], hlast
 
 
+def hidden_step(params, h, ids):
+    """One step of the gist's RNN for K streams, plainly: h (H, K) and inputs ids (K,) -> h after
+    ids (H, K)."""
+    Wxh, Whh, bh = params["Wxh"], params["Whh"], params["bh"]
+    return np.tanh(Wxh[:, ids] + Whh @ h + bh)  # (H, K) h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
+
+
 def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
     """Generate characters for K streams side by side, one step at a time; yields a (K,) int
     array per step, for as long as the caller takes them.
@@ -152,8 +159,8 @@ def sample(params, h, seed_ix, rng, temperature=1.0, top_k=0):
     # Rows again: hr is h^T, (K, H). h_t is needed twice, for y_t = Why h_t + by and for
     # Whh h_t in the next step, so one product with [Whh^T | Why^T] gives both.
     x_rows = (Wxh + bh).T.copy()             # (V, H) row i is (Wxh x + bh)^T for x = onehot(i)
-    # C order: concatenating the transposed views would give Fortran order, which BLAS's
-    # few-row kernels multiply about 2x slower
+    # C order: concatenating the transposed views would give Fortran order, which BLAS
+    # multiplies more slowly by few rows
     W_next = np.concatenate([Whh, Why]).T.copy()  # (H, H+V) [Whh^T | Why^T]
     z = np.empty((K, H + V), dtype=dtype)   # (K, H+V) [Whh h, Why h] of the last step
     rec, y = z[:, :H], z[:, H:]              # (K, H), (K, V) views
@@ -191,9 +198,10 @@ def evaluate(params, ids, h=None, chunk=None):
     if h is None:
         h = np.zeros((H, 1), dtype=params["Wxh"].dtype)  # (H, 1)
     grads = Params(V, H, params["Wxh"].dtype)  # written by every chunk, never read
-    nats = 0.0
-    for s in range(0, len(ids) - 1, chunk):
-        inputs = ids[s:min(s + chunk, len(ids) - 1)]
-        loss, *_, h = lossFun(inputs, ids[s + 1:s + 1 + len(inputs)], h, params, None, grads)
-        nats += loss
-    return nats, len(ids) - 1, h
+
+    def nats_of(inputs, targets):
+        nonlocal h
+        loss, *_, h = lossFun(inputs, targets, h, params, None, grads)
+        return loss
+    nats, count = chunked_nats(ids, chunk, nats_of)
+    return nats, count, h

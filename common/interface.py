@@ -9,12 +9,13 @@ sample.py, visualize.py and export.py use only this; a new kind is one class and
 import numpy as np
 
 from common import gist
-from common.checkpoint import (check_arrays, check_counts, check_fields, is_history, is_int,
-                               is_num, is_rng_state, is_str, load_checkpoint, one_of, optional)
+from common.checkpoint import (check_arrays, check_counts, check_fields, is_int, is_num,
+                               is_rng_state, is_str, load_checkpoint, one_of, optional)
 from common.cli import UserError
-from common.generation import eval_chunk, gumbel_noise, keep_top_k, noise_block
+from common.generation import chunked_nats, eval_chunk, gumbel_noise, keep_top_k, noise_block
 from common.fast_model import FastRnnlm
-from common.models import book_model, weight_shapes
+from common.history import is_history, stored_records
+from common.models import EMBED_STD, book_model, weight_shapes
 from common.optimizer import OPTIMIZERS
 from common.cells import CELLS
 from common.vocabulary import LEVELS, Vocabulary, counts_key, input_files
@@ -29,7 +30,7 @@ NOT_FINITE = ("the model's scores are not finite: its weights are damaged or div
 DATA_OPTIONS = {"dtype": ("float64", one_of("float64", "float32")),
                 "val_fraction": (0.1, is_num(0, 1)), "seed": (0, is_int()),
                 "encoding": ("utf-8", is_str)}
-# What the run contract (common/training.py) records in every kind's meta: the best validation
+# What the run contract (common/run.py) records in every kind's meta: the best validation
 # loss (None until a validation), and the rest checked where present (older checkpoints lack them).
 BEST_VAL_LOSS = {"best_val_loss": optional(is_num())}
 RUN_RECORD = {"level": one_of(*LEVELS), "best_val_iter": optional(is_int()), "run_id": is_str,
@@ -156,8 +157,7 @@ class LanguageModel:
     def history(self):
         """The training curve stored in the checkpoint (list of {iter, loss, val_loss}, nats per
         token), or None for checkpoints without one (format version 1)."""
-        stored = self.meta.get("history")
-        return None if stored is None else stored["records"]
+        return stored_records(self.meta)
 
     @property
     def input_files(self):
@@ -269,9 +269,8 @@ class GistModel(LanguageModel):
 
     def step(self, h, ids):
         """h (H, K), ids (K,) -> scores y (K, V) of the next tokens, h after ids (H, K)."""
-        Wxh, Whh, Why, bh, by = (self.params[n] for n in gist.PARAM_NAMES)
-        h = np.tanh(Wxh[:, ids] + Whh @ h + bh)  # (H, K) h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
-        return (Why @ h + by).T, h  # (K, V) y_t = Why h_t + by
+        h = gist.hidden_step(self.params, h, ids)  # (H, K)
+        return (self.params["Why"] @ h + self.params["by"]).T, h  # (K, V) y_t = Why h_t + by
 
     def evaluate(self, ids, state):
         return gist.evaluate(self.params, ids, state)
@@ -280,13 +279,14 @@ class GistModel(LanguageModel):
         return gist.sample(self.params, state, seed_ix, rng, temperature, top_k)
 
     def trace(self, ids):
-        Wxh, Whh, Why, bh, by = (self.params[n].astype(np.float64) for n in gist.PARAM_NAMES)
+        params = {n: p.astype(np.float64) for n, p in self.params.items()}
         hs = np.empty((len(ids), self.hidden_size))  # (T, H) h_t as rows
-        h = np.zeros(self.hidden_size)  # (H,)
+        h = np.zeros((self.hidden_size, 1))  # (H, 1)
         for t, ix in enumerate(ids):
-            h = np.tanh(Wxh[:, ix] + Whh @ h + bh[:, 0])  # h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
-            hs[t] = h
-        return Trace({"0/h": hs}, hs, Why.T, by[:, 0])  # p_t = softmax(Why h_t + by)
+            h = gist.hidden_step(params, h, [ix])
+            hs[t] = h[:, 0]
+        # p_t = softmax(Why h_t + by)
+        return Trace({"0/h": hs}, hs, params["Why"].T, params["by"][:, 0])
 
     def book_layers(self):
         """The model as the book's layers -> (cell, embed_W (V, D), [(Wx, Wh, b)], head_W (H, V),
@@ -312,9 +312,10 @@ class LayerModel(LanguageModel):
                "learning_rate": (0.1, is_num(0, lo_open=True)),
                "lr_decay": ("none", one_of("none", "cosine", "plateau")),
                "decay_iters": (None, optional(is_int(1))), "max_grad_norm": (0.0, is_num(0)),
-               "embed_std": (0.01, is_num(0, lo_open=True)), "val_file": (None, optional(is_str)),
+               "embed_std": (EMBED_STD, is_num(0, lo_open=True)), "val_file": (None, optional(is_str)),
+               "first_tokens": (None, optional(is_int(1))),
                **DATA_OPTIONS}
-    LATER_OPTIONS = ("embed_std", "val_file")
+    LATER_OPTIONS = ("embed_std", "val_file", "first_tokens")
     SHAPE_OPTIONS = ("level", "cell", "num_layers", "wordvec_size", "hidden_size", "tie_weights")
     RUN_FIELDS = {  # the book's iteration k, the learning rate now, Adam's step count, the epoch's
         # running loss, and the generators of the dropout masks and the samples
@@ -323,10 +324,8 @@ class LayerModel(LanguageModel):
         "opt_iter": (is_int(), lambda o, V: 0),
         "epoch_loss_sum": (is_num(), lambda o, V: 0.0),
         "epoch_loss_count": (is_int(), lambda o, V: 0),
-        "dropout_rng_state": (is_rng_state,
-                              lambda o, V: np.random.default_rng([o["seed"], 1]).bit_generator.state),
-        "sample_rng_state": (is_rng_state,
-                             lambda o, V: np.random.default_rng([o["seed"], 2]).bit_generator.state),
+        "dropout_rng_state": (is_rng_state, lambda o, V: seeded_state(o["seed"], 1)),
+        "sample_rng_state": (is_rng_state, lambda o, V: seeded_state(o["seed"], 2)),
     }
     META_FIELDS = {"level": one_of(*LEVELS)}  # the vocabulary's
     iteration_key = "k"
@@ -406,14 +405,10 @@ class LayerModel(LanguageModel):
         """Total cross-entropy (nats) of ids[1:] given ids[:-1], one stream from `state` (None:
         zeros), carried across chunks, dropout off -> (nats, count, state after ids[:-1])."""
         model = self.model
-        chunk = eval_chunk(model.vocab_size)
         model.set_state(state)
-        nats = 0.0
-        for s in range(0, len(ids) - 1, chunk):
-            x = ids[s:min(s + chunk, len(ids) - 1)]  # (chunk,)
-            t = ids[s + 1:s + 1 + len(x)]            # (chunk,) the next token of each
-            nats += float(model.forward(x[None], t[None], train=False)) * len(x)  # mean -> sum
-        return nats, max(len(ids) - 1, 0), model.get_state()
+        nats, count = chunked_nats(ids, eval_chunk(model.vocab_size), lambda x, t: float(
+            model.forward(x[None], t[None], train=False)) * len(x))  # the mean -> the sum
+        return nats, count, model.get_state()
 
     def generate(self, state, seed_ix, rng, temperature=1.0, top_k=0):
         """K streams side by side from state (S, K, H) and K first inputs seed_ix; yields a (K,)
@@ -432,19 +427,11 @@ class LayerModel(LanguageModel):
 
     def trace(self, ids):
         """Every layer's quantities along ids, from the single-step layers (RNN, LSTM, GRU)."""
-        m, cell = self.model, CELLS[self.model.cell]
+        m = self.model
         xs = m.embed.params[0][np.asarray(ids)].astype(np.float64)  # (T, D) embedded inputs
-        T, H = len(ids), m.hidden_size
         states = {}
         for l, rnn in enumerate(m.rnns):
-            step = cell.step(*(p.astype(np.float64) for p in rnn.params))
-            out = {n: np.empty((T, H)) for n in cell.quantities}  # each (T, H)
-            carried = [np.zeros((1, H)) for _ in cell.states]  # (1, H) each: h (and c)
-            for t in range(T):
-                carried = step.forward(xs[t:t + 1], *carried)  # x (1, D or H)
-                carried = carried if len(cell.states) > 1 else [carried]
-                for n, value in step.quantities().items():
-                    out[n][t] = value[0]
+            out = layer_trace(CELLS[m.cell], [p.astype(np.float64) for p in rnn.params], xs)
             states.update({f"{l}/{n}": v for n, v in out.items()})
             xs = out["h"]  # (T, H) the next layer's inputs
         W, b = (p.astype(np.float64) for p in m.affine.params)
@@ -457,6 +444,26 @@ class LayerModel(LanguageModel):
         head_W, head_b = m.affine.params
         return (m.cell, m.embed.params[0], [tuple(rnn.params) for rnn in m.rnns], head_W, head_b,
                 m.tied)
+
+
+def seeded_state(seed, stream):
+    """The state of a generator seeded by (seed, stream): one stream of draws per use."""
+    return np.random.default_rng([seed, stream]).bit_generator.state
+
+
+def layer_trace(cell, params, xs):
+    """One recurrent layer's quantities (h, and c or the gates) along its inputs xs (T, D),
+    one step layer of the cell's (weights params) at a time from zeros -> name -> (T, H)."""
+    step = cell.step(*params)
+    T, H = len(xs), params[1].shape[0]
+    out = {n: np.empty((T, H)) for n in cell.quantities}  # each (T, H)
+    carried = [np.zeros((1, H)) for _ in cell.states]  # (1, H) each: h (and c)
+    for t in range(T):
+        carried = step.forward(xs[t:t + 1], *carried)  # x (1, D or H)
+        carried = carried if len(cell.states) > 1 else [carried]
+        for n, value in step.quantities().items():
+            out[n][t] = value[0]
+    return out
 
 
 KINDS = {GistModel.kind: GistModel, LayerModel.kind: LayerModel}

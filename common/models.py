@@ -40,7 +40,10 @@ def weight_shapes(vocab_size, wordvec_size, hidden_size, cell, num_layers, tie_w
     return shapes
 
 
-def book_weights(shapes, seed, dtype, embed_std=0.01):
+EMBED_STD = 0.01  # the spread of the embedding's initial weights: the book's randn / 100
+
+
+def book_weights(shapes, seed, dtype, embed_std=EMBED_STD):
     """The book's initial weights for `shapes` (weight_shapes' order), drawn from
     default_rng(seed): embedding randn * embed_std (the book's randn / 100 by default), biases
     zero, the others randn / sqrt(fan-in) -> name -> array."""
@@ -143,7 +146,7 @@ class SimpleRnnlm(BookModel):
     cell = "rnn"
 
     def __init__(self, vocab_size, wordvec_size, hidden_size, seed=None, dtype=np.float64,
-                 embed_std=0.01):
+                 embed_std=EMBED_STD):
         V, D, H = vocab_size, wordvec_size, hidden_size
         self.vocab_size, self.hidden_size, self.tied = V, H, False
         shapes = weight_shapes(V, D, H, "rnn", 1, False)
@@ -164,7 +167,7 @@ class Rnnlm(BookModel):
     cell="gru" puts appendix C's TimeGRU in the LSTM's place."""
 
     def __init__(self, vocab_size, wordvec_size, hidden_size, cell="lstm", seed=None,
-                 dtype=np.float64, embed_std=0.01):
+                 dtype=np.float64, embed_std=EMBED_STD):
         V, D, H = vocab_size, wordvec_size, hidden_size
         TimeCell = {"lstm": TimeLSTM, "gru": TimeGRU}[cell]
         self.vocab_size, self.hidden_size, self.cell, self.tied = V, H, cell, False
@@ -187,7 +190,7 @@ class BetterRnnlm(BookModel):
     from rng, a numpy Generator. cell="gru" puts appendix C's TimeGRU in the LSTMs' place."""
 
     def __init__(self, vocab_size, wordvec_size, hidden_size, cell="lstm", dropout_ratio=0.5,
-                 seed=None, dtype=np.float64, rng=None, embed_std=0.01):
+                 seed=None, dtype=np.float64, rng=None, embed_std=EMBED_STD):
         V, D, H = vocab_size, wordvec_size, hidden_size
         TimeCell = {"lstm": TimeLSTM, "gru": TimeGRU}[cell]
         self.vocab_size, self.hidden_size, self.cell, self.tied = V, H, cell, True
@@ -228,7 +231,7 @@ def book_class(cell, num_layers, dropout, tie_weights):
 
 
 def book_model(vocab_size, wordvec_size, hidden_size, cell="rnn", num_layers=1, dropout=0.0,
-               tie_weights=False, seed=None, dtype=np.float64, rng=None, embed_std=0.01):
+               tie_weights=False, seed=None, dtype=np.float64, rng=None, embed_std=EMBED_STD):
     """The book's model for these options, FastRnnlm's arguments (see book_class)."""
     V, D, H, cls = vocab_size, wordvec_size, hidden_size, book_class(cell, num_layers, dropout,
                                                                      tie_weights)

@@ -59,6 +59,7 @@ class RNN:
         dh_prev = dt @ Wh.T  # (N, H); the blog versions wrongly build this from x.T
         return dx, dh_prev
 
+
 class TimeRNN:
     """T steps of the vanilla RNN over a block xs (N, T, D) -> hs (N, T, H): a loop that makes
     one RNN step layer per time step, all sharing the weights.
@@ -68,6 +69,8 @@ class TimeRNN:
     stateful=True starts each block from the previous block's last state (set_state /
     reset_state); backward still stops at the block's first step (truncated BPTT).
     """
+
+    step = RNN  # the step layer made for each time step
 
     def __init__(self, Wx, Wh, b, stateful=False):
         self.params = [Wx, Wh, b]
@@ -86,7 +89,7 @@ class TimeRNN:
         if not self.stateful or self.h is None:
             self.h = np.zeros((N, H), dtype=Wh.dtype)  # (N, H) a block starts from zeros
         for t in range(T):
-            layer = RNN(*self.params)
+            layer = self.step(*self.params)
             self.h = layer.forward(xs[:, t, :], self.h)  # (N, H) h_t from x_t and h_{t-1}
             hs[:, t, :] = self.h
             self.layers.append(layer)
@@ -294,6 +297,7 @@ class LSTM:
         dc_prev = ds * f  # (N, H) c_t = f c_{t-1} + ...
         return dx, dh_prev, dc_prev
 
+
 class TimeLSTM:
     """T LSTM steps over xs (N, T, D) -> hs (N, T, H): a loop that makes one LSTM step layer per
     time step, all sharing the weights.
@@ -451,61 +455,12 @@ class GRU:
         dx = dA @ Wx.T  # (N, D)
         return dx, dh_prev
 
-class TimeGRU:
-    """T GRU steps over xs (N, T, D) -> hs (N, T, H): a loop that makes one GRU step layer per
-    time step, all sharing the weights.
+
+class TimeGRU(TimeRNN):
+    """T GRU steps over xs (N, T, D) -> hs (N, T, H): TimeRNN's loop (forward, backward, the
+    carried state), making one GRU step layer per time step, all sharing the weights.
 
     Wx (D, 3H) input -> gates, Wh (H, 3H) hidden -> gates, b (3H,) gate biases; columns [z | r | h~].
-    Attributes: h (N, H) the last state, dh (N, H) the gradient w.r.t. the initial state.
-    stateful=True carries h across forward calls (set_state / reset_state).
     """
 
-    def __init__(self, Wx, Wh, b, stateful=False):
-        self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D,3H), (H,3H), (3H,)
-        self.layers = None
-        self.h, self.dh = None, None
-        self.stateful = stateful
-
-    def forward(self, xs):
-        """xs (N, T, D) -> hs (N, T, H); updates self.h."""
-        Wx, Wh, b = self.params
-        N, T, D = xs.shape
-        H = Wh.shape[0]
-        self.layers = []
-        hs = np.empty((N, T, H), dtype=Wh.dtype)  # (N, T, H)
-        if not self.stateful or self.h is None:
-            self.h = np.zeros((N, H), dtype=Wh.dtype)  # (N, H)
-        for t in range(T):
-            layer = GRU(*self.params)
-            self.h = layer.forward(xs[:, t, :], self.h)  # (N, H)
-            hs[:, t, :] = self.h
-            self.layers.append(layer)
-        return hs
-
-    def backward(self, dhs):
-        """dhs (N, T, H) -> dxs (N, T, D); writes grads in place and sets self.dh (N, H)."""
-        Wx = self.params[0]
-        N, T, H = dhs.shape
-        D = Wx.shape[0]
-        dxs = np.empty((N, T, D), dtype=Wx.dtype)  # (N, T, D)
-        dh = 0
-        grads = [0, 0, 0]
-        for t in reversed(range(T)):
-            layer = self.layers[t]
-            dx, dh = layer.backward(dhs[:, t, :] + dh)
-            dxs[:, t, :] = dx
-            for i, grad in enumerate(layer.grads):
-                grads[i] += grad
-        for i, grad in enumerate(grads):
-            self.grads[i][...] = grad
-        self.dh = dh
-        return dxs
-
-    def set_state(self, h):
-        """Start the next block from h (N, H)."""
-        self.h = h
-
-    def reset_state(self):
-        """Start the next block from zeros."""
-        self.h = None
+    step = GRU

@@ -194,20 +194,6 @@ class Vocabulary:
         return len(self.tokens)
 
     @classmethod
-    def build(cls, text, level="char"):
-        """text -> (vocabulary, ids, counts): ids the text's token ids (uint8/uint16/... for
-        characters, int32 for words), counts (V,) how often each token occurs."""
-        counter = WordCounter() if level == "word" else CharCounter()
-        text = to_jamo(text) if level == "jamo" else text
-        counter.add(text)
-        vocab, ids, counts = counter.vocabulary(level)
-        pos = 0
-        for block in counter.ids(text):  # (n,) ids of the next stretch of text
-            ids[pos:pos + len(block)] = block
-            pos += len(block)
-        return vocab, ids, counts
-
-    @classmethod
     def from_meta(cls, meta):
         """The vocabulary stored in a checkpoint's meta record (words joined by single spaces:
         a word never holds whitespace). Raises KeyError/TypeError/ValueError when it is damaged."""

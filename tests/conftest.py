@@ -69,14 +69,13 @@ def run(name, args, cwd, timeout=CLI_TIMEOUT):
 
 def run_here(name, args, cwd):
     """run() without a new interpreter, for a run refused before it starts or a short one: the
-    script's main()
-    under common.cli.run, as `python NAME` calls it, with sys.argv, the folder, the signal
-    handlers and numpy's error state put back afterwards, and the lock file of --out removed as
-    the script's exit removes it. What it prints, the warnings it raises and any traceback land
-    in the result's stdout and stderr; returns (returncode, stdout, stderr) like a
-    CompletedProcess. Saves the ~0.3 s an interpreter with numpy takes to start."""
-    from common import cli, training
-    held = set(training.HELD_LOCKS)
+    script's main() under common.cli.run, as `python NAME` calls it, with sys.argv, the folder,
+    the signal handlers and numpy's error state put back afterwards, and the lock file of --out
+    removed as the script's exit removes it. What it prints, the warnings it raises and any
+    traceback land in the result's stdout and stderr; returns (returncode, stdout, stderr) like
+    a CompletedProcess. Saves the ~0.3 s an interpreter with numpy takes to start."""
+    from common import cli, run_files
+    held = set(run_files.HELD_LOCKS)
     main = importlib.import_module(os.path.splitext(os.path.basename(name))[0]).main
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
@@ -102,8 +101,8 @@ def run_here(name, args, cwd):
             signal.signal(s, handler)
         # the lock file goes now; its open file (release_lock at the session's exit closes it)
         # keeps the lock, on a file no other run can open any more
-        for path in set(training.HELD_LOCKS) - held:
-            if os.stat(path).st_ino == os.fstat(training.HELD_LOCKS.pop(path).fileno()).st_ino:
+        for path in set(run_files.HELD_LOCKS) - held:
+            if os.stat(path).st_ino == os.fstat(run_files.HELD_LOCKS.pop(path).fileno()).st_ino:
                 os.unlink(path)
     # a warning goes to stderr as it is raised, before the last line
     said = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno)
@@ -210,6 +209,19 @@ def write_text(path, text):
 def write_bytes(path, data):
     path.write_bytes(data)
     return path
+
+
+def reference_vocabulary(text, level="char"):
+    """The vocabulary of one text made the plain way, to check the reader against: its tokens
+    (characters, jamo letters or words with <eos> for line ends) sorted -> (Vocabulary, ids,
+    counts)."""
+    from common.vocabulary import Vocabulary, split_words, to_jamo
+    tokens = split_words(text) if level == "word" else list(to_jamo(text) if level == "jamo"
+                                                          else text)
+    vocab = Vocabulary(sorted(set(tokens)), level)
+    index = {t: i for i, t in enumerate(vocab.tokens)}
+    ids = np.array([index[t] for t in tokens])
+    return vocab, ids, np.bincount(ids, minlength=len(vocab))
 
 
 def read_log(path):
@@ -347,6 +359,12 @@ def browser(tmp_path_factory):
     driver = webdriver.Chrome(service=Service(driver_path), options=opts)
     yield driver
     driver.quit()
+
+
+def page_ready(browser):
+    """Whether the page now in the browser has run its own script to the end (which marks the
+    body data-ready="1")."""
+    return bool(browser.find_elements("css selector", "body[data-ready='1']"))
 
 
 def browser_errors(browser):

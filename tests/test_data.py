@@ -44,8 +44,9 @@ def load(name):
     return module
 
 
-make_corpus = load("make_corpus")
+load("corpus_words")  # each loaded before the scripts that import it
 download_shakespeare = load("download_shakespeare")
+make_corpus = load("make_corpus")
 download_ptb = load("download_ptb")
 
 
@@ -178,7 +179,6 @@ def test_korean_text_is_the_constitution_as_shipped_with_lf_line_ends():
     text = data.decode("utf-8")
     assert text.startswith("대한민국헌법\n")
     assert sum("가" <= c <= "힣" for c in text) > 0.6 * len(text)  # mostly Hangul syllables
-
 
 
 # ---------------------------------------------------------------------------------------------

@@ -115,7 +115,6 @@ def test_embed_projection_gradients_and_same_as_unfused():
                 np.testing.assert_allclose(a, b, rtol=0, atol=SAME_MATH_TOL)
 
 
-
 def test_embedding_backward_for_a_large_vocabulary():
     # Above V = 256 the backward sorts the ids instead of the one-hot product covered above:
     # the same by-hand sums, with repeats and unused rows.
@@ -132,7 +131,6 @@ def test_embedding_backward_for_a_large_vocabulary():
         for t in range(T):
             dW_hand[ids[n, t]] += dout[n, t]
     np.testing.assert_allclose(layer.grads[0], dW_hand, rtol=0, atol=SAME_MATH_TOL)
-
 
 
 # The turned product in float32: the same sums in another BLAS order; values of order 10 (512

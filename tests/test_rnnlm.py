@@ -233,3 +233,20 @@ def test_val_file_validates_on_another_text_in_the_training_vocabulary(tmp_path)
     r = run(SCRIPT, ["train.txt", "--level", "word", "--val-file", "bad.txt", "--max-iters", "8",
                      "--seed", "1", "--out", "x.npz"], tmp_path)
     assert_error(r, 2, "1 word(s) not in the model's vocabulary", "'bird'")
+
+
+def test_first_tokens_trains_on_the_first_words_in_their_own_vocabulary(tmp_path):
+    write_text(tmp_path / "t.txt", "the cat sat\non the mat\n" + "zebra yak xylophone\n" * 30)
+    # the first 8 words: the cat sat <eos> on the mat <eos>
+    args = ["t.txt", "--level", "word", "--first-tokens", "8", "--val-fraction", "0",
+            "--seq-length", "2", "--batch-size", "2", "--seed", "1", "--out", "w.npz"]
+    out = run_ok(SCRIPT, args + ["--max-iters", "2"], tmp_path).stdout
+    assert "data has 8 words, 6 unique (8 train, 0 validation)" in out
+    meta = read_npz(tmp_path / "w.npz")[1]
+    assert meta["vocab"] == "<eos> cat mat on sat the" and meta["options"]["first_tokens"] == 8
+    assert meta["token_counts"] == [2, 1, 1, 1, 1, 2]  # <eos> and "the" twice each
+    # resumed in that vocabulary; another --first-tokens is refused, naming the stored one
+    run_ok(SCRIPT, ["--resume", "w.npz", "--max-iters", "3"], tmp_path)
+    assert read_npz(tmp_path / "w.npz")[1]["k"] == 3
+    r = run(SCRIPT, ["--resume", "w.npz", "--first-tokens", "9", "--max-iters", "4"], tmp_path)
+    assert_error(r, 2, "--first-tokens 9 differs from the 8 stored in w.npz")

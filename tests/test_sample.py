@@ -1071,18 +1071,19 @@ def test_jamo_level_trains_samples_syllables_and_scores_per_character(tmp_path):
 
 
 def test_jamo_samples_join_syllables_split_across_blocks_and_stop_in_them():
-    from common.vocabulary import Vocabulary
+    from common.generation import Sample
+    from conftest import reference_vocabulary
     text = "국민은 법 앞에 평등하다.\n"
-    vocab, ids, _ = Vocabulary.build(text, "jamo")
+    vocab, ids, _ = reference_vocabulary(text, "jamo")
     for size in (1, 2, 3, 5, 7):  # blocks that cut syllables anywhere
-        s = sample.Sample(vocab, "", ids[0], None)
+        s = Sample(vocab, "", ids[0], None)
         for i in range(1, len(ids), size):
             s.add(ids[i:i + size])
         s.finish()
         whole = vocab.decode(ids[1:])  # the first syllable's other letters, then whole ones
         assert s.text == whole and whole.endswith("평등하다.\n"), (size, s.text)
         # a stop that ends in a syllable's letters: the text ends right after it, the ids with it
-        s = sample.Sample(vocab, "", ids[0], "앞에")
+        s = Sample(vocab, "", ids[0], "앞에")
         for i in range(1, len(ids), size):
             s.add(ids[i:i + size])
         s.finish()

@@ -1,6 +1,7 @@
-"""Tests for common/training.py: the run contract both trainers share (earlier files kept as .prev,
-divergence, --init-from, the loss history), exercised through both trainers' command lines, and
-the History class on its own; printing by the clock, the overfitting notice and --patience."""
+"""Tests for the run contract both trainers share (common/options.py, run.py, run_files.py,
+reporter.py, live_page.py, history.py, clock.py): earlier files kept as .prev, divergence,
+--init-from, the loss history, exercised through both trainers' command lines, and the History
+class on its own; printing by the clock, the overfitting notice and --patience."""
 import argparse
 import glob
 import io
@@ -19,13 +20,16 @@ import numpy as np
 import pytest
 
 import rnnlm
-from common import gist_reference, page, training
+import common.history
+from common import cli, gist_reference, live_page, reporter, run_files
+from common.history import SMOOTH_FACTOR, History
 from common.interface import load_model
+from common.run import EVAL_SECONDS, EVAL_SHARE, STALE_NOTICE, Run
 from common.vocabulary import Vocabulary
 from conftest import (CLI_TIMEOUT, GOOD_TEXT, PARAM_NAMES, ROOT, TINY, TRAIN, assert_error,
                       assert_finite_checkpoint, assert_nothing_changed, page_payload, read_log,
-                      read_npz, run, run_here, run_ok, snapshot, start, tail_int, train_fails,
-                      wait_for, write_text)
+                      read_npz, reference_vocabulary, run, run_here, run_ok, snapshot, start,
+                      tail_int, train_fails, wait_for, write_text)
 
 # Only 8 of those symbols: a text --init-from can encode in GOOD_TEXT's vocabulary
 KNOWN_TEXT = "".join(f"{a}*{b}={a + b};" for a in range(4) for b in range(4)) * 3
@@ -138,7 +142,7 @@ def test_init_from_takes_weights_and_vocabulary_with_a_fresh_optimizer(trained, 
                      "--max-iters", "1", "--val-fraction", "0", "--out", "new.npz"], cwd=tmp_path)
     arrays, meta = read_npz(tmp_path / "new.npz")
     good_arrays, good_meta = read_npz(tmp_path / "good.npz")
-    assert meta["vocab"] == good_meta["vocab"] != Vocabulary.build(KNOWN_TEXT, "char")[0].to_meta()
+    assert meta["vocab"] == good_meta["vocab"] != reference_vocabulary(KNOWN_TEXT, "char")[0].to_meta()
     assert meta[ITER_KEY[trainer]] == 1 and good_meta[ITER_KEY[trainer]] == 3
     memory = "m{}" if trainer == "min_char_rnn.py" else "opt_h_{}"
     grads = first_gradients(trainer, tmp_path / "good.npz", KNOWN_TEXT)
@@ -186,8 +190,8 @@ def expected_stride(n, cap):
 
 @pytest.mark.parametrize("n", [7, 8, 9, 30, 61])
 def test_history_thins_training_records_by_doubling_the_stride(monkeypatch, n):
-    monkeypatch.setattr(training, "HISTORY_RECORDS", 8)
-    history = training.History()
+    monkeypatch.setattr(common.history, "HISTORY_RECORDS", 8)
+    history = History()
     for k in range(n):
         history.add(k, loss=k / 10)
     s = expected_stride(n, 8)
@@ -199,8 +203,8 @@ def test_history_thins_training_records_by_doubling_the_stride(monkeypatch, n):
 def test_history_smooths_the_training_loss_by_an_exponential_average():
     # a loss of 1 for 10 iterations, then 3: the average starts at the first value and after m
     # iterations at 3 stands at 3 - 2 f^m (f = SMOOTH_FACTOR, the weight on the value before)
-    history = training.History()
-    f = training.SMOOTH_FACTOR
+    history = History()
+    f = SMOOTH_FACTOR
     for k in range(40):
         history.add(k, loss=1.0 if k < 10 else 3.0, seconds=float(k))
     smooth = {r["iter"]: r["smooth"] for r in history.records}
@@ -218,14 +222,14 @@ def test_history_at_its_real_size_and_validation_records_kept():
     """HISTORY_RECORDS as shipped, 5000 iterations with a validation loss every 50: the
     training records on the stride, and all 100 validation records, each merged with the
     training loss of its iteration."""
-    history = training.History()
+    history = History()
     n = 5000
     for k in range(n):
         if k and k % 50 == 0:  # the trainers validate after k iterations, before iteration k
             history.add(k, val_loss=1000 + k)
         history.add(k, loss=float(k))
-    s = expected_stride(n, training.HISTORY_RECORDS)
-    assert s > 1 and len(history.records) <= training.HISTORY_RECORDS
+    s = expected_stride(n, common.history.HISTORY_RECORDS)
+    assert s > 1 and len(history.records) <= common.history.HISTORY_RECORDS
     val = [(r["iter"], r["val_loss"]) for r in history.records if r["val_loss"] is not None]
     assert val == [(k, 1000 + k) for k in range(50, n, 50)]
     assert all(r["loss"] == r["iter"] for r in history.records)
@@ -234,8 +238,8 @@ def test_history_at_its_real_size_and_validation_records_kept():
 
 
 def test_history_never_exceeds_its_size_when_validation_alone_overflows(monkeypatch):
-    monkeypatch.setattr(training, "HISTORY_RECORDS", 8)
-    history = training.History()
+    monkeypatch.setattr(common.history, "HISTORY_RECORDS", 8)
+    history = History()
     for k in range(40):
         history.add(k, val_loss=float(k))
         assert len(history.records) <= 8
@@ -245,8 +249,8 @@ def test_history_never_exceeds_its_size_when_validation_alone_overflows(monkeypa
 def test_history_continued_from_its_meta_equals_one_history(monkeypatch):
     """A history saved at iteration k (through JSON, as in a checkpoint) and continued gives the
     same records, samples and stride as one never interrupted, thinning included."""
-    monkeypatch.setattr(training, "HISTORY_RECORDS", 8)
-    monkeypatch.setattr(training, "SAMPLE_RECORDS", 4)
+    monkeypatch.setattr(common.history, "HISTORY_RECORDS", 8)
+    monkeypatch.setattr(common.history, "SAMPLE_RECORDS", 4)
 
     def feed(history, ks):
         for k in ks:
@@ -257,11 +261,11 @@ def test_history_continued_from_its_meta_equals_one_history(monkeypatch):
             history.add(k, loss=k / 3, seconds=k / 2)
         return history
 
-    whole = feed(training.History(), range(50))
+    whole = feed(History(), range(50))
     for k in (1, 13, 17, 31):
-        first = feed(training.History(), range(k))
+        first = feed(History(), range(k))
         stored = json.loads(json.dumps(first.to_meta(k / 2)))
-        resumed = feed(training.History(stored), range(k, 50))
+        resumed = feed(History(stored), range(k, 50))
         assert resumed.to_meta(25.0) == whole.to_meta(25.0)
 
 
@@ -269,8 +273,8 @@ def test_history_continued_from_its_meta_equals_one_history(monkeypatch):
 def test_samples_thin_to_every_other_one_keeping_the_first_and_last(monkeypatch, n):
     """Past SAMPLE_RECORDS samples, every other one goes: what stays is spread over the whole
     run, never more than the cap, the first and the latest always there."""
-    monkeypatch.setattr(training, "SAMPLE_RECORDS", 6)
-    history = training.History()
+    monkeypatch.setattr(common.history, "SAMPLE_RECORDS", 6)
+    history = History()
     kept = []  # the iterations kept, by the rule written out here
     for k in range(n):
         history.add_sample(10 * k, f"text {k}")
@@ -288,7 +292,7 @@ def test_sample_loss_is_the_mean_training_loss_since_the_previous_sample():
     records.insert(2, {"iter": 3, "loss": None, "val_loss": 9.0})  # a validation record
     samples = [{"iter": 0, "text": "a"}, {"iter": 5, "text": "b"}, {"iter": 6, "text": "c"},
                {"iter": 7, "text": "d"}]
-    got = page.with_losses(samples, records)
+    got = common.history.with_losses(samples, records)
     # training losses recorded at 0, 2, 4, 6, 8, 10: sample 0 gets iteration 0's; sample 5 the
     # mean of 2 and 4; sample 6 iteration 6's; sample 7 none (nothing recorded in 7..7)
     assert got == [{"iter": 0, "text": "a", "loss": 0.0}, {"iter": 5, "text": "b", "loss": 3.0},
@@ -919,7 +923,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    monkeypatch.setattr(training.time, "perf_counter", fake)
+    monkeypatch.setattr(time, "perf_counter", fake)
     return fake
 
 
@@ -936,7 +940,7 @@ def make_run(tmp_path):
                                   sample_every=sample_every, patience=patience,
                                   page=page and str(tmp_path / page), time_budget=time_budget,
                                   eval_every=eval_every, save_every=0, budget_clock=budget_clock)
-        return training.Run(args, "char")
+        return Run(args, "char")
 
     yield make
     for s, handler in handlers.items():
@@ -951,7 +955,7 @@ def test_printing_follows_the_clock_by_default(make_run, clock):
         due.append(run.report.print_due(k))
         clock.now += 0.1
     # the first iteration, then PRINT_SECONDS (5 s) after the iteration that follows a print
-    assert training.PRINT_SECONDS == 5.0
+    assert reporter.PRINT_SECONDS == 5.0
     assert [k for k, d in enumerate(due) if d] == [0, 51, 102]
 
 
@@ -964,7 +968,7 @@ def test_a_slow_print_does_not_make_every_iteration_print(make_run, clock):
         clock.now += 0.5 + (7.0 if due[-1] else 0.0)  # printing takes 7 s, longer than the interval
     # after the first print (7 s, and its iteration 0.5 s) the next waits PRINT_SHARE times that,
     # 75 s or 150 iterations: printing takes a tenth of the time, not all of it
-    assert training.PRINT_SHARE == 10
+    assert reporter.PRINT_SHARE == 10
     assert [k for k, d in enumerate(due) if d] == [0, 151]
 
 
@@ -985,13 +989,13 @@ def test_sample_every_gives_exact_control(make_run, clock):
 def test_without_a_terminal_a_plain_progress_line_now_and_then(make_run, clock, capsys):
     run = make_run()
     run.begin(0, 50)
-    assert run.report.bar.disable  # pytest's captured stdout is not a terminal
+    assert run.report.progress_bar.bar.disable  # pytest's captured stdout is not a terminal
     for k in range(1, 51):  # 2 simulated seconds per iteration of 100 characters
         clock.now += 2.0
         run.report.progress(k, 100, lambda: f"loss {k / 10:.1f}")
     run.report.close()
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 100 // int(training.PLAIN_PROGRESS_SECONDS)  # 100 s: 3 lines
+    assert len(lines) == 100 // int(reporter.PLAIN_PROGRESS_SECONDS)  # 100 s: 3 lines
     assert lines[0] == "progress: iteration 15 of 50, loss 1.5, 0.1k chars/s"
 
 
@@ -1003,9 +1007,9 @@ def test_the_bar_ends_with_the_last_figures(make_run, clock):
     run.report.progress(1, 25, lambda: f"loss {loss['now']:.3f}")  # shown: loss 9.000
     loss["now"] = 5.0
     run.report.progress(2, 25, lambda: f"loss {loss['now']:.3f}")  # within the second: not shown
-    assert "loss 9.000" in run.report.bar.postfix
+    assert "loss 9.000" in run.report.progress_bar.bar.postfix
     run.report.close()
-    assert run.report.bar.postfix.startswith("loss 5.000")  # what the final line says
+    assert run.report.progress_bar.bar.postfix.startswith("loss 5.000")  # what the final line says
 
 
 def validate_all(run, losses, capsys):
@@ -1024,7 +1028,7 @@ def test_overfitting_notice_once(make_run, capsys):
     notices = [line for line in lines if "not improved" in line]
     assert len(notices) == 1, lines
     # STALE_NOTICE = 3 validations without a new best: the third after the best at 200 is 500
-    assert notices[0].startswith(f"iter {100 * (2 + training.STALE_NOTICE)}: ")
+    assert notices[0].startswith(f"iter {100 * (2 + STALE_NOTICE)}: ")
     assert "2.0000 nats/char at iteration 200" in notices[0]
     assert run.best.path in notices[0] and "--patience" in notices[0]
     assert saves == [run.best.path] * 2 and not any(stops)
@@ -1097,7 +1101,7 @@ def test_validation_follows_the_clock_unless_eval_every(make_run, clock):
         if run.eval_due(k):
             due.append(k)
             clock.now += 1.0 if k == 81 else 0.0  # the second validation takes 1 s
-    assert training.EVAL_SECONDS == 5.0 and training.EVAL_SHARE == 10
+    assert EVAL_SECONDS == 5.0 and EVAL_SHARE == 10
     # 5 s in; 5 s after the first ended (with the iteration after it); then 10 x (1 s + one
     # iteration) = 11.25 s after the second: 90 iterations
     assert due == [40, 81, 172], due
@@ -1181,7 +1185,7 @@ def page_writes(monkeypatch, clock):
         clock.now += writes.slow
         writes.append((clock.now, page_payload(buf.getvalue().decode("utf-8"))))
 
-    monkeypatch.setattr(training, "write_atomic", write_atomic)
+    monkeypatch.setattr(live_page, "write_atomic", write_atomic)
     return writes
 
 
@@ -1203,7 +1207,7 @@ def test_page_at_the_first_validation_then_every_page_seconds_and_at_the_end(mak
     run.begin(0, 60)
     train_for(run, clock, 60, validate={5, 20, 40})
     run.finish(60)
-    assert training.PAGE_SECONDS == 10.0
+    assert live_page.PAGE_SECONDS == 10.0
     # after the first validation (5 iterations of 1 s) at the next iteration's end; then 10 s
     # after each write; the last when the run ends
     assert [d["iter"] for _, d in page_writes] == [6, 16, 26, 36, 46, 56, 60]
@@ -1229,14 +1233,14 @@ def test_slow_page_writes_take_at_most_a_fiftieth_of_the_time(make_run, clock, p
     run = make_run(page="p.html")
     run.begin(0, None)
     train_for(run, clock, 200, validate={100}, eval_seconds=7.0)
-    assert training.PAGE_SHARE == 50
+    assert live_page.PAGE_SHARE == 50
     times = [when for when, _ in page_writes]
     # at 10 s, then 50 s after each write ended: iterations 10, 60 and (after the validation's
     # 7 s, which the clock leaves out) 103, 153
     assert [d["iter"] for _, d in page_writes] == [10, 60, 103, 153]
-    assert all(b - a >= training.PAGE_SHARE * 1.0 for a, b in zip(times, times[1:]))
+    assert all(b - a >= live_page.PAGE_SHARE * 1.0 for a, b in zip(times, times[1:]))
     # 200 iterations of 1 s: the writes and the validation are not training time
-    assert run.report.train_seconds() == pytest.approx(200.0)
+    assert run.clock.train_seconds() == pytest.approx(200.0)
     assert [d["page_seconds"] for _, d in page_writes] == [0.0, 1.0, 2.0, 3.0]
     seconds = {h[0]: h[3] for h in page_writes[-1][1]["history"]}
     assert seconds[100] == pytest.approx(100.0) and seconds[150] == pytest.approx(151.0)
@@ -1249,7 +1253,7 @@ def test_time_budget_is_wall_time_with_validation_included(make_run, clock):
         run = make_run(time_budget=7.0, budget_clock=budget_clock)
         run.begin(0, None)
         train_for(run, clock, 3, validate=(3,), eval_seconds=4.0)
-        assert run.report.train_seconds() == pytest.approx(3.0)
+        assert run.clock.train_seconds() == pytest.approx(3.0)
         assert run.finished(3) is done, budget_clock
         train_for(run, clock, 4, start=3)
         assert run.finished(7)  # 7 s of training: both clocks are past the budget
@@ -1314,7 +1318,7 @@ def test_page_of_a_run_that_stops_no_longer_reloads(make_run, clock, page_writes
         # the message says how to go on
         assert f"--resume {run.files.out} continues the run" in capsys.readouterr().err
     else:
-        with pytest.raises(training.UserError):
+        with pytest.raises(cli.UserError):
             run.check(float("nan"), "the loss", 3)
     (_, last), = page_writes
     assert not last["live"] and last["status"].startswith(
@@ -1490,7 +1494,7 @@ RETENTION_SEQUENCES = 200
 def test_every_finished_save_survives_random_sequences_of_runs(tmp_path, monkeypatch, capsys):
     rng = random.Random(12)
     kills = 0
-    monkeypatch.setattr(training, "tqdm", types.SimpleNamespace(write=print))
+    monkeypatch.setattr(run_files, "tqdm", types.SimpleNamespace(write=print))
     for seq in range(RETENTION_SEQUENCES):
         folder = tmp_path / f"s{seq}"
         folder.mkdir()
@@ -1507,7 +1511,7 @@ def test_every_finished_save_survives_random_sequences_of_runs(tmp_path, monkeyp
             args = argparse.Namespace(input=[str(folder / "corpus.txt")], out=out, resume=resume,
                                       init_from=None, log=None, page=None)
             meta = read_npz(resume)[1] if resume else None
-            files = training.Checkpoints(args, (meta or {}).get("run_id") or f"run{seq}.{step}",
+            files = run_files.Checkpoints(args, (meta or {}).get("run_id") or f"run{seq}.{step}",
                                          resume)
             run_id = files.run_id
             n_saves = rng.randint(0, 4)
@@ -1521,7 +1525,7 @@ def test_every_finished_save_survives_random_sequences_of_runs(tmp_path, monkeyp
                     break
                 if i == die_at:  # kill -9 inside the first save, after its first move
                     kills += 1
-                    real_keep, calls = training.keep_file, []
+                    real_keep, calls = run_files.keep_file, []
 
                     def dying_keep(p, n):
                         if calls:
@@ -1529,13 +1533,13 @@ def test_every_finished_save_survives_random_sequences_of_runs(tmp_path, monkeyp
                         calls.append(p)
                         real_keep(p, n)
 
-                    monkeypatch.setattr(training, "keep_file", dying_keep)
+                    monkeypatch.setattr(run_files, "keep_file", dying_keep)
                     try:
                         files.save(path, {"w": np.zeros(1)}, body)  # only one file to move
                     except KeyboardInterrupt:
                         break
                     finally:
-                        monkeypatch.setattr(training, "keep_file", real_keep)
+                        monkeypatch.setattr(run_files, "keep_file", real_keep)
                 else:
                     files.save(path, {"w": np.zeros(1)}, body)
                 latest[(run_id, path)] = body["save"]  # a run's later save there replaces it
@@ -1563,7 +1567,7 @@ def crafted(tmp_path, name, change):
 @pytest.mark.slow
 def test_a_lone_surrogate_never_breaks_a_page_or_a_printed_line(tmp_path):
     # in the page's data: its JSON escape, so the page is UTF-8
-    html = page.LIVE.render({"title": "a\udcffb", "history": []})
+    html = live_page.LIVE.render({"title": "a\udcffb", "history": []})
     assert "a\\udcffb" in html and html.encode("utf-8")
     # in a sample text a checkpoint carries: refused on load, as in the vocabulary
     bad = crafted(tmp_path, "bad.npz", lambda m: m["history"]["samples"].append(

@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 import visualize
+from common.history import stored_records, stored_samples
 from common.vocabulary import Vocabulary
 from common.cli import run
-from conftest import GOOD_TEXT, browser_errors, options_as_read, page_payload, run_ok, write_text
+from conftest import (GOOD_TEXT, browser_errors, options_as_read, page_payload, page_ready, run_ok,
+                      write_text)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "v1")
@@ -497,7 +499,7 @@ def test_out_of_memory_names_visualize_options(tmp_path):
 
 
 # markup whose onerror handler runs script, as a history record's iteration or any other string
-HOSTILE = '<img src=x onerror="alert(document.title)">'
+HOSTILE = '<img src=x onerror="alert(1)">'
 BAD_HISTORY = {  # case -> the history stored in the checkpoint's meta record
     "iter holds markup": {"stride": 1, "records": [{"iter": HOSTILE, "loss": 4.5,
                                                      "val_loss": None}]},
@@ -600,8 +602,7 @@ def page(tmp_path_factory, fixture_text):
         for k in range(0, 201, 10)], "samples": [{"iter": k, "text": f"sample at {k}"}
                                                    for k in (0, 100, 200)]}
     ids = model.encode(fixture_text[:400], "text")
-    a = visualize.analyse(model, ids, 3, visualize.loss_history(model.meta, "lstm2"),
-                          visualize.training_samples(model.meta, "lstm2"))
+    a = visualize.analyse(model, ids, 3, stored_records(model.meta), stored_samples(model.meta))
     path = folder / "page.html"
     path.write_text(visualize.render_page(visualize.page_data(a, model, "lstm2", 3)),
                     encoding="utf-8")
@@ -613,13 +614,18 @@ def open_page(browser, path, spans="#text > span"):
     from selenium.webdriver.support.ui import WebDriverWait
     browser.get(path.as_uri())
     WebDriverWait(browser, BROWSER_WAIT).until(
-        lambda d: d.execute_script("return document.querySelectorAll(arguments[0]).length",
-                                   spans) > 0)
+        lambda d: d.find_elements("css selector", spans + ":first-child"))
+
+
+def backgrounds(browser, spans):
+    """The background colour the page's script gave each element `spans` selects, e.g.
+    "rgb(255, 200, 200)" ("" for none), read in one call rather than one per element."""
+    return browser.execute_script("return arguments[0].map((s) => s.style.backgroundColor)",
+                                  browser.find_elements("css selector", spans))
 
 
 def colours(browser):
-    return browser.execute_script(
-        "return [...document.querySelectorAll('#text > span')].map(s => s.style.backgroundColor)")
+    return backgrounds(browser, "#text > span")
 
 
 def test_browser_text_units_guesses_curves(browser, page, tmp_path):
@@ -656,10 +662,8 @@ def test_browser_text_units_guesses_curves(browser, page, tmp_path):
     assert f"{100 * a['top_p'][t][0]:.1f}%" in guesses
     assert ({"\n": "\u21b5", " ": "\u2423"}.get(top_tok, top_tok)) in guesses
     # the curves: one point per history record, validation where evaluated
-    pts = browser.execute_script("return document.getElementById('train-curve')"
-                                 ".getAttribute('points').trim().split(/\\s+/).length")
-    vpts = browser.execute_script("return document.getElementById('val-curve')"
-                                  ".getAttribute('points').trim().split(/\\s+/).length")
+    pts = len(browser.find_element(By.ID, "train-curve").get_dom_attribute("points").split())
+    vpts = len(browser.find_element(By.ID, "val-curve").get_dom_attribute("points").split())
     assert pts == 21 and vpts == 5
     # the samples, newest first, each with the training loss around it
     samples = browser.find_elements(By.CSS_SELECTOR, "#samples .sample")
@@ -667,11 +671,9 @@ def test_browser_text_units_guesses_curves(browser, page, tmp_path):
         ["sample at 200", "sample at 100", "sample at 0"]
     # 4.5 - k / 100 over the records k = 10 .. 100 since the sample at 0: mean 4.5 - 0.55
     assert samples[1].text.startswith("iteration 100, training loss 3.950 nats/char")
-    box = browser.execute_script("return document.getElementById('train-curve').getBBox().width")
-    assert box > 100
+    assert browser.find_element(By.ID, "train-curve").size["width"] > 100
     # gate saturation: one dot per gate unit
-    dots = browser.execute_script("return document.querySelectorAll('#saturation circle').length")
-    assert dots == 2 * 3 * 10
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#saturation circle")) == 2 * 3 * 10
     # clicking a listed unit selects it
     btn = browser.find_elements(By.CSS_SELECTOR, "#features button")[0]
     btn.click()
@@ -698,11 +700,11 @@ def test_browser_page_without_history(browser, tmp_path):
 
 def open_ready_page(browser, path, spans="#text > span"):
     """Load the page; fail if an alert opened (script from its data ran) -> whether the page's
-    own script finished (document.body.dataset.ready)."""
+    own script finished (page_ready)."""
     from selenium.common.exceptions import UnexpectedAlertPresentException
     try:
         open_page(browser, path, spans)
-        return browser.execute_script("return document.body.dataset.ready") == "1"
+        return page_ready(browser)
     except UnexpectedAlertPresentException:
         pytest.fail("an alert opened: the page ran script taken from its data")
 
@@ -726,7 +728,7 @@ def test_browser_page_builds_no_markup_from_its_data(browser, page, tmp_path):
     from selenium.webdriver.common.by import By
     ActionChains(browser).move_to_element(
         browser.find_elements(By.CSS_SELECTOR, "#text > span")[0]).perform()  # the guesses
-    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert browser.find_elements("tag name", "img") == []
     assert browser.title == "min-char-rnn: what the model learned"
     assert browser.find_element(By.ID, "title").text == HOSTILE
     for box in ("features", "curves", "guesses", "samples"):
@@ -739,12 +741,11 @@ def test_browser_csp_blocks_script_that_reaches_the_markup(browser, tmp_path):
     out = tmp_path / "p.html"
     assert run_main([os.path.join(FIXTURES, "gist.npz"), "--text", "The dog", "--out",
                      str(out)]) == 0
-    injected = ('<img src=x onerror="document.body.dataset.handler = 1">'
-                '<script>document.body.dataset.inline = 1</script></body>')
+    injected = ('<img src=x onerror="window.handler = 1">'
+                '<script>window.inline = 1</script></body>')
     out.write_text(out.read_text(encoding="utf-8").replace("</body>", injected), encoding="utf-8")
     assert open_ready_page(browser, out)  # the page's own script still runs
-    assert browser.execute_script("return [document.body.dataset.handler, "
-                                  "document.body.dataset.inline]") == [None, None]
+    assert browser.execute_script("return [window.handler, window.inline]") == [None, None]
 
 
 def test_browser_renders_more_tokens_than_the_call_stack_holds_as_arguments(browser, tmp_path,
@@ -760,11 +761,10 @@ def test_browser_renders_more_tokens_than_the_call_stack_holds_as_arguments(brow
     browser_errors(browser)
     assert open_ready_page(browser, out)
     assert browser_errors(browser) == []
-    spans = "return document.querySelectorAll('#surprisal > span').length"
-    assert browser.execute_script(spans) == T
-    last = browser.execute_script("const s = document.querySelectorAll('#surprisal > span'); "
-                                  "return s[s.length - 1].style.backgroundColor")
-    assert last.startswith("rgb(")
+    row = browser.find_element("id", "surprisal")
+    assert row.get_property("childElementCount") == T  # a span per token, nothing else
+    last = browser.find_element("css selector", "#surprisal > span:last-child")
+    assert last.value_of_css_property("background-color").startswith("rgba(255, ")  # shaded
 
 
 def test_browser_renders_a_200000_record_history(browser, page, tmp_path):
@@ -778,9 +778,8 @@ def test_browser_renders_a_200000_record_history(browser, page, tmp_path):
     browser_errors(browser)
     assert open_ready_page(browser, path)
     assert browser_errors(browser) == []
-    pts = browser.execute_script("return document.getElementById('train-curve')"
-                                 ".getAttribute('points').trim().split(/\\s+/).length")
-    assert pts == records
+    pts = browser.find_element("id", "train-curve").get_dom_attribute("points").split()
+    assert len(pts) == records
 
 
 # ----------------------------------------------------------------------------- --compare
@@ -925,8 +924,7 @@ def test_browser_compare_page(browser, tmp_path):
     _, page = compare_files(tmp_path, "gist", "lstm2_char_dropout", "rnn_char")
     browser_errors(browser)
     browser.get((tmp_path / "c.html").as_uri())
-    WebDriverWait(browser, BROWSER_WAIT).until(
-        lambda d: d.execute_script("return document.body.dataset.ready") == "1")
+    WebDriverWait(browser, BROWSER_WAIT).until(page_ready)
     rows = browser.find_elements(By.CSS_SELECTOR, "#scores tr")
     assert len(rows) == 4 and "gist.npz" in rows[1].text
     assert "lstm2_char_dropout.npz" in rows[2].text
@@ -935,8 +933,7 @@ def test_browser_compare_page(browser, tmp_path):
     assert len(spans) == 400
 
     def shading():
-        return browser.execute_script("return [...document.querySelectorAll('#diff-text > span')]"
-                                      ".map(s => s.style.backgroundColor)")
+        return backgrounds(browser, "#diff-text > span")
 
     before = shading()
     # green where the second model gave the token the higher probability, red where lower
@@ -981,7 +978,7 @@ def test_browser_compare_page_builds_no_markup_from_its_data(browser, tmp_path):
     browser_errors(browser)
     assert open_ready_page(browser, path, "#diff-text > span")
     browser.find_elements("css selector", "#diff-text > span")[1].click()
-    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert browser.find_elements("tag name", "img") == []
     for box in ("title", "scores", "options", "compare-samples", "compare-guesses", "diff-text"):
         assert HOSTILE in browser.find_element("id", box).text, box
     assert browser_errors(browser) == []
@@ -999,19 +996,18 @@ def test_browser_pages_draw_the_smoothed_training_loss_over_a_faint_band(browser
                             "c.html"], tmp_path)
 
     def curve(curve_id, attr="points"):
-        return browser.execute_script("const c = document.getElementById(arguments[0]); "
-                                      "return c && c.getAttribute(arguments[1])", curve_id, attr)
+        found = browser.find_elements("id", curve_id)
+        return found[0].get_dom_attribute(attr) if found else None
 
     browser_errors(browser)
     assert open_ready_page(browser, tmp_path / "g.html")
     assert len(curve("train-curve").split()) == len(curve("train-raw").split()) == 60
     assert curve("train-raw", "stroke-opacity") == "0.25" and curve("train-curve", "stroke-opacity") is None
-    assert "smoothed (exponential average, 0.999" in browser.execute_script(
-        "return document.getElementById('curves').textContent")
+    assert "smoothed (exponential average, 0.999" in \
+        browser.find_element("id", "curves").get_property("textContent")
     from selenium.webdriver.support.ui import WebDriverWait
     browser.get((tmp_path / "c.html").as_uri())
-    WebDriverWait(browser, BROWSER_WAIT).until(
-        lambda d: d.execute_script("return document.body.dataset.ready") == "1")
+    WebDriverWait(browser, BROWSER_WAIT).until(page_ready)
     for i in (0, 1):
         assert curve(f"train-raw-i-{i}", "stroke-opacity") == "0.25"
         assert len(curve(f"train-curve-i-{i}").split()) == 60
