@@ -374,9 +374,9 @@ def browser_errors(browser):
 
 def options_as_read(meta):
     """A checkpoint's stored options as sample.py and visualize.py report them: an rnnlm.py
-    checkpoint written before --embed-std and --val-file existed had the book's embedding,
-    randn / 100, and validated on the end of its text; a min_char_rnn.py one written before
-    --level existed read characters."""
-    earlier = {"embed_std": 0.01, "val_file": None} if meta["kind"] == "rnnlm" else \
-        {"level": "char"}
+    checkpoint written before --embed-std, --val-file and --first-tokens existed had the book's
+    embedding, randn / 100, validated on the end of its text and trained on all of it; a
+    min_char_rnn.py one written before --level existed read characters."""
+    earlier = {"embed_std": 0.01, "val_file": None, "first_tokens": None} \
+        if meta["kind"] == "rnnlm" else {"level": "char"}
     return {**earlier, **meta["options"]}
