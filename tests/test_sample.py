@@ -567,7 +567,7 @@ def test_sample_length_zero_prints_only_the_start(tmp_path, good):
 # ----------------------------------------------------------------------------- beam
 # search, --stop, --output, --json log_prob, --per-char, --info (every checkpoint kind)
 
-from conftest import FIXTURES, write_npz  # noqa: E402 (this section's own import)
+from conftest import write_npz  # noqa: E402 (this section's own import)
 
 V1 = os.path.join(FIXTURES, "v1")
 KINDS_FIXTURES = ("gist", "gist_b3_f32", "rnn_char", "lstm2_char_dropout", "lstm_word",
