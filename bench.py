@@ -6,6 +6,8 @@ machine's measured matrix-multiply speed. A benchmark, not a test: run it on a q
     python bench.py --quick    # fewer, shorter runs
     python bench.py --table    # only the reference table, each figure beside its reference
     python bench.py quality --input FILE --budget-seconds 70 --out CKPT   # the quality race
+    python bench.py ptb                        # ch. 6 on PTB: fast vs the book's layers, words/s
+    python bench.py ptb --budget-seconds 900   # the PTB recipe for 15 minutes: validation perplexity
 
 References:
   https://gist.github.com/karpathy/d4dee566867f8291f086  (the baseline the figures compare with)
@@ -376,30 +378,31 @@ def quality(argv):
     return 0
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["quality"]:
-        return quality(argv[1:])
-    if argv[:1] == ["ptb"]:
-        return ptb(argv[1:])
-    ap = argparse.ArgumentParser(
-        usage="bench.py [-h] [--quick] [--table | --book-layers] [--steered] [--input INPUT]\n"
-              "       bench.py quality --input FILE [--budget-seconds S] --out CKPT [--seed N] "
-              "[--steered]\n"
-              "       bench.py ptb [--data DIR] [--iters N] [--repeats R] [--budget-seconds S] "
-              "[--seed N] [--out CKPT] [--steered]",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Throughput figures: training and sampling characters per second, each also\n"
-                    "as a share of this machine's measured matrix-multiply speed and as a ratio\n"
-                    "against the gist (and PyTorch when installed). A benchmark, not a test: run\n"
-                    "it on a quiet machine (a few minutes; --quick for less).",
-        epilog="bench.py quality: the quality race. Trains the best configuration found for\n"
+USAGE = ("bench.py [-h] [--quick] [--table | --book-layers] [--steered] [--input INPUT]\n"
+         "       bench.py quality --input FILE [--budget-seconds S] --out CKPT [--seed N] "
+         "[--steered]\n"
+         "       bench.py ptb [--data DIR] [--iters N] [--repeats R] [--budget-seconds S] "
+         "[--seed N] [--out CKPT] [--steered]")
+SUBCOMMANDS = ("bench.py quality: the quality race. Trains the best configuration found for\n"
                "the budget for S seconds on the first 90% of FILE, keeps the best-validation\n"
                "checkpoint at CKPT and prints the validation-loss curve, then val_loss=<x>\n"
                "(bench.py quality --help for its options).\n"
                "bench.py ptb: the book's chapter 6 model on the Penn Treebank, training words/s\n"
                "on the fast and the book's layers side by side; --budget-seconds S trains the\n"
                "project's recipe S seconds and prints its validation perplexity curve.")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    subcommand = {"quality": quality, "ptb": ptb}.get(argv[0]) if argv else None
+    if subcommand:
+        return subcommand(argv[1:])
+    ap = argparse.ArgumentParser(
+        usage=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SUBCOMMANDS,
+        description="Throughput figures: training and sampling characters per second, each also\n"
+                    "as a share of this machine's measured matrix-multiply speed and as a ratio\n"
+                    "against the gist (and PyTorch when installed). A benchmark, not a test: run\n"
+                    "it on a quiet machine (a few minutes; --quick for less).")
     ap.add_argument("--quick", action="store_true", help="shorter runs, fewer configurations")
     ap.add_argument("--input", default=None,
                     help="text to train on (default: tiny Shakespeare if present, else generated)")
@@ -439,7 +442,6 @@ def main(argv=None):
           f"ratio {layers / gist_math:.2f}")
     reference_table(path, V, args.quick)
     return 0
-
 
 
 def training_rows(path, V, peak, scale):
