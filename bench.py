@@ -720,8 +720,9 @@ def ptb(argv):
     ap = argparse.ArgumentParser(prog="bench.py ptb", description=ptb.__doc__)
     ap.add_argument("--data", default=os.path.join(HERE, "data", "ptb"),
                     help="folder holding ptb.train.txt and ptb.valid.txt (default data/ptb)")
-    ap.add_argument("--iters", type=cli.positive_int, default=50,
-                    help="iterations of the longer timed run; the shorter runs a fifth (default 50)")
+    ap.add_argument("--iters", type=cli.positive_int, default=200,
+                    help="iterations of the longer timed run; the shorter runs a fifth, and the "
+                         "time between them must dwarf start-up's spread (default 200)")
     ap.add_argument("--repeats", type=cli.positive_int, default=3,
                     help="alternating rounds, the best counts (default 3)")
     ap.add_argument("--budget-seconds", type=cli.positive_float, default=None,
