@@ -6,6 +6,8 @@ machine's measured matrix-multiply speed. A benchmark, not a test: run it on a q
     python bench.py --quick    # fewer, shorter runs
     python bench.py --table    # only the reference table, each figure beside its reference
     python bench.py quality --input FILE --budget-seconds 70 --out CKPT   # the quality race
+    python bench.py ptb                        # ch. 6 on PTB: fast vs the book's layers, words/s
+    python bench.py ptb --budget-seconds 900   # the PTB recipe for 15 minutes: validation perplexity
 
 References:
   https://gist.github.com/karpathy/d4dee566867f8291f086  (the baseline the figures compare with)
@@ -23,7 +25,6 @@ import numpy as np
 from common import cli, gist, gist_reference
 from common.checkpoint import prepare_output, sibling
 from common.fast_model import FastRnnlm
-from common.cells import CELLS
 from common.vocabulary import read_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,16 +49,35 @@ def use_environment(steered):
     print(blas_note(steered), flush=True)
 
 
+# The timers: every figure is timed by both clocks, (wall seconds, CPU seconds), the work done
+# here by clocked, a child process by run_child; a caller that reports one clock takes [0].
+
+def clocked(fn):
+    """(wall seconds, CPU seconds of this process and its threads) that fn() takes."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def run_child(cmd):
     """Run cmd with the timing children's environment, output discarded -> (wall seconds, CPU
     seconds of the child and its threads, from getrusage: less disturbed by other processes)."""
     import resource
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=CHILD_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(cmd, env=CHILD_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, errors="replace")
     wall = time.perf_counter() - t0
+    if done.returncode:  # the child's own last line says why (its progress bars are dropped)
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise cli.UserError(f"{os.path.basename(cmd[1])} failed (exit {done.returncode}): {last}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def rates(amount, short, long_):
+    """amount / (long_ - short) for each clock of two (wall, CPU) runs: per second of that clock."""
+    return [amount / (b - a) for a, b in zip(short, long_)]
 
 
 def in_child(call):
@@ -123,14 +143,8 @@ def matmul_gflops(dtype, n=1024, repeats=10):
     machine one slow run is common; the best of ten is this machine's peak, as the shares use it."""
     a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)  # (n, n)
     a @ a  # warm up the BLAS threads
-    best = min(timed(lambda: a @ a) for _ in range(repeats))
+    best = min(clocked(lambda: a @ a)[0] for _ in range(repeats))
     return 2 * n ** 3 / best / 1e9
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def flops_per_char(H, V):
@@ -148,10 +162,7 @@ def train_cli_chars_per_s(path, B, H, T, dtype, iters):
                    "--batch-size", str(B), "--hidden-size", str(H), "--seq-length", str(T),
                    "--dtype", dtype, "--max-iters", str(n), "--sample-every", "0",
                    "--val-fraction", "0", "--save-every", "0", "--out", os.path.join(tmp, "c.npz")]
-            t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, env=CHILD_ENV, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-            return time.perf_counter() - t0
+            return run_child(cmd)[0]
     short, long_ = run(iters // 5), run(iters)
     return (iters - iters // 5) * B * T / (long_ - short)
 
@@ -205,7 +216,7 @@ def torch_chars_per_s(V, B, H, T, iters):
         h = h_last.detach()
 
     iteration(0)  # warm-up
-    seconds = timed(lambda: [iteration(k) for k in range(1, iters)])
+    seconds = clocked(lambda: [iteration(k) for k in range(1, iters)])[0]
     return (iters - 1) * B * T / seconds
 
 
@@ -245,8 +256,7 @@ def sample_cli_chars_per_s(path, H, K, n, dtype="float64"):
         def run(length):
             cmd = [sys.executable, os.path.join(HERE, "sample.py"), ckpt, "--length", str(length),
                    "--num-samples", str(K)]
-            return timed(lambda: subprocess.run(cmd, check=True, env=CHILD_ENV,
-                                                stdout=subprocess.DEVNULL))
+            return run_child(cmd)[0]
         short, long_ = run(n // 10), run(n)
     return (n - n // 10) * K / (long_ - short)
 
@@ -264,8 +274,7 @@ def startup_100mb():
         size = os.path.getsize(path)
         cmd = [sys.executable, os.path.join(HERE, "min_char_rnn.py"), path, "--max-iters", "0",
                "--out", os.path.join(tmp, "c.npz")]
-        seconds = timed(lambda: subprocess.run(cmd, check=True, env=CHILD_ENV,
-                                               stdout=subprocess.DEVNULL))
+        seconds = run_child(cmd)[0]
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
     return size, seconds, peak_mb
 
@@ -290,7 +299,7 @@ def layers_vs_lossfun(N=32, T=100, H=512, V=65, repeats=5):
     best = {layers: float("inf"), gist_math: float("inf")}
     for _ in range(repeats):
         for fn in best:
-            best[fn] = min(best[fn], timed(fn))
+            best[fn] = min(best[fn], clocked(fn)[0])
     return best[layers], best[gist_math]
 
 
@@ -306,6 +315,34 @@ QUALITY_LONG = {"cell": "gru", "num_layers": 1, "hidden_size": 384, "wordvec_siz
                 "dtype": "float32"}
 LONG_BUDGET = 180  # seconds: from here on the wider, regularised model pays off
 QUALITY_EVALS = 6  # validation points on the curve (each one pass over the validation text)
+
+
+def as_flags(config):
+    """rnnlm.py's options by name -> its command line: {"hidden_size": 100, "tie_weights": ""}
+    gives ["--hidden-size", "100", "--tie-weights"] (an empty value: a switch)."""
+    return [x for k, v in config.items() for x in ("--" + k.replace("_", "-"), str(v)) if x]
+
+
+def raced(inputs, config, budget, seed, out, evals):
+    """rnnlm.py on inputs (its input file and validation option) with config (its options by name)
+    for `budget` seconds of training, validated `evals` times on the way and once at the end; the
+    best-validation checkpoint goes to out (None: dropped) -> (the log's validation records,
+    wall seconds of the whole command)."""
+    folder = os.path.dirname(os.path.abspath(out)) if out else None
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        run_path = os.path.join(tmp, "run.npz")
+        cmd = [sys.executable, os.path.join(HERE, "rnnlm.py"), *inputs, *as_flags(config), "--seed", str(seed),
+               "--time-budget", str(budget), "--budget-clock", "training",
+               "--eval-every-seconds", str(budget / evals), "--eval-every", "0",
+               "--save-every", "0", "--log", run_path[:-4] + ".log", "--log-every", "0",
+               "--out", run_path]
+        print("running: " + " ".join(cmd[1:]), flush=True)
+        wall = run_child(cmd)[0]
+        with open(run_path[:-4] + ".log", encoding="utf-8") as f:
+            records = [json.loads(line) for line in f if '"val_loss"' in line]
+        if out:
+            os.replace(sibling(run_path, "best"), out)
+    return records, wall
 
 
 def quality(argv):
@@ -327,24 +364,9 @@ def quality(argv):
     val_path = args.out[:-4] + ".val.txt" if args.out.endswith(".npz") else args.out + ".val.txt"
     with open(val_path, "w", encoding="utf-8", newline="") as f:
         f.write(text[int(0.9 * len(text)):])  # the validation text, for sample.py --score-file
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.out))) as tmp:
-        run_path = os.path.join(tmp, "run.npz")
-        config = QUALITY_SHORT if args.budget_seconds < LONG_BUDGET else QUALITY_LONG
-        flags = [str(x) for k, v in config.items() for x in ("--" + k.replace("_", "-"), v)]
-        cmd = [sys.executable, os.path.join(HERE, "rnnlm.py"), args.input, *flags,
-               "--val-fraction", "0.1", "--seed", str(args.seed),
-               "--time-budget", str(args.budget_seconds), "--budget-clock", "training",
-               "--eval-every-seconds", str(args.budget_seconds / QUALITY_EVALS),
-               "--eval-every", "0", "--save-every", "0", "--log", run_path[:-4] + ".log",
-               "--log-every", "0", "--out", run_path]
-        print("running: " + " ".join(cmd[1:]), flush=True)
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, env=CHILD_ENV, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - t0
-        with open(run_path[:-4] + ".log", encoding="utf-8") as f:
-            records = [json.loads(line) for line in f if '"val_loss"' in line]
-        best_path = sibling(run_path, "best")
-        os.replace(best_path, args.out)
+    config = QUALITY_SHORT if args.budget_seconds < LONG_BUDGET else QUALITY_LONG
+    records, wall = raced([args.input, "--val-fraction", "0.1"], config, args.budget_seconds,
+                          args.seed, args.out, QUALITY_EVALS)
     print(f"{'train seconds':>13s}  {'iteration':>9s}  val loss (nats/char)")
     for r in records:
         print(f"{r['train_seconds']:13.1f}  {r['iter']:9d}  {r['val_loss']:.4f}")
@@ -356,23 +378,31 @@ def quality(argv):
     return 0
 
 
+USAGE = ("bench.py [-h] [--quick] [--table | --book-layers] [--steered] [--input INPUT]\n"
+         "       bench.py quality --input FILE [--budget-seconds S] --out CKPT [--seed N] "
+         "[--steered]\n"
+         "       bench.py ptb [--data DIR] [--iters N] [--repeats R] [--budget-seconds S] "
+         "[--seed N] [--out CKPT] [--steered]")
+SUBCOMMANDS = ("bench.py quality: the quality race. Trains the best configuration found for\n"
+               "the budget for S seconds on the first 90% of FILE, keeps the best-validation\n"
+               "checkpoint at CKPT and prints the validation-loss curve, then val_loss=<x>\n"
+               "(bench.py quality --help for its options).\n"
+               "bench.py ptb: the book's chapter 6 model on the Penn Treebank, training words/s\n"
+               "on the fast and the book's layers side by side; --budget-seconds S trains the\n"
+               "project's recipe S seconds and prints its validation perplexity curve.")
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["quality"]:
-        return quality(argv[1:])
+    subcommand = {"quality": quality, "ptb": ptb}.get(argv[0]) if argv else None
+    if subcommand:
+        return subcommand(argv[1:])
     ap = argparse.ArgumentParser(
-        usage="bench.py [-h] [--quick] [--table | --book-layers] [--steered] [--input INPUT]\n"
-              "       bench.py quality --input FILE [--budget-seconds S] --out CKPT [--seed N] "
-              "[--steered]",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SUBCOMMANDS,
         description="Throughput figures: training and sampling characters per second, each also\n"
                     "as a share of this machine's measured matrix-multiply speed and as a ratio\n"
                     "against the gist (and PyTorch when installed). A benchmark, not a test: run\n"
-                    "it on a quiet machine (a few minutes; --quick for less).",
-        epilog="bench.py quality: the quality race. Trains the best configuration found for\n"
-               "the budget for S seconds on the first 90% of FILE, keeps the best-validation\n"
-               "checkpoint at CKPT and prints the validation-loss curve, then val_loss=<x>\n"
-               "(bench.py quality --help for its options).")
+                    "it on a quiet machine (a few minutes; --quick for less).")
     ap.add_argument("--quick", action="store_true", help="shorter runs, fewer configurations")
     ap.add_argument("--input", default=None,
                     help="text to train on (default: tiny Shakespeare if present, else generated)")
@@ -457,47 +487,30 @@ def generation_rows(path, V, scale):
 TABLE_SIZES = {"D": 256, "H": 256, "N": 32, "T": 20}  # the rnnlm.py rows against PyTorch
 
 
-def rnnlm_flops_per_char(cell, D, H, V):
-    """Nominal product work per character of a one-layer rnnlm.py model:
-    forward and backward (6 flops per weight) of x Wx, h Wh and the output layer. With a small
-    vocabulary the code looks x Wx up in a (V, G H) table instead, so this is an upper bound."""
-    return 6 * (len(CELLS[cell].gates) * H * (D + H) + H * V)
+def rnnlm_run(path, iters, options):
+    """(wall, CPU) seconds of a whole rnnlm.py process training iters iterations on path with
+    options: no validation, saving or log."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return run_child([sys.executable, os.path.join(HERE, "rnnlm.py"), path, *options,
+                          "--val-fraction", "0", "--max-iters", str(iters), "--save-every", "0",
+                          "--eval-every", "0", "--log-every", "0", "--out", os.path.join(tmp, "c.npz")])
 
 
-def rnnlm_flops_done_per_char(cell, D, H, V, N, T):
-    """The product work rnnlm.py does per character when V < N T: h Wh and the output layer
-    forward and backward (6 flops per weight), and per block the (V, G H) table W Wx and its
-    three backward products (dtable = onehot^T dA, W^T dtable, dtable Wx^T), shared by N T."""
-    GH = len(CELLS[cell].gates) * H
-    table = 2 * V * D * GH * 3 + 2 * V * N * T * GH  # flops per block
-    return 6 * (GH * H + H * V) + table / (N * T)
-
-
-def clocked(fn):
-    """(wall seconds, CPU seconds of this process and its threads) that fn() takes."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - t0, time.process_time() - c0
-
-
-def rates(amount, short, long_):
-    """amount / (long_ - short) for each clock of two (wall, CPU) runs: per second of that clock."""
-    return [amount / (b - a) for a, b in zip(short, long_)]
+def rnnlm_rates(path, iters, tokens, options):
+    """Training speed of rnnlm.py on path with options (`tokens` a step) in tokens/s by (wall,
+    CPU) clock: runs of iters // 5 and iters iterations, so start-up cancels in the difference."""
+    return rates((iters - iters // 5) * tokens, rnnlm_run(path, iters // 5, options),
+                 rnnlm_run(path, iters, options))
 
 
 def rnnlm_cli_rates(path, cell, iters, D, H, N, T, *options):
-    """Training speed of the whole rnnlm.py process (one layer of `cell`, float32, Adam, no
-    clipping, no validation; more rnnlm.py options after T) in chars/s by (wall, CPU) clock: two
-    runs of different length, so start-up cancels."""
-    def run(n):
-        with tempfile.TemporaryDirectory() as tmp:
-            return run_child([sys.executable, os.path.join(HERE, "rnnlm.py"), path, "--cell", cell,
-                              "--wordvec-size", str(D), "--hidden-size", str(H), "--batch-size",
-                              str(N), "--seq-length", str(T), "--optimizer", "adam",
-                              "--learning-rate", "0.003", "--dtype", "float32", "--val-fraction",
-                              "0", "--max-iters", str(n), "--save-every", "0", "--eval-every", "0",
-                              "--log-every", "0", "--out", os.path.join(tmp, "c.npz"), *options])
-    return rates((iters - iters // 5) * N * T, run(iters // 5), run(iters))
+    """rnnlm_rates of one layer of `cell`, float32, Adam, no clipping, more rnnlm.py options after
+    T: chars/s by (wall, CPU) clock."""
+    return rnnlm_rates(path, iters, N * T, ["--cell", cell, "--wordvec-size", str(D),
+                                            "--hidden-size", str(H), "--batch-size", str(N),
+                                            "--seq-length", str(T), "--optimizer", "adam",
+                                            "--learning-rate", "0.003", "--dtype", "float32",
+                                            *options])
 
 
 def torch_rnnlm_rates(V, cell, iters, D, H, N, T):
@@ -633,6 +646,103 @@ def reference_table(path, V, quick):
           f"per-step work: {1e3 / ref[0]:.3f} ms/iter; ratio {ratio(ours, ref)}")
     print("  quality race: python bench.py quality --input tinyshakespeare.txt "
           "--budget-seconds 70 --out q.npz (about 100 s a run; report the median of 3 seeds)")
+
+
+# ----------------------------------------------------------------------------- the Penn Treebank
+
+# The book's chapter 6 Rnnlm on PTB (docs/ptb.md): one LSTM layer, D = H = 100, T = 35, N = 20,
+# SGD at 20, the gradients' norm clipped to 0.25, float32; samples off, which it times
+PTB_CH6 = {"level": "word", "cell": "lstm", "wordvec_size": 100, "hidden_size": 100,
+           "seq_length": 35, "batch_size": 20, "optimizer": "sgd", "learning_rate": 20,
+           "max_grad_norm": 0.25, "dtype": "float32"}
+# The recipe for a training budget of minutes on 2 cores (docs/ptb.md): chapter 6's model with
+# its output weights tied to the embedding, SGD decayed by a cosine over the budget. As wide
+# again (D = H = 200, dropout 0.25) cost 2.5 times as much an iteration and did worse in 15 minutes
+PTB_RACE = {**PTB_CH6, "tie_weights": "", "lr_decay": "cosine"}
+PTB_EVALS = 6  # validation points on the curve (each one pass over ptb.valid.txt)
+
+
+def ptb_files(folder):
+    """(ptb.train.txt, ptb.valid.txt) in folder; a one-line UserError naming the download when
+    one is missing."""
+    paths = [os.path.join(folder, f"ptb.{name}.txt") for name in ("train", "valid")]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise cli.UserError(f"{missing[0]} not found: fetch the Penn Treebank with "
+                            f"`python data/download_ptb.py`, or name its folder with --data")
+    return paths
+
+
+def ptb_speed(train, iters, repeats):
+    """The chapter 6 recipe's training words/s on the fast layers and on the book's
+    (--book-layers): runs of iters // 5 and iters iterations, each length's quickest of
+    `repeats` alternating rounds by each clock, their difference (start-up cancels)."""
+    N, T = PTB_CH6["batch_size"], PTB_CH6["seq_length"]
+    flags = as_flags(PTB_CH6) + ["--sample-every", "0"]
+    print(f"chapter 6 Rnnlm on {train} (LSTM, D=H=100, N={N}, T={T}, SGD, float32): words/s "
+          f"of training, runs of {iters // 5} and {iters} iterations, the quickest of each in "
+          f"{repeats} alternating rounds, by wall clock (and by CPU time)", flush=True)
+    paths = {"fast layers": flags, "book layers": flags + ["--book-layers"]}
+    runs = {(name, n): [] for name in paths for n in (iters // 5, iters)}  # -> [(wall, CPU)]
+    for _ in range(repeats):
+        for (name, n), done in runs.items():
+            done.append(rnnlm_run(train, n, paths[name]))
+    quickest = {key: [min(clock) for clock in zip(*done)] for key, done in runs.items()}
+    fast, book = (rates((iters - iters // 5) * N * T, quickest[name, iters // 5],
+                        quickest[name, iters]) for name in paths)
+    print(f"  fast layers {fast[0]:,.0f} words/s ({fast[1]:,.0f} by CPU time); book layers "
+          f"{book[0]:,.0f} words/s ({book[1]:,.0f}); ratio {ratio(fast, book)}")
+
+
+def ptb_race(train, valid, args):
+    """PTB_RACE for args.budget_seconds of training: the validation perplexity curve, then
+    val_ppl=<x>, the best (ptb.valid.txt as one stream from a zero state)."""
+    records, wall = raced([train, "--val-file", valid], PTB_RACE, args.budget_seconds, args.seed,
+                          args.out, PTB_EVALS)
+    print(f"{'train seconds':>13s}  {'iteration':>9s}  {'epoch':>5s}  val perplexity")
+    words_per_iter = PTB_RACE["batch_size"] * PTB_RACE["seq_length"]
+    with open(train, encoding="utf-8") as f:
+        train_words = sum(len(line.split()) + 1 for line in f)  # + <eos> per line
+    for r in records:
+        epoch = r["iter"] * words_per_iter / train_words
+        print(f"{r['train_seconds']:13.1f}  {r['iter']:9d}  {epoch:5.2f}  "
+              f"{np.exp(r['val_loss']):.2f}")
+    last = records[-1]
+    print(f"{last['iter'] * words_per_iter / last['train_seconds']:,.0f} words/s of training; "
+          f"whole command {wall:.0f} s" + (f"; best checkpoint {args.out}" if args.out else ""))
+    print(f"val_ppl={np.exp(min(r['val_loss'] for r in records)):.2f}")
+
+
+def ptb(argv):
+    """The Penn Treebank: the chapter 6 recipe's training words/s on the fast and the book's
+    layers side by side, or with --budget-seconds, the project's recipe trained that long and
+    the validation perplexity it reaches."""
+    ap = argparse.ArgumentParser(prog="bench.py ptb", description=ptb.__doc__)
+    ap.add_argument("--data", default=os.path.join(HERE, "data", "ptb"),
+                    help="folder holding ptb.train.txt and ptb.valid.txt (default data/ptb)")
+    ap.add_argument("--iters", type=cli.positive_int, default=200,
+                    help="iterations of the longer timed run; the shorter runs a fifth, and the "
+                         "time between them must dwarf start-up's spread (default 200)")
+    ap.add_argument("--repeats", type=cli.positive_int, default=3,
+                    help="alternating rounds, the best counts (default 3)")
+    ap.add_argument("--budget-seconds", type=cli.positive_float, default=None,
+                    help="train the project's recipe this many seconds (evaluations excluded) "
+                         "and print its validation perplexity curve instead")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the --budget-seconds run (default 0)")
+    ap.add_argument("--out", default=None,
+                    help="where the --budget-seconds run's best checkpoint goes (default: dropped)")
+    ap.add_argument("--steered", action="store_true",
+                    help=f"run with the environment as it is (default: without {' and '.join(STEERING)})")
+    args = ap.parse_args(argv)
+    train, valid = ptb_files(args.data)
+    if args.out:
+        prepare_output(args.out)
+    use_environment(args.steered)
+    if args.budget_seconds:
+        ptb_race(train, valid, args)
+    else:
+        ptb_speed(train, args.iters, args.repeats)
+    return 0
 
 
 if __name__ == "__main__":

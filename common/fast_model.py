@@ -12,14 +12,15 @@ import numpy as np
 
 from common.cells import CELLS
 from common.fast_layers import TimeEmbedding, TimeEmbedProjection
+from common.fast_output import TimeAffineSoftmaxWithLoss
 from common.models import (EMBED_STD, StateAsArray, book_weights, grads_of, layer_prefixes,
                            weight_shapes)
-from common.time_layers import TimeAffine, TimeDropout, TimeSoftmaxWithLoss
+from common.time_layers import TimeDropout
 
 
 class FastRnnlm(StateAsArray):
-    """TimeEmbedding -> num_layers stateful RNN/LSTM/GRU layers -> TimeAffine -> softmax loss.
-    Without dropout, a TimeEmbedProjection runs the embedding and the first layer's x Wx as one.
+    """TimeEmbedding -> num_layers stateful RNN/LSTM/GRU layers -> TimeAffine -> softmax loss,
+    the last two as one TimeAffineSoftmaxWithLoss (self.affine). Without dropout, a TimeEmbedProjection runs the embedding and the first layer's x Wx as one.
     With dropout > 0, a TimeDropout (masks from rng, a numpy Generator) follows the embedding,
     each layer's output and so precedes the output layer, as in DLFS2's BetterRnnlm.
     tie_weights (needs wordvec_size == hidden_size) makes the output weights embed_W^T.
@@ -42,8 +43,8 @@ class FastRnnlm(StateAsArray):
         self.rnns = [CELLS[cell].fast(w[p + "_Wx"], w[p + "_Wh"], w[p + "_b"], stateful=True)
                      for p in layer_prefixes(cell, L)]
         # (H, V): a tied model's is a view of embed_W, so the optimizer's update moves it too
-        self.affine = TimeAffine(w["embed_W"].T if tie_weights else w["affine_W"], w["affine_b"])
-        self.loss_layer = TimeSoftmaxWithLoss()
+        self.affine = TimeAffineSoftmaxWithLoss(w["embed_W"].T if tie_weights else w["affine_W"],
+                                                w["affine_b"])
         self.dropouts = [TimeDropout(dropout, rng) for _ in range(L + 1)] if dropout > 0 else []
         # no dropout between the embedding and the first layer: fuse embed_W with its Wx (the
         # layers' own arrays); a small vocabulary skips the N*T x D x GH products on embedded rows
@@ -68,6 +69,10 @@ class FastRnnlm(StateAsArray):
     def predict(self, xs, train=False, frozen=None):
         """xs (N, T) ids -> scores (N, T, V); train switches dropout on. Carries the state.
         frozen: frozen(N) made since the weights last changed, or None."""
+        return self.affine.scores(self._hidden(xs, train, frozen))  # (N, T, V)
+
+    def _hidden(self, xs, train, frozen=None):
+        """xs (N, T) ids -> the output layer's input (N, T, H), dropped out when training."""
         table, derived = frozen or (None, [None] * len(self.rnns))
         if self.embed_proj is not None:
             first = derived[0] or self.rnns[0].derived(len(xs), projected=True)
@@ -76,15 +81,15 @@ class FastRnnlm(StateAsArray):
             hs = self.rnns[0].forward(self._drop(0, self.embed.forward(xs), train), derived[0])
         for l in range(1, len(self.rnns)):
             hs = self.rnns[l].forward(self._drop(l, hs, train), derived[l])  # (N, T, H)
-        return self.affine.forward(self._drop(len(self.rnns), hs, train))  # (N, T, V)
+        return self._drop(len(self.rnns), hs, train)  # (N, T, H)
 
     def forward(self, xs, ts, train=True):
         """xs, ts (N, T) ids -> mean cross-entropy (nats) over the N*T positions."""
-        return self.loss_layer.forward(self.predict(xs, train), ts)
+        return self.affine.forward(self._hidden(xs, train), ts)
 
     def backward(self, dout=1):
         """Backpropagate the last forward (cut at the block's first step); writes self.grads."""
-        dhs = self.affine.backward(self.loss_layer.backward(dout))  # (N, T, H)
+        dhs = self.affine.backward(dout)  # (N, T, H)
         for l in reversed(range(len(self.rnns))):
             if self.dropouts:
                 dhs = self.dropouts[l + 1].backward(dhs)
