@@ -1,5 +1,5 @@
 """The tuned twin of the book's output end: time_layers.TimeAffine followed by
-TimeSoftmaxWithLoss as one layer, the same numbers with one (N*T, V) buffer instead of four.
+TimeSoftmaxWithLoss as one layer, the same numbers with one (N*T, V) buffer instead of seven.
 tests/test_fast_output.py checks it against the plain pair; docs/speed.md gives the measurements.
 
 References:
@@ -14,8 +14,8 @@ class TimeAffineSoftmaxWithLoss:
     """xs (N, T, D), labels ts (N, T) -> mean cross-entropy of softmax(xs W + b) over the N*T
     positions whose label is not ignore_label. W (D, V) hidden -> scores, b (V,) score bias.
     Its plain twin is time_layers.TimeAffine followed by time_layers.TimeSoftmaxWithLoss: with
-    V = 10,000 words their (N*T, V) arrays (scores, shifted, exp, probabilities, the gradient)
-    dominate a step. Here the scores, their exponentials and the gradient share one buffer, kept
+    V = 10,000 words their (N*T, V) arrays (scores, shifted scores, exponentials, probabilities,
+    the gradient) dominate a step. Here the scores, their exponentials and the gradient share one buffer, kept
     from call to call; scores(xs) gives the scores alone, as predict needs them."""
 
     def __init__(self, W, b, ignore_label=-1):
