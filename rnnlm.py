@@ -100,8 +100,7 @@ def add_run_control(run):
                           "limit; the book runs 100); with neither limit, run until interrupted")
     run.add_argument("--budget-clock", choices=("wall", "training"), default="wall",
                      help="what --time-budget (and a cosine decay over it) counts: wall time "
-                          "(default), or training time with validation, saving and --page left "
-                          "out, as bench.py's race does")
+                          "(default), or training time, validation, saving and --page left out")
     run.add_argument("--eval-every-seconds", type=nonnegative_float, default=0,
                      help="also evaluate every this many seconds of training (default 0: off)")
     run.add_argument("--out", default=None, help="checkpoint file (default: out/rnnlm-<input "
