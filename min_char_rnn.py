@@ -65,7 +65,7 @@ def start(argv):
     if not args.input:
         args.input = [DEFAULT_INPUT]
     if args.out is None:
-        args.out = os.path.join("out", f"min_char_rnn-{options.input_stem(args.input)}.npz")
+        args.out = options.default_out("min_char_rnn", args.input)
     return args, resumed, init
 
 

@@ -11,7 +11,6 @@ References:
 """
 import itertools
 import math
-import os
 
 import numpy as np
 from tqdm import tqdm
@@ -125,7 +124,7 @@ def start(argv):
         except ValueError as e:
             raise UserError(f"--book-layers: {e}; drop --book-layers for these options") from None
     if args.out is None:
-        args.out = os.path.join("out", f"rnnlm-{options.input_stem(args.input)}.npz")
+        args.out = options.default_out("rnnlm", args.input)
     return args, resumed, init
 
 

@@ -223,9 +223,11 @@ def take_first(vocab, ids, n, keep_vocabulary=False):
     return vocab, ids, np.bincount(ids, minlength=len(vocab))
 
 
-def input_stem(inputs):
-    """The name a default --out is made from: the first INPUT's file or folder name, no suffix."""
-    return os.path.splitext(os.path.basename(os.path.normpath(inputs[0])))[0]
+def default_out(script, inputs):
+    """The --out a trainer writes when given none: out/<script>-<the first INPUT's file or
+    folder name, no suffix>.npz."""
+    stem = os.path.splitext(os.path.basename(os.path.normpath(inputs[0])))[0]
+    return os.path.join("out", f"{script}-{stem}.npz")
 
 
 def data_meta(cls, vocab, counts, args, files):
