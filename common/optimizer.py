@@ -52,6 +52,8 @@ class AdaGrad:
 class Adam:
     """The book's Adam: bias correction folded into the step size lr_t, eps 1e-7 outside sqrt."""
 
+    BLOCK = 65536  # weights per pass: the six arrays of one block stay in a core's own cache
+
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
         self.lr, self.beta1, self.beta2 = lr, beta1, beta2
         self.iter = 0
@@ -65,27 +67,39 @@ class Adam:
     def update(self, params, grads):
         if self.m is None:
             self.allocate(params)
-        if self.scratch is None:  # two work arrays per parameter, not saved (like the grads)
-            self.scratch = [(np.empty_like(p), np.empty_like(p)) for p in params]
+        if self.scratch is None:  # two work arrays of one block, not saved (like the grads)
+            self.scratch = (np.empty(self.BLOCK, params[0].dtype), np.empty(self.BLOCK, params[0].dtype))
         self.iter += 1
         # lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t): m and v start at zero, this undoes the bias
         lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
-        # Each line writes into a work array: the same arithmetic in the same order as
-        # m += (1 - beta1) (g - m) etc., without a new parameter-sized array per operation
-        # (fresh ones cost a page fault per 4 kB, as much as the arithmetic at H = 256).
-        for p, g, m, v, (s, u) in zip(params, grads, self.m, self.v, self.scratch):
-            np.subtract(g, m, out=s)
-            s *= 1 - self.beta1
-            m += s                     # m = beta1 m + (1 - beta1) g
-            np.multiply(g, g, out=s)
-            s -= v
-            s *= 1 - self.beta2
-            v += s                     # v = beta2 v + (1 - beta2) g^2
-            np.sqrt(v, out=s)
-            s += 1e-7
-            np.multiply(m, lr_t, out=u)
-            u /= s
-            p -= u                     # p -= lr_t m / (sqrt(v) + 1e-7)
+        for arrays in zip(params, grads, self.m, self.v):
+            if not all(a.flags.c_contiguous for a in arrays):  # no flat view of it: one pass
+                self._step(*arrays, lr_t)
+                continue
+            flat = [a.reshape(-1) for a in arrays]  # (size,) views
+            for start in range(0, flat[0].size, self.BLOCK):
+                self._step(*(a[start:start + self.BLOCK] for a in flat), lr_t)
+
+    def _step(self, p, g, m, v, lr_t):
+        """The rule on one block (or array), in place. Each line writes into a work array: the same
+        arithmetic in the same order as m += (1 - beta1) (g - m) etc., with no new array per
+        operation."""
+        if p.size <= self.BLOCK:
+            s, u = (w[:p.size].reshape(p.shape) for w in self.scratch)
+        else:
+            s, u = np.empty_like(p), np.empty_like(p)
+        np.subtract(g, m, out=s)
+        s *= 1 - self.beta1
+        m += s                     # m = beta1 m + (1 - beta1) g
+        np.multiply(g, g, out=s)
+        s -= v
+        s *= 1 - self.beta2
+        v += s                     # v = beta2 v + (1 - beta2) g^2
+        np.sqrt(v, out=s)
+        s += 1e-7
+        np.multiply(m, lr_t, out=u)
+        u /= s
+        p -= u                     # p -= lr_t m / (sqrt(v) + 1e-7)
 
     def slots(self):
         return {"m": self.m, "v": self.v}
