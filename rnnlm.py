@@ -18,7 +18,7 @@ from tqdm import tqdm
 from common import cli, options
 from common.checkpoint import check_arrays
 from common.cli import UserError, fraction, nonnegative_float, nonnegative_int, positive_float
-from common.cli import perplexity, positive_int
+from common.cli import perplexity, positive_int, ppl_text
 from common.interface import LayerModel, generator
 from common.models import BOOK_MODELS, book_class
 from common.optimizer import OPTIMIZERS, Adam, clip_grads
@@ -74,7 +74,8 @@ def build_parser():
     model.add_argument("--lr-decay", choices=("none", "cosine", "plateau"), default=d["lr_decay"],
                        help="none (default); cosine to 0.1 x over --decay-iters (or, without them, "
                             "over this run's --time-budget: not resumable exactly); plateau: divide "
-                            "by 4 when a validation loss is not the best so far (ch.6)")
+                            "by 4 when a validation loss is not the best so far, validating once "
+                            "an epoch unless --eval-every says otherwise (ch.6)")
     model.add_argument("--decay-iters", type=positive_int, default=d["decay_iters"],
                        help="iterations of the cosine decay (default: the run's --max-iters or "
                             "--max-epochs)")
@@ -256,7 +257,7 @@ def print_epoch(k, iters_per_epoch, total_loss, loss_count):
     """The book's line at the end of an epoch: its mean training perplexity. Returns the
     epoch's running loss and count, started anew (0.0, 0)."""
     tqdm.write(f"| epoch {k // iters_per_epoch} | iter {k} | train perplexity "
-               f"{perplexity(total_loss / loss_count):.2f}")
+               f"{ppl_text(perplexity(total_loss / loss_count))}")
     return 0.0, 0
 
 
@@ -276,6 +277,8 @@ def main(argv=None):
     run = Run(args, vocab.unit, resumed[1] if resumed else None, DIVERGED_HINT)  # checks --out, --log
     options.print_start(summary, args, LayerModel)
     N, T, iters_per_epoch = args.batch_size, args.seq_length, iterations_per_epoch(args, train)
+    if args.lr_decay == "plateau" and args.eval_every is None and not args.eval_every_seconds:
+        args.eval_every = iters_per_epoch  # the book's rule looks at one validation an epoch
     xs, ts = train[:-1], train[1:]  # the book's inputs and their next tokens
     model, optimizer, state, drop_rng, sample_rng = build(args, len(vocab), resumed, init)
     lm = LayerModel(model, vocab)  # the model as sample.py sees it: evaluating, sampling
@@ -312,7 +315,7 @@ def main(argv=None):
         if print_now:
             run.report.print_recent_loss(k)  # iter k, loss: mean since the last such line, perplexity
         k += 1
-        run.report.progress(k, N * T, lambda: f"loss {loss:.3f}, ppl {perplexity(loss):.2f}")
+        run.report.progress(k, N * T, lambda: f"loss {loss:.3f}, ppl {ppl_text(perplexity(loss))}")
         if k % iters_per_epoch == 0:  # the book's per-epoch line: perplexity = exp(mean loss)
             total_loss, loss_count = print_epoch(k, iters_per_epoch, total_loss, loss_count)
         # validate and save when due; the iteration limit, --time-budget or --patience

@@ -195,7 +195,7 @@ def score_line(figures, vocab):
     line = (f"log-probability {figures['log_prob']:.4f} nats over {figures[tok + 's_scored']} "
             f"predicted {vocab.unit_name}s: {figures['nats_per_' + tok]:.4f} nats/{vocab.unit}, "
             f"{figures['bits_per_' + tok]:.4f} bits/{vocab.unit}, "
-            f"perplexity {figures['perplexity']:.3f}")
+            f"perplexity {cli.ppl_text(figures['perplexity'], 3)}")
     if tok != "char":
         line += f"; {figures['bits_per_char']:.4f} bits/char over {figures['chars_scored']} characters"
     if figures.get("tokens_skipped"):

@@ -103,6 +103,12 @@ def perplexity(nats):
     return math.exp(nats) if nats < MAX_NATS else math.inf
 
 
+def ppl_text(ppl, places=2):
+    """A perplexity for a line of output: `places` decimals, or 4 significant digits from a
+    million up (a diverging run's 1e+108 is not printed as 109 digits)."""
+    return f"{ppl:.{places}f}" if ppl < 1e6 else f"{ppl:.4g}"
+
+
 def finite_or_none(x):
     """x, or None where x is a float NaN or infinity (strict JSON has neither)."""
     return None if isinstance(x, float) and not math.isfinite(x) else x

@@ -12,7 +12,7 @@ import time
 from tqdm import tqdm
 
 from common.checkpoint import check_replaceable
-from common.cli import UserError, json_line, perplexity
+from common.cli import UserError, json_line, perplexity, ppl_text
 from common.clock import Clock
 from common.history import SMOOTH_FACTOR, History, thin
 from common.live_page import LivePage, live_data
@@ -172,7 +172,7 @@ class Reporter:
         self.window = [0.0, 0]
         mean = total / max(count, 1)
         tqdm.write(f"iter {k}, loss: {mean:.4f} nats/{self.unit} (mean since the last line), "
-                   f"perplexity {perplexity(mean):.2f}")
+                   f"perplexity {ppl_text(perplexity(mean))}")
 
     def trained(self, k, loss_per_token, smooth=None, **log_fields):
         """Iteration k's training loss (smooth: the trainer's own smoothed loss per token, else
@@ -192,7 +192,7 @@ class Reporter:
             log_fields["val_bits_per_char"] = bits * self.tokens_per_char
             per_char = f"; {bits * self.tokens_per_char:.4f} bits/char of the text as written"
         tqdm.write(f"iter {k}: val loss {val_loss:.4f} nats/{unit}, {bits:.4f} bits/{unit}, "
-                   f"perplexity {perplexity(val_loss):.3f}{per_char}")
+                   f"perplexity {ppl_text(perplexity(val_loss), 3)}{per_char}")
         # the evaluation (since iteration k ended) is left out of the clock and the speed
         self.eval_seconds = time.perf_counter() - self.t_done
         self.pause(self.eval_seconds)

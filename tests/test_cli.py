@@ -36,6 +36,14 @@ def test_given_options_lists_only_what_was_typed():
         {"seed": 0, "hidden_size": 9}
 
 
+def test_perplexity_overflows_to_inf_and_prints_short():
+    assert cli.perplexity(math.log(140.0)) == pytest.approx(140.0, rel=1e-12)
+    assert cli.perplexity(710.0) == math.inf  # e^710 > 1.8e308, the largest float
+    assert cli.ppl_text(139.8765) == "139.88" and cli.ppl_text(999999.0, 3) == "999999.000"
+    assert cli.ppl_text(math.exp(250.0)) == "3.746e+108"  # 250 / ln 10 = 108.5736: 10^0.5736 = 3.746
+    assert cli.ppl_text(math.inf) == "inf"
+
+
 def test_json_line_is_strict_json_with_null_for_non_finite():
     line = cli.json_line(iter=3, loss=float("nan"), val=float("inf"), name="é", x=1.5)
     assert line.endswith("\n") and line.count("\n") == 1

@@ -235,6 +235,40 @@ def test_val_file_validates_on_another_text_in_the_training_vocabulary(tmp_path)
     assert_error(r, 2, "1 word(s) not in the model's vocabulary", "'bird'")
 
 
+def test_plateau_validates_once_an_epoch_and_quarters_the_rate_after_a_worse_validation(tmp_path):
+    """ch.6's schedule: one validation an epoch unless --eval-every is given, and the learning
+    rate divided by 4 after each validation that is not the best so far; checked against the
+    logged validation losses and learning rates."""
+    rng = np.random.default_rng(3)
+    words = "the cat sat on a mat and dog ran to big red house".split()
+    lines = [" ".join(rng.choice(words, 12)) for _ in range(300)]
+    write_text(tmp_path / "t.txt", "\n".join(lines) + "\n")
+    write_text(tmp_path / "v.txt", "\n".join(lines[:20]) + "\n")
+    # 300 lines of 12 words and an <eos> each: 3,900 tokens; N * T = 10 * 5 (the defaults)
+    per_epoch = (300 * 13 - 1) // (10 * 5)
+    # SGD at 20, no clipping: the loss jumps about, so some validations are worse than earlier ones
+    run_ok(SCRIPT, ["t.txt", "--val-file", "v.txt", "--level", "word", "--lr-decay", "plateau",
+                    "--learning-rate", "20", "--max-epochs", "8", "--seed", "1", "--log", "log.jsonl",
+                    "--log-every", "1", "--sample-every", "0", "--out", "p.npz"], tmp_path)
+    records = read_log(tmp_path / "log.jsonl")
+    vals = [(r["iter"], r["val_loss"]) for r in records if "val_loss" in r]
+    assert [k for k, _ in vals] == [per_epoch * e for e in range(1, 9)]
+    lr_at = {r["iter"]: r["lr"] for r in records if "lr" in r}
+    lr, best, worse = 20.0, float("inf"), 0
+    for k, val_loss in vals[:-1]:  # the last validation has no iteration after it
+        if val_loss < best:
+            best = val_loss
+        else:
+            lr, worse = lr / 4, worse + 1
+        assert lr_at[k] == lr, (k, lr_at[k], lr)  # iteration k is the first after that validation
+    assert 0 < worse < len(vals) - 2  # both branches of the rule were taken
+    # --eval-every still decides when given
+    run_ok(SCRIPT, ["t.txt", "--val-file", "v.txt", "--level", "word", "--lr-decay", "plateau",
+                    "--max-iters", "30", "--eval-every", "10", "--seed", "1", "--log", "log2.jsonl",
+                    "--sample-every", "0", "--out", "q.npz"], tmp_path)
+    assert [r["iter"] for r in read_log(tmp_path / "log2.jsonl") if "val_loss" in r] == [10, 20, 30]
+
+
 def test_first_tokens_trains_on_the_first_words_in_their_own_vocabulary(tmp_path):
     write_text(tmp_path / "t.txt", "the cat sat\non the mat\n" + "zebra yak xylophone\n" * 30)
     # the first 8 words: the cat sat <eos> on the mat <eos>
