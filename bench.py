@@ -592,16 +592,20 @@ def ratio(a, b):
 
 def fast_vs_book_layers(path, quick):
     """rnnlm.py's training speed on the fast layers and on the book's plain ones (--book-layers),
-    for each cell at the table's sizes, in alternating rounds."""
+    for each cell at the table's sizes, in alternating rounds: training alone (no samples
+    printed), runs long enough that start-up's spread of a few tenths of a second hardly moves
+    the fast rate."""
     repeats = 2 if quick else 3
     D, H, N, T = (TABLE_SIZES[k] for k in "DHNT")
-    iters = 20 if quick else 60
-    print(f"fast layers against the book's: best of {repeats} alternating rounds, rates by wall "
-          "clock (and by CPU time)")
+    iters = 30 if quick else 150
+    print(f"fast layers against the book's: best of {repeats} alternating rounds of {iters // 5} "
+          f"and {iters} iterations, rates by wall clock (and by CPU time)")
     for cell in ("rnn", "lstm", "gru"):
-        fast, book = best_of([lambda: rnnlm_cli_rates(path, cell, iters, D, H, N, T),
+        fast, book = best_of([lambda: rnnlm_cli_rates(path, cell, iters, D, H, N, T,
+                                                      "--sample-every", "0"),
                               lambda: rnnlm_cli_rates(path, cell, iters, D, H, N, T,
-                                                      "--book-layers")], repeats)
+                                                      "--sample-every", "0", "--book-layers")],
+                             repeats)
         print(f"  rnnlm.py {cell.upper()} H={H} D={D} N={N} T={T} float32 Adam: fast "
               f"{fast[0] / 1000:.1f}k chars/s, book layers {book[0] / 1000:.1f}k chars/s; "
               f"ratio {ratio(fast, book)}")
