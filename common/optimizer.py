@@ -68,7 +68,7 @@ class Adam:
         if self.m is None:
             self.allocate(params)
         if self.scratch is None:  # two work arrays of one block, not saved (like the grads)
-            self.scratch = (np.empty(self.BLOCK, params[0].dtype), np.empty(self.BLOCK, params[0].dtype))
+            self.scratch = tuple(np.empty(self.BLOCK, params[0].dtype) for _ in range(2))
         self.iter += 1
         # lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t): m and v start at zero, this undoes the bias
         lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
