@@ -117,14 +117,15 @@ class _TimeCell:
         N, T, H = dhs.shape
         D, GH = Wx.shape
         dA = self._backward_steps(dhs).reshape(T * N, GH)  # (T*N, GH) pre-activation grads
+        np.sum(dA, axis=0, out=self.grads[2])  # db = sum_t sum_n dA_t                  (GH,)
         np.matmul(xs_tm.T, dA, out=self.grads[0])  # A_t = x_t Wx + ...: dWx = sum_t x_t^T dA_t  (D, GH)
         dxs = (dA @ np.ascontiguousarray(Wx.T)).reshape(T, N, D)  # (T, N, D) dx_t = dA_t Wx^T, Wx^T copied
         return _to_batch_major(dxs)  # (N, T, D)
 
     def backward_projected(self, dhs):
         """dhs (N, T, H) -> dA (N, T, GH), the gradient w.r.t. the unscaled x_t Wx + b of
-        forward_projected's gates (a transposed view); writes dWh and db, sets the state
-        gradients; dWx is the caller's, who made the gates."""
+        forward_projected's gates (a transposed view); writes dWh, sets the state gradients;
+        dWx and db are the caller's, who made the gates."""
         return self._backward_steps(dhs).transpose(1, 0, 2)  # (N, T, GH)
 
 
@@ -159,7 +160,7 @@ class TimeRNN(_TimeCell):
         return _to_batch_major(hbuf[1:])  # (N, T, H)
 
     def _backward_steps(self, dhs):
-        """dhs (N, T, H) -> da (T, N, H) pre-activation grads; writes dWh, db and sets self.dh."""
+        """dhs (N, T, H) -> da (T, N, H) pre-activation grads; writes dWh and sets self.dh."""
         Wh = self.params[1]
         hbuf = self.cache[1]
         N, T, H = dhs.shape
@@ -174,7 +175,6 @@ class TimeRNN(_TimeCell):
         self.dh = dh
         da = dts.reshape(T * N, H)  # (T*N, H) weight grads: one matmul each over all steps
         np.matmul(hbuf[:-1].reshape(T * N, H).T, da, out=self.grads[1])  # dWh = sum_t h_{t-1}^T da_t
-        np.sum(da, axis=0, out=self.grads[2])  # db = sum_t sum_n da_t          (H,)
         return dts  # (T, N, H)
 
 
@@ -247,7 +247,7 @@ class TimeLSTM(_TimeCell):
         return _to_batch_major(hbuf[1:])  # (N, T, H)
 
     def _backward_steps(self, dhs):
-        """dhs (N, T, H) -> dA (T, N, 4H) gate pre-activation grads; writes dWh, db, sets self.dh, self.dc."""
+        """dhs (N, T, H) -> dA (T, N, 4H) gate pre-activation grads; writes dWh, sets self.dh, self.dc."""
         Wh = self.params[1]
         _, gates, hbuf, cbuf, tanh_c = self.cache
         N, T, H = dhs.shape
@@ -289,7 +289,6 @@ class TimeLSTM(_TimeCell):
         self.dh, self.dc = np.ascontiguousarray(dh), dc
         dA2 = dA.reshape(T * N, 4 * H)  # (T*N, 4H)
         np.matmul(hbuf[:-1].reshape(T * N, H).T, dA2, out=self.grads[1])  # dWh = sum_t h_{t-1}^T dA_t
-        np.sum(dA2, axis=0, out=self.grads[2])  # db                                (4H,)
         return dA  # (T, N, 4H)
 
 
@@ -344,7 +343,7 @@ class TimeGRU(_TimeCell):
         return _to_batch_major(hbuf[1:])  # (N, T, H)
 
     def _backward_steps(self, dhs):
-        """dhs (N, T, H) -> dA (T, N, 3H) pre-activation grads; writes dWh, db and sets self.dh."""
+        """dhs (N, T, H) -> dA (T, N, 3H) pre-activation grads; writes dWh and sets self.dh."""
         Wh = self.params[1]
         _, gates, hbuf, hr = self.cache
         N, T, H = dhs.shape
@@ -389,7 +388,6 @@ class TimeGRU(_TimeCell):
         hr2 = hr.reshape(T * N, H)  # (T*N, H) r_t h_{t-1} for every step
         np.matmul(h_prev2.T, dA2[:, :2 * H], out=self.grads[1][:, :2 * H])  # dWh_zr = sum_t h_{t-1}^T dA_zr
         np.matmul(hr2.T, dA2[:, 2 * H:], out=self.grads[1][:, 2 * H:])  # dWh_h = sum_t (r h_{t-1})^T dA_h
-        np.sum(dA2, axis=0, out=self.grads[2])  # db                               (3H,)
         return dA  # (T, N, 3H)
 
 
@@ -436,14 +434,14 @@ class TimeEmbedProjection:
     """ids (N, T) -> the gates' inputs W[ids] Wx + b of every step: a TimeEmbedding's W (V, D) and the
     input weights Wx (D, GH) and bias b (GH,) of the cell that follows it, fused. Shares both layers'
     params and grads arrays; the cell runs forward_projected on the output and backward_projected
-    hands its dA back here. Writes the embedding's dW and the cell's dWx (the cell writes db).
+    hands its dA back here. Writes the embedding's dW and the cell's dWx and db.
     Its plain twin is time_layers.TimeEmbedding followed by the cell's input product x Wx + b:
     for a vocabulary smaller than N T it picks rows of the product W Wx instead of multiplying.
     """
 
     def __init__(self, embed, cell):
-        self.params = [embed.params[0], cell.params[0]]  # (V, D), (D, GH)
-        self.grads = [embed.grads[0], cell.grads[0]]  # (V, D), (D, GH) the very arrays of both layers
+        self.params = [embed.params[0], cell.params[0], cell.params[2]]  # (V, D), (D, GH), (GH,)
+        self.grads = [embed.grads[0], cell.grads[0], cell.grads[2]]  # the very arrays of both layers
         self.ids, self.xs = None, None
 
     def _by_table(self, K):
@@ -454,7 +452,7 @@ class TimeEmbedProjection:
     def table(self, derived):
         """(W Wx + b) scaled (V, GH): row v is the gates' input for id v, scaled as the cell's
         derived record says (derived.scale, derived.b_scaled), so that a step's gates are one row."""
-        W, Wx = self.params
+        W, Wx, _ = self.params
         return self._as_gates(W @ Wx, derived)  # (V, GH)
 
     @staticmethod
@@ -469,7 +467,7 @@ class TimeEmbedProjection:
         every step, new memory for the cell to overwrite. derived: the cell's derived(N,
         projected=True); table: table(derived) made while the weights stay as they are, its rows
         then picked whatever N T is."""
-        W, Wx = self.params
+        W, Wx, _ = self.params
         self.ids = np.array(ids)  # (N, T) our own copy
         if table is not None or self._by_table(self.ids.size):
             self.xs = None
@@ -479,9 +477,9 @@ class TimeEmbedProjection:
         return self._as_gates(self.xs @ Wx, derived)  # (T, N, GH)
 
     def backward(self, dout):
-        """dout (N, T, GH), the gradient w.r.t. W[ids] Wx (unscaled) -> None; writes dW and dWx in
-        place."""
-        W, Wx = self.params
+        """dout (N, T, GH), the gradient w.r.t. W[ids] Wx + b (unscaled) -> None; writes dW, dWx
+        and db in place."""
+        W, Wx, _ = self.params
         N, T, GH = dout.shape
         D = W.shape[1]
         ids = self.ids.T.reshape(T * N)  # (T*N,) time-major, as dout's memory usually is
@@ -489,10 +487,12 @@ class TimeEmbedProjection:
         if self.xs is None:
             dtable = np.empty((len(W), GH), dtype=W.dtype)  # (V, GH) dtable[v] = sum of da over ids == v
             scatter_add_rows(dtable, ids, da)
+            np.sum(dtable, axis=0, out=self.grads[2])  # db = sum of da's rows = sum of dtable's
             np.matmul(W.T, dtable, out=self.grads[1])  # dWx = sum_k x_k^T da_k = W^T onehot^T da = W^T dtable
             np.matmul(dtable, Wx.T, out=self.grads[0])  # dW = onehot^T (da Wx^T) = dtable Wx^T; no dxs formed
             return None
         np.matmul(self.xs.reshape(T * N, D).T, da, out=self.grads[1])  # dWx = sum_k x_k^T da_k   (D, GH)
+        np.sum(da, axis=0, out=self.grads[2])  # db = sum_k da_k                        (GH,)
         scatter_add_rows(self.grads[0], ids, da @ np.ascontiguousarray(Wx.T))  # dx = da Wx^T, rows summed
         return None
 

@@ -11,6 +11,16 @@ import math
 import numpy as np
 
 
+def aligned_zeros(shape, dtype):
+    """np.zeros(shape, dtype) whose data starts on a 64-byte (cache line) boundary; numpy's own
+    start on 16 bytes, where each 64-byte vector write of AVX-512 straddles two lines."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.zeros(nbytes + 64, dtype=np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 class SGD:
     """p -= lr * g."""
 
@@ -60,15 +70,15 @@ class Adam:
         self.m, self.v = None, None
         self.scratch = None
 
-    def allocate(self, params):
-        self.m = [np.zeros_like(p) for p in params]
-        self.v = [np.zeros_like(p) for p in params]
+    def allocate(self, params):  # m, v and the work arrays are what its passes write: aligned
+        self.m = [aligned_zeros(p.shape, p.dtype) for p in params]
+        self.v = [aligned_zeros(p.shape, p.dtype) for p in params]
 
     def update(self, params, grads):
         if self.m is None:
             self.allocate(params)
         if self.scratch is None:  # two work arrays of one block, not saved (like the grads)
-            self.scratch = tuple(np.empty(self.BLOCK, params[0].dtype) for _ in range(2))
+            self.scratch = tuple(aligned_zeros((self.BLOCK,), params[0].dtype) for _ in range(2))
         self.iter += 1
         # lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t): m and v start at zero, this undoes the bias
         lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)

@@ -55,3 +55,19 @@ def test_adam_over_steps_and_shapes_follows_the_rule_written_out():
     for p, p_r, m, m_r in zip(params, p_ref, opt.m, m_ref):
         np.testing.assert_allclose(m, m_r, rtol=ADAM_RTOL, atol=ADAM_ATOL)
         np.testing.assert_allclose(p, p_r, rtol=ADAM_RTOL, atol=ADAM_ATOL)
+
+
+def test_aligned_zeros_start_on_a_cache_line_and_hold_zeros():
+    # numpy's own arrays start on 16 bytes; 64 is the cache line (and an AVX-512 vector) in bytes
+    for shape, dtype in [((3,), np.float32), ((300, 500), np.float32), ((7, 5), np.float64),
+                         ((), np.float64), ((0,), np.float32)]:
+        for _ in range(4):  # several allocations: some would start off a line by chance
+            a = optimizer.aligned_zeros(shape, dtype)
+            assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+            assert a.size == 0 or a.ctypes.data % 64 == 0
+            assert not a.any()
+            a[...] = 1  # writable, and its own memory
+            assert a.sum() == a.size
+    opt = optimizer.Adam()
+    opt.allocate([np.ones((5, 9), np.float32)])
+    assert all(s[0].ctypes.data % 64 == 0 and s[0].dtype == np.float32 for s in (opt.m, opt.v))
