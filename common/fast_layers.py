@@ -57,12 +57,14 @@ class _TimeCell:
     its recurrent products), _forward_steps and _backward_steps: the recurrence itself.
     Attributes: h (N, H) the last state; dh (N, H) the gradient w.r.t. the block's initial state.
     stateful=True starts each block from the previous block's last state (set_state /
-    reset_state); backward still stops at the block's first step (truncated BPTT)."""
+    reset_state); backward still stops at the block's first step (truncated BPTT).
+    state_grads=False: backward leaves dh (and dc) None and skips the first step's product that
+    only they need, for a model whose gradient stops at the block's start anyway (FastRnnlm)."""
 
-    def __init__(self, Wx, Wh, b, stateful=False):
+    def __init__(self, Wx, Wh, b, stateful=False, state_grads=True):
         self.params = [Wx, Wh, b]
         self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]  # (D, GH), (H, GH), (GH,)
-        self.stateful = stateful
+        self.stateful, self.state_grads = stateful, state_grads
         self.h, self.dh = None, None
         self.cache = None
 
@@ -171,8 +173,10 @@ class TimeRNN(_TimeCell):
         for t in reversed(range(T)):
             dts[t] += dh  # dh_t = dhs_t + (from h_{t+1})
             dts[t] *= dtanh[t]  # da_t = dh_t * (1 - h_t^2)
+            if t == 0 and not self.state_grads:
+                break  # dh_{-1} is the initial state's gradient: not wanted
             np.matmul(dts[t], Wh_T, out=dh)  # through a_t = h_{t-1} Wh + ...: dh_{t-1} = da_t Wh^T
-        self.dh = dh
+        self.dh = dh if self.state_grads else None
         da = dts.reshape(T * N, H)  # (T*N, H) weight grads: one matmul each over all steps
         np.matmul(hbuf[:-1].reshape(T * N, H).T, da, out=self.grads[1])  # dWh = sum_t h_{t-1}^T da_t
         return dts  # (T, N, H)
@@ -189,8 +193,8 @@ class TimeLSTM(_TimeCell):
     stateful=True carries h and c across forward calls (set_state(h, c=None) / reset_state).
     """
 
-    def __init__(self, Wx, Wh, b, stateful=False):
-        super().__init__(Wx, Wh, b, stateful)
+    def __init__(self, Wx, Wh, b, stateful=False, state_grads=True):
+        super().__init__(Wx, Wh, b, stateful, state_grads)
         self.c, self.dc = None, None
 
     def set_state(self, h, c=None):
@@ -284,9 +288,11 @@ class TimeLSTM(_TimeCell):
             fgi = factor[t, :, :3]  # (N, 3, H) view
             np.multiply(fgi, ds[:, None], out=fgi)  # dA_f, dA_g, dA_i = ds times their factors
             factor[t, :, 3] *= dh_t  # dA_o = dh_t tanh(c_t) o (1 - o)
+            if t == 0 and not self.state_grads:
+                break  # dh_{-1}, dc_{-1} are the initial state's gradients: not wanted
             np.multiply(ds, f[t], out=dc)  # c_t = f c_{t-1} + g i: dc_{t-1} = ds f
             np.matmul(Wh, dA[t].T, out=dh.T)  # A = ... + h_{t-1} Wh: dh_{t-1} = dA_t Wh^T
-        self.dh, self.dc = np.ascontiguousarray(dh), dc
+        self.dh, self.dc = (np.ascontiguousarray(dh), dc) if self.state_grads else (None, None)
         dA2 = dA.reshape(T * N, 4 * H)  # (T*N, 4H)
         np.matmul(hbuf[:-1].reshape(T * N, H).T, dA2, out=self.grads[1])  # dWh = sum_t h_{t-1}^T dA_t
         return dA  # (T, N, 4H)
@@ -378,11 +384,13 @@ class TimeGRU(_TimeCell):
             np.multiply(q, h_prev, out=dr)
             np.multiply(dr, r, out=s)
             dr -= s  # via r: dA_r = dhr h_{t-1} r (1 - r), sigma' = r (1 - r)
+            if t == 0 and not self.state_grads:
+                break  # dh_{-1} is the initial state's gradient: not wanted
             np.matmul(dAt[:, :2 * H], Wh_zrT, out=dh)  # through h_{t-1} Wh_zr: dA_zr Wh_zr^T
             dh += dh_t
             dh -= p  # direct path: dh_t (1 - z)
             dh += q  # through r h_{t-1}: dhr r; dh_{t-1} is the sum of the three
-        self.dh = dh
+        self.dh = dh if self.state_grads else None
         dA2 = dA.reshape(T * N, 3 * H)  # (T*N, 3H)
         h_prev2 = hbuf[:-1].reshape(T * N, H)  # (T*N, H) h_{t-1} for every step
         hr2 = hr.reshape(T * N, H)  # (T*N, H) r_t h_{t-1} for every step

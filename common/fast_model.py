@@ -40,8 +40,9 @@ class FastRnnlm(StateAsArray):
         self.names = list(shapes)  # parallel to params: a tied weight appears once
         self.params = [w[name] for name in self.names]
         self.embed = TimeEmbedding(w["embed_W"])  # (V, D)
-        self.rnns = [CELLS[cell].fast(w[p + "_Wx"], w[p + "_Wh"], w[p + "_b"], stateful=True)
-                     for p in layer_prefixes(cell, L)]
+        # the gradient stops at each block's first step: no layer's dh (or dc) is read
+        self.rnns = [CELLS[cell].fast(w[p + "_Wx"], w[p + "_Wh"], w[p + "_b"], stateful=True,
+                                      state_grads=False) for p in layer_prefixes(cell, L)]
         # (H, V): a tied model's is a view of embed_W, so the optimizer's update moves it too
         self.affine = TimeAffineSoftmaxWithLoss(w["embed_W"].T if tie_weights else w["affine_W"],
                                                 w["affine_b"])
