@@ -418,8 +418,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     use_environment(args.steered)
     if args.book_layers:
-        path, text = bench_text(args.input)
-        fast_vs_book_layers(path, len(set(text)), args.quick)
+        fast_vs_book_layers(bench_text(args.input)[0], args.quick)
         return 0
     if args.table:
         path, text = bench_text(args.input)
@@ -591,18 +590,16 @@ def ratio(a, b):
     return f"{a[0] / b[0]:.2f}x ({a[1] / b[1]:.2f}x by CPU time)"
 
 
-def fast_vs_book_layers(path, V, quick):
+def fast_vs_book_layers(path, quick):
     """rnnlm.py's training speed on the fast layers and on the book's plain ones (--book-layers),
     for each cell at the table's sizes, in alternating rounds: training alone (no samples
     printed), runs long enough that start-up's spread of a few tenths of a second hardly moves
-    the fast rate. Then the same iteration in one process, the two taking turns."""
+    the fast rate."""
     repeats = 2 if quick else 3
     D, H, N, T = (TABLE_SIZES[k] for k in "DHNT")
     iters = 30 if quick else 150
-    turns = 40 if quick else 200
     print(f"fast layers against the book's: best of {repeats} alternating rounds of {iters // 5} "
-          f"and {iters} iterations, rates by wall clock (and by CPU time); then {turns} "
-          f"iterations each in one process, taking turns, medians by wall clock")
+          f"and {iters} iterations, rates by wall clock (and by CPU time)")
     for cell in ("rnn", "lstm", "gru"):
         fast, book = best_of([lambda: rnnlm_cli_rates(path, cell, iters, D, H, N, T,
                                                       "--sample-every", "0"),
@@ -612,38 +609,6 @@ def fast_vs_book_layers(path, V, quick):
         print(f"  rnnlm.py {cell.upper()} H={H} D={D} N={N} T={T} float32 Adam: fast "
               f"{fast[0] / 1000:.1f}k chars/s, book layers {book[0] / 1000:.1f}k chars/s; "
               f"ratio {ratio(fast, book)}")
-        fast_ms, book_ms = in_child(f"iteration_ms_taking_turns({V}, {cell!r}, {turns}, {D}, "
-                                    f"{H}, {N}, {T})")
-        print(f"    in one process: fast {fast_ms:.2f} ms, book layers {book_ms:.2f} ms an "
-              f"iteration; ratio {book_ms / fast_ms:.2f}x")
-
-
-def iteration_ms_taking_turns(V, cell, iters, D, H, N, T, turn=5):
-    """rnnlm.py's training iteration (forward, backward, Adam) of one `cell` layer on the fast
-    layers and on the book's, in one process, taking turns of `turn` iterations on the same
-    random batches -> their median wall-clock ms (fast, book), each turn's first iteration (the
-    other's arrays in the caches) left out. Both meet the same moments of a shared machine, so
-    their ratio moves far less from run to run than that of whole runs."""
-    from common.interface import LayerModel
-    from common.models import EMBED_STD
-    from common.optimizer import Adam
-    options = {"wordvec_size": D, "hidden_size": H, "cell": cell, "num_layers": 1, "dropout": 0.0,
-               "tie_weights": False, "dtype": "float32", "embed_std": EMBED_STD}
-    paths = [(LayerModel.build(options, V, seed=0, book_layers=book), Adam(0.003))
-             for book in (False, True)]
-    rng = np.random.default_rng(0)
-    times = [[], []]
-    for rnd in range(1 + -(-iters // (turn - 1))):  # round 0 warms up
-        batches = [(rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T))) for _ in range(turn)]
-        for (model, adam), took in zip(paths, times):
-            for k, (xs, ts) in enumerate(batches):
-                start = time.perf_counter()
-                model.forward(xs, ts)
-                model.backward()
-                adam.update(model.params, model.grads)
-                if rnd and k:
-                    took.append(time.perf_counter() - start)
-    return [float(np.median(took)) * 1e3 for took in times]
 
 
 def reference_table(path, V, quick):

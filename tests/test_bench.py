@@ -26,11 +26,3 @@ def test_a_recipe_becomes_rnnlm_options():
         args = rnnlm.build_parser().parse_args(["in.txt", *bench.as_flags(recipe)])
         for name, value in recipe.items():
             assert getattr(args, name) == (True if value == "" else value), name
-
-
-def test_iterations_taking_turns_time_both_paths_for_every_cell():
-    # tiny sizes: both models build, train (forward, backward, Adam) and are timed; 3 turns of 2
-    # iterations give 2 timed iterations each after the warm-up turn
-    for cell in ("rnn", "lstm", "gru"):
-        times = bench.iteration_ms_taking_turns(7, cell, 2, 3, 4, 2, 3, turn=2)
-        assert len(times) == 2 and all(0 < t < 1e4 for t in times), (cell, times)
