@@ -70,7 +70,7 @@ class Adam:
         self.m, self.v = None, None
         self.scratch = None
 
-    def allocate(self, params):  # m, v and the work arrays are what its passes write: aligned
+    def allocate(self, params):  # on cache lines, as the work arrays: the passes write them
         self.m = [aligned_zeros(p.shape, p.dtype) for p in params]
         self.v = [aligned_zeros(p.shape, p.dtype) for p in params]
 
